@@ -1,0 +1,141 @@
+// Bindings for Device, Tensor and data movement.
+#include <pybind11/functional.h>
+
+#include "bind/bind.h"
+#include "core/graph.h"
+#include "core/tensor.h"
+#include "ops/copy.h"
+
+namespace minisinga {
+
+namespace {
+
+py::dtype NumpyDType(DType dt) {
+  switch (dt) {
+    case DType::kFloat32: return py::dtype("float32");
+    case DType::kFloat16: return py::dtype("float16");
+    case DType::kInt32: return py::dtype("int32");
+  }
+  return py::dtype("float32");
+}
+
+py::tuple ShapeTuple(const Shape& s) {
+  py::tuple t(s.size());
+  for (size_t i = 0; i < s.size(); i++) t[i] = s[i];
+  return t;
+}
+
+py::dict StatsDict(const MemoryStats& s) {
+  py::dict d;
+  d["current"] = s.current;
+  d["peak"] = s.peak;
+  d["allocations"] = s.allocations;
+  d["reserved"] = s.reserved;
+  d["system_allocations"] = s.system_allocs;
+  return d;
+}
+
+std::vector<BlockPtr> Blocks(const std::vector<Tensor>& ts) {
+  std::vector<BlockPtr> v;
+  for (auto& t : ts) v.push_back(t.block());
+  return v;
+}
+
+}  // namespace
+
+void InitCore(py::module_& m) {
+  py::enum_<DType>(m, "DType")
+      .value("float32", DType::kFloat32)
+      .value("float16", DType::kFloat16)
+      .value("int32", DType::kInt32);
+
+  py::class_<Device, std::unique_ptr<Device, py::nodelete>>(m, "Device")
+      .def_property_readonly("id", &Device::id)
+      .def_property_readonly("name", &Device::name)
+      .def_property_readonly("is_cuda", &Device::is_cuda)
+      .def("EnableGraph", &Device::EnableGraph, py::arg("enable"))
+      .def_property_readonly("graph_enabled", &Device::graph_enabled)
+      .def("RunGraph", &Device::RunGraph, py::arg("sequential") = false,
+           py::call_guard<py::gil_scoped_release>())
+      .def("ResetGraph", &Device::ResetGraph)
+      .def_property_readonly("graph_size", [](Device& d) { return d.graph()->size(); })
+      .def_property_readonly("graph_runs", [](Device& d) { return d.graph()->runs(); })
+      .def("graph_plan", [](Device& d, bool sequential) {
+             GraphPlan p = d.graph()->Plan(sequential);
+             py::dict r;
+             r["order"] = p.order;
+             r["planned_peak"] = p.planned_peak;
+             r["persistent_bytes"] = p.persistent_bytes;
+             return r;
+           }, py::arg("sequential") = false)
+      .def("graph_node_names", [](Device& d) {
+             std::vector<std::string> v;
+             for (auto& n : d.graph()->nodes()) v.push_back(n.name);
+             return v;
+           })
+      .def("set_graph_phase", [](Device& d, const std::string& p) { d.graph()->current_phase = p; })
+      // A Python callable as a node: it runs with the GIL held, in stream order.
+      .def("exec_python", [](Device& d, py::function fn, const std::vector<Tensor>& reads,
+                             const std::vector<Tensor>& writes, const std::string& name) {
+             auto holder = std::make_shared<py::function>(std::move(fn));
+             d.Exec([holder](Context*) {
+                      py::gil_scoped_acquire gil;
+                      (*holder)();
+                    }, Blocks(reads), Blocks(writes), name);
+           }, py::arg("fn"), py::arg("reads"), py::arg("writes"), py::arg("name"))
+      .def("Sync", &Device::Sync, py::call_guard<py::gil_scoped_release>())
+      .def("SetRandSeed", &Device::SetRandSeed, py::arg("seed"))
+      .def_property_readonly("rng_state", [](Device& d) {
+        return py::make_tuple(d.context()->seed, d.context()->rng_offset);
+      })
+      .def("SetVerbosity", &Device::SetVerbosity, py::arg("verbosity"))
+      .def_property_readonly("verbosity", &Device::verbosity)
+      .def("SetSkipIteration", &Device::SetSkipIteration, py::arg("n"))
+      .def("time_profiling_report", &Device::TimeProfilingReport)
+      .def("reset_profiling", &Device::ResetProfiling)
+      .def("memory_stats", [](Device& d) { return StatsDict(d.memory_stats()); })
+      .def("reset_peak", &Device::ResetPeak)
+      .def("empty_cache", &Device::EmptyCache)
+      .def("__repr__", [](Device& d) { return "<Device " + d.name() + ">"; });
+
+  m.def("default_device", &DefaultDevice, py::return_value_policy::reference);
+  m.def("create_cpu_device", &CreateCpuDevice, py::return_value_policy::reference);
+  m.def("cuda_device", &CudaDevice, py::arg("id"), py::return_value_policy::reference);
+  m.def("cuda_device_count", &CudaDeviceCount);
+  m.def("built_with_cuda", &BuiltWithCuda);
+
+  py::class_<Tensor>(m, "Tensor")
+      .def(py::init<const Shape&, Device*, DType>(), py::arg("shape"), py::arg("device"),
+           py::arg("dtype") = DType::kFloat32)
+      .def_property_readonly("shape", [](const Tensor& t) { return ShapeTuple(t.shape()); })
+      .def_property_readonly("dtype", &Tensor::dtype)
+      .def_property_readonly("device", &Tensor::device, py::return_value_policy::reference)
+      .def_property_readonly("ndim", &Tensor::ndim)
+      .def_property_readonly("numel", &Tensor::numel)
+      .def_property_readonly("nbytes", &Tensor::nbytes)
+      .def_property_readonly("allocated", [](const Tensor& t) { return t.block()->allocated(); })
+      .def("reshape", &Tensor::Reshape, py::arg("shape"))
+      .def("slice_rows", &Tensor::SliceRows, py::arg("start"), py::arg("stop"))
+      .def("same_block", [](const Tensor& a, const Tensor& b) { return a.block() == b.block(); })
+      .def("copy_from_numpy", [](const Tensor& t, py::array arr) {
+             // tensor.py converts dtype and layout; here only the bytes are checked.
+             MS_CHECK(arr.flags() & py::array::c_style, "copy_from_numpy: array is not C-contiguous");
+             MS_CHECK_TYPE(arr.dtype().is(NumpyDType(t.dtype())),
+                           "copy_from_numpy: array dtype " << std::string(py::str(arr.dtype()))
+                                                           << " does not match tensor dtype "
+                                                           << DTypeName(t.dtype()));
+             ops::CopyFromHost(t, arr.data(), arr.nbytes());
+           }, py::arg("array"))
+      .def("to_numpy", [](const Tensor& t) {
+        py::array arr(NumpyDType(t.dtype()), t.shape());
+        ops::CopyToHost(t, arr.mutable_data(), t.nbytes());
+        return arr;
+      })
+      .def("__repr__", &Tensor::Repr);
+
+  m.def("copy", &ops::Copy, py::arg("dst"), py::arg("src"));
+  m.def("clone", &ops::Clone, py::arg("t"));
+  m.def("to_device", &ops::ToDevice, py::arg("t"), py::arg("device"));
+}
+
+}  // namespace minisinga

@@ -1,0 +1,48 @@
+// Error checking and small shared types for the tensor core.
+#pragma once
+
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace minisinga {
+
+using Shape = std::vector<int64_t>;
+
+// Raised for bad values (shapes, sizes, ranges); surfaces in Python as ValueError.
+struct ValueError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+// Raised for bad dtypes or devices; surfaces in Python as TypeError.
+struct TypeError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+// Raised when the runtime itself fails (allocation, CUDA errors); RuntimeError in Python.
+struct RuntimeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string ShapeStr(const Shape& s);
+int64_t Numel(const Shape& s);
+
+}  // namespace minisinga
+
+#define MS_THROW_(Kind, msg)        \
+  do {                              \
+    std::ostringstream ms_os_;      \
+    ms_os_ << msg;                  \
+    throw ::minisinga::Kind(ms_os_.str()); \
+  } while (0)
+
+// MS_CHECK(cond, "op: what was wrong " << detail) throws ValueError with the message.
+#define MS_CHECK(cond, msg) \
+  do {                      \
+    if (!(cond)) MS_THROW_(ValueError, msg); \
+  } while (0)
+#define MS_CHECK_TYPE(cond, msg) \
+  do {                           \
+    if (!(cond)) MS_THROW_(TypeError, msg); \
+  } while (0)
+#define MS_FAIL(msg) MS_THROW_(RuntimeError, msg)

@@ -1,0 +1,169 @@
+#include "core/device.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <iomanip>
+#include <mutex>
+#include <sstream>
+
+#include "core/graph.h"
+
+namespace minisinga {
+
+bool Context::is_cuda() const { return dev->is_cuda(); }
+
+void* Block::mutable_data() {
+  if (ptr_ == nullptr) ptr_ = dev_->Malloc(size_);
+  return ptr_;
+}
+
+const void* Block::data() {
+  if (ptr_ == nullptr) {
+    ptr_ = dev_->Malloc(size_);
+    dev_->Memset0(ptr_, size_);
+  }
+  return ptr_;
+}
+
+void Block::Release() {
+  if (ptr_ != nullptr) {
+    dev_->Free(ptr_, size_);
+    ptr_ = nullptr;
+  }
+}
+
+Device::Device(DeviceType type, int id) : type_(type), id_(id), graph_(new Graph()) {
+  ctx_.dev = this;
+}
+
+Device::~Device() = default;
+
+void Device::InitPool() {
+  pool_.reset(new CachingPool([this](size_t n) { return RawMalloc(n); },
+                              [this](void* p) { RawFree(p); }));
+}
+
+std::string Device::name() const {
+  return (type_ == DeviceType::kCpu ? "cpu:" : "cuda:") + std::to_string(id_);
+}
+
+void Device::Exec(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writes,
+                  const std::string& name) {
+  if (buffering_) {
+    graph_->Add(Node{std::move(fn), std::move(reads), std::move(writes), name,
+                     graph_->current_phase});
+  } else {
+    fn(&ctx_);
+  }
+}
+
+void Device::EnableGraph(bool enable) { buffering_ = enable; }
+
+void Device::RunGraph(bool sequential) {
+  MS_CHECK(!buffering_, "RunGraph: the device is still recording; call EnableGraph(False) first");
+  graph_->Run(this, sequential);
+}
+
+void Device::ResetGraph() {
+  Sync();
+  graph_->Clear();
+}
+
+void Device::SetRandSeed(uint64_t seed) {
+  ctx_.seed = seed;
+  ctx_.rng_offset = 0;
+}
+
+double Device::TimeOp(const Fn& fn) {
+  auto t0 = std::chrono::steady_clock::now();
+  fn(&ctx_);
+  Sync();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void Device::RecordTime(const std::string& name, double seconds) {
+  OpTime& t = profile_[name];
+  t.count++;
+  t.total += seconds;
+}
+
+std::string Device::TimeProfilingReport() const {
+  if (profile_.empty()) return "";
+  double all = 0;
+  for (auto& kv : profile_) all += kv.second.total;
+  std::vector<std::pair<std::string, OpTime>> rows(profile_.begin(), profile_.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.total > b.second.total; });
+  std::ostringstream os;
+  os << "Time profiling (" << name() << ", after skipping " << skip_iterations_
+     << " iterations):\n";
+  os << std::left << std::setw(28) << "op" << std::right << std::setw(10) << "count"
+     << std::setw(14) << "mean (ms)" << std::setw(14) << "total (ms)" << std::setw(9)
+     << "share" << "\n";
+  for (auto& r : rows) {
+    os << std::left << std::setw(28) << r.first << std::right << std::setw(10) << r.second.count
+       << std::setw(14) << std::fixed << std::setprecision(4)
+       << 1e3 * r.second.total / r.second.count << std::setw(14) << 1e3 * r.second.total
+       << std::setw(8) << std::setprecision(1) << 100.0 * r.second.total / all << "%\n";
+  }
+  return os.str();
+}
+
+// ---- CPU device ----
+
+CppCPU::CppCPU(int id) : Device(DeviceType::kCpu, id) { InitPool(); }
+
+void* CppCPU::RawMalloc(size_t bytes) {
+  // 64-byte alignment for vector loads.
+  return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+void CppCPU::RawFree(void* p) { std::free(p); }
+void CppCPU::CopyToHost(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+void CppCPU::CopyFromHost(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+void CppCPU::CopyOnDevice(void* dst, const void* src, size_t n) { std::memmove(dst, src, n); }
+void CppCPU::Memset0(void* dst, size_t n) { std::memset(dst, 0, n); }
+
+// ---- registry: devices are never destroyed (blocks hold raw pointers) ----
+
+namespace {
+std::mutex g_mu;
+std::vector<Device*>& Devices() {
+  static auto* v = new std::vector<Device*>();
+  return *v;
+}
+}  // namespace
+
+Device* DefaultDevice() {
+  static Device* d = [] {
+    std::lock_guard<std::mutex> lock(g_mu);
+    Device* dev = new CppCPU(0);
+    Devices().push_back(dev);
+    return dev;
+  }();
+  return d;
+}
+
+Device* CreateCpuDevice() {
+  DefaultDevice();
+  std::lock_guard<std::mutex> lock(g_mu);
+  int id = 0;
+  for (Device* d : Devices())
+    if (!d->is_cuda()) id++;
+  Device* dev = new CppCPU(id);
+  Devices().push_back(dev);
+  return dev;
+}
+
+#ifndef MS_WITH_CUDA
+bool BuiltWithCuda() { return false; }
+int CudaDeviceCount() { return 0; }
+Device* CudaDevice(int id) {
+  MS_THROW_(RuntimeError, "create_cuda_gpu_on(" << id
+                                                << "): minisinga was built without CUDA "
+                                                   "(rebuild with MINISINGA_CUDA=1 and nvcc)");
+}
+#endif
+
+}  // namespace minisinga

@@ -1,0 +1,131 @@
+// Devices run every kernel through Exec: at once (eager) or into a recorded Graph.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/block.h"
+#include "core/common.h"
+#include "core/pool.h"
+
+namespace minisinga {
+
+class Device;
+class Graph;
+
+enum class DeviceType { kCpu = 0, kCuda = 1 };
+
+// What a kernel closure sees when it runs.
+struct Context {
+  Device* dev = nullptr;
+  uint64_t seed = 0;        // counter-based RNG: (seed, offset) name a stream of numbers
+  uint64_t rng_offset = 0;  // advanced by every random kernel
+  void* stream = nullptr;   // cudaStream_t on CUDA devices
+  void* blas = nullptr;     // cublasHandle_t on CUDA devices
+  bool is_cuda() const;
+  // Reserves `n` counter values for one random kernel and returns the first.
+  uint64_t TakeRng(uint64_t n) {
+    uint64_t o = rng_offset;
+    rng_offset += (n + 3) / 4 * 4;
+    return o;
+  }
+};
+
+class Device {
+ public:
+  using Fn = std::function<void(Context*)>;
+
+  Device(DeviceType type, int id);
+  virtual ~Device();
+
+  DeviceType type() const { return type_; }
+  bool is_cuda() const { return type_ == DeviceType::kCuda; }
+  int id() const { return id_; }
+  std::string name() const;
+
+  // The one way a kernel runs: now, or appended to the graph while buffering.
+  void Exec(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writes,
+            const std::string& name);
+  // Host <-> device copies of raw bytes, in stream order, blocking until done.
+  virtual void CopyToHost(void* dst, const void* src, size_t n) = 0;
+  virtual void CopyFromHost(void* dst, const void* src, size_t n) = 0;
+  // Device-to-device copy and zero fill, in stream order.
+  virtual void CopyOnDevice(void* dst, const void* src, size_t n) = 0;
+  virtual void Memset0(void* dst, size_t n) = 0;
+  // Waits for all queued work.
+  virtual void Sync() {}
+
+  // Memory.
+  void* Malloc(size_t bytes) { return pool_->Malloc(bytes); }
+  void Free(void* p, size_t bytes) { pool_->Free(p, bytes); }
+  MemoryStats memory_stats() const { return pool_->Stats(); }
+  void ResetPeak() { pool_->ResetPeak(); }
+  void EmptyCache() { pool_->EmptyCache(); }
+
+  // Graph buffering and replay.
+  void EnableGraph(bool enable);
+  bool graph_enabled() const { return buffering_; }
+  void RunGraph(bool sequential);
+  void ResetGraph();
+  Graph* graph() { return graph_.get(); }
+
+  // Random numbers: the same seed gives the same numbers on every run.
+  void SetRandSeed(uint64_t seed);
+  Context* context() { return &ctx_; }
+
+  // Profiling of graph replays.
+  void SetVerbosity(int v) { verbosity_ = v; }
+  int verbosity() const { return verbosity_; }
+  void SetSkipIteration(int n) { skip_iterations_ = n; }
+  int skip_iterations() const { return skip_iterations_; }
+  std::string TimeProfilingReport() const;
+  void RecordTime(const std::string& name, double seconds);
+  void ResetProfiling() { profile_.clear(); }
+  // Wall time of `fn` as the device sees it (CUDA: event-timed on the stream).
+  virtual double TimeOp(const Fn& fn);
+
+ protected:
+  virtual void* RawMalloc(size_t bytes) = 0;
+  virtual void RawFree(void* p) = 0;
+  void InitPool();
+
+  DeviceType type_;
+  int id_;
+  Context ctx_;
+  std::unique_ptr<CachingPool> pool_;
+  std::unique_ptr<Graph> graph_;
+  bool buffering_ = false;
+  int verbosity_ = 0;
+  int skip_iterations_ = 0;
+  struct OpTime {
+    int64_t count = 0;
+    double total = 0;
+  };
+  std::map<std::string, OpTime> profile_;
+};
+
+class CppCPU : public Device {
+ public:
+  explicit CppCPU(int id);
+  void CopyToHost(void* dst, const void* src, size_t n) override;
+  void CopyFromHost(void* dst, const void* src, size_t n) override;
+  void CopyOnDevice(void* dst, const void* src, size_t n) override;
+  void Memset0(void* dst, size_t n) override;
+
+ protected:
+  void* RawMalloc(size_t bytes) override;
+  void RawFree(void* p) override;
+};
+
+// Devices live for the whole process (blocks keep raw pointers to them).
+Device* DefaultDevice();
+Device* CreateCpuDevice();
+Device* CudaDevice(int id);  // throws when built without CUDA or the GPU is absent
+int CudaDeviceCount();       // 0 when built without CUDA
+bool BuiltWithCuda();
+
+}  // namespace minisinga

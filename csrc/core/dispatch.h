@@ -1,0 +1,38 @@
+// Picks the CPU or CUDA implementation of a kernel, and a C++ type for a DType.
+#pragma once
+
+#include "core/device.h"
+#include "core/dtype.h"
+
+// Kernels live in minisinga::kernels::cpu / ::cuda with identical signatures whose first
+// parameter is the Context*.
+#ifdef MS_WITH_CUDA
+#define MS_DISPATCH(ctx, fn, ...)                                      \
+  ((ctx)->is_cuda() ? ::minisinga::kernels::cuda::fn(ctx, __VA_ARGS__) \
+                    : ::minisinga::kernels::cpu::fn(ctx, __VA_ARGS__))
+#else
+#define MS_DISPATCH(ctx, fn, ...) ::minisinga::kernels::cpu::fn(ctx, __VA_ARGS__)
+#endif
+
+// MS_TYPE_SWITCH(dtype, T, body): runs body with T = float, half_t or int32_t.
+#define MS_TYPE_SWITCH(dtype, T, ...)             \
+  switch (dtype) {                                \
+    case ::minisinga::DType::kFloat32: {          \
+      using T = float;                            \
+      __VA_ARGS__;                                \
+      break;                                      \
+    }                                             \
+    case ::minisinga::DType::kFloat16: {          \
+      using T = ::minisinga::half_t;              \
+      __VA_ARGS__;                                \
+      break;                                      \
+    }                                             \
+    case ::minisinga::DType::kInt32: {            \
+      using T = int32_t;                          \
+      __VA_ARGS__;                                \
+      break;                                      \
+    }                                             \
+  }
+
+// Below this many elements a CPU loop runs on one thread.
+#define MS_OMP_MIN 32768

@@ -1,0 +1,79 @@
+#include "core/pool.h"
+
+#include "core/common.h"
+
+namespace minisinga {
+
+size_t CachingPool::RoundUp(size_t bytes) {
+  if (bytes <= 512) return 512;
+  if (bytes <= (1u << 20)) return (bytes + 511) / 512 * 512;
+  // Above 1 MiB: round to a multiple of 1/8 of the next power of two (<= 12.5% waste).
+  size_t p = 1;
+  while (p < bytes) p <<= 1;
+  size_t step = p / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+CachingPool::~CachingPool() { EmptyCache(); }
+
+void* CachingPool::Malloc(size_t bytes) {
+  size_t sz = RoundUp(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  void* p = nullptr;
+  auto it = free_lists_.find(sz);
+  if (it != free_lists_.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+  } else {
+    p = alloc_(sz);
+    if (p == nullptr) {
+      // Release the cache and retry once before giving up.
+      for (auto& kv : free_lists_)
+        for (void* q : kv.second) {
+          free_(q);
+          stats_.reserved -= kv.first;
+        }
+      free_lists_.clear();
+      p = alloc_(sz);
+      if (p == nullptr)
+        MS_FAIL("out of memory: could not allocate " << sz << " bytes (" << stats_.current
+                                                     << " bytes in use)");
+    }
+    stats_.reserved += sz;
+    stats_.system_allocs++;
+  }
+  stats_.current += sz;
+  stats_.allocations++;
+  if (stats_.current > stats_.peak) stats_.peak = stats_.current;
+  return p;
+}
+
+void CachingPool::Free(void* ptr, size_t bytes) {
+  if (ptr == nullptr) return;
+  size_t sz = RoundUp(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  free_lists_[sz].push_back(ptr);
+  stats_.current -= sz;
+}
+
+void CachingPool::EmptyCache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& kv : free_lists_)
+    for (void* q : kv.second) {
+      free_(q);
+      stats_.reserved -= kv.first;
+    }
+  free_lists_.clear();
+}
+
+MemoryStats CachingPool::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void CachingPool::ResetPeak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.peak = stats_.current;
+}
+
+}  // namespace minisinga

@@ -1,0 +1,102 @@
+#include "core/tensor.h"
+
+#include <sstream>
+
+namespace minisinga {
+
+std::string ShapeStr(const Shape& s) {
+  std::ostringstream os;
+  os << "(";
+  for (size_t i = 0; i < s.size(); i++) os << (i ? ", " : "") << s[i];
+  if (s.size() == 1) os << ",";
+  os << ")";
+  return os.str();
+}
+
+int64_t Numel(const Shape& s) {
+  int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+Tensor::Tensor(const Shape& shape, Device* dev, DType dtype)
+    : shape_(shape), dtype_(dtype), dev_(dev) {
+  MS_CHECK(dev != nullptr, "Tensor: no device given");
+  for (auto d : shape)
+    MS_CHECK(d >= 0, "Tensor: negative dimension in shape " << ShapeStr(shape));
+  block_ = std::make_shared<Block>(dev, nbytes());
+}
+
+int64_t Tensor::shape(int axis) const { return shape_[NormAxis(axis, ndim(), "shape")]; }
+
+Tensor Tensor::Reshape(const Shape& shape) const {
+  Shape s = shape;
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == -1) {
+      MS_CHECK(infer < 0, "reshape: only one dimension may be -1, got " << ShapeStr(shape));
+      infer = static_cast<int>(i);
+    } else {
+      MS_CHECK(s[i] >= 0, "reshape: invalid dimension in " << ShapeStr(shape));
+      known *= s[i];
+    }
+  }
+  if (infer >= 0) {
+    MS_CHECK(known > 0 && numel() % known == 0,
+             "reshape: cannot reshape " << ShapeStr(shape_) << " into " << ShapeStr(shape));
+    s[infer] = numel() / known;
+  }
+  MS_CHECK(Numel(s) == numel(), "reshape: cannot reshape tensor of shape "
+                                    << ShapeStr(shape_) << " (" << numel() << " elements) into "
+                                    << ShapeStr(shape));
+  Tensor t = *this;
+  t.shape_ = s;
+  return t;
+}
+
+Tensor Tensor::SliceRows(int64_t start, int64_t stop) const {
+  MS_CHECK(ndim() >= 1, "slice_rows: tensor has no rows (shape " << ShapeStr(shape_) << ")");
+  MS_CHECK(0 <= start && start <= stop && stop <= shape_[0],
+           "slice_rows: [" << start << ", " << stop << ") is outside [0, " << shape_[0] << "]");
+  Tensor t = *this;
+  int64_t row = numel() / (shape_[0] == 0 ? 1 : shape_[0]);
+  t.shape_[0] = stop - start;
+  t.offset_ = offset_ + start * row * SizeOf(dtype_);
+  return t;
+}
+
+std::string Tensor::Repr() const {
+  std::ostringstream os;
+  os << "Tensor(shape=" << ShapeStr(shape_) << ", dtype=" << DTypeName(dtype_)
+     << ", device=" << (dev_ ? dev_->name() : "none") << ")";
+  return os.str();
+}
+
+int NormAxis(int64_t axis, int ndim, const char* op) {
+  MS_CHECK(axis >= -ndim && axis < ndim, op << ": axis " << axis << " is out of range for a "
+                                            << ndim << "-d tensor");
+  return static_cast<int>(axis < 0 ? axis + ndim : axis);
+}
+
+void CheckSameDevice(const char* op, const Tensor& a, const Tensor& b) {
+  MS_CHECK_TYPE(a.device() == b.device(), op << ": tensors are on different devices ("
+                                             << a.device()->name() << " and "
+                                             << b.device()->name() << ")");
+}
+
+void CheckDType(const char* op, const Tensor& t, std::initializer_list<DType> allowed,
+                const char* what) {
+  for (auto d : allowed)
+    if (t.dtype() == d) return;
+  std::ostringstream os;
+  bool first = true;
+  for (auto d : allowed) {
+    os << (first ? "" : " or ") << DTypeName(d);
+    first = false;
+  }
+  MS_THROW_(TypeError, op << ": " << what << " has dtype " << DTypeName(t.dtype())
+                          << ", expected " << os.str());
+}
+
+}  // namespace minisinga

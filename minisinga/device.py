@@ -1,0 +1,69 @@
+"""Devices: where tensors live and kernels run (SINGA's device module)."""
+
+from __future__ import annotations
+
+from . import _core
+
+Device = _core.Device
+
+
+def _check_id(device_id: int) -> int:
+    if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
+        raise ValueError(f"device id must be a non-negative int, got {device_id!r}")
+    return device_id
+
+
+def create_cpu_device() -> Device:
+    """Creates a new CPU device with its own memory pool, graph and RNG."""
+    return _core.create_cpu_device()
+
+
+def get_default_device() -> Device:
+    """The process-wide default CPU device (the one tensors use when none is given)."""
+    return _core.default_device()
+
+
+def cuda_available() -> bool:
+    """True when minisinga was built with CUDA and at least one GPU is visible."""
+    return _core.built_with_cuda() and _core.cuda_device_count() > 0
+
+
+def get_num_gpus() -> int:
+    """Number of visible GPUs (0 without a CUDA build)."""
+    return _core.cuda_device_count()
+
+
+def create_cuda_gpu_on(device_id: int) -> Device:
+    """The CUDA device for GPU `device_id`; raises RuntimeError without CUDA or that GPU."""
+    return _core.cuda_device(_check_id(device_id))
+
+
+def create_cuda_gpu() -> Device:
+    """The CUDA device for GPU 0."""
+    return create_cuda_gpu_on(0)
+
+
+def create_cuda_gpus(num: int) -> list:
+    """CUDA devices for GPUs 0..num-1."""
+    return [create_cuda_gpu_on(i) for i in range(num)]
+
+
+def _print_time_profiling(self) -> None:
+    report = self.time_profiling_report()
+    if report:
+        print(report, end="", flush=True)
+
+
+# SINGA's CamelCase methods come from the core; add PrintTimeProfiling and snake_case aliases.
+Device.PrintTimeProfiling = _print_time_profiling
+for _camel, _snake in [
+    ("EnableGraph", "enable_graph"),
+    ("RunGraph", "run_graph"),
+    ("ResetGraph", "reset_graph"),
+    ("Sync", "sync"),
+    ("SetRandSeed", "set_rand_seed"),
+    ("SetVerbosity", "set_verbosity"),
+    ("SetSkipIteration", "set_skip_iteration"),
+    ("PrintTimeProfiling", "print_time_profiling"),
+]:
+    setattr(Device, _snake, getattr(Device, _camel))

@@ -1,0 +1,132 @@
+"""Builds minisinga._core: one pybind11 extension from csrc/ (C++17, OpenMP, OpenBLAS from the
+scipy-openblas32 wheel), plus the CUDA kernels when nvcc and cuBLAS are available.
+
+Environment: MINISINGA_CUDA=1 forces the CUDA build, =0 disables it (default: on when nvcc
+and cuBLAS headers are found); MINISINGA_CUDA_ARCHS (default "80;90"); DEBUG=1 for -O0 -g;
+MINISINGA_JOBS parallel compile jobs (default: number of CPUs).
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DEBUG = os.environ.get("DEBUG", "0") == "1"
+
+
+def openblas():
+    import scipy_openblas32 as ob
+
+    return ob.get_include_dir(), ob.get_lib_dir(), ob.get_library()
+
+
+def find_cuda():
+    """Returns (nvcc, include dirs, library dirs) or None when CUDA is off or unavailable."""
+    flag = os.environ.get("MINISINGA_CUDA", "")
+    if flag == "0":
+        return None
+    nvcc = shutil.which("nvcc") or (
+        "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None
+    )
+    home = os.path.dirname(os.path.dirname(nvcc)) if nvcc else None
+    incs, libs = [], []
+    if home:
+        incs.append(os.path.join(home, "include"))
+        libs += [os.path.join(home, "lib64"), os.path.join(home, "lib")]
+    # cuBLAS ships with the toolkit or in the nvidia-cublas wheel.
+    for site in sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]:
+        for sub in ("nvidia/cu13", "nvidia/cublas", "nvidia/cuda_runtime"):
+            d = os.path.join(site, sub)
+            if os.path.isdir(os.path.join(d, "include")):
+                incs.append(os.path.join(d, "include"))
+                libs.append(os.path.join(d, "lib"))
+    has_cublas = any(os.path.exists(os.path.join(i, "cublas_v2.h")) for i in incs)
+    if nvcc and has_cublas:
+        return nvcc, incs, libs
+    if flag == "1":
+        sys.exit(
+            "MINISINGA_CUDA=1 but "
+            + ("nvcc was not found" if not nvcc else "cublas_v2.h was not found")
+            + " (install the CUDA toolkit or `pip install nvidia-cublas`)"
+        )
+    return None
+
+
+class BuildExt(build_ext):
+    """Compiles .cu sources with nvcc; everything else goes through the C++ compiler."""
+
+    def build_extensions(self):
+        if shutil.which("ccache") and not os.environ.get("MINISINGA_NO_CCACHE"):
+            for attr in ("compiler_so", "compiler_cxx", "compiler"):
+                cmd = getattr(self.compiler, attr, None)
+                if cmd and cmd[0] != "ccache":
+                    setattr(self.compiler, attr, ["ccache"] + list(cmd))
+        cuda = find_cuda()
+        orig = self.compiler._compile
+
+        def compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts):
+            if src.endswith(".cu"):
+                nvcc, _, _ = cuda
+                archs = os.environ.get("MINISINGA_CUDA_ARCHS", "80;90").split(";")
+                gencode = []
+                for a in archs:
+                    gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
+                gencode += ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
+                cmd = (
+                    [nvcc, "-c", src, "-o", obj, "-std=c++17", "-O3", "--use_fast_math",
+                     "-Xcompiler", "-fPIC", "-Xcompiler", "-fopenmp", "--expt-relaxed-constexpr",
+                     "-Werror", "all-warnings"]
+                    + gencode
+                    + pp_opts
+                )
+                self.spawn(cmd)
+            else:
+                orig(obj, src, ext, cc_args, extra_postargs, pp_opts)
+
+        self.compiler._compile = compile_one
+        self.compiler.src_extensions.append(".cu")
+        super().build_extensions()
+
+
+def make_extension():
+    inc, libdir, lib = openblas()
+    sources = sorted(glob.glob("csrc/**/*.cc", recursive=True))
+    cxxflags = ["-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+    cxxflags += ["-O0", "-g"] if DEBUG else ["-O3", "-march=native"]
+    macros = []
+    include_dirs = [os.path.join(ROOT, "csrc"), inc]
+    library_dirs = [libdir]
+    libraries = [lib]
+    link_args = ["-fopenmp", f"-Wl,-rpath,{libdir}", "-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
+    cuda = find_cuda()
+    if cuda:
+        _, cinc, clib = cuda
+        sources += sorted(glob.glob("csrc/**/*.cu", recursive=True))
+        macros.append(("MS_WITH_CUDA", "1"))
+        include_dirs += cinc
+        library_dirs += clib
+        libraries += ["cudart", "cublas"]
+        link_args += [f"-Wl,-rpath,{d}" for d in clib]
+    print(f"minisinga: building {'with' if cuda else 'without'} CUDA, {len(sources)} sources")
+    return Pybind11Extension(
+        "minisinga._core",
+        sources,
+        include_dirs=include_dirs,
+        library_dirs=library_dirs,
+        libraries=libraries,
+        define_macros=macros,
+        extra_compile_args=cxxflags,
+        extra_link_args=link_args,
+        cxx_std=17,
+    )
+
+
+ParallelCompile("MINISINGA_JOBS", default=os.cpu_count() or 2).install()
+setup(ext_modules=[make_extension()], cmdclass={"build_ext": BuildExt})
