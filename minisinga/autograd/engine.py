@@ -1,0 +1,181 @@
+"""The autograd engine: the training switch, Operator, and backward as a generator."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .. import _core
+from ..tensor import Tensor
+
+_state = threading.local()
+
+
+def is_training() -> bool:
+    """Whether operators record their creators (thread-local; False by default)."""
+    return getattr(_state, "training", False)
+
+
+def set_training(flag: bool) -> None:
+    """Turns recording on or off for this thread (also `autograd.training = flag`)."""
+    _state.training = bool(flag)
+
+
+@contextlib.contextmanager
+def train_mode(flag: bool = True):
+    """Context manager: `with autograd.train_mode(): ...` records; restores on exit."""
+    old = is_training()
+    set_training(flag)
+    try:
+        yield
+    finally:
+        set_training(old)
+
+
+def no_grad():
+    """Context manager that turns recording off."""
+    return train_mode(False)
+
+
+class Operator:
+    """An autograd operation. Subclasses implement `forward` and `backward` on `_core.Tensor`s.
+
+    `forward(*xs)` returns one core tensor or a tuple; `backward(*dys)` returns one gradient per
+    input (None where an input needs none). Save what backward needs only when
+    `self.requires_grad` is True.
+    """
+
+    def __init__(self, name: Optional[str] = None):
+        self.name = name or type(self).__name__
+        self.requires_grad = False
+
+    def __call__(self, *xs: Tensor):
+        for x in xs:
+            if not isinstance(x, Tensor):
+                raise TypeError(f"{self.name}: inputs must be Tensors, got {type(x).__name__}")
+        self.requires_grad = is_training() and any(x.requires_grad for x in xs)
+        ys = self.forward(*[x.data for x in xs])
+        single = not isinstance(ys, tuple)
+        ys = (ys,) if single else ys
+        if self.requires_grad:
+            # (creator, output index, tensor) of each input: enough to route gradients.
+            self.src = [(x.creator, getattr(x, "_out_idx", 0), x) for x in xs]
+            self._out_meta = [(y.shape, y.dtype, y.device) for y in ys]
+        outs = []
+        for i, y in enumerate(ys):
+            t = Tensor(data=y, requires_grad=self.requires_grad,
+                       creator=self if self.requires_grad else None)
+            t._out_idx = i
+            outs.append(t)
+        return outs[0] if single else tuple(outs)
+
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, *dys):
+        raise NotImplementedError
+
+
+def _zeros(meta) -> "_core.Tensor":
+    shape, dtype, device = meta
+    t = _core.Tensor(list(shape), device, dtype)
+    _core.fill(t, 0.0)
+    return t
+
+
+def _accumulate(old, new):
+    if old is None:
+        return new
+    return _core.binary(_core.BinaryOp.Add, old, new)
+
+
+def backward(y: Tensor, dy: Optional[Tensor] = None) -> Iterator[Tuple[Tensor, Tensor]]:
+    """Back-propagates from `y`, yielding (param, grad) for each tensor with `stores_grad`
+    as soon as its gradient is final. Iterative (no recursion); gradients of shared nodes add.
+
+    Args:
+        y: the output (usually a scalar loss) produced while `training` was on.
+        dy: its gradient; ones of y's shape by default.
+    """
+    if y.creator is None:
+        raise ValueError("backward: y has no creator; run the forward pass with "
+                         "autograd.training = True and inputs that require grad")
+    if dy is None:
+        g = _core.Tensor(list(y.shape), y.device, y.dtype)
+        _core.fill(g, 1.0)
+    else:
+        if tuple(dy.shape) != tuple(y.shape):
+            raise ValueError(f"backward: dy has shape {dy.shape}, expected {y.shape}")
+        g = dy.data
+
+    # Count, for every operator, how many gradient contributions it waits for, and for every
+    # parameter how many times it is used.
+    pending: Dict[int, int] = {}
+    param_uses: Dict[int, int] = {}
+    seen = {id(y.creator)}
+    stack = [y.creator]
+    while stack:
+        op = stack.pop()
+        for creator, _, x in op.src:
+            if x.stores_grad:
+                param_uses[id(x)] = param_uses.get(id(x), 0) + 1
+            if creator is not None and creator.requires_grad:
+                pending[id(creator)] = pending.get(id(creator), 0) + 1
+                if id(creator) not in seen:
+                    seen.add(id(creator))
+                    stack.append(creator)
+
+    dys: Dict[int, List] = {id(y.creator): [None] * len(y.creator._out_meta)}
+    dys[id(y.creator)][getattr(y, "_out_idx", 0)] = g
+    param_grads: Dict[int, "_core.Tensor"] = {}
+    ready = deque([y.creator])
+    while ready:
+        op = ready.popleft()
+        grads_out = dys.pop(id(op))
+        grads_out = [d if d is not None else _zeros(m) for d, m in zip(grads_out, op._out_meta)]
+        dxs = op.backward(*grads_out)
+        if not isinstance(dxs, (tuple, list)):
+            dxs = (dxs,)
+        if len(dxs) != len(op.src):
+            raise RuntimeError(f"{op.name}.backward returned {len(dxs)} gradients for "
+                               f"{len(op.src)} inputs")
+        for (creator, idx, x), dx in zip(op.src, dxs):
+            if x.stores_grad:
+                param_grads[id(x)] = _accumulate(param_grads.get(id(x)), dx) if dx is not None \
+                    else param_grads.get(id(x))
+                param_uses[id(x)] -= 1
+                if param_uses[id(x)] == 0 and param_grads.get(id(x)) is not None:
+                    yield x, Tensor(data=param_grads.pop(id(x)), requires_grad=False)
+            if creator is not None and creator.requires_grad:
+                slot = dys.setdefault(id(creator), [None] * len(creator._out_meta))
+                if dx is not None:
+                    slot[idx] = _accumulate(slot[idx], dx)
+                pending[id(creator)] -= 1
+                if pending[id(creator)] == 0:
+                    ready.append(creator)
+
+
+def gradients(y: Tensor, dy: Optional[Tensor] = None) -> Dict[Tensor, Tensor]:
+    """All (param -> grad) pairs of `backward(y, dy)` as a dict."""
+    return {p: g for p, g in backward(y, dy)}
+
+
+def infer_dependency(op: Operator) -> Dict[int, int]:
+    """For SINGA compatibility: number of consumers of each operator reachable from `op`."""
+    deps: Dict[int, int] = {}
+    seen, stack = {id(op)}, [op]
+    while stack:
+        o = stack.pop()
+        for creator, _, _ in getattr(o, "src", []):
+            if creator is not None:
+                deps[id(creator)] = deps.get(id(creator), 0) + 1
+                if id(creator) not in seen:
+                    seen.add(id(creator))
+                    stack.append(creator)
+    return deps
+
+
+def as_tensors(xs: Sequence) -> List[Tensor]:
+    return list(xs)

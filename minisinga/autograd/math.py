@@ -1,0 +1,532 @@
+"""Elementwise, matrix and reduction operators."""
+
+from __future__ import annotations
+
+import math as _m
+from typing import Optional, Sequence, Union
+
+from ..tensor import Tensor
+from . import _f as F
+from ._f import B, U
+from .engine import Operator
+
+Number = Union[int, float]
+
+
+# ---- pointwise: y = f(x; params), backward = dy * f'(x) ----
+
+class _Pointwise(Operator):
+    op = None  # the UnaryOp computing the forward
+
+    def __init__(self, *params: float):
+        super().__init__()
+        self.params = params
+
+    def forward(self, x):
+        y = F.un(self.op, x, *self.params)
+        if self.requires_grad:
+            self.x, self.y = x, y
+        return y
+
+    def backward(self, dy):
+        return F.mul(dy, self.grad(self.x, self.y))
+
+    def grad(self, x, y):
+        raise NotImplementedError
+
+
+class Neg(_Pointwise):
+    op = U.Neg
+
+    def backward(self, dy):
+        return F.un(U.Neg, dy)
+
+
+class Exp(_Pointwise):
+    op = U.Exp
+
+    def grad(self, x, y):
+        return y
+
+
+class Log(_Pointwise):
+    op = U.Log
+
+    def grad(self, x, y):
+        return F.un(U.Reciprocal, x)
+
+
+class Sqrt(_Pointwise):
+    op = U.Sqrt
+
+    def grad(self, x, y):
+        return F.un(U.RDivScalar, y, 0.5)
+
+
+class Abs(_Pointwise):
+    op = U.Abs
+
+    def grad(self, x, y):
+        return F.un(U.Sign, x)
+
+
+class ReLU(_Pointwise):
+    op = U.Relu
+
+    def grad(self, x, y):
+        return F.un(U.GtScalar, x, 0.0)
+
+
+class LeakyReLU(_Pointwise):
+    op = U.LeakyRelu
+
+    def grad(self, x, y):  # 1 where x > 0 else a
+        a = self.params[0]
+        return F.un(U.AddScalar, F.scale(F.un(U.GtScalar, x, 0.0), 1.0 - a), a)
+
+
+class Elu(_Pointwise):
+    op = U.Elu
+
+    def grad(self, x, y):  # 1 where x > 0 else y + a
+        pos = F.un(U.GtScalar, x, 0.0)
+        neg = F.un(U.AddScalar, y, self.params[0])
+        return F.core.where(pos, F.full_like(x, 1.0), neg)
+
+
+class Selu(_Pointwise):
+    op = U.Selu
+
+    def grad(self, x, y):  # scale where x > 0 else y + scale*alpha
+        alpha, scale = self.params
+        pos = F.un(U.GtScalar, x, 0.0)
+        return F.core.where(pos, F.full_like(x, scale), F.un(U.AddScalar, y, scale * alpha))
+
+
+class Sigmoid(_Pointwise):
+    op = U.Sigmoid
+
+    def grad(self, x, y):
+        return F.mul(y, F.un(U.RSubScalar, y, 1.0))
+
+
+class HardSigmoid(_Pointwise):
+    op = U.HardSigmoid
+
+    def grad(self, x, y):  # alpha inside (0, 1), 0 where clipped
+        inside = F.mul(F.un(U.GtScalar, y, 0.0), F.un(U.LtScalar, y, 1.0))
+        return F.scale(inside, self.params[0])
+
+
+class Tanh(_Pointwise):
+    op = U.Tanh
+
+    def grad(self, x, y):
+        return F.un(U.RSubScalar, F.un(U.Square, y), 1.0)
+
+
+class SoftPlus(_Pointwise):
+    op = U.Softplus
+
+    def grad(self, x, y):
+        return F.un(U.Sigmoid, x)
+
+
+class SoftSign(_Pointwise):
+    op = U.Softsign
+
+    def grad(self, x, y):  # 1 / (1 + |x|)^2
+        return F.un(U.Reciprocal, F.un(U.Square, F.un(U.AddScalar, F.un(U.Abs, x), 1.0)))
+
+
+class Erf(_Pointwise):
+    op = U.Erf
+
+    def grad(self, x, y):  # 2/sqrt(pi) * exp(-x^2)
+        return F.scale(F.un(U.Exp, F.un(U.Neg, F.un(U.Square, x))), 2.0 / _m.sqrt(_m.pi))
+
+
+class Clip(_Pointwise):
+    op = U.Clip
+
+    def grad(self, x, y):  # 1 inside [low, high], 0 outside
+        low, high = self.params
+        return F.mul(F.un(U.GeScalar, x, low), F.un(U.LeScalar, x, high))
+
+
+class PowScalar(_Pointwise):
+    op = U.PowScalar
+
+    def grad(self, x, y):  # c * x^(c-1)
+        c = self.params[0]
+        return F.scale(F.un(U.PowScalar, x, c - 1.0), c)
+
+
+class RPowScalar(_Pointwise):
+    op = U.RPowScalar
+
+    def grad(self, x, y):  # c^x * ln c
+        return F.scale(y, _m.log(self.params[0]))
+
+
+class AddScalar(_Pointwise):
+    op = U.AddScalar
+
+    def backward(self, dy):
+        return dy
+
+
+class MulScalar(_Pointwise):
+    op = U.MulScalar
+
+    def backward(self, dy):
+        return F.scale(dy, self.params[0])
+
+
+class RSubScalar(_Pointwise):
+    op = U.RSubScalar
+
+    def backward(self, dy):
+        return F.un(U.Neg, dy)
+
+
+class RDivScalar(_Pointwise):
+    op = U.RDivScalar
+
+    def grad(self, x, y):  # -c / x^2 = -y / x
+        return F.un(U.Neg, F.div(y, x))
+
+
+# ---- binary with broadcasting ----
+
+class _Binary(Operator):
+    op = None
+
+    def forward(self, a, b):
+        if self.requires_grad:
+            self.a, self.b = a, b
+        y = F.core.binary(self.op, a, b)
+        if self.requires_grad:
+            self.y = y
+        return y
+
+    def backward(self, dy):
+        da, db = self.grads(dy)
+        return (None if da is None else F.sum_to(da, self.a.shape),
+                None if db is None else F.sum_to(db, self.b.shape))
+
+
+class Add(_Binary):
+    op = B.Add
+
+    def grads(self, dy):
+        return dy, dy
+
+
+class Sub(_Binary):
+    op = B.Sub
+
+    def grads(self, dy):
+        return dy, F.un(U.Neg, dy)
+
+
+class Mul(_Binary):
+    op = B.Mul
+
+    def grads(self, dy):
+        return F.mul(dy, self.b), F.mul(dy, self.a)
+
+
+class Div(_Binary):
+    op = B.Div
+
+    def grads(self, dy):
+        da = F.div(dy, self.b)
+        return da, F.un(U.Neg, F.mul(da, self.y))  # -dy * a / b^2 = -(dy / b) * y
+
+
+class Pow(_Binary):
+    op = B.Pow
+
+    def grads(self, dy):  # d(a^b)/da = b a^(b-1); d/db = a^b ln a
+        da = F.mul(dy, F.mul(self.b, F.core.binary(B.Pow, self.a, F.un(U.AddScalar, self.b, -1))))
+        db = F.mul(dy, F.mul(self.y, F.un(U.Log, self.a)))
+        return da, db
+
+
+class Maximum(_Binary):
+    op = B.Maximum
+
+    def grads(self, dy):
+        m = F.core.binary(B.Ge, self.a, self.b)
+        return F.mul(dy, m), F.mul(dy, F.un(U.RSubScalar, m, 1.0))
+
+
+class Minimum(_Binary):
+    op = B.Minimum
+
+    def grads(self, dy):
+        m = F.core.binary(B.Le, self.a, self.b)
+        return F.mul(dy, m), F.mul(dy, F.un(U.RSubScalar, m, 1.0))
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _scalar_dispatch(a, b, both, left, right):
+    """Applies `both(a, b)` to two tensors, `left(a, s)` for tensor-scalar, `right(s, b)`."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return both()(a, b)
+    if isinstance(a, Tensor) and _is_num(b):
+        return left(float(b))(a)
+    if _is_num(a) and isinstance(b, Tensor):
+        return right(float(a))(b)
+    raise TypeError(f"unsupported operand types {type(a).__name__} and {type(b).__name__}")
+
+
+def add(a, b):
+    """a + b (tensors broadcast; either may be a number)."""
+    return _scalar_dispatch(a, b, Add, AddScalar, AddScalar)
+
+
+def sub(a, b):
+    """a - b."""
+    return _scalar_dispatch(a, b, Sub, lambda s: AddScalar(-s), RSubScalar)
+
+
+def mul(a, b):
+    """a * b elementwise."""
+    return _scalar_dispatch(a, b, Mul, MulScalar, MulScalar)
+
+
+def div(a, b):
+    """a / b elementwise."""
+    return _scalar_dispatch(a, b, Div, lambda s: MulScalar(1.0 / s), RDivScalar)
+
+
+def pow(a, b):  # noqa: A001
+    """a ** b elementwise."""
+    return _scalar_dispatch(a, b, Pow, PowScalar, RPowScalar)
+
+
+def maximum(a: Tensor, b: Tensor) -> Tensor:
+    return Maximum()(a, b)
+
+
+def minimum(a: Tensor, b: Tensor) -> Tensor:
+    return Minimum()(a, b)
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg()(x)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp()(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log()(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt()(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001
+    return Abs()(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU()(x)
+
+
+def leakyrelu(x: Tensor, a: float = 0.01) -> Tensor:
+    return LeakyReLU(a)(x)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    return Elu(alpha)(x)
+
+
+def selu(x: Tensor, alpha: float = 1.67326, gamma: float = 1.0507) -> Tensor:
+    return Selu(alpha, gamma)(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid()(x)
+
+
+def hardsigmoid(x: Tensor, alpha: float = 0.2, gamma: float = 0.5) -> Tensor:
+    return HardSigmoid(alpha, gamma)(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh()(x)
+
+
+def softplus(x: Tensor) -> Tensor:
+    return SoftPlus()(x)
+
+
+def softsign(x: Tensor) -> Tensor:
+    return SoftSign()(x)
+
+
+def erf(x: Tensor) -> Tensor:
+    return Erf()(x)
+
+
+def clip(x: Tensor, low: Optional[float] = None, high: Optional[float] = None) -> Tensor:
+    """Clamps x into [low, high] (either bound may be None)."""
+    lo = -float("inf") if low is None else float(low)
+    hi = float("inf") if high is None else float(high)
+    if lo > hi:
+        raise ValueError(f"clip: low ({lo}) is greater than high ({hi})")
+    return Clip(lo, hi)(x)
+
+
+# ---- matrix product ----
+
+class Matmul(Operator):
+    """a @ b for 2-d or batched (leading dims broadcast) operands."""
+
+    def forward(self, a, b):
+        if a.ndim < 2 or b.ndim < 2:
+            raise ValueError(f"matmul: autograd needs operands with at least 2 dims, got "
+                             f"{a.shape} and {b.shape}")
+        if self.requires_grad:
+            self.a, self.b = a, b
+        return F.core.matmul(a, b, False, False, 1.0, 0.0, None)
+
+    def backward(self, dy):
+        a, b = self.a, self.b
+        if b.ndim == 2 and a.ndim > 2:  # shared weight: fold the batch into rows
+            a2 = a.reshape([-1, a.shape[-1]])
+            dy2 = dy.reshape([-1, dy.shape[-1]])
+            da = F.core.matmul(dy, b, False, True, 1.0, 0.0, None)
+            db = F.core.matmul(a2, dy2, True, False, 1.0, 0.0, None)
+            return da, db
+        da = F.core.matmul(dy, b, False, True, 1.0, 0.0, None)
+        db = F.core.matmul(a, dy, True, False, 1.0, 0.0, None)
+        return F.sum_to(da, a.shape), F.sum_to(db, b.shape)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with gradient."""
+    return Matmul()(a, b)
+
+
+class AddBias(Operator):
+    """x + b broadcast along `axis` (SINGA: axis 0 adds a row vector to every row)."""
+
+    def __init__(self, axis: int = 0):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x, b):
+        if x.ndim != 2 or b.ndim != 1:
+            raise ValueError(f"add_bias: expected x (N, D) and b (D,), got {x.shape}, {b.shape}")
+        bb = b.reshape([1, -1]) if self.axis == 0 else b.reshape([-1, 1])
+        if self.requires_grad:
+            self.bshape = b.shape
+            self.bview = bb.shape
+        return F.add(x, bb)
+
+    def backward(self, dy):
+        return dy, F.sum_to(dy, self.bview).reshape(list(self.bshape))
+
+
+def add_bias(x: Tensor, b: Tensor, axis: int = 0) -> Tensor:
+    return AddBias(axis)(x, b)
+
+
+# ---- reductions ----
+
+def _norm_axes(axes, ndim):
+    if axes is None:
+        return list(range(ndim))
+    if isinstance(axes, int):
+        axes = [axes]
+    return sorted(a + ndim if a < 0 else a for a in axes)
+
+
+def _keep_shape(shape, axes):
+    return [1 if i in axes else d for i, d in enumerate(shape)]
+
+
+class ReduceSum(Operator):
+    def __init__(self, axes=None, keepdims: bool = True):
+        super().__init__()
+        self.axes, self.keepdims = axes, keepdims
+
+    def forward(self, x):
+        self.xshape = x.shape
+        self.ax = _norm_axes(self.axes, x.ndim)
+        return F.core.reduce_sum(x, self.ax, self.keepdims)
+
+    def backward(self, dy):
+        dy = dy.reshape(_keep_shape(self.xshape, self.ax))
+        return F.core.broadcast_to(dy, list(self.xshape))
+
+
+class ReduceMean(ReduceSum):
+    def forward(self, x):
+        self.xshape = x.shape
+        self.ax = _norm_axes(self.axes, x.ndim)
+        return F.core.reduce_mean(x, self.ax, self.keepdims)
+
+    def backward(self, dy):
+        n = 1
+        for a in self.ax:
+            n *= self.xshape[a]
+        return F.scale(super().backward(dy), 1.0 / n)
+
+
+class _ReduceExtreme(Operator):
+    reducer = None
+
+    def __init__(self, axes=None, keepdims: bool = True):
+        super().__init__()
+        self.axes, self.keepdims = axes, keepdims
+
+    def forward(self, x):
+        ax = _norm_axes(self.axes, x.ndim)
+        y = getattr(F.core, self.reducer)(x, ax, self.keepdims)
+        if self.requires_grad:
+            self.x, self.ax = x, ax
+            self.y = y
+        return y
+
+    def backward(self, dy):  # the gradient goes to the elements equal to the extreme
+        keep = _keep_shape(self.x.shape, self.ax)
+        mask = F.core.binary(B.Eq, self.x, self.y.reshape(keep))
+        count = F.core.reduce_sum(mask, self.ax, True)
+        return F.mul(mask, F.div(dy.reshape(keep), count))
+
+
+class ReduceMax(_ReduceExtreme):
+    reducer = "reduce_max"
+
+
+class ReduceMin(_ReduceExtreme):
+    reducer = "reduce_min"
+
+
+def reduce_sum(x: Tensor, axes: Optional[Sequence[int]] = None, keepdims: bool = True):
+    """Sum over `axes` (all by default); ONNX/SINGA keep the dims by default."""
+    return ReduceSum(axes, keepdims)(x)
+
+
+def reduce_mean(x: Tensor, axes: Optional[Sequence[int]] = None, keepdims: bool = True):
+    return ReduceMean(axes, keepdims)(x)
+
+
+def max(x: Tensor, axes=None, keepdims: bool = False):  # noqa: A001
+    """Maximum over `axes`; ties share the gradient equally."""
+    return ReduceMax(axes, keepdims)(x)
+
+
+def min(x: Tensor, axes=None, keepdims: bool = False):  # noqa: A001
+    return ReduceMin(axes, keepdims)(x)

@@ -1,0 +1,292 @@
+"""Neural-network operators: convolution, batch norm, pooling, dropout, softmax and losses."""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple, Union
+
+import numpy as np
+
+from .. import tensor as _tensor
+from ..tensor import Tensor
+from . import _f as F
+from . import math as M
+from .engine import Operator, is_training
+
+IntPair = Union[int, Sequence[int]]
+
+
+def pair(v: IntPair, name: str) -> Tuple[int, int]:
+    """(v, v) for an int, else the two values of a sequence."""
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    v = tuple(int(x) for x in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+def same_padding(in_hw, kernel, stride, dilation, mode: str = "SAME_UPPER"):
+    """(top, bottom, left, right) so that out = ceil(in / stride), as ONNX defines SAME_*."""
+    pads = []
+    for i in range(2):
+        out = -(-in_hw[i] // stride[i])
+        total = max(0, (out - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1 - in_hw[i])
+        small, big = total // 2, total - total // 2
+        pads += [small, big] if mode == "SAME_UPPER" else [big, small]
+    return tuple(pads)
+
+
+class Conv2d(Operator):
+    """2-d convolution, NCHW; padding is (top, bottom, left, right)."""
+
+    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups: int = 1):
+        super().__init__()
+        self.stride, self.padding = tuple(stride), tuple(padding)
+        self.dilation, self.groups = tuple(dilation), int(groups)
+
+    def forward(self, x, w, b=None):
+        y = F.core.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+        if self.requires_grad:
+            self.x, self.w, self.has_b = x, w, b is not None
+        return y
+
+    def backward(self, dy):
+        args = (self.stride, self.padding, self.dilation, self.groups)
+        dx = F.core.conv2d_backward_data(dy, self.w, list(self.x.shape), *args)
+        dw = F.core.conv2d_backward_weight(dy, self.x, list(self.w.shape), *args)
+        if self.has_b:
+            return dx, dw, F.core.conv2d_backward_bias(dy)
+        return dx, dw
+
+
+def conv2d(x: Tensor, w: Tensor, b: Tensor = None, stride=(1, 1), padding=(0, 0, 0, 0),
+           dilation=(1, 1), groups: int = 1) -> Tensor:
+    """Convolution of x (N, C, H, W) with w (O, C/groups, kh, kw), optional bias b (O,)."""
+    op = Conv2d(pair(stride, "stride"), _pads4(padding), pair(dilation, "dilation"), groups)
+    return op(x, w) if b is None else op(x, w, b)
+
+
+def _pads4(padding):
+    if isinstance(padding, (int, np.integer)):
+        return (int(padding),) * 4
+    p = tuple(int(v) for v in padding)
+    if len(p) == 2:
+        return (p[0], p[0], p[1], p[1])
+    if len(p) == 4:
+        return p
+    raise ValueError(f"padding must be an int, (ph, pw) or (top, bottom, left, right), got {p}")
+
+
+class BatchNorm2d(Operator):
+    """Batch normalisation over (N, H, W) per channel; running statistics updated in place
+    while training, used while not."""
+
+    def __init__(self, running_mean: Tensor, running_var: Tensor, momentum: float = 0.1,
+                 eps: float = 1e-5):
+        super().__init__()
+        self.running_mean, self.running_var = running_mean, running_var
+        self.momentum, self.eps = float(momentum), float(eps)
+
+    def forward(self, x, scale, bias):
+        if is_training():
+            y, mean, inv_std = F.core.batchnorm_forward_training(
+                x, scale, bias, self.running_mean.data, self.running_var.data, self.momentum,
+                self.eps)
+            if self.requires_grad:
+                self.x, self.scale, self.mean, self.inv_std = x, scale, mean, inv_std
+            return y
+        return F.core.batchnorm_forward_inference(
+            x, scale, bias, self.running_mean.data, self.running_var.data, self.eps)
+
+    def backward(self, dy):
+        return tuple(F.core.batchnorm_backward(dy, self.x, self.scale, self.mean, self.inv_std))
+
+
+def batchnorm_2d(x: Tensor, scale: Tensor, bias: Tensor, running_mean: Tensor,
+                 running_var: Tensor, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    return BatchNorm2d(running_mean, running_var, momentum, eps)(x, scale, bias)
+
+
+class Pool2d(Operator):
+    """Max or average pooling, NCHW; padding (top, bottom, left, right)."""
+
+    def __init__(self, kernel, stride, padding=(0, 0, 0, 0), is_max: bool = True,
+                 count_include_pad: bool = True):
+        super().__init__()
+        self.kernel, self.stride, self.padding = tuple(kernel), tuple(stride), tuple(padding)
+        self.is_max, self.count_include_pad = is_max, count_include_pad
+
+    def forward(self, x):
+        y, idx = F.core.pool2d(x, self.kernel, self.stride, self.padding, self.is_max,
+                               self.count_include_pad)
+        if self.requires_grad:
+            self.xshape, self.idx = x.shape, idx
+        return y
+
+    def backward(self, dy):
+        return F.core.pool2d_backward(dy, list(self.xshape), self.idx, self.kernel, self.stride,
+                                      self.padding, self.is_max, self.count_include_pad)
+
+
+def pooling_2d(x: Tensor, kernel: IntPair, stride: IntPair = None, padding=0,
+               is_max: bool = True, count_include_pad: bool = True) -> Tensor:
+    k = pair(kernel, "kernel")
+    s = k if stride is None else pair(stride, "stride")
+    return Pool2d(k, s, _pads4(padding), is_max, count_include_pad)(x)
+
+
+def max_pool_2d(x, kernel, stride=None, padding=0):
+    return pooling_2d(x, kernel, stride, padding, True)
+
+
+def avg_pool_2d(x, kernel, stride=None, padding=0, count_include_pad=True):
+    return pooling_2d(x, kernel, stride, padding, False, count_include_pad)
+
+
+def _pool1d(x: Tensor, kernel: int, stride, padding: int, is_max: bool) -> Tensor:
+    if x.ndim() != 3:
+        raise ValueError(f"pooling_1d: expected (N, C, L) input, got shape {x.shape}")
+    n, c, length = x.shape
+    stride = kernel if stride is None else int(stride)
+    x4 = M_reshape(x, [n, c, 1, length])
+    y = Pool2d((1, int(kernel)), (1, stride), (0, 0, int(padding), int(padding)), is_max)(x4)
+    return M_reshape(y, [n, c, y.shape[-1]])
+
+
+def max_pool_1d(x, kernel: int, stride=None, padding: int = 0):
+    return _pool1d(x, kernel, stride, padding, True)
+
+
+def avg_pool_1d(x, kernel: int, stride=None, padding: int = 0):
+    return _pool1d(x, kernel, stride, padding, False)
+
+
+def globalaveragepool(x: Tensor) -> Tensor:
+    """Mean over H, W of an NCHW tensor, keeping (N, C, 1, 1)."""
+    if x.ndim() != 4:
+        raise ValueError(f"globalaveragepool: expected NCHW input, got shape {x.shape}")
+    return M.reduce_mean(x, [2, 3], keepdims=True)
+
+
+def M_reshape(x, shape):
+    from .shape import reshape
+
+    return reshape(x, shape)
+
+
+class Dropout(Operator):
+    """Zeroes each element with probability p and scales the rest by 1/(1-p) while training;
+    the identity otherwise. The mask is drawn on the device at every run."""
+
+    def __init__(self, ratio: float = 0.5):
+        super().__init__()
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f"dropout: ratio must be in [0, 1), got {ratio}")
+        self.ratio = float(ratio)
+
+    def forward(self, x):
+        if not is_training() or self.ratio == 0.0:
+            return x
+        mask = F.core.Tensor(list(x.shape), x.device, x.dtype)
+        F.core.bernoulli(mask, 1.0 - self.ratio)
+        mask = F.scale(mask, 1.0 / (1.0 - self.ratio))
+        if self.requires_grad:
+            self.mask = mask
+        return F.mul(x, mask)
+
+    def backward(self, dy):
+        if not hasattr(self, "mask"):
+            return dy
+        return F.mul(dy, self.mask)
+
+
+def dropout(x: Tensor, ratio: float = 0.5) -> Tensor:
+    return Dropout(ratio)(x)
+
+
+class SoftMax(Operator):
+    def __init__(self, axis: int = 1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        y = F.core.softmax(x, self.axis)
+        if self.requires_grad:
+            self.y = y
+        return y
+
+    def backward(self, dy):
+        return F.core.softmax_backward(self.y, dy, self.axis)
+
+
+def softmax(x: Tensor, axis: int = 1) -> Tensor:
+    return SoftMax(axis)(x)
+
+
+class LogSoftMax(SoftMax):
+    def forward(self, x):
+        y = F.core.log_softmax(x, self.axis)
+        if self.requires_grad:
+            self.y = y
+        return y
+
+    def backward(self, dy):
+        return F.core.log_softmax_backward(self.y, dy, self.axis)
+
+
+def log_softmax(x: Tensor, axis: int = 1) -> Tensor:
+    return LogSoftMax(axis)(x)
+
+
+class SoftMaxCrossEntropy(Operator):
+    """Mean over the batch of -log softmax(x)[label]; t holds int32 labels (N,) or
+    one-hot / soft targets (N, C)."""
+
+    def __init__(self, t: Tensor):
+        super().__init__()
+        self.t = t
+
+    def forward(self, x):
+        if x.ndim != 2:
+            raise ValueError(f"softmax_cross_entropy: expected logits (N, C), got {x.shape}")
+        loss, prob = F.core.softmax_cross_entropy(x, self.t.data)
+        if self.requires_grad:
+            self.prob, self.n = prob, x.shape[0]
+        return F.core.reduce_mean(loss, [0], False)
+
+    def backward(self, dy):
+        dloss = F.core.broadcast_to(F.scale(dy, 1.0 / self.n).reshape([1]), [self.n])
+        return F.core.softmax_cross_entropy_backward(self.prob, self.t.data, dloss)
+
+
+def softmax_cross_entropy(x: Tensor, t: Tensor) -> Tensor:
+    return SoftMaxCrossEntropy(t)(x)
+
+
+def _one_hot_like(t: Tensor, p: Tensor) -> Tensor:
+    if t.dtype == _tensor.int32:
+        return Tensor(data=F.core.one_hot(t.data.reshape([-1]), p.shape[-1], p.dtype),
+                      requires_grad=False)
+    return t
+
+
+def cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
+    """Mean over the batch of -sum(t * log(y)) for probabilities y (N, C); t as above."""
+    t = _one_hot_like(t, y)
+    logp = M.log(M.clip(y, eps, 1.0))
+    n = y.shape[0]
+    return M.mul(M.reduce_sum(M.mul(t, logp), None, False), -1.0 / n)
+
+
+def binary_cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
+    """Mean of -(t log y + (1 - t) log(1 - y)) for probabilities y."""
+    yc = M.clip(y, eps, 1.0 - eps)
+    pos = M.mul(t, M.log(yc))
+    neg = M.mul(M.sub(1.0, t), M.log(M.sub(1.0, yc)))
+    return M.neg(M.reduce_mean(M.add(pos, neg), None, False))
+
+
+def mse_loss(x: Tensor, t: Tensor) -> Tensor:
+    """Mean of (x - t)^2 over all elements (PyTorch's MSELoss; SINGA divides by 2N)."""
+    d = M.sub(x, t)
+    return M.reduce_mean(M.mul(d, d), None, False)
