@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from . import _core
 
 Device = _core.Device
@@ -67,3 +69,17 @@ for _camel, _snake in [
     ("PrintTimeProfiling", "print_time_profiling"),
 ]:
     setattr(Device, _snake, getattr(Device, _camel))
+
+
+@contextlib.contextmanager
+def eager(dev: Device):
+    """Runs ops at once on `dev` even while it records a graph: for state that must be
+    created once (optimizer buffers, counters), not re-created at every replay."""
+    was = dev.graph_enabled
+    if was:
+        dev.EnableGraph(False)
+    try:
+        yield
+    finally:
+        if was:
+            dev.EnableGraph(True)

@@ -26,6 +26,8 @@ MS_HD float Pow(float x, float y) { return powf(x, y); }
 MS_HD double Pow(double x, double y) { return pow(x, y); }
 MS_HD float Abs(float x) { return fabsf(x); }
 MS_HD double Abs(double x) { return fabs(x); }
+MS_HD float Floor(float x) { return floorf(x); }
+MS_HD double Floor(double x) { return floor(x); }
 MS_HD float Sin(float x) { return sinf(x); }
 MS_HD double Sin(double x) { return sin(x); }
 MS_HD float Cos(float x) { return cosf(x); }
@@ -61,6 +63,7 @@ MS_HD C Softplus(C x) {
   X(Erf, Erf(x))                                         \
   X(Sin, Sin(x))                                         \
   X(Cos, Cos(x))                                         \
+  X(Floor, Floor(x))                                     \
   X(AddScalar, x + a)                                    \
   X(MulScalar, x * a)                                    \
   X(RSubScalar, a - x)                                   \

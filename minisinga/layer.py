@@ -1,0 +1,469 @@
+"""Layers: parameters created lazily on the first call, sub-layers and tensors registered by
+attribute assignment with dotted names (`conv1.W`), SINGA's names and initialisation."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from . import autograd, tensor
+from .autograd.nn import pair, same_padding, _pads4
+from .tensor import Tensor
+
+
+class Layer:
+    """Base class. Subclasses create parameters in `initialize(*inputs)` (called once, on the
+    first call, so sizes come from the input) and compute in `forward(*inputs)`."""
+
+    sep = "."
+
+    def __init__(self):
+        object.__setattr__(self, "_layers", OrderedDict())
+        object.__setattr__(self, "_tensors", OrderedDict())
+        self._initialized = False
+        self.name: Optional[str] = None
+
+    def __setattr__(self, name: str, value) -> None:
+        layers, tensors = self.__dict__.get("_layers"), self.__dict__.get("_tensors")
+        if layers is None:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                               "before assigning attributes")
+        layers.pop(name, None)
+        tensors.pop(name, None)
+        if isinstance(value, Layer):
+            layers[name] = value
+        elif isinstance(value, Tensor):
+            tensors[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._layers.pop(name, None)
+        self._tensors.pop(name, None)
+        object.__delattr__(self, name)
+
+    def __call__(self, *args, **kwargs):
+        if not self._initialized:
+            self.initialize(*args, **kwargs)
+            self._initialized = True
+        self._match_inputs(args)
+        return self.forward(*args, **kwargs)
+
+    def initialize(self, *inputs) -> None:
+        """Creates parameters from the first inputs; nothing by default."""
+
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    # ---- parameters and states ----
+    def _named_tensors(self, prefix: str = ""):
+        for name, t in self._tensors.items():
+            yield prefix + name, t
+        for name, layer in self._layers.items():
+            yield from layer._named_tensors(prefix + name + self.sep)
+
+    def named_layers(self, prefix: str = ""):
+        for name, layer in self._layers.items():
+            yield prefix + name, layer
+            yield from layer.named_layers(prefix + name + self.sep)
+
+    def get_params(self) -> Dict[str, Tensor]:
+        """Trainable tensors (stores_grad) by dotted name."""
+        return OrderedDict((n, t) for n, t in self._named_tensors() if t.stores_grad)
+
+    def get_states(self) -> Dict[str, Tensor]:
+        """Parameters plus other registered tensors (e.g. BN running statistics)."""
+        return OrderedDict(self._named_tensors())
+
+    def set_params(self, params: Dict[str, object]) -> None:
+        """Copies values (Tensors or numpy arrays) into the named parameters."""
+        own = self.get_params()
+        self._assign(own, params, "set_params")
+
+    def set_states(self, states: Dict[str, object]) -> None:
+        own = self.get_states()
+        self._assign(own, states, "set_states")
+
+    @staticmethod
+    def _assign(own, values, what):
+        for name, v in values.items():
+            if name not in own:
+                raise KeyError(f"{what}: no tensor named {name!r}; known: {sorted(own)}")
+            t = own[name]
+            arr = v.to_numpy() if isinstance(v, Tensor) else np.asarray(v)
+            if tuple(arr.shape) != tuple(t.shape):
+                raise ValueError(f"{what}: {name!r} has shape {t.shape}, got {arr.shape}")
+            t.copy_from_numpy(arr)
+
+    # ---- device and dtype follow the input ----
+    def _match_inputs(self, args) -> None:
+        x = next((a for a in args if isinstance(a, Tensor)), None)
+        if x is None:
+            return
+        for t in self._tensors.values():
+            if t.device != x.device:
+                t.to_device(x.device)
+            if (t.dtype != x.dtype and x.dtype != tensor.int32
+                    and t.dtype != tensor.int32):
+                t.data = t.as_type(x.dtype).data
+
+    def device_check(self, *inputs) -> None:
+        self._match_inputs(inputs)
+
+    def dtype_check(self, *inputs) -> None:
+        self._match_inputs(inputs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _param(shape, device, dtype, name=None) -> Tensor:
+    return Tensor(shape, device, requires_grad=True, stores_grad=True, dtype=dtype, name=name)
+
+
+def _act(name: str, x: Tensor) -> Tensor:
+    name = (name or "NOTSET").upper()
+    if name == "NOTSET":
+        return x
+    if name == "RELU":
+        return autograd.relu(x)
+    if name == "SIGMOID":
+        return autograd.sigmoid(x)
+    if name == "TANH":
+        return autograd.tanh(x)
+    raise ValueError(f"unsupported activation {name!r}; expected NOTSET, RELU, SIGMOID or TANH")
+
+
+class Linear(Layer):
+    """y = x W + b with W (in, out); `Linear(out)` infers `in` from the first input,
+    `Linear(in, out)` also works."""
+
+    def __init__(self, out_features: int, *args, bias: bool = True, **kwargs):
+        super().__init__()
+        if args:  # Linear(in_features, out_features)
+            self.in_features, self.out_features = out_features, args[0]
+        else:
+            self.in_features, self.out_features = None, out_features
+        self.bias = bias
+
+    def initialize(self, x: Tensor) -> None:
+        if x.ndim() != 2:
+            raise ValueError(f"Linear: expected a 2-d input (N, features), got shape {x.shape}")
+        fan_in = x.shape[1]
+        if self.in_features is not None and self.in_features != fan_in:
+            raise ValueError(f"Linear: built for {self.in_features} input features, "
+                             f"got input of shape {x.shape}")
+        self.in_features = fan_in
+        std = math.sqrt(2.0 / (fan_in + self.out_features))
+        self.W = _param((fan_in, self.out_features), x.device, x.dtype).gaussian(0.0, std)
+        if self.bias:
+            self.b = _param((self.out_features,), x.device, x.dtype).set_value(0.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Linear: expected input (N, {self.in_features}), got {x.shape}")
+        y = autograd.matmul(x, self.W)
+        return autograd.add_bias(y, self.b, axis=0) if self.bias else y
+
+
+class Gemm(Layer):
+    """ONNX Gemm: alpha * A' B' + beta * C, with B (out, in) when transB (the default)."""
+
+    def __init__(self, nb_kernels: int, alpha: float = 1.0, beta: float = 1.0,
+                 transA: bool = False, transB: bool = True, bias: bool = True):
+        super().__init__()
+        self.nb_kernels, self.alpha, self.beta = nb_kernels, alpha, beta
+        self.transA, self.transB, self.bias = transA, transB, bias
+
+    def initialize(self, x: Tensor) -> None:
+        fan_in = x.shape[0] if self.transA else x.shape[1]
+        shape = (self.nb_kernels, fan_in) if self.transB else (fan_in, self.nb_kernels)
+        std = math.sqrt(2.0 / (fan_in + self.nb_kernels))
+        self.W = _param(shape, x.device, x.dtype).gaussian(0.0, std)
+        if self.bias:
+            self.b = _param((1, self.nb_kernels), x.device, x.dtype).set_value(0.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = autograd.transpose(x) if self.transA else x
+        b = autograd.transpose(self.W) if self.transB else self.W
+        y = autograd.matmul(a, b)
+        if self.alpha != 1.0:
+            y = autograd.mul(y, self.alpha)
+        if self.bias:
+            c = self.b if self.beta == 1.0 else autograd.mul(self.b, self.beta)
+            y = autograd.add(y, c)
+        return y
+
+
+class Conv2d(Layer):
+    """2-d convolution. `Conv2d(out, k)` infers in-channels; `Conv2d(in, out, k)` also works.
+    padding: int, (ph, pw) or (top, bottom, left, right); pad_mode NOTSET, SAME_UPPER,
+    SAME_LOWER or VALID; activation NOTSET or RELU (applied after the convolution)."""
+
+    def __init__(self, nb_kernels: int, kernel_size, *args, stride=1, padding=0, dilation=1,
+                 group: int = 1, bias: bool = True, pad_mode: str = "NOTSET",
+                 activation: str = "NOTSET", **kwargs):
+        super().__init__()
+        self.in_channels = None
+        if args:  # Conv2d(in_channels, out_channels, kernel_size)
+            self.in_channels, nb_kernels, kernel_size = nb_kernels, kernel_size, args[0]
+        self.nb_kernels = int(nb_kernels)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = _pads4(padding)
+        self.dilation = pair(dilation, "dilation")
+        self.group = int(group)
+        self.bias = bias
+        self.pad_mode = pad_mode.upper()
+        if self.pad_mode not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+            raise ValueError(f"Conv2d: unknown pad_mode {pad_mode!r}")
+        self.activation = activation
+        if self.group <= 0 or self.nb_kernels % self.group:
+            raise ValueError(f"Conv2d: group {self.group} must divide nb_kernels "
+                             f"{self.nb_kernels}")
+
+    def initialize(self, x: Tensor) -> None:
+        if x.ndim() != 4:
+            raise ValueError(f"Conv2d: expected an NCHW input, got shape {x.shape}")
+        c = x.shape[1]
+        if self.in_channels is not None and self.in_channels != c:
+            raise ValueError(f"Conv2d: built for {self.in_channels} input channels, "
+                             f"got input of shape {x.shape}")
+        if c % self.group:
+            raise ValueError(f"Conv2d: group {self.group} must divide input channels {c}")
+        self.in_channels = c
+        kh, kw = self.kernel_size
+        w_shape = (self.nb_kernels, c // self.group, kh, kw)
+        std = math.sqrt(2.0 / (w_shape[1] * kh * kw + self.nb_kernels))
+        self.W = _param(w_shape, x.device, x.dtype).gaussian(0.0, std)
+        if self.bias:
+            self.b = _param((self.nb_kernels,), x.device, x.dtype).set_value(0.0)
+
+    def _pads(self, x: Tensor):
+        if self.pad_mode in ("SAME_UPPER", "SAME_LOWER"):
+            return same_padding(x.shape[2:], self.kernel_size, self.stride, self.dilation,
+                                self.pad_mode)
+        if self.pad_mode == "VALID":
+            return (0, 0, 0, 0)
+        return self.padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2d: expected input (N, {self.in_channels}, H, W), "
+                             f"got {x.shape}")
+        y = autograd.conv2d(x, self.W, self.b if self.bias else None, self.stride,
+                            self._pads(x), self.dilation, self.group)
+        return _act(self.activation, y)
+
+
+class SeparableConv2d(Layer):
+    """Depthwise convolution (one filter per input channel) followed by a 1x1 convolution."""
+
+    def __init__(self, nb_kernels: int, kernel_size, *args, stride=1, padding=0,
+                 bias: bool = False, **kwargs):
+        super().__init__()
+        self.nb_kernels, self.kernel_size = nb_kernels, kernel_size
+        self.stride, self.padding, self.bias = stride, padding, bias
+        if args:  # SeparableConv2d(in, out, k)
+            self.nb_kernels, self.kernel_size = kernel_size, args[0]
+
+    def initialize(self, x: Tensor) -> None:
+        c = x.shape[1]
+        self.depthwise_conv = Conv2d(c, self.kernel_size, stride=self.stride,
+                                     padding=self.padding, group=c, bias=self.bias)
+        self.point_conv = Conv2d(self.nb_kernels, 1, bias=self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.point_conv(self.depthwise_conv(x))
+
+
+class BatchNorm2d(Layer):
+    """Batch normalisation for NCHW (or (N, C)) inputs. SINGA's momentum: the running statistics
+    keep `momentum` of their old value (running = momentum * running + (1 - momentum) * batch)."""
+
+    def __init__(self, *args, momentum: float = 0.9, eps: float = 1e-5, **kwargs):
+        super().__init__()
+        self.momentum, self.eps = float(momentum), float(eps)
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ValueError(f"BatchNorm2d: momentum must be in [0, 1], got {momentum}")
+        self.channels = args[0] if args else None
+
+    def initialize(self, x: Tensor) -> None:
+        if x.ndim() not in (2, 4):
+            raise ValueError(f"BatchNorm2d: expected (N, C, H, W) or (N, C), got {x.shape}")
+        c = x.shape[1]
+        if self.channels is not None and self.channels != c:
+            raise ValueError(f"BatchNorm2d: built for {self.channels} channels, got {x.shape}")
+        self.channels = c
+        self.scale = _param((c,), x.device, x.dtype).set_value(1.0)
+        self.bias = _param((c,), x.device, x.dtype).set_value(0.0)
+        self.running_mean = Tensor((c,), x.device, requires_grad=False,
+                                   dtype=x.dtype).set_value(0.0)
+        self.running_var = Tensor((c,), x.device, requires_grad=False,
+                                  dtype=x.dtype).set_value(1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] != self.channels:
+            raise ValueError(f"BatchNorm2d: expected {self.channels} channels, got {x.shape}")
+        return autograd.batchnorm_2d(x, self.scale, self.bias, self.running_mean,
+                                     self.running_var, 1.0 - self.momentum, self.eps)
+
+
+class Pooling2d(Layer):
+    def __init__(self, kernel_size, stride=None, padding=0, is_max: bool = True,
+                 pad_mode: str = "NOTSET", count_include_pad: bool = True):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        self.padding = _pads4(padding)
+        self.is_max, self.pad_mode = is_max, pad_mode.upper()
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim() != 4:
+            raise ValueError(f"{type(self).__name__}: expected an NCHW input, got {x.shape}")
+        pads = self.padding
+        if self.pad_mode in ("SAME_UPPER", "SAME_LOWER"):
+            pads = same_padding(x.shape[2:], self.kernel_size, self.stride, (1, 1),
+                                self.pad_mode)
+        return autograd.pooling_2d(x, self.kernel_size, self.stride, pads, self.is_max,
+                                   self.count_include_pad)
+
+
+class MaxPool2d(Pooling2d):
+    def __init__(self, kernel_size, stride=None, padding=0, pad_mode: str = "NOTSET"):
+        super().__init__(kernel_size, stride, padding, True, pad_mode)
+
+
+class AvgPool2d(Pooling2d):
+    def __init__(self, kernel_size, stride=None, padding=0, pad_mode: str = "NOTSET",
+                 count_include_pad: bool = True):
+        super().__init__(kernel_size, stride, padding, False, pad_mode, count_include_pad)
+
+
+class MaxPool1d(Layer):
+    def __init__(self, kernel_size: int, stride: Optional[int] = None, padding: int = 0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.max_pool_1d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool1d(MaxPool1d):
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.avg_pool_1d(x, self.kernel_size, self.stride, self.padding)
+
+
+class GlobalAvgPool2d(Layer):
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.globalaveragepool(x)
+
+
+class ReLU(Layer):
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.relu(x)
+
+
+class Sigmoid(Layer):
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.sigmoid(x)
+
+
+class Tanh(Layer):
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.tanh(x)
+
+
+class SoftMax(Layer):
+    def __init__(self, axis: int = 1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.softmax(x, self.axis)
+
+
+class Add(Layer):
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return autograd.add(a, b)
+
+
+class Cat(Layer):
+    def __init__(self, axis: int = 0):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, xs: Sequence[Tensor]) -> Tensor:
+        return autograd.cat(list(xs), self.axis)
+
+
+class Flatten(Layer):
+    def __init__(self, axis: int = 1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.flatten(x, self.axis)
+
+
+class Reshape(Layer):
+    def __init__(self, shape: Optional[Sequence[int]] = None):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: Tensor, shape: Optional[Sequence[int]] = None) -> Tensor:
+        shape = shape if shape is not None else self.shape
+        if shape is None:
+            raise ValueError("Reshape: no target shape given")
+        return autograd.reshape(x, shape)
+
+
+class Dropout(Layer):
+    def __init__(self, ratio: float = 0.5):
+        super().__init__()
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f"Dropout: ratio must be in [0, 1), got {ratio}")
+        self.ratio = ratio
+
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.dropout(x, self.ratio)
+
+
+class Embedding(Layer):
+    """Looks up rows of W (input_dim, output_dim) for int32 indices of any shape."""
+
+    def __init__(self, input_dim: int, output_dim: int):
+        super().__init__()
+        self.input_dim, self.output_dim = input_dim, output_dim
+
+    def initialize(self, x: Tensor) -> None:
+        self.W = _param((self.input_dim, self.output_dim), x.device, tensor.float32)
+        self.W.gaussian(0.0, 1.0 / math.sqrt(self.output_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype != tensor.int32:
+            raise TypeError(f"Embedding: indices must be int32, got {x.dtype.name}")
+        return autograd.gather(self.W, 0, x)
+
+
+class SoftMaxCrossEntropy(Layer):
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return autograd.softmax_cross_entropy(x, t)
+
+
+class CrossEntropy(Layer):
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return autograd.cross_entropy(x, t)
+
+
+class BinaryCrossEntropy(Layer):
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return autograd.binary_cross_entropy(x, t)
+
+
+class MeanSquareError(Layer):
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return autograd.mse_loss(x, t)

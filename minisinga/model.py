@@ -1,0 +1,212 @@
+"""Model: a Layer with compile(), train/eval modes, graph buffering and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from . import autograd
+from .layer import Layer
+from .tensor import Tensor
+
+_FORMAT = "minisinga-states"
+
+
+class Model(Layer):
+    """Subclasses define `forward(*inputs)` and `train_one_batch(*inputs)`.
+
+    Calling the model runs `train_one_batch` in training mode and `forward` in eval mode. With
+    `use_graph=True` the first training call records the step on the device (nothing is
+    computed while recording) and runs it; later calls replay the recorded graph in C++."""
+
+    def __init__(self):
+        super().__init__()
+        self.training = True
+        self.graph_mode = False
+        self.sequential = False
+        self.optimizer = None
+        self._compiled = False
+        self._graph_inputs: Optional[tuple] = None
+        self._graph_results = None
+        self._device = None
+
+    # ---- setup ----
+    def set_optimizer(self, optimizer) -> None:
+        self.optimizer = optimizer
+
+    def compile(self, inputs: Sequence[Tensor], is_train: bool = True, use_graph: bool = False,
+                sequential: bool = False) -> None:
+        """Creates the parameters by running forward once on `inputs` (no gradients, no
+        side effects on running statistics) and sets the training and graph modes."""
+        inputs = list(inputs)
+        if not inputs or not all(isinstance(t, Tensor) for t in inputs):
+            raise TypeError("compile: inputs must be a non-empty list of Tensors")
+        self._device = inputs[0].device
+        with autograd.train_mode(False):
+            self.forward(*inputs)
+        for name, p in self.get_params().items():
+            p.name = name
+        self._compiled = True
+        self.graph(use_graph, sequential)
+        self.train(is_train)
+
+    def train(self, mode: bool = True) -> None:
+        """Training mode: calls run train_one_batch and operators record gradients."""
+        self.training = bool(mode)
+        autograd.set_training(self.training)
+
+    def eval(self) -> None:
+        """Eval mode: calls run forward; BN uses running statistics, dropout is off."""
+        self.train(False)
+
+    def graph(self, mode: bool = True, sequential: bool = False) -> None:
+        """Turns graph buffering on or off; any recorded graph is dropped."""
+        self.graph_mode, self.sequential = bool(mode), bool(sequential)
+        self._drop_graph()
+
+    def _drop_graph(self) -> None:
+        if self._graph_inputs is not None and self._device is not None:
+            self._device.ResetGraph()
+        self._graph_inputs, self._graph_results = None, None
+
+    def on_device(self, device) -> None:
+        self._device = device
+        for t in self.get_states().values():
+            t.to_device(device)
+
+    # ---- running ----
+    def __call__(self, *args, **kwargs):
+        if not self.training:
+            return self.forward(*args, **kwargs)
+        if not self.graph_mode:
+            return self.train_one_batch(*args, **kwargs)
+        return self._graph_step(args, kwargs)
+
+    def train_one_batch(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement train_one_batch")
+
+    def _graph_step(self, args, kwargs):
+        if not self._compiled:
+            raise RuntimeError("graph mode needs compile() first")
+        dev = self._device
+        if self._graph_inputs is None:
+            dev.ResetGraph()
+            self._graph_inputs = (args, dict(kwargs))
+            dev.EnableGraph(True)
+            try:
+                self._graph_results = self.train_one_batch(*args, **kwargs)
+            except BaseException:
+                dev.EnableGraph(False)
+                dev.ResetGraph()
+                self._graph_inputs = None
+                raise
+            dev.EnableGraph(False)
+        else:
+            self._feed(args, kwargs)
+        dev.RunGraph(self.sequential)
+        return self._graph_results
+
+    def _feed(self, args, kwargs) -> None:
+        """Checks a call against the recorded one; copies new input tensors into the recorded
+        input tensors (same shape and dtype)."""
+        rec_args, rec_kwargs = self._graph_inputs
+        if len(args) != len(rec_args) or set(kwargs) != set(rec_kwargs):
+            raise ValueError("graph mode: the model was recorded with different arguments; "
+                             "call it with the same arguments or call graph() to re-record")
+        pairs = list(zip(rec_args, args)) + [(rec_kwargs[k], kwargs[k]) for k in kwargs]
+        for i, (rec, new) in enumerate(pairs):
+            if isinstance(rec, Tensor):
+                if not isinstance(new, Tensor):
+                    raise TypeError(f"graph mode: argument {i} was a Tensor when recorded, "
+                                    f"got {type(new).__name__}")
+                if tuple(new.shape) != tuple(rec.shape) or new.dtype != rec.dtype:
+                    raise ValueError(
+                        f"graph mode: argument {i} has shape {tuple(new.shape)} and dtype "
+                        f"{new.dtype.name}, but the graph was recorded with shape "
+                        f"{tuple(rec.shape)} and dtype {rec.dtype.name}; refill the input "
+                        "tensors with copy_from_numpy or call graph() to re-record")
+                if new is not rec and not new.data.same_block(rec.data):
+                    rec.copy_from(new)
+            elif not _same_value(rec, new):
+                raise ValueError(f"graph mode: argument {i} was {rec!r} when recorded, got "
+                                 f"{new!r}; call graph() to re-record")
+
+    # ---- checkpoints ----
+    def save_states(self, fpath: str, aux_states: Optional[Dict[str, object]] = None) -> None:
+        """Writes parameters, other states (BN statistics), the optimizer's states and
+        `aux_states` to `fpath` atomically (a temporary file renamed into place)."""
+        arrays: Dict[str, np.ndarray] = {}
+        for k, t in self.get_states().items():
+            arrays["model/" + k] = t.to_numpy()
+        if self.optimizer is not None:
+            for k, t in self.optimizer.get_states().items():
+                arrays["opt/" + k] = t.to_numpy()
+        for k, v in (aux_states or {}).items():
+            arrays["aux/" + k] = v.to_numpy() if isinstance(v, Tensor) else np.asarray(v)
+        meta = {"format": _FORMAT, "version": 1, "model": type(self).__name__}
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        d = os.path.dirname(os.path.abspath(fpath))
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(fpath) + ".", suffix=".tmp", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, fpath)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load_states(self, fpath: str) -> Dict[str, np.ndarray]:
+        """Restores what save_states wrote; returns the aux states. The model must have been
+        compiled (its parameters exist)."""
+        if not os.path.exists(fpath):
+            raise FileNotFoundError(f"load_states: no checkpoint at {fpath!r}")
+        try:
+            with np.load(fpath, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+            raise ValueError(f"load_states: {fpath!r} is not a readable checkpoint "
+                             f"(truncated or corrupt): {e}") from None
+        meta_raw = arrays.pop("__meta__", None)
+        try:
+            meta = json.loads(bytes(meta_raw).decode()) if meta_raw is not None else None
+        except ValueError:
+            meta = None
+        if not meta or meta.get("format") != _FORMAT:
+            raise ValueError(f"load_states: {fpath!r} is not a minisinga checkpoint")
+        if meta.get("model") != type(self).__name__:
+            raise ValueError(f"load_states: {fpath!r} holds a {meta.get('model')} model, "
+                             f"not a {type(self).__name__}")
+        own = self.get_states()
+        if not own:
+            raise RuntimeError("load_states: the model has no parameters yet; compile it first")
+        saved = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+        missing = sorted(set(own) - set(saved))
+        extra = sorted(set(saved) - set(own))
+        if missing or extra:
+            raise ValueError(f"load_states: {fpath!r} does not match this model "
+                             f"(missing: {missing}, unexpected: {extra})")
+        for k, t in own.items():
+            if tuple(saved[k].shape) != tuple(t.shape):
+                raise ValueError(f"load_states: {k!r} has shape {tuple(t.shape)} in the model "
+                                 f"but {saved[k].shape} in {fpath!r}")
+        for k, t in own.items():
+            t.copy_from_numpy(saved[k])
+        opt = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}
+        if opt and self.optimizer is not None:
+            self.optimizer.set_states(opt)
+        return {k[len("aux/"):]: v for k, v in arrays.items() if k.startswith("aux/")}
+
+
+def _same_value(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return a is b

@@ -1,0 +1,237 @@
+"""Optimizers: state in the class, math in one fused device kernel per parameter.
+
+The learning rate and the step count are 1-element device tensors updated by recorded ops, so a
+replayed graph sees their new values at every step."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Union
+
+import numpy as np
+
+from . import _core, autograd, tensor
+from .device import eager
+from .tensor import Tensor
+
+_U = _core.UnaryOp
+
+
+class DecayScheduler:
+    """Maps the step counter (a device tensor) to a learning rate (a device tensor)."""
+
+    def __init__(self, init_value: float):
+        self.init_value = float(init_value)
+
+    def __call__(self, step: "_core.Tensor") -> "_core.Tensor":
+        raise NotImplementedError
+
+
+class Constant(DecayScheduler):
+    def __call__(self, step):
+        return _core.unary(_U.AddScalar, _core.unary(_U.MulScalar, step, 0.0), self.init_value)
+
+
+class ExponentialDecay(DecayScheduler):
+    """lr = init * decay_rate ^ (step / decay_steps), floored exponent when staircase."""
+
+    def __init__(self, init_value: float, decay_steps: int, decay_rate: float,
+                 staircase: bool = False):
+        super().__init__(init_value)
+        if decay_steps <= 0:
+            raise ValueError(f"ExponentialDecay: decay_steps must be positive, got {decay_steps}")
+        self.decay_steps, self.decay_rate, self.staircase = decay_steps, decay_rate, staircase
+
+    def __call__(self, step):
+        e = _core.unary(_U.MulScalar, step, 1.0 / self.decay_steps)
+        if self.staircase:
+            e = _core.unary(_U.Floor, e)
+        return _core.unary(_U.MulScalar, _core.unary(_U.RPowScalar, e, self.decay_rate),
+                           self.init_value)
+
+
+class Optimizer:
+    """Base: `opt(loss)` runs backward, updates every parameter as its gradient arrives, then
+    advances the step counter."""
+
+    def __init__(self, lr: Union[float, DecayScheduler], dtype=tensor.float32):
+        self.lr = lr if isinstance(lr, DecayScheduler) else Constant(lr)
+        self.dtype = tensor.to_dtype(dtype)
+        self.step_counter: Optional[Tensor] = None  # created on the parameters' device
+        self.lr_value: Optional[Tensor] = None
+        self._states: Dict[str, Dict[str, Tensor]] = {}
+
+    # ---- the public SINGA API ----
+    def __call__(self, loss: Tensor) -> None:
+        self.call(loss)
+
+    def call(self, loss: Tensor) -> None:
+        """Back-propagates `loss` and updates every parameter, then steps."""
+        self._begin(loss.device)
+        for p, g in autograd.backward(loss):
+            self.apply(self._name(p), p, g)
+        self.step()
+
+    backward_and_update = call
+
+    def step(self) -> None:
+        """Advances the step counter (a recorded device op)."""
+        _core.unary(_U.AddScalar, self.step_counter.data, 1.0, out=self.step_counter.data)
+
+    def update(self, param: Tensor, grad: Tensor) -> None:
+        """Updates one parameter with its gradient (SINGA's name)."""
+        if self.step_counter is None:
+            self._begin(param.device)
+        self.apply(self._name(param), param, grad)
+
+    def apply(self, name: str, param: Tensor, grad: Tensor) -> None:
+        raise NotImplementedError
+
+    # ---- states ----
+    def get_states(self) -> Dict[str, Tensor]:
+        """Step counter and per-parameter buffers, by name."""
+        out: Dict[str, Tensor] = {}
+        if self.step_counter is not None:
+            out["step_counter"] = self.step_counter
+        for pname, bufs in self._states.items():
+            for bname, t in bufs.items():
+                out[f"{pname}:{bname}"] = t
+        return out
+
+    def set_states(self, states: Dict[str, object]) -> None:
+        """Restores what get_states returned (numpy arrays or Tensors)."""
+        for key, v in states.items():
+            arr = v.to_numpy() if isinstance(v, Tensor) else np.asarray(v)
+            if key == "step_counter":
+                if self.step_counter is None:
+                    self._begin(tensor.get_default_device())
+                self.step_counter.copy_from_numpy(arr)
+                continue
+            pname, _, bname = key.rpartition(":")
+            if not pname:
+                raise KeyError(f"set_states: unknown optimizer state {key!r}")
+            buf = Tensor(arr.shape, self.step_counter.device if self.step_counter is not None
+                         else None, requires_grad=False)
+            buf.copy_from_numpy(arr)
+            self._states.setdefault(pname, {})[bname] = buf
+
+    # ---- helpers for subclasses ----
+    def _begin(self, device) -> None:
+        if self.step_counter is None:
+            with eager(device):  # created once, not at every replay of a recorded graph
+                self.step_counter = tensor.zeros((1,), device)
+                self.lr_value = tensor.zeros((1,), device)
+        elif self.step_counter.device != device:
+            self.step_counter.to_device(device)
+            self.lr_value.to_device(device)
+        _core.copy(self.lr_value.data, self.lr(self.step_counter.data))
+
+    @staticmethod
+    def _name(p: Tensor) -> str:
+        if p.name is None:
+            p.name = f"param{id(p)}"
+        return p.name
+
+    def _buffer(self, name: str, key: str, like: Tensor, value: float = 0.0) -> Tensor:
+        bufs = self._states.setdefault(name, {})
+        b = bufs.get(key)
+        if b is None or tuple(b.shape) != tuple(like.shape) or b.device != like.device:
+            with eager(like.device):
+                b = tensor.full(like.shape, value, like.device, like.dtype)
+            bufs[key] = b
+        return b
+
+    @staticmethod
+    def _check(name: str, param: Tensor, grad: Tensor) -> None:
+        if tuple(param.shape) != tuple(grad.shape):
+            raise ValueError(f"update of {name}: gradient shape {grad.shape} does not match "
+                             f"parameter shape {param.shape}")
+
+
+class SGD(Optimizer):
+    """SGD with momentum, dampening, weight decay and Nesterov momentum:
+    g = grad + wd * p; buf = momentum * buf + (1 - dampening) * g (buf starts at 0);
+    g = g + momentum * buf if nesterov else buf; p -= lr * g."""
+
+    def __init__(self, lr=0.1, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, dtype=tensor.float32):
+        super().__init__(lr, dtype)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: momentum ({momentum}) and weight_decay ({weight_decay}) "
+                             "must be non-negative")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
+        self.momentum, self.dampening = float(momentum), float(dampening)
+        self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
+
+    def apply(self, name, param, grad):
+        self._check(name, param, grad)
+        buf = self._buffer(name, "momentum", param).data if self.momentum > 0 else None
+        _core.sgd_update(param.data, grad.data, self.lr_value.data, buf, self.momentum,
+                         self.dampening, self.weight_decay, self.nesterov)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; weight decay is added to the gradient (L2)."""
+
+    def __init__(self, lr=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, weight_decay: float = 0.0, dtype=tensor.float32):
+        super().__init__(lr, dtype)
+        for n, v in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"Adam: {n} must be in [0, 1), got {v}")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon, self.weight_decay = float(epsilon), float(weight_decay)
+        self._t: Optional["_core.Tensor"] = None
+
+    def call(self, loss):
+        self._begin(loss.device)
+        # t = step + 1 for the bias correction of this step, computed on the device.
+        self._t = _core.unary(_U.AddScalar, self.step_counter.data, 1.0)
+        for p, g in autograd.backward(loss):
+            self.apply(self._name(p), p, g)
+        self.step()
+
+    def apply(self, name, param, grad):
+        self._check(name, param, grad)
+        if self._t is None:
+            self._t = _core.unary(_U.AddScalar, self.step_counter.data, 1.0)
+        m = self._buffer(name, "m", param)
+        v = self._buffer(name, "v", param)
+        _core.adam_update(param.data, grad.data, m.data, v.data, self.lr_value.data, self._t,
+                          self.beta_1, self.beta_2, self.epsilon, self.weight_decay)
+
+    def step(self):
+        super().step()
+        self._t = None
+
+
+class AdaGrad(Optimizer):
+    """sum_sq += g^2; p -= lr * g / (sqrt(sum_sq) + eps)."""
+
+    def __init__(self, lr=0.01, epsilon: float = 1e-10, weight_decay: float = 0.0,
+                 dtype=tensor.float32):
+        super().__init__(lr, dtype)
+        self.epsilon, self.weight_decay = float(epsilon), float(weight_decay)
+
+    def apply(self, name, param, grad):
+        self._check(name, param, grad)
+        s = self._buffer(name, "sum_sq", param)
+        _core.adagrad_update(param.data, grad.data, s.data, self.lr_value.data, self.epsilon,
+                             self.weight_decay)
+
+
+class RMSProp(Optimizer):
+    """sq = rho * sq + (1 - rho) * g^2; p -= lr * g / (sqrt(sq) + eps)."""
+
+    def __init__(self, lr=0.01, rho: float = 0.9, epsilon: float = 1e-8,
+                 weight_decay: float = 0.0, dtype=tensor.float32):
+        super().__init__(lr, dtype)
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"RMSProp: rho must be in [0, 1), got {rho}")
+        self.rho, self.epsilon, self.weight_decay = float(rho), float(epsilon), float(weight_decay)
+
+    def apply(self, name, param, grad):
+        self._check(name, param, grad)
+        s = self._buffer(name, "sq_avg", param)
+        _core.rmsprop_update(param.data, grad.data, s.data, self.lr_value.data, self.rho,
+                             self.epsilon, self.weight_decay)
