@@ -106,6 +106,10 @@ class Model(Layer):
                 self._graph_inputs = None
                 raise
             dev.EnableGraph(False)
+            # Drop the recorded autograd tape: only the graph should hold intermediates, so
+            # it can release them after their last use.
+            for t in _tensors_in(self._graph_results):
+                t.creator = None
         else:
             self._feed(args, kwargs)
         dev.RunGraph(self.sequential)
@@ -203,6 +207,17 @@ class Model(Layer):
         if opt and self.optimizer is not None:
             self.optimizer.set_states(opt)
         return {k[len("aux/"):]: v for k, v in arrays.items() if k.startswith("aux/")}
+
+
+def _tensors_in(obj):
+    if isinstance(obj, Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _tensors_in(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors_in(o)
 
 
 def _same_value(a, b) -> bool:
