@@ -1,0 +1,109 @@
+"""The autograd engine: the training switch, backward as a generator, accumulation."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from minisinga import autograd as ag
+from minisinga import tensor
+
+
+def param(a):
+    return tensor.Tensor(data=np.asarray(a, np.float32), stores_grad=True)
+
+
+def test_training_switch_module_attribute_and_context():
+    ag.training = False
+    assert ag.training is False and not ag.is_training()
+    ag.training = True
+    assert ag.training is True
+    with ag.no_grad():
+        assert ag.training is False
+    assert ag.training is True
+    with ag.train_mode(False):
+        x = param([1.0, 2.0])
+        assert ag.relu(x).creator is None  # nothing recorded
+    ag.training = False
+
+
+def test_training_flag_is_thread_local():
+    seen = []
+    with ag.train_mode(True):
+        t = threading.Thread(target=lambda: seen.append(ag.training))
+        t.start()
+        t.join()
+    assert seen == [False]
+
+
+def test_shared_node_gradients_accumulate():
+    w = param([1.0, -2.0, 3.0])
+    with ag.train_mode():
+        h = ag.mul(w, w)              # used twice below
+        y = ag.reduce_sum(ag.add(h, ag.mul(h, 3.0)), None, False)
+    g = ag.gradients(y)[w].to_numpy()
+    np.testing.assert_allclose(g, 8 * np.array([1.0, -2.0, 3.0]))  # d(4 w^2)/dw
+
+
+def test_backward_twice_does_not_double_count():
+    w = param([0.5, 1.5])
+    with ag.train_mode():
+        y = ag.reduce_sum(ag.mul(w, w), None, False)
+    g1 = ag.gradients(y)[w].to_numpy()
+    g2 = ag.gradients(y)[w].to_numpy()
+    np.testing.assert_allclose(g1, g2)
+    np.testing.assert_allclose(g1, [1.0, 3.0])
+
+
+def test_backward_yields_each_param_as_soon_as_final():
+    # y = f2(w2 * f1(w1 * x)): w2's gradient is final before w1's is computed.
+    x = tensor.Tensor(data=np.ones((2, 2), np.float32), requires_grad=False)
+    w1, w2 = param(np.eye(2)), param(np.eye(2))
+    w1.name, w2.name = "w1", "w2"
+    with ag.train_mode():
+        y = ag.reduce_sum(ag.matmul(ag.relu(ag.matmul(x, w1)), w2), None, False)
+    order = [p.name for p, _ in ag.backward(y)]
+    assert order == ["w2", "w1"]
+
+
+def test_deep_chain_needs_no_recursion():
+    w = param([1.0])
+    with ag.train_mode():
+        y = w
+        for _ in range(3000):
+            y = ag.add(y, 0.001)
+        y = ag.reduce_sum(y, None, False)
+    np.testing.assert_allclose(ag.gradients(y)[w].to_numpy(), [1.0])
+
+
+def test_tensor_operators_are_differentiable():
+    a = param([[1.0, 2.0], [3.0, 4.0]])
+    b = param([[0.5, -1.0], [2.0, 1.0]])
+    with ag.train_mode():
+        y = ag.reduce_sum((a @ b) * 2.0 - a / b + (-a) ** 2, None, False)
+    grads = ag.gradients(y)
+    assert a in grads and b in grads
+    an, bn = a.to_numpy().astype(np.float64), b.to_numpy().astype(np.float64)
+    ga = 2 * np.ones((2, 2)) @ bn.T - 1 / bn + 2 * an
+    np.testing.assert_allclose(grads[a].to_numpy(), ga, rtol=1e-5)
+
+
+def test_backward_without_creator_is_a_clear_error():
+    with pytest.raises(ValueError, match="no creator"):
+        list(ag.backward(param([1.0])))
+
+
+def test_backward_dy_shape_checked():
+    w = param([1.0, 2.0])
+    with ag.train_mode():
+        y = ag.mul(w, 2.0)
+    with pytest.raises(ValueError, match="dy has shape"):
+        list(ag.backward(y, tensor.ones((3,))))
+
+
+def test_unused_output_of_multi_output_op_gets_zero_gradient():
+    w = param(np.arange(6, dtype=np.float32).reshape(2, 3))
+    with ag.train_mode():
+        a, b = ag.split(w, 1, [1, 2])
+        y = ag.reduce_sum(b, None, False)
+    np.testing.assert_allclose(ag.gradients(y)[w].to_numpy(), [[0, 1, 1], [0, 1, 1]])

@@ -1,0 +1,160 @@
+"""Layers: lazy parameters, registration by attribute, states, SINGA signatures."""
+
+import numpy as np
+import pytest
+
+from minisinga import autograd as ag
+from minisinga import device, layer, tensor
+
+
+def x_of(*shape):
+    return tensor.from_numpy(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+
+
+class Block(layer.Layer):
+    def __init__(self):
+        super().__init__()
+        self.conv = layer.Conv2d(4, 3, padding=1, activation="RELU")
+        self.bn = layer.BatchNorm2d()
+        self.pool = layer.MaxPool2d(2, 2)
+
+    def forward(self, x):
+        return self.pool(self.bn(self.conv(x)))
+
+
+class Net(layer.Layer):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+        self.flat = layer.Flatten()
+        self.fc = layer.Linear(5)
+
+    def forward(self, x):
+        return self.fc(self.flat(self.block(x)))
+
+
+def test_lazy_init_and_dotted_names():
+    net = Net()
+    assert net.get_params() == {}
+    y = net(x_of(2, 3, 8, 8))
+    assert y.shape == (2, 5)
+    params = net.get_params()
+    assert list(params) == ["block.conv.W", "block.conv.b", "block.bn.scale", "block.bn.bias",
+                            "fc.W", "fc.b"]
+    assert params["block.conv.W"].shape == (4, 3, 3, 3)
+    assert params["fc.W"].shape == (4 * 4 * 4, 5)
+    states = net.get_states()
+    assert "block.bn.running_mean" in states and "block.bn.running_var" in states
+    assert "block.bn.running_mean" not in params
+
+
+def test_set_params_and_states_round_trip():
+    a, b = Net(), Net()
+    x = x_of(2, 3, 8, 8)
+    a(x)
+    b(x)
+    b.set_states({k: v.to_numpy() for k, v in a.get_states().items()})
+    np.testing.assert_array_equal(a(x).to_numpy(), b(x).to_numpy())
+    with pytest.raises(KeyError, match="no tensor named"):
+        b.set_params({"nope": np.zeros(1)})
+    with pytest.raises(ValueError, match="has shape"):
+        b.set_params({"fc.b": np.zeros(7)})
+
+
+def test_initialisation_follows_singa():
+    fc = layer.Linear(300)
+    fc(x_of(64, 500))
+    w = fc.W.to_numpy()
+    assert abs(w.std() - np.sqrt(2.0 / 800)) < 0.1 * np.sqrt(2.0 / 800)
+    np.testing.assert_array_equal(fc.b.to_numpy(), 0)
+    bn = layer.BatchNorm2d()
+    bn(x_of(2, 3, 4, 4))
+    np.testing.assert_array_equal(bn.scale.to_numpy(), 1)
+    np.testing.assert_array_equal(bn.bias.to_numpy(), 0)
+
+
+def test_both_signatures_and_their_errors():
+    assert layer.Linear(6, 3)(x_of(2, 6)).shape == (2, 3)
+    with pytest.raises(ValueError, match="built for 6 input features"):
+        layer.Linear(6, 3)(x_of(2, 5))
+    c = layer.Conv2d(3, 8, 3, stride=2, pad_mode="SAME_UPPER")
+    assert c(x_of(1, 3, 9, 9)).shape == (1, 8, 5, 5)
+    with pytest.raises(ValueError, match="built for 3 input channels"):
+        layer.Conv2d(3, 8, 3)(x_of(1, 2, 9, 9))
+    with pytest.raises(ValueError, match="pad_mode"):
+        layer.Conv2d(3, 3, pad_mode="BAD")
+    with pytest.raises(ValueError, match="activation"):
+        layer.Conv2d(2, 1, activation="GELU")(x_of(1, 1, 3, 3))
+
+
+def test_separable_and_grouped_convolution():
+    sep = layer.SeparableConv2d(6, 3, padding=1)
+    y = sep(x_of(2, 4, 5, 5))
+    assert y.shape == (2, 6, 5, 5)
+    assert sep.get_params()["depthwise_conv.W"].shape == (4, 1, 3, 3)
+    assert sep.get_params()["point_conv.W"].shape == (6, 4, 1, 1)
+    assert layer.Conv2d(4, 3, group=2)(x_of(1, 2, 5, 5)).shape == (1, 4, 3, 3)
+
+
+def test_batchnorm_running_statistics_singa_momentum():
+    bn = layer.BatchNorm2d(momentum=0.9)
+    x = x_of(8, 2, 3, 3)
+    with ag.train_mode():
+        bn(x)
+    xn = x.to_numpy().astype(np.float64)
+    mean = xn.mean((0, 2, 3))
+    var = xn.var((0, 2, 3), ddof=1)
+    np.testing.assert_allclose(bn.running_mean.to_numpy(), 0.1 * mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn.running_var.to_numpy(), 0.9 + 0.1 * var, rtol=1e-4)
+    with ag.train_mode(False):  # inference uses the running statistics
+        y = bn(x).to_numpy()
+    rm, rv = bn.running_mean.to_numpy(), bn.running_var.to_numpy()
+    ref = (xn - rm.reshape(1, -1, 1, 1)) / np.sqrt(rv.reshape(1, -1, 1, 1) + 1e-5)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_small_layers():
+    x = x_of(2, 3, 4, 4)
+    assert layer.AvgPool2d(2)(x).shape == (2, 3, 2, 2)
+    assert layer.MaxPool1d(2)(x_of(2, 3, 6)).shape == (2, 3, 3)
+    assert layer.AvgPool1d(3, 1, 1)(x_of(2, 3, 6)).shape == (2, 3, 6)
+    assert layer.GlobalAvgPool2d()(x).shape == (2, 3, 1, 1)
+    assert layer.Reshape((2, -1))(x).shape == (2, 48)
+    assert layer.Cat(1)([x, x]).shape == (2, 6, 4, 4)
+    np.testing.assert_allclose(layer.Add()(x, x).to_numpy(), 2 * x.to_numpy())
+    s = layer.SoftMax()(x_of(3, 4)).to_numpy()
+    np.testing.assert_allclose(s.sum(1), 1, rtol=1e-6)
+    assert layer.Gemm(5)(x_of(3, 4)).shape == (3, 5)
+    emb = layer.Embedding(10, 4)
+    out = emb(tensor.from_numpy(np.array([[1, 2], [9, 1]], np.int32)))
+    assert out.shape == (2, 2, 4)
+    np.testing.assert_array_equal(out.to_numpy()[0, 0], emb.W.to_numpy()[1])
+    with pytest.raises(ValueError, match="ratio"):
+        layer.Dropout(1.0)
+
+
+def test_loss_layers():
+    x = x_of(4, 3)
+    t = tensor.from_numpy(np.array([0, 1, 2, 1], np.int32))
+    assert layer.SoftMaxCrossEntropy()(x, t).size() == 1
+    p = layer.SoftMax()(x)
+    assert layer.CrossEntropy()(p, t).size() == 1
+    assert layer.MeanSquareError()(x, x).to_numpy() == 0
+    y = tensor.from_numpy(np.full((4, 3), 0.5, np.float32))
+    np.testing.assert_allclose(layer.BinaryCrossEntropy()(y, y).to_numpy(), np.log(2),
+                               rtol=1e-5)
+
+
+def test_params_follow_the_input_device_and_dtype():
+    other = device.create_cpu_device()
+    fc = layer.Linear(3)
+    fc(x_of(2, 4))
+    x = tensor.Tensor((2, 4), other).set_value(1.0)
+    y = fc(x)
+    assert y.device == other and fc.W.device == other
+    h = x_of(2, 4).as_type(tensor.float16)
+    fc2 = layer.Linear(3)
+    fc2(x_of(2, 4))
+    assert fc2.W.dtype == tensor.float32
+    fc2._match_inputs((h,))
+    assert fc2.W.dtype == tensor.float16

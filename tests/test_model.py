@@ -1,0 +1,134 @@
+"""Model: compile, train/eval dispatch, atomic checkpoints with clear errors."""
+
+import os
+
+import numpy as np
+import pytest
+
+from minisinga import autograd as ag
+from minisinga import layer, model, opt, tensor
+
+
+class MLP(model.Model):
+    def __init__(self, classes=3):
+        super().__init__()
+        self.fc1 = layer.Linear(8)
+        self.relu = layer.ReLU()
+        self.fc2 = layer.Linear(classes)
+        self.bn = layer.BatchNorm2d()
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        return self.fc2(self.bn(self.relu(self.fc1(x))))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+class Other(MLP):
+    pass
+
+
+def batch(seed=0):
+    r = np.random.default_rng(seed)
+    x = tensor.from_numpy(r.standard_normal((6, 5)).astype(np.float32))
+    y = tensor.from_numpy(r.integers(0, 3, 6).astype(np.int32))
+    return x, y
+
+
+def make(cls=MLP, seed=0):
+    tensor.get_default_device().SetRandSeed(seed)
+    m = cls()
+    m.set_optimizer(opt.SGD(0.1, momentum=0.9))
+    x, y = batch()
+    m.compile([x], is_train=True, use_graph=False)
+    return m, x, y
+
+
+def test_compile_creates_params_without_side_effects():
+    m, x, y = make()
+    assert set(m.get_params()) == {"fc1.W", "fc1.b", "fc2.W", "fc2.b", "bn.scale", "bn.bias"}
+    np.testing.assert_array_equal(m.bn.running_mean.to_numpy(), 0)  # compile did not train
+    assert m.fc1.W.name == "fc1.W"
+
+
+def test_train_and_eval_dispatch():
+    m, x, y = make()
+    out, loss = m(x, y)
+    assert out.shape == (6, 3) and loss.size() == 1
+    m.eval()
+    assert not ag.training
+    assert m(x).shape == (6, 3)
+    m.train()
+    assert ag.training
+    m.eval()
+
+
+def test_training_reduces_the_loss():
+    m, x, y = make()
+    first = float(m(x, y)[1].to_numpy())
+    for _ in range(30):
+        last = float(m(x, y)[1].to_numpy())
+    assert last < 0.5 * first
+    m.eval()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    m, x, y = make()
+    for _ in range(3):
+        m(x, y)
+    m.eval()
+    path = str(tmp_path / "ckpt.npz")
+    m.save_states(path, aux_states={"epoch": np.array(3)})
+    assert os.listdir(tmp_path) == ["ckpt.npz"]  # no temporary left behind
+    fresh, _, _ = make(seed=99)
+    fresh.eval()
+    aux = fresh.load_states(path)
+    assert int(aux["epoch"]) == 3
+    np.testing.assert_array_equal(fresh(x).to_numpy(), m(x).to_numpy())
+    a, b = m.optimizer.get_states(), fresh.optimizer.get_states()
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k].to_numpy(), b[k].to_numpy())
+
+
+def test_checkpoint_errors(tmp_path):
+    m, x, y = make()
+    path = str(tmp_path / "ckpt.npz")
+    m.save_states(path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        m.load_states(str(tmp_path / "missing.npz"))
+    data = open(path, "rb").read()
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        m.load_states(str(bad))
+    other, _, _ = make(Other)
+    with pytest.raises(ValueError, match="holds a MLP model"):
+        other.load_states(path)
+    wide = MLP(classes=4)
+    wide.set_optimizer(opt.SGD(0.1))
+    wide.compile([x])
+    with pytest.raises(ValueError, match="has shape"):
+        wide.load_states(path)
+    m.eval()
+
+
+def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
+    m, x, y = make()
+    path = str(tmp_path / "ckpt.npz")
+    m.save_states(path)
+    before = open(path, "rb").read()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        m.save_states(path)
+    assert open(path, "rb").read() == before
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+    m.eval()

@@ -1,0 +1,126 @@
+"""Optimizers against their textbook formulas, computed in numpy step by step."""
+
+import numpy as np
+import pytest
+
+from minisinga import autograd as ag
+from minisinga import opt, tensor
+
+STEPS = 5
+
+
+def run(optimizer, p0, grads):
+    """Applies `grads` (one array per step) through optimizer.update + step."""
+    p = tensor.Tensor(data=p0.copy(), stores_grad=True, name="p")
+    out = []
+    for g in grads:
+        optimizer.update(p, tensor.from_numpy(g))
+        optimizer.step()
+        out.append(p.to_numpy().astype(np.float64))
+    return out
+
+
+@pytest.fixture
+def data():
+    r = np.random.default_rng(3)
+    return r.standard_normal(6).astype(np.float32), \
+        [r.standard_normal(6).astype(np.float32) for _ in range(STEPS)]
+
+
+@pytest.mark.parametrize("momentum,dampening,wd,nesterov", [
+    (0.0, 0.0, 0.0, False), (0.9, 0.0, 0.0, False), (0.9, 0.1, 1e-2, False),
+    (0.8, 0.0, 1e-3, True)])
+def test_sgd(data, momentum, dampening, wd, nesterov):
+    p0, grads = data
+    got = run(opt.SGD(0.1, momentum, dampening, wd, nesterov), p0, grads)
+    p, buf = p0.astype(np.float64), np.zeros(6)
+    for step, g in enumerate(grads):
+        g = g + wd * p
+        buf = momentum * buf + (1 - dampening) * g
+        d = g + momentum * buf if nesterov else (buf if momentum else g)
+        p = p - 0.1 * d
+        np.testing.assert_allclose(got[step], p, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.01])
+def test_adam(data, wd):
+    p0, grads = data
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
+    got = run(opt.Adam(lr, b1, b2, eps, wd), p0, grads)
+    p, m, v = p0.astype(np.float64), np.zeros(6), np.zeros(6)
+    for t, g in enumerate(grads, start=1):
+        g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        mh, vh = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        p = p - lr * mh / (np.sqrt(vh) + eps)
+        np.testing.assert_allclose(got[t - 1], p, rtol=1e-5, atol=1e-6)
+
+
+def test_adagrad(data):
+    p0, grads = data
+    got = run(opt.AdaGrad(0.1, 1e-10, 0.01), p0, grads)
+    p, s = p0.astype(np.float64), np.zeros(6)
+    for step, g in enumerate(grads):
+        g = g + 0.01 * p
+        s = s + g * g
+        p = p - 0.1 * g / (np.sqrt(s) + 1e-10)
+        np.testing.assert_allclose(got[step], p, rtol=1e-5, atol=1e-6)
+
+
+def test_rmsprop(data):
+    p0, grads = data
+    got = run(opt.RMSProp(0.01, 0.9, 1e-8, 0.0), p0, grads)
+    p, s = p0.astype(np.float64), np.zeros(6)
+    for step, g in enumerate(grads):
+        s = 0.9 * s + 0.1 * g * g
+        p = p - 0.01 * g / (np.sqrt(s) + 1e-8)
+        np.testing.assert_allclose(got[step], p, rtol=1e-5, atol=1e-6)
+
+
+def test_exponential_decay_schedule_lives_on_the_device(data):
+    p0, grads = data
+    sched = opt.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5, staircase=True)
+    got = run(opt.SGD(sched), p0, grads)
+    p = p0.astype(np.float64)
+    for step, g in enumerate(grads):
+        p = p - 0.1 * 0.5 ** (step // 2) * g
+        np.testing.assert_allclose(got[step], p, rtol=1e-5, atol=1e-6)
+
+
+def test_call_runs_backward_and_updates_every_param():
+    w = tensor.Tensor(data=np.array([[1.0, 2.0]], np.float32), stores_grad=True, name="w")
+    b = tensor.Tensor(data=np.array([0.5], np.float32), stores_grad=True, name="b")
+    x = tensor.from_numpy(np.array([[3.0], [4.0]], np.float32))
+    sgd = opt.SGD(0.1)
+    with ag.train_mode():
+        loss = ag.add(ag.reduce_sum(ag.matmul(x, w), None, False),
+                      ag.reduce_sum(b, None, False))
+    sgd(loss)
+    np.testing.assert_allclose(w.to_numpy(), [[1.0 - 0.7, 2.0 - 0.7]], rtol=1e-6)
+    np.testing.assert_allclose(b.to_numpy(), [0.4], rtol=1e-6)
+    assert sgd.get_states()["step_counter"].to_numpy()[0] == 1
+
+
+def test_states_round_trip(data):
+    p0, grads = data
+    a = opt.Adam(0.01)
+    run(a, p0, grads[:2])
+    states = {k: v.to_numpy() for k, v in a.get_states().items()}
+    b = opt.Adam(0.01)
+    b.set_states(states)
+    assert set(b.get_states()) == set(states)
+    for k, v in b.get_states().items():
+        np.testing.assert_array_equal(v.to_numpy(), states[k])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="momentum"):
+        opt.SGD(0.1, momentum=-1)
+    with pytest.raises(ValueError, match="nesterov"):
+        opt.SGD(0.1, nesterov=True)
+    with pytest.raises(ValueError, match="beta_1"):
+        opt.Adam(beta_1=1.5)
+    p = tensor.Tensor(data=np.zeros(3, np.float32), stores_grad=True, name="p")
+    with pytest.raises(ValueError, match="gradient shape"):
+        opt.SGD(0.1).update(p, tensor.zeros((4,)))
