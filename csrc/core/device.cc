@@ -34,7 +34,8 @@ void Block::Release() {
   }
 }
 
-Device::Device(DeviceType type, int id) : type_(type), id_(id), graph_(new Graph()) {
+Device::Device(DeviceType type, int id)
+    : type_(type), id_(id), graph_(new Graph()), rng_block_(std::make_shared<Block>(this, 0)) {
   ctx_.dev = this;
 }
 

@@ -76,6 +76,9 @@ class Device {
   // Random numbers: the same seed gives the same numbers on every run.
   void SetRandSeed(uint64_t seed);
   Context* context() { return &ctx_; }
+  // A token that random ops list as written, so a graph keeps them in recorded order
+  // (their numbers depend on the order in which they take counter values).
+  const BlockPtr& rng_block() const { return rng_block_; }
 
   // Profiling of graph replays.
   void SetVerbosity(int v) { verbosity_ = v; }
@@ -98,6 +101,7 @@ class Device {
   Context ctx_;
   std::unique_ptr<CachingPool> pool_;
   std::unique_ptr<Graph> graph_;
+  BlockPtr rng_block_;
   bool buffering_ = false;
   int verbosity_ = 0;
   int skip_iterations_ = 0;
