@@ -98,6 +98,7 @@ class Model(Layer):
             dev.ResetGraph()
             self._graph_inputs = (args, dict(kwargs))
             dev.EnableGraph(True)
+            dev.set_graph_phase("forward")
             try:
                 self._graph_results = self.train_one_batch(*args, **kwargs)
             except BaseException:
@@ -106,6 +107,7 @@ class Model(Layer):
                 self._graph_inputs = None
                 raise
             dev.EnableGraph(False)
+            dev.set_graph_phase("")
             # Drop the recorded autograd tape: only the graph should hold intermediates, so
             # it can release them after their last use.
             for t in _tensors_in(self._graph_results):

@@ -67,9 +67,17 @@ class Optimizer:
     def call(self, loss: Tensor) -> None:
         """Back-propagates `loss` and updates every parameter, then steps."""
         self._begin(loss.device)
-        for p, g in autograd.backward(loss):
-            self.apply(self._name(p), p, g)
+        self._backward_and_apply(loss)
         self.step()
+
+    def _backward_and_apply(self, loss: Tensor) -> None:
+        dev = loss.device
+        dev.set_graph_phase("backward")  # labels recorded nodes for profiling
+        for p, g in autograd.backward(loss):
+            dev.set_graph_phase("update")
+            self.apply(self._name(p), p, g)
+            dev.set_graph_phase("backward")
+        dev.set_graph_phase("update")
 
     backward_and_update = call
 
@@ -187,8 +195,7 @@ class Adam(Optimizer):
         self._begin(loss.device)
         # t = step + 1 for the bias correction of this step, computed on the device.
         self._t = _core.unary(_U.AddScalar, self.step_counter.data, 1.0)
-        for p, g in autograd.backward(loss):
-            self.apply(self._name(p), p, g)
+        self._backward_and_apply(loss)
         self.step()
 
     def apply(self, name, param, grad):
