@@ -175,7 +175,7 @@ class SGD(Optimizer):
         self._check(name, param, grad)
         buf = self._buffer(name, "momentum", param).data if self.momentum > 0 else None
         _core.sgd_update(param.data, grad.data, self.lr_value.data, buf, self.momentum,
-                         self.dampening, self.weight_decay, self.nesterov)
+                         self.dampening, self.weight_decay, self.nesterov)  # buf starts at 0
 
 
 class Adam(Optimizer):

@@ -22,7 +22,7 @@ void Uniform(const Tensor& t, double low, double high) {
         const uint64_t off = ctx->TakeRng(r.numel());
         MS_DISPATCH(ctx, Uniform, dt, r.mutable_data<char>(), r.numel(), ctx->seed, off, lo, hi);
       },
-      {}, {t.block()}, "Uniform");
+      {}, {t.block(), t.device()->rng_block()}, "Uniform");
 }
 
 void Gaussian(const Tensor& t, double mean, double std) {
@@ -38,7 +38,7 @@ void Gaussian(const Tensor& t, double mean, double std) {
         const uint64_t off = ctx->TakeRng(r.numel());
         MS_DISPATCH(ctx, Gaussian, dt, r.mutable_data<char>(), r.numel(), ctx->seed, off, m, s);
       },
-      {}, {t.block()}, "Gaussian");
+      {}, {t.block(), t.device()->rng_block()}, "Gaussian");
 }
 
 void Bernoulli(const Tensor& t, double p) {
@@ -52,7 +52,7 @@ void Bernoulli(const Tensor& t, double p) {
         const uint64_t off = ctx->TakeRng(r.numel());
         MS_DISPATCH(ctx, Bernoulli, dt, r.mutable_data<char>(), r.numel(), ctx->seed, off, thr);
       },
-      {}, {t.block()}, "Bernoulli");
+      {}, {t.block(), t.device()->rng_block()}, "Bernoulli");
 }
 
 std::array<uint32_t, 4> Philox4x32_10(const std::array<uint32_t, 4>& counter,
