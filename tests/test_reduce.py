@@ -107,6 +107,12 @@ def test_large_sums_are_accurate(rng):
     for shape, axes in (((5 * 10**6, 2), [0]), ((2, 5 * 10**6), [1])):
         got = _core.reduce_sum(core_tensor(ones.reshape(shape)), axes).to_numpy()
         np.testing.assert_array_equal(got, [5e6, 5e6])
+    # A constant addend makes float32 accumulators drift systematically (~1e-3 relative).
+    tenth = np.full((10**6, 2), 0.1, np.float32)
+    exact = 10**6 * np.float64(np.float32(0.1))
+    for axes in ([0], None):
+        got = _core.reduce_sum(core_tensor(tenth), axes).to_numpy().astype(np.float64)
+        np.testing.assert_allclose(got, exact * (1 if axes else 2), rtol=1e-7)
     x = rng.random(10**6, dtype=np.float32)
     got = float(_core.reduce_sum(core_tensor(x)).to_numpy())
     assert abs(got - x.astype(np.float64).sum()) <= 1e-6 * x.sum()  # float-loop error ~1e-4
