@@ -193,9 +193,14 @@ def test_size_one_axes_only_and_scalars():
     x = np.arange(6, dtype=np.float32).reshape(1, 6, 1)
     for fn, _ in REDUCE.values():
         np.testing.assert_array_equal(fn(core_tensor(x), [0, 2], False).to_numpy(), x[0, :, 0])
-    s = core_tensor(np.array(3.5, np.float32))
-    assert _core.reduce_sum(s).shape == ()
-    assert float(_core.reduce_mean(s).to_numpy()) == 3.5
+    s = _core.Tensor([], _core.default_device())  # 0-d (core_tensor makes arrays >= 1-d)
+    s.copy_from_numpy(np.array(3.5, np.float32))
+    for fn, _ in REDUCE.values():
+        for axes in (None, []):
+            y = fn(s, axes, False)
+            assert y.shape == () and float(y.to_numpy()) == 3.5
+    with pytest.raises(ValueError, match="argmax: axis 0 is out of range for a 0-d tensor"):
+        _core.argmax(s, 0)
 
 
 def test_zero_size():
