@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "core/dispatch.h"
 
@@ -67,17 +68,44 @@ void RowMaxSum(const T* x, int64_t d, float* max, float* sum) {
   *sum = static_cast<float>(s);
 }
 
+// p = softmax(x) of a row, returning its max and sum of exp(x - max). float32 output keeps
+// exp(x - max) from the summing pass and rescales it (one exp per element); float16
+// recomputes it rather than round an intermediate to half.
+template <typename T>
+void WriteProb(const T* x, T* p, int64_t d, float* max, float* sum) {
+  float m = -kInf;
+#pragma omp simd reduction(max : m)
+  for (int64_t k = 0; k < d; k++) {
+    const float v = Ld(x[k]);
+    m = v > m ? v : m;
+  }
+  double s = 0;
+  if constexpr (std::is_same<T, float>::value) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < d; k++) {
+      const float e = std::exp(x[k] - m);
+      p[k] = e;
+      s += e;
+    }
+    const float inv = static_cast<float>(1.0 / s);
+    for (int64_t k = 0; k < d; k++) p[k] *= inv;
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < d; k++) s += std::exp(Ld(x[k]) - m);
+    const float inv = static_cast<float>(1.0 / s);
+    for (int64_t k = 0; k < d; k++) p[k] = St<T>(std::exp(Ld(x[k]) - m) * inv);
+  }
+  *max = m;
+  *sum = static_cast<float>(s);
+}
+
 template <typename T>
 void SoftmaxRow(bool log, const T* x, T* y, int64_t d) {
   float m, s;
+  if (!log) return WriteProb(x, y, d, &m, &s);
   RowMaxSum(x, d, &m, &s);
-  if (log) {
-    const float lse = m + std::log(s);
-    for (int64_t k = 0; k < d; k++) y[k] = St<T>(Ld(x[k]) - lse);
-  } else {
-    const float inv = 1.0f / s;
-    for (int64_t k = 0; k < d; k++) y[k] = St<T>(std::exp(Ld(x[k]) - m) * inv);
-  }
+  const float lse = m + std::log(s);
+  for (int64_t k = 0; k < d; k++) y[k] = St<T>(Ld(x[k]) - lse);
 }
 
 // Columns [0, w) of a (d, inner) slice starting at x.
@@ -170,9 +198,8 @@ void SceT(const T* x, const void* target, bool labels, T* loss, T* prob, int64_t
     const T* xr = x + i * c;
     T* pr = prob + i * c;
     float m, s;
-    RowMaxSum(xr, c, &m, &s);
-    const float inv = 1.0f / s, log_s = std::log(s);
-    for (int64_t k = 0; k < c; k++) pr[k] = St<T>(std::exp(Ld(xr[k]) - m) * inv);
+    WriteProb(xr, pr, c, &m, &s);
+    const float log_s = std::log(s);
     double l = 0;  // -log softmax[k] = (m - x[k]) + log s
     if (labels) {
       const int64_t t = Label(target, i, c);
