@@ -270,7 +270,8 @@ def test_sum_to_shape(dtype, rng):
 def test_sum_to_shape_bad_shapes():
     t = core_tensor(np.zeros((2, 3, 4), np.float32))
     for bad in ([3], [2, 4], [1, 2, 3, 4], [2, 3, 5], [3, 4, 4]):
-        with pytest.raises(ValueError, match=r"sum_to_shape: shape .* does not broadcast to \(2, 3"):
+        msg = r"sum_to_shape: shape .* does not broadcast to \(2, 3, 4\)"
+        with pytest.raises(ValueError, match=msg):
             _core.sum_to_shape(t, bad)
 
 
