@@ -90,7 +90,7 @@ def test_batched_random(rng):
         batch = rng.integers(1, 4, size=nd)
         ba = tuple(int(d) if rng.random() < 0.6 else 1 for d in batch)
         bb = tuple(int(d) if rng.random() < 0.6 else 1 for d in batch)
-        bb = bb[int(rng.integers(0, nd + 1)):]
+        bb = bb[int(rng.integers(0, nd + 1)) :]
         m, k, n = (int(v) for v in rng.integers(1, 9, size=3))
         ta, tb = bool(rng.integers(2)), bool(rng.integers(2))
         check(stored(ba + (m, k), ta, rng), stored(bb + (k, n), tb, rng), ta, tb)
@@ -109,8 +109,9 @@ def test_alpha_beta_accumulate(ta, tb, rng):
         np.testing.assert_allclose(out.to_numpy(), want, rtol=1e-5, atol=1e-4)
         # A second call keeps accumulating (gradient accumulation).
         _core.matmul(core_tensor(a), core_tensor(b), ta, tb, beta=1.0, out=out)
-        np.testing.assert_allclose(out.to_numpy(), want + reference(a, b, ta, tb),
-                                   rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(
+            out.to_numpy(), want + reference(a, b, ta, tb), rtol=1e-5, atol=1e-4
+        )
 
 
 def test_beta_zero_ignores_out_contents(rng):
@@ -128,11 +129,19 @@ def test_empty_sizes(rng):
     np.testing.assert_array_equal(r.to_numpy(), np.zeros((3, 4), np.float32))
     out0 = rng.standard_normal((2, 3, 4)).astype(np.float32)
     out = core_tensor(out0)
-    _core.matmul(core_tensor(z((2, 3, 0), np.float32)), core_tensor(z((2, 0, 4), np.float32)),
-                 beta=0.5, out=out)
+    _core.matmul(
+        core_tensor(z((2, 3, 0), np.float32)),
+        core_tensor(z((2, 0, 4), np.float32)),
+        beta=0.5,
+        out=out,
+    )
     np.testing.assert_allclose(out.to_numpy(), 0.5 * out0, rtol=1e-6)
-    for a, b, shape in [((0, 5), (5, 3), (0, 3)), ((4, 5), (5, 0), (4, 0)),
-                        ((0, 2, 5), (5, 3), (0, 2, 3)), ((2, 5), (3, 0, 5, 1), (3, 0, 2, 1))]:
+    for a, b, shape in [
+        ((0, 5), (5, 3), (0, 3)),
+        ((4, 5), (5, 0), (4, 0)),
+        ((0, 2, 5), (5, 3), (0, 2, 3)),
+        ((2, 5), (3, 0, 5, 1), (3, 0, 2, 1)),
+    ]:
         r = _core.matmul(core_tensor(z(a, np.float32)), core_tensor(z(b, np.float32)))
         assert r.shape == shape
 
@@ -176,8 +185,9 @@ def test_non_float32_raises_type_error(dtype):
     with pytest.raises(TypeError, match=f"matmul: b has dtype {name}.*cast to float32"):
         _core.matmul(f, y)
     with pytest.raises(TypeError, match=f"matmul: out has dtype {name}"):
-        _core.matmul(f, core_tensor(np.ones((3, 2), np.float32)),
-                     out=core_tensor(np.ones((2, 2), dtype)))
+        _core.matmul(
+            f, core_tensor(np.ones((3, 2), np.float32)), out=core_tensor(np.ones((2, 2), dtype))
+        )
 
 
 def test_shape_errors():
@@ -222,5 +232,8 @@ def test_device_mismatch_raises_type_error():
     with pytest.raises(TypeError, match="matmul: tensors are on different devices"):
         _core.matmul(a, b)
     with pytest.raises(TypeError, match="matmul: out is on"):
-        _core.matmul(a, core_tensor(np.ones((3, 2), np.float32)),
-                     out=core_tensor(np.ones((2, 2), np.float32), other))
+        _core.matmul(
+            a,
+            core_tensor(np.ones((3, 2), np.float32)),
+            out=core_tensor(np.ones((2, 2), np.float32), other),
+        )

@@ -31,6 +31,7 @@ def ints(a):
 
 # ---- transpose ----
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transpose(dtype, rng):
     for shape in [(5,), (1,), (5, 7), (1, 7), (7, 1), (67, 129), (3, 1, 4)]:
@@ -60,6 +61,7 @@ def test_transpose_errors():
 
 
 # ---- concat / split ----
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_concat(dtype, rng):
@@ -118,6 +120,7 @@ def test_split_errors():
 
 # ---- slice ----
 
+
 def np_slice(x, starts, stops, axes=None, steps=None):
     axes = list(range(len(starts))) if axes is None else axes
     steps = [1] * len(starts) if steps is None else steps
@@ -155,8 +158,11 @@ def test_slice(dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_slice_backward(dtype, rng):
     shape = (6, 1, 7, 5)
-    for starts, stops, axes, steps in [([1, -4], [5, 100], [0, 2], [2, 3]),
-                                       ([0], [0], [3], None), ([2], [3], None, None)]:
+    for starts, stops, axes, steps in [
+        ([1, -4], [5, 100], [0, 2], [2, 3]),
+        ([0], [0], [3], None),
+        ([2], [3], None, None),
+    ]:
         want_shape = np_slice(np.zeros(shape), starts, stops, axes, steps).shape
         dy = rand(want_shape, dtype, rng)
         want = np.zeros(shape, dtype)
@@ -192,10 +198,15 @@ def test_slice_errors():
 
 # ---- pad ----
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_pad_and_backward(dtype, rng):
-    for shape, pads in [((3, 4), [(1, 2), (0, 3)]), ((2, 1, 3), [(0, 0), (2, 1), (1, 1)]),
-                        ((5,), [(0, 0)]), ((0, 2), [(1, 1), (2, 0)])]:
+    for shape, pads in [
+        ((3, 4), [(1, 2), (0, 3)]),
+        ((2, 1, 3), [(0, 0), (2, 1), (1, 1)]),
+        ((5,), [(0, 0)]),
+        ((0, 2), [(1, 1), (2, 0)]),
+    ]:
         x = rand(shape, dtype, rng)
         for value in (0.0, -3.0):
             same(_core.pad(core_tensor(x), pads, value), np.pad(x, pads, constant_values=value))
@@ -218,10 +229,18 @@ def test_pad_errors():
 
 # ---- broadcast_to ----
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_broadcast_to(dtype, rng):
-    for shape, target in [((3,), (4, 3)), ((1,), (5,)), ((2, 1, 3), (4, 2, 5, 3)),
-                          ((4, 1), (4, 6)), ((2, 3), (2, 3)), ((1, 1), (0, 7)), ((1,), (2, 1, 1))]:
+    for shape, target in [
+        ((3,), (4, 3)),
+        ((1,), (5,)),
+        ((2, 1, 3), (4, 2, 5, 3)),
+        ((4, 1), (4, 6)),
+        ((2, 3), (2, 3)),
+        ((1, 1), (0, 7)),
+        ((1,), (2, 1, 1)),
+    ]:
         x = rand(shape, dtype, rng)
         same(_core.broadcast_to(core_tensor(x), list(target)), np.broadcast_to(x, target))
 
@@ -237,6 +256,7 @@ def test_broadcast_to_errors():
 
 # ---- take / take_backward / one_hot ----
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_take(dtype, rng):
     x = rand((4, 5, 3), dtype, rng)
@@ -244,8 +264,12 @@ def test_take(dtype, rng):
         n = x.shape[axis]
         for idx in [np.array(1), np.array([0, n - 1, -1, -n, 1]), rng.integers(-n, n, (2, 3))]:
             idx = idx.astype(np.int32)
-            same(_core.take(core_tensor(x), core_tensor(idx) if idx.ndim else
-                            _scalar_index(idx), axis), np.take(x, idx, axis))
+            same(
+                _core.take(
+                    core_tensor(x), core_tensor(idx) if idx.ndim else _scalar_index(idx), axis
+                ),
+                np.take(x, idx, axis),
+            )
     same(_core.take(core_tensor(x), ints(np.zeros(0)), 1), np.take(x, np.zeros(0, int), 1))
 
 
@@ -291,16 +315,23 @@ def test_take_backward_repeated_indices(dtype, rng):
     x_shape = (3, 6, 2)
     for axis in [0, 1, -1]:
         n = x_shape[axis]
-        for idx in [np.array([1, 1, 1, 0, -1, n - 1]), rng.integers(-n, n, (4, 5)),
-                    np.zeros(0, int)]:
+        for idx in [
+            np.array([1, 1, 1, 0, -1, n - 1]),
+            rng.integers(-n, n, (4, 5)),
+            np.zeros(0, int),
+        ]:
             idx = idx.astype(np.int32)
             dy_shape = np.take(np.zeros(x_shape), idx, axis).shape
-            dy = rand(dy_shape, dtype, rng) if dtype != np.float16 else \
-                rng.integers(-8, 8, dy_shape).astype(dtype)  # exact sums in float16
+            dy = (
+                rand(dy_shape, dtype, rng)
+                if dtype != np.float16
+                else rng.integers(-8, 8, dy_shape).astype(dtype)
+            )  # exact sums in float16
             want = np.zeros(x_shape, dtype)
             moved = np.moveaxis(want, axis, 0)  # a view: np.add.at writes through it
-            dmoved = np.moveaxis(dy, list(range(axis % 3, axis % 3 + idx.ndim)),
-                                 list(range(idx.ndim)))
+            dmoved = np.moveaxis(
+                dy, list(range(axis % 3, axis % 3 + idx.ndim)), list(range(idx.ndim))
+            )
             np.add.at(moved, idx, dmoved)
             got = _core.take_backward(core_tensor(dy), ints(idx), axis, list(x_shape))
             same(got, want)
@@ -338,10 +369,17 @@ def test_take_backward_errors():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_one_hot(dtype, rng):
-    ddt = {np.float32: _core.DType.float32, np.float16: _core.DType.float16,
-           np.int32: _core.DType.int32}[dtype]
-    for labels, depth in [(rng.integers(0, 10, 17), 10), (np.array([0]), 1),
-                          (np.zeros(0, int), 4), (rng.integers(0, 3, (2, 5)), 3)]:
+    ddt = {
+        np.float32: _core.DType.float32,
+        np.float16: _core.DType.float16,
+        np.int32: _core.DType.int32,
+    }[dtype]
+    for labels, depth in [
+        (rng.integers(0, 10, 17), 10),
+        (np.array([0]), 1),
+        (np.zeros(0, int), 4),
+        (rng.integers(0, 3, (2, 5)), 3),
+    ]:
         got = _core.one_hot(ints(labels), depth, ddt)
         same(got, np.eye(depth, dtype=dtype)[labels])
     same(_core.one_hot(ints([2, 0]), 3), np.eye(3, dtype=np.float32)[[2, 0]])
@@ -368,8 +406,10 @@ def test_large_tensors_use_parallel_paths(rng):
     same(_core.concat([core_tensor(a), core_tensor(b)], 1), np.concatenate([a, b], 1))
     same(_core.slice(core_tensor(x), [3, 1], [299, 250], None, [2, 3]), x[3:299:2, 1::3])
     same(_core.broadcast_to(core_tensor(x[:1]), [200, 250]), np.broadcast_to(x[:1], (200, 250)))
-    same(_core.pad(core_tensor(x), [(2, 1), (0, 5)], 1.5), np.pad(x, [(2, 1), (0, 5)],
-                                                                   constant_values=1.5))
+    same(
+        _core.pad(core_tensor(x), [(2, 1), (0, 5)], 1.5),
+        np.pad(x, [(2, 1), (0, 5)], constant_values=1.5),
+    )
     idx = rng.integers(-300, 300, 500).astype(np.int32)
     same(_core.take(core_tensor(x), ints(idx), 0), np.take(x, idx, 0))
     same(_core.one_hot(ints(idx % 300), 300), np.eye(300, dtype=np.float32)[idx % 300])
