@@ -51,10 +51,10 @@ std::string Device::name() const {
 }
 
 void Device::Exec(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writes,
-                  const std::string& name) {
+                  const std::string& name, bool host) {
   if (buffering_) {
     graph_->Add(Node{std::move(fn), std::move(reads), std::move(writes), name,
-                     graph_->current_phase});
+                     graph_->current_phase, host});
   } else {
     fn(&ctx_);
   }

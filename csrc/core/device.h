@@ -47,9 +47,11 @@ class Device {
   int id() const { return id_; }
   std::string name() const;
 
-  // The one way a kernel runs: now, or appended to the graph while buffering.
+  // The one way a kernel runs: now, or appended to the graph while buffering. `host` marks
+  // a closure that does host work at every run (a Python callable), which a device must not
+  // capture (CUDA graphs replay device work only).
   void Exec(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writes,
-            const std::string& name);
+            const std::string& name, bool host = false);
   // Host <-> device copies of raw bytes, in stream order, blocking until done.
   virtual void CopyToHost(void* dst, const void* src, size_t n) = 0;
   virtual void CopyFromHost(void* dst, const void* src, size_t n) = 0;
@@ -70,7 +72,13 @@ class Device {
   void EnableGraph(bool enable);
   bool graph_enabled() const { return buffering_; }
   void RunGraph(bool sequential);
-  void ResetGraph();
+  virtual void ResetGraph();
+  // Hook for Graph::Run once the plan is made: a device may replay the graph its own way
+  // (CudaGPU: a captured CUDA graph) and return true, or return false for a plain replay.
+  virtual bool ReplayGraph(Graph& graph) {
+    (void)graph;
+    return false;
+  }
   Graph* graph() { return graph_.get(); }
 
   // Random numbers: the same seed gives the same numbers on every run.

@@ -125,8 +125,14 @@ void Graph::Run(Device* dev, bool sequential) {
     plan_valid_ = true;
     plan_sequential_ = sequential;
   }
+  last_peak_ = plan_.planned_peak + plan_.persistent_bytes;
+  if (!dev->ReplayGraph(*this)) Replay(dev);
+  runs_++;
+}
+
+void Graph::Replay(Device* dev) {
+  MS_CHECK(plan_valid_, "Graph::Replay: the graph has no plan; call Run");
   const GraphPlan& plan = plan_;
-  last_peak_ = plan.planned_peak + plan.persistent_bytes;
   const bool profile = dev->verbosity() > 0 && runs_ >= dev->skip_iterations();
   Context* ctx = dev->context();
   for (size_t step = 0; step < plan.order.size(); step++) {
@@ -140,7 +146,6 @@ void Graph::Run(Device* dev, bool sequential) {
     }
     for (Block* b : plan.release[step]) b->Release();
   }
-  runs_++;
 }
 
 }  // namespace minisinga

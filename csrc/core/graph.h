@@ -16,6 +16,7 @@ struct Node {
   std::vector<BlockPtr> writes;
   std::string name;
   std::string phase;  // forward / backward / update ... as set while recording
+  bool host = false;  // runs host code each time (a Python callable): never captured
 };
 
 struct GraphPlan {
@@ -28,8 +29,10 @@ struct GraphPlan {
 class Graph {
  public:
   void Add(Node node) {
+    host_nodes_ = host_nodes_ || node.host;
     nodes_.push_back(std::move(node));
     plan_valid_ = false;
+    version_++;
   }
   size_t size() const { return nodes_.size(); }
   const std::vector<Node>& nodes() const { return nodes_; }
@@ -37,9 +40,20 @@ class Graph {
     nodes_.clear();
     runs_ = 0;
     plan_valid_ = false;
+    host_nodes_ = false;
+    version_++;
   }
-  // Runs every node in recorded (sequential) or dependency (level-by-level) order.
+  // Runs every node in recorded (sequential) or dependency (level-by-level) order: plans,
+  // then lets the device replay it its own way (Device::ReplayGraph) or calls Replay.
   void Run(Device* dev, bool sequential);
+  // One pass over the planned nodes (with profiling and memory release). For devices that
+  // replay a graph their own way; valid once Run has made the plan.
+  void Replay(Device* dev);
+  // Changes whenever nodes are added or cleared: a device keying state on the recorded graph
+  // (a captured CUDA graph) compares it together with plan_sequential().
+  uint64_t version() const { return version_; }
+  bool plan_sequential() const { return plan_sequential_; }
+  bool has_host_nodes() const { return host_nodes_; }
   // Plans execution order and memory release points for the current node list.
   GraphPlan Plan(bool sequential) const;
   int64_t runs() const { return runs_; }
@@ -54,6 +68,8 @@ class Graph {
   GraphPlan plan_;
   bool plan_valid_ = false;
   bool plan_sequential_ = false;
+  bool host_nodes_ = false;
+  uint64_t version_ = 0;
   int64_t runs_ = 0;
   size_t last_peak_ = 0;
 };

@@ -14,14 +14,21 @@ size_t CachingPool::RoundUp(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
-CachingPool::~CachingPool() { EmptyCache(); }
+CachingPool::~CachingPool() {
+  ReleaseHeld();
+  EmptyCache();
+}
 
 void* CachingPool::Malloc(size_t bytes) {
   size_t sz = RoundUp(bytes);
   std::lock_guard<std::mutex> lock(mu_);
   void* p = nullptr;
+  auto held = hold_ ? held_.find(sz) : held_.end();
   auto it = free_lists_.find(sz);
-  if (it != free_lists_.end() && !it->second.empty()) {
+  if (held != held_.end() && !held->second.empty()) {
+    p = held->second.back();
+    held->second.pop_back();
+  } else if (it != free_lists_.end() && !it->second.empty()) {
     p = it->second.back();
     it->second.pop_back();
   } else {
@@ -52,8 +59,22 @@ void CachingPool::Free(void* ptr, size_t bytes) {
   if (ptr == nullptr) return;
   size_t sz = RoundUp(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  free_lists_[sz].push_back(ptr);
+  (hold_ ? held_ : free_lists_)[sz].push_back(ptr);
   stats_.current -= sz;
+}
+
+void CachingPool::SetHold(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_ = on;
+}
+
+void CachingPool::ReleaseHeld() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& kv : held_) {
+    auto& dst = free_lists_[kv.first];
+    dst.insert(dst.end(), kv.second.begin(), kv.second.end());
+  }
+  held_.clear();
 }
 
 void CachingPool::EmptyCache() {

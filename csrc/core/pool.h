@@ -33,11 +33,20 @@ class CachingPool {
   // Sizes are rounded up so that nearby requests share free lists.
   static size_t RoundUp(size_t bytes);
 
+  // Hold mode (for CUDA-graph capture): while on, Free keeps pointers in a private free list
+  // that only Malloc calls made in hold mode reuse (before the shared lists), so memory that a
+  // captured graph uses stays reserved for its replays. ReleaseHeld returns that list to the
+  // shared cache once the captured graph is gone.
+  void SetHold(bool on);
+  void ReleaseHeld();
+
  private:
   RawAlloc alloc_;
   RawFree free_;
   mutable std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_lists_;
+  std::unordered_map<size_t, std::vector<void*>> held_;  // hold mode's private free lists
+  bool hold_ = false;
   MemoryStats stats_;
 };
 
