@@ -27,15 +27,40 @@ def openblas():
     return ob.get_include_dir(), ob.get_lib_dir(), ob.get_library()
 
 
+def _cuda_home(nvcc):
+    """The toolkit root: $CUDA_HOME / $CUDA_PATH, nvcc's ../.., else /usr/local/cuda (nvcc may
+    be a wrapper script outside the toolkit, e.g. /usr/local/bin/nvcc)."""
+    cands = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    if nvcc:
+        cands.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    cands.append("/usr/local/cuda")
+    for c in cands:
+        if c and os.path.exists(os.path.join(c, "include", "cuda_runtime.h")):
+            return c
+    return None
+
+
+def _lib_name(name, dirs):
+    """The -l name for lib<name>: wheels ship only lib<name>.so.N, linked as ':lib<name>.so.N'."""
+    if any(os.path.exists(os.path.join(d, f"lib{name}.so")) for d in dirs):
+        return name
+    for d in dirs:
+        found = sorted(glob.glob(os.path.join(d, f"lib{name}.so.[0-9]*")), key=len)
+        if found:
+            return ":" + os.path.basename(found[0])
+    return name
+
+
 def find_cuda():
-    """Returns (nvcc, include dirs, library dirs) or None when CUDA is off or unavailable."""
+    """Returns (nvcc, include dirs, library dirs, libraries) or None when CUDA is off or
+    unavailable."""
     flag = os.environ.get("MINISINGA_CUDA", "")
     if flag == "0":
         return None
     nvcc = shutil.which("nvcc") or (
         "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None
     )
-    home = os.path.dirname(os.path.dirname(nvcc)) if nvcc else None
+    home = _cuda_home(nvcc)
     incs, libs = [], []
     if home:
         incs.append(os.path.join(home, "include"))
@@ -47,9 +72,10 @@ def find_cuda():
             if os.path.isdir(os.path.join(d, "include")):
                 incs.append(os.path.join(d, "include"))
                 libs.append(os.path.join(d, "lib"))
+    incs, libs = list(dict.fromkeys(incs)), list(dict.fromkeys(libs))
     has_cublas = any(os.path.exists(os.path.join(i, "cublas_v2.h")) for i in incs)
     if nvcc and has_cublas:
-        return nvcc, incs, libs
+        return nvcc, incs, libs, [_lib_name("cudart", libs), _lib_name("cublas", libs)]
     if flag == "1":
         sys.exit(
             "MINISINGA_CUDA=1 but "
@@ -73,19 +99,23 @@ class BuildExt(build_ext):
 
         def compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts):
             if src.endswith(".cu"):
-                nvcc, _, _ = cuda
+                nvcc = cuda[0]
                 archs = os.environ.get("MINISINGA_CUDA_ARCHS", "80;90").split(";")
                 gencode = []
                 for a in archs:
                     gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
                 gencode += ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
                 cmd = (
-                    [nvcc, "-c", src, "-o", obj, "-std=c++17", "-O3", "--use_fast_math",
+                    # No --use_fast_math: it turns powf into __powf (NaN for a negative base)
+                    # and expf/logf into approximations, breaking parity with the CPU kernels.
+                    [nvcc, "-c", src, "-o", obj, "-std=c++17", "-O3",
                      "-Xcompiler", "-fPIC", "-Xcompiler", "-fopenmp", "--expt-relaxed-constexpr",
                      "-Werror", "all-warnings"]
                     + gencode
                     + pp_opts
                 )
+                if shutil.which("ccache") and not os.environ.get("MINISINGA_NO_CCACHE"):
+                    cmd = ["ccache"] + cmd  # ccache >= 4 caches nvcc compiles too
                 self.spawn(cmd)
             else:
                 orig(obj, src, ext, cc_args, extra_postargs, pp_opts)
@@ -107,12 +137,12 @@ def make_extension():
     link_args = ["-fopenmp", f"-Wl,-rpath,{libdir}", "-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
     cuda = find_cuda()
     if cuda:
-        _, cinc, clib = cuda
+        _, cinc, clib, clibs = cuda
         sources += sorted(glob.glob("csrc/**/*.cu", recursive=True))
         macros.append(("MS_WITH_CUDA", "1"))
         include_dirs += cinc
         library_dirs += clib
-        libraries += ["cudart", "cublas"]
+        libraries += clibs
         link_args += [f"-Wl,-rpath,{d}" for d in clib]
     print(f"minisinga: building {'with' if cuda else 'without'} CUDA, {len(sources)} sources")
     return Pybind11Extension(
