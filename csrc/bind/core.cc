@@ -5,10 +5,37 @@
 #include "core/graph.h"
 #include "core/tensor.h"
 #include "ops/copy.h"
+#ifdef MS_WITH_CUDA
+#include "core/cuda_device.h"
+#endif
 
 namespace minisinga {
 
 namespace {
+
+// CUDA-only device settings. The CudaGPU behind a Device, or nullptr (a CPU device, or a
+// build without CUDA); setters raise TypeError for non-CUDA devices, getters give defaults.
+#ifdef MS_WITH_CUDA
+CudaGPU* AsCuda(Device& d) { return dynamic_cast<CudaGPU*>(&d); }
+#else
+struct NoCuda {  // stands in for CudaGPU in builds without CUDA: never reached
+  void SetAllowTF32(bool) {}
+  void SetCudaGraph(bool) {}
+  bool allow_tf32() const { return false; }
+  bool cuda_graph_enabled() const { return false; }
+  bool cuda_graph_captured() const { return false; }
+  int64_t cuda_graph_launches() const { return 0; }
+  std::string cuda_graph_failure() const { return ""; }
+};
+NoCuda* AsCuda(Device&) { return nullptr; }
+#endif
+
+template <typename F>
+void CudaSet(Device& d, const char* what, F f) {
+  auto* g = AsCuda(d);
+  MS_CHECK_TYPE(g != nullptr, what << ": " << d.name() << " is not a CUDA device");
+  f(g);
+}
 
 py::dtype NumpyDType(DType dt) {
   switch (dt) {
@@ -81,7 +108,7 @@ void InitCore(py::module_& m) {
              d.Exec([holder](Context*) {
                       py::gil_scoped_acquire gil;
                       (*holder)();
-                    }, Blocks(reads), Blocks(writes), name);
+                    }, Blocks(reads), Blocks(writes), name, /*host=*/true);
            }, py::arg("fn"), py::arg("reads"), py::arg("writes"), py::arg("name"))
       .def("Sync", &Device::Sync, py::call_guard<py::gil_scoped_release>())
       .def("SetRandSeed", &Device::SetRandSeed, py::arg("seed"))
@@ -96,6 +123,33 @@ void InitCore(py::module_& m) {
       .def("memory_stats", [](Device& d) { return StatsDict(d.memory_stats()); })
       .def("reset_peak", &Device::ResetPeak)
       .def("empty_cache", &Device::EmptyCache)
+      // CUDA devices only (TypeError elsewhere): TF32 GEMMs, CUDA-graph capture of replays.
+      .def("set_allow_tf32", [](Device& d, bool allow) {
+             CudaSet(d, "set_allow_tf32", [&](auto* g) { g->SetAllowTF32(allow); });
+           }, py::arg("allow"))
+      .def_property_readonly("allow_tf32", [](Device& d) {
+        auto* g = AsCuda(d);
+        return g != nullptr && g->allow_tf32();
+      })
+      .def("set_cuda_graph", [](Device& d, bool enable) {
+             CudaSet(d, "set_cuda_graph", [&](auto* g) { g->SetCudaGraph(enable); });
+           }, py::arg("enable"))
+      .def_property_readonly("cuda_graph_enabled", [](Device& d) {
+        auto* g = AsCuda(d);
+        return g != nullptr && g->cuda_graph_enabled();
+      })
+      .def_property_readonly("cuda_graph_captured", [](Device& d) {
+        auto* g = AsCuda(d);
+        return g != nullptr && g->cuda_graph_captured();
+      })
+      .def_property_readonly("cuda_graph_launches", [](Device& d) {
+        auto* g = AsCuda(d);
+        return g != nullptr ? g->cuda_graph_launches() : int64_t{0};
+      })
+      .def_property_readonly("cuda_graph_failure", [](Device& d) {
+        auto* g = AsCuda(d);
+        return g != nullptr ? std::string(g->cuda_graph_failure()) : std::string();
+      })
       .def("__repr__", [](Device& d) { return "<Device " + d.name() + ">"; });
 
   m.def("default_device", &DefaultDevice, py::return_value_policy::reference);

@@ -1,0 +1,213 @@
+// CUDA batch norm. Per-channel statistics are deterministic two-stage reductions in double:
+// blocks (channel, part) reduce a fixed range of the channel's N * S values with a block
+// tree, then per-channel kernels combine the parts in order (two passes as on the CPU: mean,
+// then squared deviations). The per-channel coefficients are computed once, in double with the
+// CPU's roundings, and an elementwise kernel applies them.
+#include <cstdint>
+
+#include "kernels/batchnorm.h"
+#include "kernels/cuda/util.cuh"
+
+namespace minisinga {
+namespace kernels {
+namespace cuda {
+
+namespace {
+
+using cudak::kThreads;
+
+struct AddD {
+  __device__ double operator()(double a, double b) const { return a + b; }
+};
+
+// Parts per channel: enough blocks to fill the GPU, each part at least 8192 values.
+int64_t Parts(int64_t c, int64_t m) {
+  int64_t p = std::max<int64_t>(1, std::min<int64_t>((1024 + c - 1) / c, (m + 8191) / 8192));
+  return std::min<int64_t>(p, 64);
+}
+
+// Element e (< N * S) of channel ch.
+__device__ __forceinline__ int64_t At(int64_t e, int64_t ch, int64_t c, int64_t s) {
+  return (e / s * c + ch) * s + e % s;
+}
+
+// Block (ch, p): partial[ch * parts + p] = sum over its range of x (first pass), or of
+// (x - mean)^2 with the mean from the first pass's partials (second pass).
+template <bool kSquares>
+__global__ void StatKernel(const float* x, int64_t c, int64_t s, int64_t m, int64_t parts,
+                           const double* sums, double* partial) {
+  const int64_t ch = blockIdx.x, p = blockIdx.y;
+  double mean = 0;
+  if (kSquares) {
+    for (int64_t k = 0; k < parts; k++) mean += sums[ch * parts + k];
+    mean /= static_cast<double>(m);
+  }
+  const int64_t e0 = m * p / parts, e1 = m * (p + 1) / parts;
+  double acc = 0;
+  for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+    const double v = x[At(e, ch, c, s)];
+    acc += kSquares ? (v - mean) * (v - mean) : v;
+  }
+  acc = cudak::BlockAllReduce(acc, AddD());
+  if (threadIdx.x == 0) partial[ch * parts + p] = acc;
+}
+
+// y = (x - coef[2ch]) * coef[2ch + 1] + bias.
+__global__ void ApplyKernel(const float* x, const float* coef, const float* bias, float* y,
+                            int64_t c, int64_t s, int64_t total) {
+  MS_CUDA_LOOP(e, total) {
+    const int64_t ch = e / s % c;
+    y[e] = (x[e] - coef[2 * ch]) * coef[2 * ch + 1] + bias[ch];
+  }
+}
+
+__global__ void TrainStatsKernel(const double* sums, const double* ssds, int64_t c, int64_t parts,
+                                 int64_t m, const float* scale, float* running_mean,
+                                 float* running_var, float* saved_mean, float* saved_inv_std,
+                                 float momentum, float eps, float* coef) {
+  MS_CUDA_LOOP(ch, c) {
+    double sum = 0, ssd = 0;
+    for (int64_t k = 0; k < parts; k++) sum += sums[ch * parts + k];
+    for (int64_t k = 0; k < parts; k++) ssd += ssds[ch * parts + k];
+    const double mean = sum / m;
+    const double var = ssd / m;
+    const double inv_std = 1.0 / sqrt(var + double(eps));
+    saved_mean[ch] = static_cast<float>(mean);
+    saved_inv_std[ch] = static_cast<float>(inv_std);
+    const double mom = momentum;
+    running_mean[ch] = static_cast<float>((1 - mom) * running_mean[ch] + mom * mean);
+    running_var[ch] = static_cast<float>((1 - mom) * running_var[ch] + mom * ssd / (m - 1));
+    coef[2 * ch] = static_cast<float>(mean);
+    coef[2 * ch + 1] = static_cast<float>(scale[ch] * inv_std);
+  }
+}
+
+__global__ void InferenceCoefKernel(const float* scale, const float* running_mean,
+                                    const float* running_var, int64_t c, float eps, float* coef) {
+  MS_CUDA_LOOP(ch, c) {
+    const double inv_std = 1.0 / sqrt(double(running_var[ch]) + double(eps));
+    coef[2 * ch] = running_mean[ch];
+    coef[2 * ch + 1] = static_cast<float>(scale[ch] * inv_std);
+  }
+}
+
+// Block (ch, p): partial sums of dy and of dy * xhat over its range.
+__global__ void GradStatKernel(const float* dy, const float* x, const float* saved_mean,
+                               const float* saved_inv_std, int64_t c, int64_t s, int64_t m,
+                               int64_t parts, double* pdb, double* pds) {
+  const int64_t ch = blockIdx.x, p = blockIdx.y;
+  const double mean = saved_mean[ch], inv_std = saved_inv_std[ch];
+  const int64_t e0 = m * p / parts, e1 = m * (p + 1) / parts;
+  double db = 0, ds = 0;
+  for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+    const int64_t k = At(e, ch, c, s);
+    const double g = dy[k];
+    db += g;
+    ds += g * ((double(x[k]) - mean) * inv_std);
+  }
+  db = cudak::BlockAllReduce(db, AddD());
+  ds = cudak::BlockAllReduce(ds, AddD());
+  if (threadIdx.x == 0) {
+    pdb[ch * parts + p] = db;
+    pds[ch * parts + p] = ds;
+  }
+}
+
+// dbias = sum(dy), dscale = sum(dy * xhat); coef = (mean, p, q, r) with
+// dx = dy * p + (x - mean) * q + r (the CPU's expansion, same roundings).
+__global__ void GradCoefKernel(const double* pdb, const double* pds, int64_t c, int64_t parts,
+                               int64_t m, const float* scale, const float* saved_mean,
+                               const float* saved_inv_std, float* dscale, float* dbias,
+                               float* coef) {
+  MS_CUDA_LOOP(ch, c) {
+    double db = 0, ds = 0;
+    for (int64_t k = 0; k < parts; k++) db += pdb[ch * parts + k];
+    for (int64_t k = 0; k < parts; k++) ds += pds[ch * parts + k];
+    dbias[ch] = static_cast<float>(db);
+    dscale[ch] = static_cast<float>(ds);
+    const double inv_std = saved_inv_std[ch];
+    const double k = double(scale[ch]) * inv_std / double(m);
+    coef[4 * ch] = saved_mean[ch];
+    coef[4 * ch + 1] = static_cast<float>(k * m);
+    coef[4 * ch + 2] = static_cast<float>(-k * ds * inv_std);
+    coef[4 * ch + 3] = static_cast<float>(-k * db);
+  }
+}
+
+__global__ void GradApplyKernel(const float* dy, const float* x, const float* coef, float* dx,
+                                int64_t c, int64_t s, int64_t total) {
+  MS_CUDA_LOOP(e, total) {
+    const float* k = coef + 4 * (e / s % c);
+    dx[e] = dy[e] * k[1] + (x[e] - k[0]) * k[2] + k[3];
+  }
+}
+
+}  // namespace
+
+void BatchNormForwardTraining(Context* ctx, const float* x, const float* scale,
+                              const float* bias, float* running_mean, float* running_var,
+                              float* y, float* saved_mean, float* saved_inv_std, int64_t n,
+                              int64_t c, int64_t s, float momentum, float eps) {
+  if (c <= 0) return;
+  cudaStream_t st = cudak::Stream(ctx);
+  const int64_t m = n * s, parts = Parts(c, m);
+  cudak::Scratch scratch(ctx, 2 * sizeof(double) * c * parts + 2 * sizeof(float) * c);
+  double* sums = scratch.as<double>();
+  double* ssds = sums + c * parts;
+  float* coef = reinterpret_cast<float*>(ssds + c * parts);
+  const dim3 grid(static_cast<unsigned>(c), static_cast<unsigned>(parts));
+  StatKernel<false><<<grid, kThreads, 0, st>>>(x, c, s, m, parts, nullptr, sums);
+  MS_CUDA_LAUNCH_CHECK("StatKernel");
+  StatKernel<true><<<grid, kThreads, 0, st>>>(x, c, s, m, parts, sums, ssds);
+  MS_CUDA_LAUNCH_CHECK("StatKernel");
+  TrainStatsKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(sums, ssds, c, parts, m, scale,
+                                                          running_mean, running_var, saved_mean,
+                                                          saved_inv_std, momentum, eps, coef);
+  MS_CUDA_LAUNCH_CHECK("TrainStatsKernel");
+  if (m == 0) return;
+  ApplyKernel<<<cudak::Blocks(n * c * s), kThreads, 0, st>>>(x, coef, bias, y, c, s, n * c * s);
+  MS_CUDA_LAUNCH_CHECK("ApplyKernel");
+}
+
+void BatchNormForwardInference(Context* ctx, const float* x, const float* scale,
+                               const float* bias, const float* running_mean,
+                               const float* running_var, float* y, int64_t n, int64_t c,
+                               int64_t s, float eps) {
+  const int64_t total = n * c * s;
+  if (total <= 0) return;
+  cudaStream_t st = cudak::Stream(ctx);
+  cudak::Scratch scratch(ctx, 2 * sizeof(float) * c);
+  float* coef = scratch.as<float>();
+  InferenceCoefKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(scale, running_mean, running_var, c,
+                                                             eps, coef);
+  MS_CUDA_LAUNCH_CHECK("InferenceCoefKernel");
+  ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, bias, y, c, s, total);
+  MS_CUDA_LAUNCH_CHECK("ApplyKernel");
+}
+
+void BatchNormBackward(Context* ctx, const float* dy, const float* x, const float* scale,
+                       const float* saved_mean, const float* saved_inv_std, float* dx,
+                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
+  if (c <= 0) return;
+  cudaStream_t st = cudak::Stream(ctx);
+  const int64_t m = n * s, parts = Parts(c, m);
+  cudak::Scratch scratch(ctx, 2 * sizeof(double) * c * parts + 4 * sizeof(float) * c);
+  double* pdb = scratch.as<double>();
+  double* pds = pdb + c * parts;
+  float* coef = reinterpret_cast<float*>(pds + c * parts);
+  const dim3 grid(static_cast<unsigned>(c), static_cast<unsigned>(parts));
+  GradStatKernel<<<grid, kThreads, 0, st>>>(dy, x, saved_mean, saved_inv_std, c, s, m, parts,
+                                            pdb, pds);
+  MS_CUDA_LAUNCH_CHECK("GradStatKernel");
+  GradCoefKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(pdb, pds, c, parts, m, scale, saved_mean,
+                                                        saved_inv_std, dscale, dbias, coef);
+  MS_CUDA_LAUNCH_CHECK("GradCoefKernel");
+  if (m == 0) return;
+  GradApplyKernel<<<cudak::Blocks(n * c * s), kThreads, 0, st>>>(dy, x, coef, dx, c, s,
+                                                                 n * c * s);
+  MS_CUDA_LAUNCH_CHECK("GradApplyKernel");
+}
+
+}  // namespace cuda
+}  // namespace kernels
+}  // namespace minisinga

@@ -1,0 +1,87 @@
+// CUDA GEMM through cuBLAS on the device's handle (bound to its stream). Row-major C = op(A)
+// op(B) is computed as the column-major C^T = op(B)^T op(A)^T: the operands are swapped and
+// each keeps its own transpose flag, so no data moves. TF32 only when the device allows it.
+#include <climits>
+#include <cstdint>
+
+#include "kernels/blas.h"
+#include "kernels/cuda/util.cuh"
+
+namespace minisinga {
+namespace kernels {
+namespace cuda {
+
+namespace {
+
+void CheckInt(const char* what, int64_t v) {
+  MS_CHECK(v >= 0 && v <= INT_MAX, "gemm: " << what << " = " << v
+                                            << " does not fit the 32-bit cuBLAS interface");
+}
+
+void CheckSizes(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
+  CheckInt("M", M), CheckInt("N", N), CheckInt("K", K);
+  CheckInt("lda", lda), CheckInt("ldb", ldb), CheckInt("ldc", ldc);
+}
+
+cublasOperation_t Op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+// C = beta * C for K == 0 (beta == 0 writes zeros, never reading C), `batch` matrices.
+__global__ void ScaleKernel(float* C, int64_t M, int64_t N, int64_t ldc, int64_t stride_c,
+                            int64_t batch, float beta) {
+  const int64_t mn = M * N;
+  MS_CUDA_LOOP(e, batch * mn) {
+    const int64_t b = e / mn, r = e % mn;
+    float* c = C + b * stride_c + r / N * ldc + r % N;
+    *c = beta == 0.f ? 0.f : *c * beta;
+  }
+}
+
+void Scale(Context* ctx, float* C, int64_t M, int64_t N, int64_t ldc, int64_t stride_c,
+           int64_t batch, float beta) {
+  cudaStream_t s = cudak::Stream(ctx);
+  ScaleKernel<<<cudak::Blocks(batch * M * N), cudak::kThreads, 0, s>>>(C, M, N, ldc, stride_c,
+                                                                       batch, beta);
+  MS_CUDA_LAUNCH_CHECK("ScaleKernel");
+}
+
+cublasHandle_t Handle(Context* ctx) {
+  cudak::Stream(ctx);  // makes the device current
+  return static_cast<cublasHandle_t>(ctx->blas);
+}
+
+}  // namespace
+
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+          float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) return Scale(ctx, C, M, N, ldc, 0, 1, beta);
+  CheckSizes(M, N, K, lda, ldb, ldc);
+  MS_CUBLAS_CHECK(cublasSgemm(Handle(ctx), Op(trans_b), Op(trans_a), static_cast<int>(N),
+                              static_cast<int>(M), static_cast<int>(K), &alpha, B,
+                              static_cast<int>(ldb), A, static_cast<int>(lda), &beta, C,
+                              static_cast<int>(ldc)));
+}
+
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
+                        const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch) {
+  if (M == 0 || N == 0 || batch <= 0) return;
+  if (K == 0) return Scale(ctx, C, M, N, ldc, stride_c, batch, beta);
+  CheckSizes(M, N, K, lda, ldb, ldc);
+  cublasHandle_t h = Handle(ctx);
+  // cuBLAS takes the batch count as an int: chunks of at most INT_MAX matrices.
+  for (int64_t b0 = 0; b0 < batch; b0 += INT_MAX) {
+    const int nb = static_cast<int>(std::min<int64_t>(INT_MAX, batch - b0));
+    MS_CUBLAS_CHECK(cublasSgemmStridedBatched(
+        h, Op(trans_b), Op(trans_a), static_cast<int>(N), static_cast<int>(M),
+        static_cast<int>(K), &alpha, B + b0 * stride_b, static_cast<int>(ldb), stride_b,
+        A + b0 * stride_a, static_cast<int>(lda), stride_a, &beta, C + b0 * stride_c,
+        static_cast<int>(ldc), stride_c, nb));
+  }
+}
+
+}  // namespace cuda
+}  // namespace kernels
+}  // namespace minisinga

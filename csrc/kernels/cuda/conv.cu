@@ -1,0 +1,160 @@
+// CUDA convolution kernels: im2col (one thread per col entry), col2im as a gather (one thread
+// per input cell, summing its window entries in the CPU's (kh, kw) order, so no atomics and
+// the same rounding), cuBLAS GEMM, the [C, B, HW] <-> NCHW layout passes and a deterministic
+// per-channel bias gradient (block tree, double accumulation).
+#include <climits>
+#include <cstdint>
+
+#include "kernels/blas.h"
+#include "kernels/conv.h"
+#include "kernels/cuda/util.cuh"
+
+namespace minisinga {
+namespace kernels {
+namespace cuda {
+
+namespace {
+
+using cudak::kThreads;
+
+template <typename I>
+__global__ void Im2ColKernel(const float* x, const ConvGeom g, int64_t row0, int64_t rows,
+                             int64_t batch, float* col) {
+  const I OW = static_cast<I>(g.OW), KW = static_cast<I>(g.KW), KK = static_cast<I>(g.KH * g.KW);
+  const I cols_img = static_cast<I>(rows) * OW, ld = static_cast<I>(batch) * cols_img;
+  const I total = static_cast<I>(g.C) * KK * ld;
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const I r = e / ld, cidx = e % ld;
+    const I b = cidx / cols_img, rem = cidx % cols_img;
+    const I i = rem / OW, ow = rem % OW;
+    const I c = r / KK, kh = r % KK / KW, kw = r % KW;
+    const int64_t ih = (row0 + i) * g.SH - g.PT + kh * g.DH;
+    const int64_t iw = ow * g.SW - g.PL + kw * g.DW;
+    col[e] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
+                 ? x[((static_cast<int64_t>(b) * g.C + c) * g.H + ih) * g.W + iw]
+                 : 0.f;
+  }
+}
+
+// Cells of input rows [ih0, ih0 + nh): x += the col entries that im2col read from them.
+__global__ void Col2ImKernel(const float* col, const ConvGeom g, int64_t row0, int64_t rows,
+                             int64_t batch, int64_t ih0, int64_t nh, float* x) {
+  const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
+  MS_CUDA_LOOP(e, batch * g.C * nh * g.W) {
+    const int64_t iw = e % g.W, t = e / g.W;
+    const int64_t ih = ih0 + t % nh, bc = t / nh;  // bc = b * C + c
+    const int64_t b = bc / g.C, c = bc % g.C;
+    float* cell = x + (bc * g.H + ih) * g.W + iw;
+    float v = *cell;
+    for (int64_t kh = 0; kh < g.KH; kh++) {
+      const int64_t hh = ih + g.PT - kh * g.DH;  // = oh * SH
+      if (hh < 0 || hh % g.SH != 0) continue;
+      const int64_t oh = hh / g.SH;
+      if (oh < row0 || oh >= row0 + rows || oh >= g.OH) continue;
+      for (int64_t kw = 0; kw < g.KW; kw++) {
+        const int64_t ww = iw + g.PL - kw * g.DW;  // = ow * SW
+        if (ww < 0 || ww % g.SW != 0) continue;
+        const int64_t ow = ww / g.SW;
+        if (ow >= g.OW) continue;
+        v += col[((c * g.KH + kh) * g.KW + kw) * ld + b * cols_img + (oh - row0) * g.OW + ow];
+      }
+    }
+    *cell = v;
+  }
+}
+
+__global__ void ScatterKernel(const float* src, const float* bias, int64_t batch,
+                              int64_t channels, int64_t hw, float* dst) {
+  MS_CUDA_LOOP(e, batch * channels * hw) {
+    const int64_t i = e % hw, bc = e / hw;
+    const int64_t b = bc / channels, c = bc % channels;
+    dst[e] = src[(c * batch + b) * hw + i] + (bias ? bias[c] : 0.f);
+  }
+}
+
+__global__ void GatherKernel(const float* src, int64_t batch, int64_t channels, int64_t hw,
+                             float* dst) {
+  MS_CUDA_LOOP(e, batch * channels * hw) {
+    const int64_t i = e % hw, cb = e / hw;
+    const int64_t c = cb / batch, b = cb % batch;
+    dst[e] = src[(b * channels + c) * hw + i];
+  }
+}
+
+__global__ void BiasGradKernel(const float* dy, int64_t batch, int64_t channels, int64_t hw,
+                               float* db) {
+  for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
+    double acc = 0;
+    for (int64_t b = 0; b < batch; b++) {
+      const float* s = dy + (b * channels + c) * hw;
+      for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) acc += s[i];
+    }
+    acc = cudak::BlockAllReduce(acc, [](double a, double v) { return a + v; });
+    if (threadIdx.x == 0) db[c] = static_cast<float>(acc);
+  }
+}
+
+}  // namespace
+
+void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, float* col) {
+  const int64_t total = g.C * g.KH * g.KW * batch * rows * g.OW;
+  if (total <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  if (total <= INT_MAX)
+    Im2ColKernel<uint32_t><<<cudak::Blocks(total), kThreads, 0, s>>>(x, g, row0, rows, batch, col);
+  else
+    Im2ColKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(x, g, row0, rows, batch, col);
+  MS_CUDA_LAUNCH_CHECK("Im2ColKernel");
+}
+
+void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, float* x) {
+  if (batch <= 0 || rows <= 0) return;
+  // Input rows the band's windows reach.
+  const int64_t lo = std::max<int64_t>(0, row0 * g.SH - g.PT);
+  const int64_t hi = std::min<int64_t>(g.H, (row0 + rows - 1) * g.SH - g.PT + (g.KH - 1) * g.DH + 1);
+  if (hi <= lo) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  Col2ImKernel<<<cudak::Blocks(batch * g.C * (hi - lo) * g.W), kThreads, 0, s>>>(
+      col, g, row0, rows, batch, lo, hi - lo, x);
+  MS_CUDA_LAUNCH_CHECK("Col2ImKernel");
+}
+
+void ConvGemm(Context* ctx, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+              float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+              float beta, float* C, int64_t ldc) {
+  Gemm(ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
+                 int64_t channels, int64_t hw, float* dst) {
+  const int64_t total = batch * channels * hw;
+  if (total <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  ScatterKernel<<<cudak::Blocks(total), kThreads, 0, s>>>(src, bias, batch, channels, hw, dst);
+  MS_CUDA_LAUNCH_CHECK("ScatterKernel");
+}
+
+void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels, int64_t hw,
+                float* dst) {
+  const int64_t total = batch * channels * hw;
+  if (total <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  GatherKernel<<<cudak::Blocks(total), kThreads, 0, s>>>(src, batch, channels, hw, dst);
+  MS_CUDA_LAUNCH_CHECK("GatherKernel");
+}
+
+void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
+                  float* db) {
+  if (channels <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(channels, cudak::kMaxBlocks));
+  BiasGradKernel<<<grid, kThreads, 0, s>>>(dy, batch, channels, hw, db);
+  MS_CUDA_LAUNCH_CHECK("BiasGradKernel");
+}
+
+}  // namespace cuda
+}  // namespace kernels
+}  // namespace minisinga

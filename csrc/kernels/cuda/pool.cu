@@ -1,0 +1,189 @@
+// CUDA pooling kernels. Forward: one thread per output, scanning its window in the CPU's
+// order (so ties and NaNs resolve alike). Backward: one thread per input cell gathering the
+// windows that contain it in increasing output order, which adds the same terms in the same
+// order as the CPU's scatter: deterministic and without atomics. A max-pool index that is
+// inside the plane but outside its own window (never produced by MaxPool2d) is added by a
+// second, atomic pass so that arbitrary indices keep the documented meaning.
+#include <cstdint>
+
+#include "kernels/cuda/util.cuh"
+#include "kernels/pool.h"
+
+namespace minisinga {
+namespace kernels {
+namespace cuda {
+
+namespace {
+
+using cudak::kThreads;
+
+__device__ __forceinline__ int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
+__device__ __forceinline__ int64_t Max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// The window of output (oh, ow) clipped to the image: rows [h0, h1), columns [w0, w1).
+struct Window {
+  int64_t h0, h1, w0, w1;
+  __device__ Window(const ConvGeom& g, int64_t oh, int64_t ow) {
+    h0 = oh * g.SH - g.PT;
+    w0 = ow * g.SW - g.PL;
+    h1 = Min64(h0 + g.KH, g.H);
+    w1 = Min64(w0 + g.KW, g.W);
+    h0 = Max64(h0, 0);
+    w0 = Max64(w0, 0);
+  }
+  __device__ int64_t count() const {
+    return Max64(h1 - h0, 0) * Max64(w1 - w0, 0);
+  }
+};
+
+__device__ __forceinline__ float Divisor(const ConvGeom& g, const Window& win,
+                                         bool count_include_pad) {
+  return static_cast<float>(count_include_pad ? g.KH * g.KW : win.count());
+}
+
+// Outputs along one axis whose window [o*S - P, o*S - P + K) contains position h: [*lo, *hi).
+__device__ __forceinline__ void Covering(int64_t h, int64_t S, int64_t P, int64_t K,
+                                         int64_t O, int64_t* lo, int64_t* hi) {
+  const int64_t a = h + P - K + 1;  // o*S >= a
+  *lo = a <= 0 ? 0 : (a + S - 1) / S;
+  *hi = Min64((h + P) / S + 1, O);
+}
+
+__global__ void MaxPoolKernel(const float* x, int64_t planes, const ConvGeom g, float* y,
+                              int32_t* idx) {
+  const int64_t P = g.OH * g.OW;
+  MS_CUDA_LOOP(e, planes * P) {
+    const int64_t pl = e / P, oh = e % P / g.OW, ow = e % g.OW;
+    const float* xp = x + pl * g.H * g.W;
+    const Window win(g, oh, ow);
+    float best = 0.f;
+    int64_t arg = -1;
+    for (int64_t h = win.h0; h < win.h1; h++) {
+      for (int64_t w = win.w0; w < win.w1; w++) {
+        const float v = xp[h * g.W + w];
+        // The first maximum wins; the first NaN wins over numbers, as in numpy.
+        if (arg < 0 || v > best || (cudak::IsNan(v) && !cudak::IsNan(best))) {
+          best = v;
+          arg = h * g.W + w;
+        }
+      }
+    }
+    y[e] = best;
+    idx[e] = static_cast<int32_t>(arg);
+  }
+}
+
+__global__ void AvgPoolKernel(const float* x, int64_t planes, const ConvGeom g,
+                              bool count_include_pad, float* y) {
+  const int64_t P = g.OH * g.OW;
+  MS_CUDA_LOOP(e, planes * P) {
+    const int64_t pl = e / P, oh = e % P / g.OW, ow = e % g.OW;
+    const float* xp = x + pl * g.H * g.W;
+    const Window win(g, oh, ow);
+    float sum = 0.f;
+    for (int64_t h = win.h0; h < win.h1; h++)
+      for (int64_t w = win.w0; w < win.w1; w++) sum += xp[h * g.W + w];
+    const float div = Divisor(g, win, count_include_pad);
+    y[e] = div > 0 ? sum / div : 0.f;
+  }
+}
+
+__global__ void MaxPoolBackwardKernel(const float* dy, const int32_t* idx, int64_t planes,
+                                      const ConvGeom g, float* dx) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW;
+  MS_CUDA_LOOP(e, planes * HW) {
+    const int64_t pl = e / HW, cell = e % HW, h = cell / g.W, w = cell % g.W;
+    int64_t oh0, oh1, ow0, ow1;
+    Covering(h, g.SH, g.PT, g.KH, g.OH, &oh0, &oh1);
+    Covering(w, g.SW, g.PL, g.KW, g.OW, &ow0, &ow1);
+    const float* gp = dy + pl * P;
+    const int32_t* ip = idx + pl * P;
+    float v = 0.f;
+    for (int64_t oh = oh0; oh < oh1; oh++)
+      for (int64_t ow = ow0; ow < ow1; ow++)
+        if (ip[oh * g.OW + ow] == cell) v += gp[oh * g.OW + ow];
+    dx[e] = v;
+  }
+}
+
+// Indices inside the plane but outside their own window: added atomically.
+__global__ void MaxPoolStrayKernel(const float* dy, const int32_t* idx, int64_t planes,
+                                   const ConvGeom g, float* dx) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW;
+  MS_CUDA_LOOP(e, planes * P) {
+    const int64_t t = idx[e];
+    if (t < 0 || t >= HW) continue;
+    const int64_t oh = e % P / g.OW, ow = e % g.OW;
+    const int64_t h = t / g.W, w = t % g.W;
+    const int64_t h0 = oh * g.SH - g.PT, w0 = ow * g.SW - g.PL;
+    if (h >= h0 && h < h0 + g.KH && w >= w0 && w < w0 + g.KW) continue;  // gathered already
+    atomicAdd(dx + e / P * HW + t, dy[e]);
+  }
+}
+
+__global__ void AvgPoolBackwardKernel(const float* dy, int64_t planes, const ConvGeom g,
+                                      bool count_include_pad, float* dx) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW;
+  MS_CUDA_LOOP(e, planes * HW) {
+    const int64_t pl = e / HW, h = e % HW / g.W, w = e % g.W;
+    int64_t oh0, oh1, ow0, ow1;
+    Covering(h, g.SH, g.PT, g.KH, g.OH, &oh0, &oh1);
+    Covering(w, g.SW, g.PL, g.KW, g.OW, &ow0, &ow1);
+    const float* gp = dy + pl * P;
+    float v = 0.f;
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+      for (int64_t ow = ow0; ow < ow1; ow++) {
+        const Window win(g, oh, ow);
+        const float div = Divisor(g, win, count_include_pad);
+        if (div > 0) v += gp[oh * g.OW + ow] / div;
+      }
+    }
+    dx[e] = v;
+  }
+}
+
+}  // namespace
+
+void MaxPool2d(Context* ctx, const float* x, int64_t planes, const ConvGeom& g, float* y,
+               int32_t* idx) {
+  const int64_t total = planes * g.OH * g.OW;
+  if (total <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  MaxPoolKernel<<<cudak::Blocks(total), kThreads, 0, s>>>(x, planes, g, y, idx);
+  MS_CUDA_LAUNCH_CHECK("MaxPoolKernel");
+}
+
+void AvgPool2d(Context* ctx, const float* x, int64_t planes, const ConvGeom& g,
+               bool count_include_pad, float* y) {
+  const int64_t total = planes * g.OH * g.OW;
+  if (total <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  AvgPoolKernel<<<cudak::Blocks(total), kThreads, 0, s>>>(x, planes, g, count_include_pad, y);
+  MS_CUDA_LAUNCH_CHECK("AvgPoolKernel");
+}
+
+void MaxPool2dBackward(Context* ctx, const float* dy, const int32_t* idx, int64_t planes,
+                       const ConvGeom& g, float* dx) {
+  const int64_t cells = planes * g.H * g.W, outs = planes * g.OH * g.OW;
+  if (cells <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  MaxPoolBackwardKernel<<<cudak::Blocks(cells), kThreads, 0, s>>>(dy, idx, planes, g, dx);
+  MS_CUDA_LAUNCH_CHECK("MaxPoolBackwardKernel");
+  if (outs <= 0) return;
+  MaxPoolStrayKernel<<<cudak::Blocks(outs), kThreads, 0, s>>>(dy, idx, planes, g, dx);
+  MS_CUDA_LAUNCH_CHECK("MaxPoolStrayKernel");
+}
+
+void AvgPool2dBackward(Context* ctx, const float* dy, int64_t planes, const ConvGeom& g,
+                       bool count_include_pad, float* dx) {
+  const int64_t cells = planes * g.H * g.W;
+  if (cells <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  AvgPoolBackwardKernel<<<cudak::Blocks(cells), kThreads, 0, s>>>(dy, planes, g,
+                                                                  count_include_pad, dx);
+  MS_CUDA_LAUNCH_CHECK("AvgPoolBackwardKernel");
+}
+
+}  // namespace cuda
+}  // namespace kernels
+}  // namespace minisinga
