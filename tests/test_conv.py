@@ -82,6 +82,8 @@ CASES = [
     ((2, 4, 6, 6), (6, 2, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, True),  # groups 2
     ((3, 4, 8, 7), (4, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4, True),  # depthwise
     ((2, 3, 5, 6), (6, 1, 3, 3), (1, 1), (1, 0, 1, 0), (1, 1), 3, False),  # depthwise x2
+    ((2, 3, 7, 8), (6, 1, 3, 2), (2, 1), (1, 0, 2, 1), (2, 1), 3, True),  # depthwise strided
+    ((1, 2, 5, 9), (2, 1, 2, 3), (1, 3), (0, 2, 0, 0), (1, 2), 2, False),  # depthwise s > k
     ((2, 6, 5, 4), (4, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # 1x1 direct
     ((2, 6, 5, 4), (4, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, False),  # 1x1 grouped
     ((2, 3, 5, 4), (2, 3, 1, 1), (2, 1), (1, 0, 0, 1), (1, 1), 1, True),  # 1x1 strided
@@ -165,6 +167,10 @@ def test_backward_finite_differences(rng, case):
     ((2, 2, 66, 70), (3, 2, 3, 3), (1, 1), (1, 0, 1, 1), (1, 1), 1),
     ((3, 8, 70, 64), (4, 8, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
     ((5, 16, 9, 9), (16, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 16),
+    # GEMMs split over K (dw: tiny M, N), over M (dx, and y with many output channels)
+    ((16, 1, 28, 28), (4, 1, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ((2, 32, 4, 4), (32, 32, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ((1, 16, 3, 3), (256, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
 ])
 def test_adjoint_identity(rng, case):
     """<conv(x), dy> == <x, backward_data(dy)> == <w, backward_weight(dy)>."""
@@ -180,6 +186,9 @@ def test_adjoint_identity(rng, case):
     np.testing.assert_allclose(np.vdot(w.astype(np.float64), dw.to_numpy()), lhs, rtol=1e-4)
     np.testing.assert_allclose(y, conv_ref(x, w, None, stride, pad, dil, groups),
                                rtol=1e-4, atol=1e-4)
+    dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, dil, groups)
+    np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-3)
 
 
 def test_large_image_in_row_bands(rng):

@@ -47,6 +47,16 @@ void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels,
 // db[c] = sum over b, i of dy[b][c][i] (dy is N x C x HW), written (not accumulated).
 void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
                   float* db);
+// Depthwise convolution (groups == C, one input channel per group), computed directly:
+// output channel co = c*multiplier + j reads input channel c with the KH x KW filter
+// w[co]. y gets bias[co] added when bias is not null. All three write their output.
+void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,
+                     int64_t batch, const ConvGeom& g, int64_t multiplier, float* y);
+void DepthwiseConv2dBackwardData(Context* ctx, const float* dy, const float* w, int64_t batch,
+                                 const ConvGeom& g, int64_t multiplier, float* dx);
+void DepthwiseConv2dBackwardWeight(Context* ctx, const float* dy, const float* x,
+                                   int64_t batch, const ConvGeom& g, int64_t multiplier,
+                                   float* dw);
 }  // namespace cpu
 namespace cuda {
 void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
@@ -62,6 +72,13 @@ void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels,
                 float* dst);
 void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
                   float* db);
+void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,
+                     int64_t batch, const ConvGeom& g, int64_t multiplier, float* y);
+void DepthwiseConv2dBackwardData(Context* ctx, const float* dy, const float* w, int64_t batch,
+                                 const ConvGeom& g, int64_t multiplier, float* dx);
+void DepthwiseConv2dBackwardWeight(Context* ctx, const float* dy, const float* x,
+                                   int64_t batch, const ConvGeom& g, int64_t multiplier,
+                                   float* dw);
 }  // namespace cuda
 }  // namespace kernels
 
