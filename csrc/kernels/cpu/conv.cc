@@ -135,18 +135,21 @@ void ConvGemm(Context*, bool transA, bool transB, int64_t M, int64_t N, int64_t 
     Sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Split the larger output dimension in blocks of 16; if both are small, split K and sum.
+  // Split the larger output dimension in T blocks of a multiple of 16; if both are small,
+  // split K and sum the partial products. (Loops over blocks, not thread ids, so a smaller
+  // team, e.g. when nested in another parallel region, still covers everything.)
   if (std::max(M, N) >= 32 * T) {
     const bool by_n = N >= M;
     const int64_t D = by_n ? N : M;
     const int64_t blk = ((D + T - 1) / T + 15) / 16 * 16;
-#pragma omp parallel num_threads(T)
-    {
-      const int64_t d0 = omp_get_thread_num() * blk, d1 = std::min(D, d0 + blk);
-      if (d0 < d1 && by_n)
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int t = 0; t < T; t++) {
+      const int64_t d0 = t * blk, d1 = std::min(D, d0 + blk);
+      if (d0 >= d1) continue;
+      if (by_n)
         Sgemm(transA, transB, M, d1 - d0, K, alpha, A, lda, transB ? B + d0 * ldb : B + d0,
               ldb, beta, C + d0, ldc);
-      else if (d0 < d1)
+      else
         Sgemm(transA, transB, d1 - d0, N, K, alpha, transA ? A + d0 : A + d0 * lda, lda, B,
               ldb, beta, C + d0 * ldc, ldc);
     }
@@ -158,9 +161,8 @@ void ConvGemm(Context*, bool transA, bool transB, int64_t M, int64_t N, int64_t 
   }
   std::vector<float> part(static_cast<size_t>(T) * M * N);
   const int64_t blk = (K + T - 1) / T;
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num();
+#pragma omp parallel for schedule(static) num_threads(T)
+  for (int t = 0; t < T; t++) {
     const int64_t k0 = std::min(K, t * blk), k1 = std::min(K, k0 + blk);
     Sgemm(transA, transB, M, N, k1 - k0, alpha, transA ? A + k0 * lda : A + k0, lda,
           transB ? B + k0 : B + k0 * ldb, ldb, 0.f, part.data() + t * M * N, N);
