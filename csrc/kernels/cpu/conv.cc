@@ -15,20 +15,6 @@ namespace minisinga {
 namespace kernels {
 namespace cpu {
 
-namespace {
-
-// Output columns [lo, hi) whose input column ow*S + off lies inside [0, W).
-inline void ValidRange(int64_t off, int64_t S, int64_t W, int64_t OW, int64_t* lo,
-                       int64_t* hi) {
-  int64_t l = off >= 0 ? 0 : (-off + S - 1) / S;
-  int64_t h = (W - 1 - off) < 0 ? 0 : (W - 1 - off) / S + 1;
-  h = std::min(h, OW);
-  *lo = std::min(l, h);
-  *hi = h;
-}
-
-}  // namespace
-
 void Im2Col(Context*, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
             int64_t rows, float* col) {
   const int64_t KK = g.KH * g.KW, R = g.C * KK;
@@ -224,6 +210,7 @@ void ConvBiasGrad(Context*, const float* dy, int64_t batch, int64_t channels, in
 void DepthwiseConv2d(Context*, const float* x, const float* w, const float* bias,
                      int64_t batch, const ConvGeom& g, int64_t multiplier, float* y) {
   const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
+  const std::vector<ColRange> cols = ColRanges(g);
   const int64_t items = batch * Cout;
 #pragma omp parallel for schedule(static) if (items * P * KK > MS_OMP_MIN)
   for (int64_t it = 0; it < items; it++) {
@@ -239,9 +226,7 @@ void DepthwiseConv2d(Context*, const float* x, const float* w, const float* bias
         const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
         if (ih < 0 || ih >= g.H) continue;
         for (int64_t kw = 0; kw < g.KW; kw++) {
-          const int64_t off = kw * g.DW - g.PL;
-          int64_t lo, hi;
-          ValidRange(off, g.SW, g.W, g.OW, &lo, &hi);
+          const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
           const float* src = plane + ih * g.W + off;
           const float wv = wk[kh * g.KW + kw];
           if (g.SW == 1) {
@@ -258,6 +243,7 @@ void DepthwiseConv2d(Context*, const float* x, const float* w, const float* bias
 void DepthwiseConv2dBackwardData(Context*, const float* dy, const float* w, int64_t batch,
                                  const ConvGeom& g, int64_t multiplier, float* dx) {
   const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
+  const std::vector<ColRange> cols = ColRanges(g);
   const int64_t items = batch * g.C;
 #pragma omp parallel for schedule(static) if (items * multiplier * P * KK > MS_OMP_MIN)
   for (int64_t it = 0; it < items; it++) {
@@ -274,9 +260,7 @@ void DepthwiseConv2dBackwardData(Context*, const float* dy, const float* w, int6
           const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
           if (ih < 0 || ih >= g.H) continue;
           for (int64_t kw = 0; kw < g.KW; kw++) {
-            const int64_t off = kw * g.DW - g.PL;
-            int64_t lo, hi;
-            ValidRange(off, g.SW, g.W, g.OW, &lo, &hi);
+            const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
             float* dst = plane + ih * g.W + off;
             const float wv = wk[kh * g.KW + kw];
             if (g.SW == 1) {
@@ -294,6 +278,7 @@ void DepthwiseConv2dBackwardData(Context*, const float* dy, const float* w, int6
 void DepthwiseConv2dBackwardWeight(Context*, const float* dy, const float* x, int64_t batch,
                                    const ConvGeom& g, int64_t multiplier, float* dw) {
   const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
+  const std::vector<ColRange> cols = ColRanges(g);
 #pragma omp parallel for schedule(static) if (batch * Cout * P * KK > MS_OMP_MIN)
   for (int64_t co = 0; co < Cout; co++) {
     const int64_t c = co / multiplier;
@@ -304,9 +289,7 @@ void DepthwiseConv2dBackwardWeight(Context*, const float* dy, const float* x, in
       const float* grad = dy + (n * Cout + co) * P;
       for (int64_t kh = 0; kh < g.KH; kh++) {
         for (int64_t kw = 0; kw < g.KW; kw++) {
-          const int64_t off = kw * g.DW - g.PL;
-          int64_t lo, hi;
-          ValidRange(off, g.SW, g.W, g.OW, &lo, &hi);
+          const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
           float acc = 0.f;
           for (int64_t oh = 0; oh < g.OH; oh++) {
             const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
