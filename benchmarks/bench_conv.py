@@ -58,7 +58,7 @@ def core_tensor(a):
 
 def minisinga_fns(x, w, b, dy, stride, pad, groups):
     xt, wt, bt, dyt = (core_tensor(a) for a in (x, w, b, dy))
-    kw = dict(stride=list(stride), padding=list(pad), dilation=[1, 1], groups=groups)
+    kw = {"stride": list(stride), "padding": list(pad), "dilation": [1, 1], "groups": groups}
     return {
         "fwd": lambda: _core.conv2d(xt, wt, bt, **kw),
         "bwd data": lambda: _core.conv2d_backward_data(dyt, wt, list(x.shape), **kw),
@@ -78,8 +78,8 @@ def torch_fns(torch, x, w, b, dy, stride, pad, groups):
 
     def bwd(mask):
         return lambda: torch.ops.aten.convolution_backward(
-            dyt, pre(xt), wt, None, list(stride), list(padding), [1, 1], False, [0, 0],
-            groups, mask)
+            dyt, pre(xt), wt, None, list(stride), list(padding), [1, 1], False, [0, 0], groups, mask
+        )
 
     return {
         "fwd": lambda: F.conv2d(pre(xt), wt, bt, stride, padding, 1, groups),
