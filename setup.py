@@ -64,7 +64,7 @@ class BuildExt(build_ext):
 
     def build_extensions(self):
         if shutil.which("ccache") and not os.environ.get("MINISINGA_NO_CCACHE"):
-            for attr in ("compiler_so", "compiler_cxx", "compiler"):
+            for attr in ("compiler_so", "compiler_so_cxx", "compiler_cxx", "compiler"):
                 cmd = getattr(self.compiler, attr, None)
                 if cmd and cmd[0] != "ccache":
                     setattr(self.compiler, attr, ["ccache"] + list(cmd))

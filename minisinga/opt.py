@@ -82,8 +82,9 @@ class Optimizer:
     backward_and_update = call
 
     def step(self) -> None:
-        """Advances the step counter (a recorded device op)."""
+        """Advances the step counter and the learning rate (recorded device ops)."""
         _core.unary(_U.AddScalar, self.step_counter.data, 1.0, out=self.step_counter.data)
+        self._refresh_lr()
 
     def update(self, param: Tensor, grad: Tensor) -> None:
         """Updates one parameter with its gradient (SINGA's name)."""
@@ -113,6 +114,7 @@ class Optimizer:
                 if self.step_counter is None:
                     self._begin(tensor.get_default_device())
                 self.step_counter.copy_from_numpy(arr)
+                self._refresh_lr()
                 continue
             pname, _, bname = key.rpartition(":")
             if not pname:
@@ -128,9 +130,12 @@ class Optimizer:
             with eager(device):  # created once, not at every replay of a recorded graph
                 self.step_counter = tensor.zeros((1,), device)
                 self.lr_value = tensor.zeros((1,), device)
+                self._refresh_lr()
         elif self.step_counter.device != device:
             self.step_counter.to_device(device)
             self.lr_value.to_device(device)
+
+    def _refresh_lr(self) -> None:
         _core.copy(self.lr_value.data, self.lr(self.step_counter.data))
 
     @staticmethod
@@ -175,7 +180,7 @@ class SGD(Optimizer):
         self._check(name, param, grad)
         buf = self._buffer(name, "momentum", param).data if self.momentum > 0 else None
         _core.sgd_update(param.data, grad.data, self.lr_value.data, buf, self.momentum,
-                         self.dampening, self.weight_decay, self.nesterov)
+                         self.dampening, self.weight_decay, self.nesterov)  # buf starts at 0
 
 
 class Adam(Optimizer):

@@ -324,7 +324,7 @@ def _as_numpy(x, dtype=None) -> np.ndarray:
     if arr.dtype.kind in "iu" and target == np.int32 and arr.size and (
             arr.max() > np.iinfo(np.int32).max or arr.min() < np.iinfo(np.int32).min):
         raise ValueError("integer values do not fit in int32")
-    return np.ascontiguousarray(arr, dtype=target)
+    return np.asarray(arr, dtype=target, order="C")  # keeps 0-d arrays 0-d
 
 
 def _shape_like(shape) -> tuple:

@@ -12,7 +12,7 @@ DTYPES = {
 
 def core_tensor(a, device=None):
     """A _core.Tensor holding a copy of numpy array `a` (float32, float16 or int32)."""
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a, order="C")  # keeps 0-d arrays 0-d
     t = _core.Tensor(list(a.shape), device or _core.default_device(), DTYPES[a.dtype])
     t.copy_from_numpy(a)
     return t

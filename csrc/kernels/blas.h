@@ -1,0 +1,41 @@
+// BLAS family: row-major float32 GEMM, single and strided-batched. Device-agnostic entry
+// points reused by other families (convolution's im2col GEMM); CPU uses OpenBLAS, CUDA cuBLAS.
+//
+// Gemm: C = alpha * op(A) * op(B) + beta * C with row-major storage; op(A) is M x K (A is
+//   stored K x M when trans_a), op(B) is K x N (B is stored N x K when trans_b), C is M x N;
+//   lda/ldb/ldc are the row strides (elements) of the stored matrices. beta == 0 never reads
+//   C (it may hold garbage or NaN); K == 0 gives C = beta * C. Sizes must fit in 32 bits.
+// GemmStridedBatched: `batch` independent GEMMs; matrix i uses A + i * stride_a,
+//   B + i * stride_b and C + i * stride_c (elements). stride_a or stride_b may be 0 to
+//   broadcast one operand over the batch; the C matrices must not overlap.
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.h"
+
+namespace minisinga {
+namespace kernels {
+
+namespace cpu {
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+          float* C, int64_t ldc);
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
+                        const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch);
+}  // namespace cpu
+
+namespace cuda {
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+          float* C, int64_t ldc);
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
+                        const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch);
+}  // namespace cuda
+
+}  // namespace kernels
+}  // namespace minisinga

@@ -1,0 +1,133 @@
+#include "ops/batchnorm.h"
+
+#include <cmath>
+
+#include "core/dispatch.h"
+#include "kernels/batchnorm.h"
+
+namespace minisinga {
+namespace ops {
+
+namespace {
+
+// N, C and S (product of the spatial dims) of x, after checking it.
+struct Dims {
+  int64_t n, c, s;
+};
+
+Dims CheckInput(const char* op, const Tensor& x) {
+  CheckDType(op, x, {DType::kFloat32}, "x");
+  MS_CHECK(x.ndim() >= 2, op << ": x must have shape (N, C) or (N, C, H, W), got "
+                             << ShapeStr(x.shape()));
+  Dims d{x.shape(0), x.shape(1), 1};
+  for (int i = 2; i < x.ndim(); i++) d.s *= x.shape()[i];
+  return d;
+}
+
+// A per-channel tensor: float32, shape (C,), on x's device.
+void CheckChannel(const char* op, const Tensor& x, const Tensor& t, const char* what) {
+  CheckSameDevice(op, x, t);
+  CheckDType(op, t, {DType::kFloat32}, what);
+  MS_CHECK(t.shape() == Shape{x.shape(1)}, op << ": " << what << " has shape "
+                                              << ShapeStr(t.shape()) << ", expected ("
+                                              << x.shape(1) << ",) for x of shape "
+                                              << ShapeStr(x.shape()));
+}
+
+void CheckEps(const char* op, double eps) {
+  MS_CHECK(eps >= 0 && std::isfinite(eps), op << ": eps must be finite and >= 0, got " << eps);
+}
+
+// For state updated in place: a never-written block reads as zeros, then is written.
+float* ReadWrite(const TensorRef& r) {
+  r.data<float>();
+  return r.mutable_data<float>();
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
+    const Tensor& x, const Tensor& scale, const Tensor& bias, const Tensor& running_mean,
+    const Tensor& running_var, double momentum, double eps) {
+  const char* op = "batchnorm_forward_training";
+  Dims d = CheckInput(op, x);
+  CheckChannel(op, x, scale, "scale");
+  CheckChannel(op, x, bias, "bias");
+  CheckChannel(op, x, running_mean, "running_mean");
+  CheckChannel(op, x, running_var, "running_var");
+  MS_CHECK(d.n * d.s > 1, op << ": need more than one value per channel to compute a batch "
+                             << "variance, got x of shape " << ShapeStr(x.shape()));
+  MS_CHECK(momentum >= 0 && momentum <= 1, op << ": momentum must be in [0, 1], got "
+                                              << momentum);
+  CheckEps(op, eps);
+  Tensor y(x.shape(), x.device()), mean({d.c}, x.device()), inv_std({d.c}, x.device());
+  TensorRef xr = x.ref(), sr = scale.ref(), br = bias.ref(), rmr = running_mean.ref(),
+            rvr = running_var.ref(), yr = y.ref(), mr = mean.ref(), ir = inv_std.ref();
+  const float mom = static_cast<float>(momentum), e = static_cast<float>(eps);
+  x.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, BatchNormForwardTraining, xr.data<float>(), sr.data<float>(),
+                    br.data<float>(), ReadWrite(rmr), ReadWrite(rvr), yr.mutable_data<float>(),
+                    mr.mutable_data<float>(), ir.mutable_data<float>(), d.n, d.c, d.s, mom, e);
+      },
+      {x.block(), scale.block(), bias.block(), running_mean.block(), running_var.block()},
+      {running_mean.block(), running_var.block(), y.block(), mean.block(), inv_std.block()},
+      "BatchNormForwardTraining");
+  return {y, mean, inv_std};
+}
+
+Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Tensor& bias,
+                                 const Tensor& running_mean, const Tensor& running_var,
+                                 double eps) {
+  const char* op = "batchnorm_forward_inference";
+  Dims d = CheckInput(op, x);
+  CheckChannel(op, x, scale, "scale");
+  CheckChannel(op, x, bias, "bias");
+  CheckChannel(op, x, running_mean, "running_mean");
+  CheckChannel(op, x, running_var, "running_var");
+  CheckEps(op, eps);
+  Tensor y(x.shape(), x.device());
+  TensorRef xr = x.ref(), sr = scale.ref(), br = bias.ref(), rmr = running_mean.ref(),
+            rvr = running_var.ref(), yr = y.ref();
+  const float e = static_cast<float>(eps);
+  x.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, BatchNormForwardInference, xr.data<float>(), sr.data<float>(),
+                    br.data<float>(), rmr.data<float>(), rvr.data<float>(),
+                    yr.mutable_data<float>(), d.n, d.c, d.s, e);
+      },
+      {x.block(), scale.block(), bias.block(), running_mean.block(), running_var.block()},
+      {y.block()}, "BatchNormForwardInference");
+  return y;
+}
+
+std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Tensor& x,
+                                                     const Tensor& scale,
+                                                     const Tensor& saved_mean,
+                                                     const Tensor& saved_inv_std) {
+  const char* op = "batchnorm_backward";
+  Dims d = CheckInput(op, x);
+  CheckSameDevice(op, x, dy);
+  CheckDType(op, dy, {DType::kFloat32}, "dy");
+  MS_CHECK(dy.shape() == x.shape(), op << ": dy has shape " << ShapeStr(dy.shape())
+                                       << ", expected x's shape " << ShapeStr(x.shape()));
+  CheckChannel(op, x, scale, "scale");
+  CheckChannel(op, x, saved_mean, "saved_mean");
+  CheckChannel(op, x, saved_inv_std, "saved_inv_std");
+  Tensor dx(x.shape(), x.device()), dscale({d.c}, x.device()), dbias({d.c}, x.device());
+  TensorRef dyr = dy.ref(), xr = x.ref(), sr = scale.ref(), mr = saved_mean.ref(),
+            ir = saved_inv_std.ref(), dxr = dx.ref(), dsr = dscale.ref(), dbr = dbias.ref();
+  x.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, BatchNormBackward, dyr.data<float>(), xr.data<float>(),
+                    sr.data<float>(), mr.data<float>(), ir.data<float>(),
+                    dxr.mutable_data<float>(), dsr.mutable_data<float>(),
+                    dbr.mutable_data<float>(), d.n, d.c, d.s);
+      },
+      {dy.block(), x.block(), scale.block(), saved_mean.block(), saved_inv_std.block()},
+      {dx.block(), dscale.block(), dbias.block()}, "BatchNormBackward");
+  return {dx, dscale, dbias};
+}
+
+}  // namespace ops
+}  // namespace minisinga

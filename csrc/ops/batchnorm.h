@@ -1,0 +1,30 @@
+// Batch normalisation for x of shape (N, C) or (N, C, H, W) (any (N, C, *spatial)), float32,
+// with per-channel scale, bias and running statistics of shape (C,).
+#pragma once
+
+#include <tuple>
+
+#include "core/tensor.h"
+
+namespace minisinga {
+namespace ops {
+
+// Normalises with the batch statistics (biased variance) and returns
+// (y, saved_mean, saved_inv_std), saved_inv_std = 1 / sqrt(var + eps). Updates running_mean
+// and running_var IN PLACE as r = (1 - momentum) * r + momentum * batch_stat, using the
+// UNBIASED batch variance for running_var (PyTorch's convention); needs N * H * W > 1.
+std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
+    const Tensor& x, const Tensor& scale, const Tensor& bias, const Tensor& running_mean,
+    const Tensor& running_var, double momentum, double eps);
+// y = (x - running_mean) / sqrt(running_var + eps) * scale + bias.
+Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Tensor& bias,
+                                 const Tensor& running_mean, const Tensor& running_var,
+                                 double eps);
+// Returns (dx, dscale, dbias) for the training forward, from its saved statistics.
+std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Tensor& x,
+                                                     const Tensor& scale,
+                                                     const Tensor& saved_mean,
+                                                     const Tensor& saved_inv_std);
+
+}  // namespace ops
+}  // namespace minisinga

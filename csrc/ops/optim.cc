@@ -1,0 +1,165 @@
+#include "ops/optim.h"
+
+#include <cmath>
+
+#include "core/dispatch.h"
+#include "kernels/optim.h"
+
+namespace minisinga {
+namespace ops {
+
+namespace {
+
+void CheckParam(const char* op, const Tensor& param) {
+  CheckDType(op, param, {DType::kFloat32}, "param");
+}
+
+// A tensor updated alongside param: float32, same device, same shape.
+void CheckLike(const char* op, const Tensor& param, const Tensor& t, const char* what) {
+  CheckSameDevice(op, param, t);
+  CheckDType(op, t, {DType::kFloat32}, what);
+  MS_CHECK(t.shape() == param.shape(), op << ": " << what << " has shape "
+                                          << ShapeStr(t.shape()) << ", expected param's shape "
+                                          << ShapeStr(param.shape()));
+}
+
+// lr / step: a 1-element float32 tensor on param's device.
+void CheckScalar(const char* op, const Tensor& param, const Tensor& t, const char* what) {
+  CheckSameDevice(op, param, t);
+  CheckDType(op, t, {DType::kFloat32}, what);
+  MS_CHECK(t.numel() == 1, op << ": " << what << " must be a 1-element tensor, got shape "
+                              << ShapeStr(t.shape()));
+}
+
+void CheckRange(const char* op, const char* what, double v, double lo, double hi) {
+  MS_CHECK(v >= lo && v <= hi, op << ": " << what << " must be in [" << lo << ", " << hi
+                                  << "], got " << v);
+}
+
+void CheckCommon(const char* op, const Tensor& param, const Tensor& grad, const Tensor& lr,
+                 double weight_decay) {
+  CheckParam(op, param);
+  CheckLike(op, param, grad, "grad");
+  CheckScalar(op, param, lr, "lr");
+  MS_CHECK(weight_decay >= 0 && std::isfinite(weight_decay),
+           op << ": weight_decay must be finite and >= 0, got " << weight_decay);
+}
+
+void CheckEps(const char* op, double eps) {
+  MS_CHECK(eps >= 0 && std::isfinite(eps), op << ": eps must be finite and >= 0, got " << eps);
+}
+
+// State updated in place: a never-written block reads as zeros, then is written.
+float* ReadWrite(const TensorRef& r) {
+  r.data<float>();
+  return r.mutable_data<float>();
+}
+
+}  // namespace
+
+void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
+               std::optional<Tensor> momentum_buf, double momentum, double dampening,
+               double weight_decay, bool nesterov, std::optional<Tensor> step) {
+  const char* op = "sgd_update";
+  CheckCommon(op, param, grad, lr, weight_decay);
+  MS_CHECK(momentum >= 0 && std::isfinite(momentum),
+           op << ": momentum must be finite and >= 0, got " << momentum);
+  CheckRange(op, "dampening", dampening, 0, 1);
+  MS_CHECK(!nesterov || (momentum > 0 && dampening == 0),
+           op << ": nesterov needs momentum > 0 and dampening == 0, got momentum " << momentum
+              << " and dampening " << dampening);
+  const bool use_buf = momentum != 0;
+  MS_CHECK(!use_buf || momentum_buf.has_value(),
+           op << ": momentum " << momentum << " needs a momentum_buf tensor, got None");
+  std::vector<BlockPtr> reads{param.block(), grad.block(), lr.block()};
+  std::vector<BlockPtr> writes{param.block()};
+  TensorRef br, sr;
+  bool has_step = false;
+  if (use_buf) {
+    CheckLike(op, param, *momentum_buf, "momentum_buf");
+    br = momentum_buf->ref();
+    reads.push_back(momentum_buf->block());
+    writes.push_back(momentum_buf->block());
+    if (step) {
+      CheckScalar(op, param, *step, "step");
+      sr = step->ref();
+      has_step = true;
+      reads.push_back(step->block());
+    }
+  }
+  TensorRef pr = param.ref(), gr = grad.ref(), lr_r = lr.ref();
+  const float mom = static_cast<float>(momentum), damp = static_cast<float>(dampening),
+              wd = static_cast<float>(weight_decay);
+  param.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, SgdUpdate, ReadWrite(pr), gr.data<float>(),
+                    use_buf ? ReadWrite(br) : nullptr, lr_r.data<float>(),
+                    has_step ? sr.data<float>() : nullptr, pr.numel(), mom, damp, wd,
+                    nesterov);
+      },
+      reads, writes, "SgdUpdate");
+}
+
+void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                const Tensor& lr, const Tensor& step, double beta1, double beta2, double eps,
+                double weight_decay) {
+  const char* op = "adam_update";
+  CheckCommon(op, param, grad, lr, weight_decay);
+  CheckLike(op, param, m, "m");
+  CheckLike(op, param, v, "v");
+  CheckScalar(op, param, step, "step");
+  MS_CHECK(beta1 >= 0 && beta1 < 1, op << ": beta1 must be in [0, 1), got " << beta1);
+  MS_CHECK(beta2 >= 0 && beta2 < 1, op << ": beta2 must be in [0, 1), got " << beta2);
+  CheckEps(op, eps);
+  TensorRef pr = param.ref(), gr = grad.ref(), mr = m.ref(), vr = v.ref(), lr_r = lr.ref(),
+            sr = step.ref();
+  const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2),
+              e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
+  param.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, AdamUpdate, ReadWrite(pr), gr.data<float>(), ReadWrite(mr),
+                    ReadWrite(vr), lr_r.data<float>(), sr.data<float>(), pr.numel(), b1, b2, e,
+                    wd);
+      },
+      {param.block(), grad.block(), m.block(), v.block(), lr.block(), step.block()},
+      {param.block(), m.block(), v.block()}, "AdamUpdate");
+}
+
+void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq,
+                   const Tensor& lr, double eps, double weight_decay) {
+  const char* op = "adagrad_update";
+  CheckCommon(op, param, grad, lr, weight_decay);
+  CheckLike(op, param, sum_sq, "sum_sq");
+  CheckEps(op, eps);
+  TensorRef pr = param.ref(), gr = grad.ref(), sr = sum_sq.ref(), lr_r = lr.ref();
+  const float e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
+  param.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, AdagradUpdate, ReadWrite(pr), gr.data<float>(), ReadWrite(sr),
+                    lr_r.data<float>(), pr.numel(), e, wd);
+      },
+      {param.block(), grad.block(), sum_sq.block(), lr.block()},
+      {param.block(), sum_sq.block()}, "AdagradUpdate");
+}
+
+void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg,
+                   const Tensor& lr, double rho, double eps, double weight_decay) {
+  const char* op = "rmsprop_update";
+  CheckCommon(op, param, grad, lr, weight_decay);
+  CheckLike(op, param, sq_avg, "sq_avg");
+  CheckRange(op, "rho", rho, 0, 1);
+  CheckEps(op, eps);
+  TensorRef pr = param.ref(), gr = grad.ref(), sr = sq_avg.ref(), lr_r = lr.ref();
+  const float r = static_cast<float>(rho), e = static_cast<float>(eps),
+              wd = static_cast<float>(weight_decay);
+  param.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, RmspropUpdate, ReadWrite(pr), gr.data<float>(), ReadWrite(sr),
+                    lr_r.data<float>(), pr.numel(), r, e, wd);
+      },
+      {param.block(), grad.block(), sq_avg.block(), lr.block()},
+      {param.block(), sq_avg.block()}, "RmspropUpdate");
+}
+
+}  // namespace ops
+}  // namespace minisinga

@@ -1,0 +1,38 @@
+// Fused in-place optimizer updates (PyTorch's SGD, Adam, Adagrad, RMSprop), float32.
+// param, grad and every state tensor must have the same shape and device. `lr` and `step`
+// are 1-element float32 tensors on the same device, read when the update runs, so a
+// recorded graph sees the values they hold at each replay. Weight decay is L2: the update
+// uses g = grad + weight_decay * param.
+#pragma once
+
+#include <optional>
+
+#include "core/tensor.h"
+
+namespace minisinga {
+namespace ops {
+
+// SGD with optional momentum (PyTorch semantics). With momentum != 0, momentum_buf is
+// required and updated: buf = momentum * buf + (1 - dampening) * g, except that on the
+// first step buf = g. The first step is recognised from `step` (the optimizer's 1-element
+// step tensor, first step when step <= 1); without `step` the caller must start buf at zero,
+// which reproduces PyTorch exactly when dampening == 0 (the default). Nesterov:
+// g = g + momentum * buf, else g = buf. Then param -= lr * g. With momentum == 0 the buffer
+// and step are ignored.
+void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
+               std::optional<Tensor> momentum_buf, double momentum, double dampening,
+               double weight_decay, bool nesterov, std::optional<Tensor> step);
+// Adam (no amsgrad) with bias correction by `step` (must hold t >= 1, counting this update).
+void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                const Tensor& lr, const Tensor& step, double beta1, double beta2, double eps,
+                double weight_decay);
+// Adagrad (no lr decay): sum_sq += g^2; param -= lr * g / (sqrt(sum_sq) + eps).
+void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq,
+                   const Tensor& lr, double eps, double weight_decay);
+// RMSprop (no momentum, not centred): sq_avg = rho sq_avg + (1 - rho) g^2;
+// param -= lr * g / (sqrt(sq_avg) + eps).
+void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg,
+                   const Tensor& lr, double rho, double eps, double weight_decay);
+
+}  // namespace ops
+}  // namespace minisinga

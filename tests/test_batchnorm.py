@@ -1,0 +1,201 @@
+"""Batch norm: training/inference forward against numpy, running statistics, backward
+against central finite differences of a float64 numpy forward, bad inputs."""
+
+import numpy as np
+import pytest
+from conftest import core_tensor
+
+from minisinga import _core
+
+SHAPES = [(4, 3), (5, 1), (2, 3, 4, 5), (1, 4, 3, 3), (3, 2, 1, 1), (6, 1, 2, 1)]
+
+
+def axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def per_channel(v, x):
+    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def ref_train(x, scale, bias, eps):
+    """float64 numpy batch norm with batch statistics; returns y, mean, biased var."""
+    x = x.astype(np.float64)
+    mean = x.mean(axis=axes(x))
+    var = x.var(axis=axes(x))
+    y = (x - per_channel(mean, x)) / np.sqrt(per_channel(var, x) + eps)
+    return y * per_channel(scale, x) + per_channel(bias, x), mean, var
+
+
+def params(rng, c):
+    scale = rng.uniform(0.5, 2.0, c).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    rm = rng.standard_normal(c).astype(np.float32)
+    rv = rng.uniform(0.5, 2.0, c).astype(np.float32)
+    return scale, bias, rm, rv
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_training_and_running_stats(shape, rng):
+    c = shape[1]
+    scale, bias, rm, rv = params(rng, c)
+    trm, trv = core_tensor(rm), core_tensor(rv)
+    exp_rm, exp_rv = rm.astype(np.float64), rv.astype(np.float64)
+    momentum, eps = 0.1, 1e-5
+    for _ in range(2):  # two calls: running stats accumulate
+        x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
+        y, mean, inv_std = _core.batchnorm_forward_training(
+            core_tensor(x), core_tensor(scale), core_tensor(bias), trm, trv, momentum, eps
+        )
+        ey, emean, evar = ref_train(x, scale, bias, eps)
+        np.testing.assert_allclose(y.to_numpy(), ey, rtol=1e-5, atol=2e-5)
+        np.testing.assert_allclose(mean.to_numpy(), emean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(inv_std.to_numpy(), 1 / np.sqrt(evar + eps), rtol=1e-5)
+        m = x.size // c
+        exp_rm = (1 - momentum) * exp_rm + momentum * emean
+        exp_rv = (1 - momentum) * exp_rv + momentum * evar * m / (m - 1)  # unbiased
+        np.testing.assert_allclose(trm.to_numpy(), exp_rm, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(trv.to_numpy(), exp_rv, rtol=1e-5, atol=1e-6)
+
+
+def test_running_stats_start_from_fresh_tensors(rng):
+    # Never-written running tensors read as zeros (lazy blocks).
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    dev = _core.default_device()
+    trm, trv = _core.Tensor([3], dev), _core.Tensor([3], dev)
+    _core.batchnorm_forward_training(
+        core_tensor(x),
+        core_tensor(np.ones(3, np.float32)),
+        core_tensor(np.zeros(3, np.float32)),
+        trm,
+        trv,
+        0.25,
+        1e-5,
+    )
+    np.testing.assert_allclose(trm.to_numpy(), 0.25 * x.mean(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(trv.to_numpy(), 0.25 * x.var(0, ddof=1), rtol=1e-5)
+
+
+def test_large_offset_keeps_accuracy(rng):
+    x = (1000 + rng.standard_normal((64, 2, 4, 4))).astype(np.float32)
+    one, zero = np.ones(2, np.float32), np.zeros(2, np.float32)
+    y, _, _ = _core.batchnorm_forward_training(
+        core_tensor(x),
+        core_tensor(one),
+        core_tensor(zero),
+        core_tensor(zero),
+        core_tensor(one),
+        0.1,
+        1e-5,
+    )
+    np.testing.assert_allclose(y.to_numpy(), ref_train(x, one, zero, 1e-5)[0], atol=2e-4)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_inference(shape, rng):
+    c = shape[1]
+    scale, bias, rm, rv = params(rng, c)
+    x = rng.standard_normal(shape).astype(np.float32)
+    eps = 1e-3
+    y = _core.batchnorm_forward_inference(
+        core_tensor(x), core_tensor(scale), core_tensor(bias), core_tensor(rm), core_tensor(rv), eps
+    )
+    x64 = x.astype(np.float64)
+    expected = (x64 - per_channel(rm, x)) / np.sqrt(per_channel(rv.astype(np.float64), x) + eps)
+    expected = expected * per_channel(scale, x) + per_channel(bias, x)
+    np.testing.assert_allclose(y.to_numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 2), (1, 2, 3, 1), (3, 1)])
+def test_backward_against_finite_differences(shape, rng):
+    c = shape[1]
+    eps = 1e-3
+    x = rng.standard_normal(shape).astype(np.float32)
+    scale, bias, _, _ = params(rng, c)
+    w = rng.standard_normal(shape)  # loss = sum(w * y), so dy = w
+
+    def loss(x_, s_, b_):
+        return np.sum(w * ref_train(x_, s_, b_, eps)[0])
+
+    def numeric(arr, f, h=1e-5):
+        g = np.zeros(arr.shape)
+        for i in np.ndindex(arr.shape):
+            plus, minus = arr.astype(np.float64), arr.astype(np.float64)
+            plus[i] += h
+            minus[i] -= h
+            g[i] = (f(plus) - f(minus)) / (2 * h)
+        return g
+
+    gx = numeric(x, lambda v: loss(v, scale, bias))
+    gs = numeric(scale, lambda v: loss(x, v, bias))
+    gb = numeric(bias, lambda v: loss(x, scale, v))
+
+    dev = _core.default_device()
+    _, mean, inv_std = _core.batchnorm_forward_training(
+        core_tensor(x),
+        core_tensor(scale),
+        core_tensor(bias),
+        _core.Tensor([c], dev),
+        _core.Tensor([c], dev),
+        0.1,
+        eps,
+    )
+    dx, dscale, dbias = _core.batchnorm_backward(
+        core_tensor(w.astype(np.float32)), core_tensor(x), core_tensor(scale), mean, inv_std
+    )
+    np.testing.assert_allclose(dx.to_numpy(), gx, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(dscale.to_numpy(), gs, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(dbias.to_numpy(), gb, rtol=1e-3, atol=1e-4)
+
+
+def test_graph_replay_updates_running_stats_each_time(rng):
+    dev = _core.create_cpu_device()
+    x = rng.standard_normal((5, 2)).astype(np.float32)
+    tx = core_tensor(x, dev)
+    ts, tb = core_tensor(np.ones(2, np.float32), dev), core_tensor(np.zeros(2, np.float32), dev)
+    trm, trv = core_tensor(np.zeros(2, np.float32), dev), core_tensor(np.ones(2, np.float32), dev)
+    dev.EnableGraph(True)
+    _core.batchnorm_forward_training(tx, ts, tb, trm, trv, 0.5, 1e-5)
+    dev.EnableGraph(False)
+    dev.RunGraph()
+    dev.RunGraph()
+    np.testing.assert_allclose(trm.to_numpy(), 0.75 * x.mean(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(trv.to_numpy(), 0.25 + 0.75 * x.var(0, ddof=1), rtol=1e-5)
+    dev.ResetGraph()
+
+
+def test_bad_inputs(rng):
+    def t(shape, dtype=np.float32):
+        return core_tensor(np.ones(shape, dtype))
+
+    x, c3 = t((4, 3, 2, 2)), t((3,))
+    train = _core.batchnorm_forward_training
+    with pytest.raises(ValueError, match=r"batchnorm_forward_training: x must have shape"):
+        train(t((3,)), c3, c3, t((3,)), t((3,)), 0.1, 1e-5)
+    with pytest.raises(TypeError, match="batchnorm_forward_training: x has dtype float16"):
+        train(t((4, 3), np.float16), c3, c3, t((3,)), t((3,)), 0.1, 1e-5)
+    with pytest.raises(ValueError, match=r"batchnorm_forward_training: scale has shape \(4,\)"):
+        train(x, t((4,)), c3, t((3,)), t((3,)), 0.1, 1e-5)
+    with pytest.raises(ValueError, match="running_var has shape"):
+        train(x, c3, c3, t((3,)), t((1, 3)), 0.1, 1e-5)
+    with pytest.raises(TypeError, match="batchnorm_forward_training: bias has dtype int32"):
+        train(x, c3, t((3,), np.int32), t((3,)), t((3,)), 0.1, 1e-5)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        train(t((1, 3)), c3, c3, t((3,)), t((3,)), 0.1, 1e-5)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        train(x, c3, c3, t((3,)), t((3,)), 1.5, 1e-5)
+    with pytest.raises(ValueError, match="batchnorm_forward_training: eps"):
+        train(x, c3, c3, t((3,)), t((3,)), 0.1, -1.0)
+    other = _core.create_cpu_device()
+    with pytest.raises(TypeError, match="different devices"):
+        train(x, core_tensor(np.ones(3, np.float32), other), c3, t((3,)), t((3,)), 0.1, 1e-5)
+    with pytest.raises(ValueError, match="batchnorm_forward_inference: running_mean has shape"):
+        _core.batchnorm_forward_inference(x, c3, c3, t((2,)), c3, 1e-5)
+    with pytest.raises(ValueError, match="batchnorm_forward_inference: eps"):
+        _core.batchnorm_forward_inference(x, c3, c3, c3, c3, float("nan"))
+    with pytest.raises(ValueError, match=r"batchnorm_backward: dy has shape \(4, 3\)"):
+        _core.batchnorm_backward(t((4, 3)), x, c3, c3, c3)
+    with pytest.raises(TypeError, match="batchnorm_backward: dy has dtype float16"):
+        _core.batchnorm_backward(t((4, 3, 2, 2), np.float16), x, c3, c3, c3)
+    with pytest.raises(ValueError, match="batchnorm_backward: saved_inv_std has shape"):
+        _core.batchnorm_backward(x, x, c3, c3, t((2,)))

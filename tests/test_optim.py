@@ -1,0 +1,213 @@
+"""Fused optimizer updates against textbook numpy implementations (float64) over 5 steps,
+graph replay reading lr/step tensors, and bad inputs."""
+
+import numpy as np
+import pytest
+from conftest import core_tensor
+
+from minisinga import _core
+
+STEPS = 5
+LRS = [0.1, 0.05, 0.2, 0.01, 0.1]  # changed between steps: the kernels read the lr tensor
+
+
+def scalar(v, dev=None):
+    return core_tensor(np.array([v], np.float32), dev)
+
+
+def setv(t, v):
+    t.copy_from_numpy(np.array([v], np.float32))
+
+
+def run_steps(rng, shape, update, reference, nstate):
+    """Runs `update(param, grad, states, lr, step)` and `reference(p, g, states, lr, t)` (numpy
+    float64, returns new p) for STEPS steps with fresh gradients; compares param and state."""
+    p0 = rng.standard_normal(shape).astype(np.float32)
+    param = core_tensor(p0)
+    states = [core_tensor(np.zeros(shape, np.float32)) for _ in range(nstate)]
+    ref_p, ref_states = p0.astype(np.float64), [np.zeros(shape) for _ in range(nstate)]
+    lr, step = scalar(0.0), scalar(0.0)
+    for t in range(1, STEPS + 1):
+        g = rng.standard_normal(shape).astype(np.float32)
+        setv(lr, LRS[t - 1])
+        setv(step, t)
+        update(param, core_tensor(g), states, lr, step)
+        ref_p = reference(ref_p, g.astype(np.float64), ref_states, LRS[t - 1], t)
+        np.testing.assert_allclose(param.to_numpy(), ref_p, rtol=2e-5, atol=2e-6)
+        for s, rs in zip(states, ref_states):
+            np.testing.assert_allclose(s.to_numpy(), rs, rtol=2e-5, atol=2e-6)
+
+
+SGD_CASES = [  # momentum, dampening, weight_decay, nesterov, pass step
+    (0.0, 0.0, 0.0, False, False),
+    (0.0, 0.0, 0.01, False, False),
+    (0.9, 0.0, 0.0, False, False),
+    (0.9, 0.1, 0.0, False, True),
+    (0.8, 0.0, 0.05, True, True),
+    (0.5, 0.0, 0.0, True, False),
+]
+
+
+@pytest.mark.parametrize("momentum,dampening,wd,nesterov,use_step", SGD_CASES)
+@pytest.mark.parametrize("shape", [(7,), (3, 1, 4)])
+def test_sgd(momentum, dampening, wd, nesterov, use_step, shape, rng):
+    def update(param, grad, states, lr, step):
+        buf = states[0] if momentum else None
+        _core.sgd_update(
+            param, grad, lr, buf, momentum, dampening, wd, nesterov, step if use_step else None
+        )
+
+    def reference(p, g, states, lr, t):  # torch.optim.SGD, written out
+        d = g + wd * p
+        if momentum:
+            if t == 1:
+                states[0][...] = d
+            else:
+                states[0][...] = momentum * states[0] + (1 - dampening) * d
+            d = d + momentum * states[0] if nesterov else states[0]
+        return p - lr * d
+
+    run_steps(rng, shape, update, reference, 1 if momentum else 0)
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.02])
+@pytest.mark.parametrize("shape", [(1,), (5, 3)])
+def test_adam(wd, shape, rng):
+    b1, b2, eps = 0.9, 0.999, 1e-8
+
+    def update(param, grad, states, lr, step):
+        _core.adam_update(param, grad, states[0], states[1], lr, step, b1, b2, eps, wd)
+
+    def reference(p, g, states, lr, t):
+        m, v = states
+        g = g + wd * p
+        m[...] = b1 * m + (1 - b1) * g
+        v[...] = b2 * v + (1 - b2) * g * g
+        mhat, vhat = m / (1 - b1**t), v / (1 - b2**t)
+        return p - lr * mhat / (np.sqrt(vhat) + eps)
+
+    run_steps(rng, shape, update, reference, 2)
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_adagrad(wd, rng):
+    eps = 1e-10
+
+    def update(param, grad, states, lr, step):
+        _core.adagrad_update(param, grad, states[0], lr, eps, wd)
+
+    def reference(p, g, states, lr, t):
+        g = g + wd * p
+        states[0][...] += g * g
+        return p - lr * g / (np.sqrt(states[0]) + eps)
+
+    run_steps(rng, (4, 6), update, reference, 1)
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_rmsprop(wd, rng):
+    rho, eps = 0.9, 1e-8
+
+    def update(param, grad, states, lr, step):
+        _core.rmsprop_update(param, grad, states[0], lr, rho, eps, wd)
+
+    def reference(p, g, states, lr, t):
+        g = g + wd * p
+        states[0][...] = rho * states[0] + (1 - rho) * g * g
+        return p - lr * g / (np.sqrt(states[0]) + eps)
+
+    run_steps(rng, (9,), update, reference, 1)
+
+
+def test_large_parameter_runs_in_parallel(rng):
+    # Above the OpenMP threshold: same result as the numpy formula.
+    n = 100_000
+    p0 = rng.standard_normal(n).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    param, lr = core_tensor(p0), scalar(0.01)
+    _core.sgd_update(param, core_tensor(g), lr, None, 0.0, 0.0, 0.1, False)
+    expected = p0.astype(np.float64) - 0.01 * (g + 0.1 * p0.astype(np.float64))
+    np.testing.assert_allclose(param.to_numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_graph_replay_reads_lr_and_step(rng):
+    dev = _core.create_cpu_device()
+    p0 = rng.standard_normal(6).astype(np.float32)
+    g = rng.standard_normal(6).astype(np.float32)
+    param, grad = core_tensor(p0, dev), core_tensor(g, dev)
+    m, v = _core.Tensor([6], dev), _core.Tensor([6], dev)
+    lr, step = scalar(0.0, dev), scalar(0.0, dev)
+    dev.EnableGraph(True)
+    _core.adam_update(param, grad, m, v, lr, step, 0.9, 0.99, 1e-8, 0.0)
+    dev.EnableGraph(False)
+    p, mr, vr = p0.astype(np.float64), np.zeros(6), np.zeros(6)
+    for t in range(1, 4):
+        setv(lr, 0.1 * t)
+        setv(step, t)
+        dev.RunGraph()
+        mr = 0.9 * mr + 0.1 * g
+        vr = 0.99 * vr + 0.01 * g.astype(np.float64) ** 2
+        p = p - 0.1 * t * (mr / (1 - 0.9**t)) / (np.sqrt(vr / (1 - 0.99**t)) + 1e-8)
+        np.testing.assert_allclose(param.to_numpy(), p, rtol=2e-5, atol=2e-6)
+    dev.ResetGraph()
+
+
+def test_bad_inputs():
+    def t(shape, dtype=np.float32, dev=None):
+        return core_tensor(np.zeros(shape, dtype), dev)
+
+    p, g, lr, step = t((3, 2)), t((3, 2)), scalar(0.1), scalar(1.0)
+    with pytest.raises(ValueError, match=r"sgd_update: grad has shape \(6,\), expected"):
+        _core.sgd_update(p, t((6,)), lr)
+    with pytest.raises(TypeError, match="sgd_update: param has dtype float16"):
+        _core.sgd_update(t((3, 2), np.float16), g, lr)
+    with pytest.raises(TypeError, match="sgd_update: grad has dtype int32"):
+        _core.sgd_update(p, t((3, 2), np.int32), lr)
+    with pytest.raises(ValueError, match="sgd_update: lr must be a 1-element tensor"):
+        _core.sgd_update(p, g, t((2,)))
+    with pytest.raises(TypeError, match="sgd_update: lr has dtype int32"):
+        _core.sgd_update(p, g, t((1,), np.int32))
+    other = _core.create_cpu_device()
+    with pytest.raises(TypeError, match="sgd_update: tensors are on different devices"):
+        _core.sgd_update(p, g, scalar(0.1, other))
+    with pytest.raises(ValueError, match="sgd_update: momentum 0.9 needs a momentum_buf"):
+        _core.sgd_update(p, g, lr, None, 0.9)
+    with pytest.raises(ValueError, match="sgd_update: momentum_buf has shape"):
+        _core.sgd_update(p, g, lr, t((2, 3)), 0.9)
+    with pytest.raises(ValueError, match="sgd_update: nesterov needs momentum > 0"):
+        _core.sgd_update(p, g, lr, t((3, 2)), 0.9, 0.1, 0.0, True)
+    with pytest.raises(ValueError, match="sgd_update: nesterov needs momentum > 0"):
+        _core.sgd_update(p, g, lr, None, 0.0, 0.0, 0.0, True)
+    with pytest.raises(ValueError, match="sgd_update: momentum must be"):
+        _core.sgd_update(p, g, lr, t((3, 2)), -0.5)
+    with pytest.raises(ValueError, match=r"sgd_update: dampening must be in \[0, 1\]"):
+        _core.sgd_update(p, g, lr, t((3, 2)), 0.9, 2.0)
+    with pytest.raises(ValueError, match="sgd_update: weight_decay"):
+        _core.sgd_update(p, g, lr, None, 0.0, 0.0, -1.0)
+    with pytest.raises(ValueError, match="sgd_update: step must be a 1-element tensor"):
+        _core.sgd_update(p, g, lr, t((3, 2)), 0.9, 0.0, 0.0, False, t((2,)))
+    m, v = t((3, 2)), t((3, 2))
+    with pytest.raises(ValueError, match=r"adam_update: v has shape \(3, 3\)"):
+        _core.adam_update(p, g, m, t((3, 3)), lr, step)
+    with pytest.raises(TypeError, match="adam_update: step has dtype int32"):
+        _core.adam_update(p, g, m, v, lr, t((1,), np.int32))
+    with pytest.raises(ValueError, match="adam_update: step must be a 1-element"):
+        _core.adam_update(p, g, m, v, lr, t((1, 2)))
+    with pytest.raises(ValueError, match=r"adam_update: beta1 must be in \[0, 1\)"):
+        _core.adam_update(p, g, m, v, lr, step, 1.0)
+    with pytest.raises(ValueError, match="adam_update: beta2"):
+        _core.adam_update(p, g, m, v, lr, step, 0.9, -0.1)
+    with pytest.raises(ValueError, match="adam_update: eps"):
+        _core.adam_update(p, g, m, v, lr, step, 0.9, 0.999, -1e-8)
+    with pytest.raises(TypeError, match="adam_update: tensors are on different devices"):
+        _core.adam_update(p, g, m, t((3, 2), dev=other), lr, step)
+    with pytest.raises(ValueError, match="adagrad_update: sum_sq has shape"):
+        _core.adagrad_update(p, g, t((6,)), lr)
+    with pytest.raises(ValueError, match="adagrad_update: eps"):
+        _core.adagrad_update(p, g, t((3, 2)), lr, float("inf"))
+    with pytest.raises(ValueError, match=r"rmsprop_update: rho must be in \[0, 1\]"):
+        _core.rmsprop_update(p, g, t((3, 2)), lr, 1.5)
+    with pytest.raises(ValueError, match="rmsprop_update: lr must be a 1-element"):
+        _core.rmsprop_update(p, g, t((3, 2)), t((0,)))
+    # Failed checks leave the parameter untouched.
+    np.testing.assert_array_equal(p.to_numpy(), np.zeros((3, 2), np.float32))
