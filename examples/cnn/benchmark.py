@@ -72,8 +72,8 @@ def train_resnet(DIST: bool = False, graph: bool = True, sequential: bool = Fals
     dev = get_device(device, local_rank)
     dev.SetRandSeed(0)
     rng = np.random.default_rng(0)
-    tx = tensor.Tensor((batch_size, 3, image_size, image_size), dev)
-    ty = tensor.Tensor((batch_size,), dev, tensor.int32)
+    tx = tensor.Tensor((batch_size, 3, image_size, image_size), dev, requires_grad=False)
+    ty = tensor.Tensor((batch_size,), dev, dtype=tensor.int32, requires_grad=False)
     tx.copy_from_numpy(rng.standard_normal((batch_size, 3, image_size, image_size),
                                            dtype=np.float32))
     ty.copy_from_numpy(rng.integers(0, num_classes, batch_size, dtype=np.int32))

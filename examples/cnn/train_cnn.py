@@ -241,11 +241,12 @@ def run(global_rank: int, world_size: int, local_rank: int, max_epoch: int, batc
     if net.dimension == 2:
         train_x = train_x.reshape(train_x.shape[0], -1)
         val_x = val_x.reshape(val_x.shape[0], -1)
-        tx = tensor.Tensor((batch_size, data_size), dev, singa_dtype[precision])
+        tx = tensor.Tensor((batch_size, data_size), dev, dtype=singa_dtype[precision],
+                           requires_grad=False)
     else:
         tx = tensor.Tensor((batch_size, num_channels, net.input_size, net.input_size), dev,
-                           singa_dtype[precision])
-    ty = tensor.Tensor((batch_size,), dev, tensor.int32)
+                           dtype=singa_dtype[precision], requires_grad=False)
+    ty = tensor.Tensor((batch_size,), dev, dtype=tensor.int32, requires_grad=False)
 
     num_train_batch = train_x.shape[0] // batch_size
     num_val_batch = val_x.shape[0] // batch_size
@@ -300,7 +301,7 @@ def run(global_rank: int, world_size: int, local_rank: int, max_epoch: int, batc
             train_loss += float(tensor.to_numpy(loss).reshape(-1)[0])
 
         if dist:
-            reducer = tensor.Tensor((1,), dev, tensor.float32)
+            reducer = tensor.Tensor((1,), dev, dtype=tensor.float32, requires_grad=False)
             train_correct = reduce_variable(train_correct, sgd, reducer)
             train_loss = reduce_variable(train_loss, sgd, reducer)
 

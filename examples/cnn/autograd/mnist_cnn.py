@@ -112,8 +112,8 @@ def train_mnist_cnn(DIST: bool = False, local_rank: Optional[int] = None,
     np.random.seed(seed)
 
     model = CNN(num_classes)
-    tx = tensor.Tensor((batch_size, 1, image_size, image_size), dev, tensor.float32)
-    ty = tensor.Tensor((batch_size, num_classes), dev, tensor.float32)
+    tx = tensor.Tensor((batch_size, 1, image_size, image_size), dev, requires_grad=False)
+    ty = tensor.Tensor((batch_size, num_classes), dev, requires_grad=False)  # one-hot
     num_train_batch = train_x.shape[0] // batch_size
     num_test_batch = test_x.shape[0] // batch_size
     if num_train_batch == 0 or num_test_batch == 0:
@@ -163,7 +163,7 @@ def train_mnist_cnn(DIST: bool = False, local_rank: Optional[int] = None,
                 sgd.step()
 
         if DIST:
-            reducer = tensor.Tensor((1,), dev, tensor.float32)
+            reducer = tensor.Tensor((1,), dev, dtype=tensor.float32, requires_grad=False)
             train_correct = reduce_variable(train_correct, sgd, reducer)
             train_loss = reduce_variable(train_loss, sgd, reducer)
         if global_rank == 0:

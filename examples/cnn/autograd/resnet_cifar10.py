@@ -78,8 +78,8 @@ def train_cifar10(DIST: bool = False, local_rank: Optional[int] = None,
     except ValueError as e:
         raise UsageError(str(e)) from None
 
-    tx = tensor.Tensor((batch_size, 3, image_size, image_size), dev, tensor.float32)
-    ty = tensor.Tensor((batch_size,), dev, tensor.int32)
+    tx = tensor.Tensor((batch_size, 3, image_size, image_size), dev, requires_grad=False)
+    ty = tensor.Tensor((batch_size,), dev, dtype=tensor.int32, requires_grad=False)
     num_train_batch = train_x.shape[0] // batch_size
     num_test_batch = test_x.shape[0] // batch_size
     if num_train_batch == 0 or num_test_batch == 0:
@@ -126,7 +126,7 @@ def train_cifar10(DIST: bool = False, local_rank: Optional[int] = None,
                 sgd.backward_and_update(loss)
 
         if DIST:
-            reducer = tensor.Tensor((1,), dev, tensor.float32)
+            reducer = tensor.Tensor((1,), dev, dtype=tensor.float32, requires_grad=False)
             train_correct = reduce_variable(train_correct, sgd, reducer)
             train_loss = reduce_variable(train_loss, sgd, reducer)
         if global_rank == 0:

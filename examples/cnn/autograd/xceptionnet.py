@@ -44,8 +44,8 @@ def train(niters: int = 20, batch_size: int = 16, image_size: int = 299,
     rng = np.random.default_rng(seed)
     sgd = opt.SGD(lr=0.1, momentum=0.9, weight_decay=1e-5)
 
-    tx = tensor.Tensor((batch_size, 3, image_size, image_size), dev)
-    ty = tensor.Tensor((batch_size,), dev, tensor.int32)
+    tx = tensor.Tensor((batch_size, 3, image_size, image_size), dev, requires_grad=False)
+    ty = tensor.Tensor((batch_size,), dev, dtype=tensor.int32, requires_grad=False)
     tx.copy_from_numpy(rng.standard_normal((batch_size, 3, image_size, image_size),
                                            dtype=np.float32))
     ty.copy_from_numpy(rng.integers(0, num_classes, batch_size, dtype=np.int32))
