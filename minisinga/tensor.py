@@ -373,7 +373,7 @@ def _unary(op, t: Tensor, a: float = 0.0, b: float = 0.0) -> Tensor:
 # ---- creation ----
 
 def from_numpy(np_array, dev=None) -> Tensor:
-    """A tensor holding a copy of `np_array` (float64 becomes float32, ints become int32)."""
+    """A tensor holding a copy of `np_array` (float64 and bool become float32, ints int32)."""
     return Tensor(data=np_array, device=dev, requires_grad=False)
 
 

@@ -191,8 +191,9 @@ SHAPE_OPS = [
      lambda x: np.take(x, [[0, 2], [2, 2]], 1), [rn(2, 3)]),
     ("where", lambda a, b: ag.where(tensor.from_numpy(np.array([1, 0, 1], np.float32)), a, b),
      lambda a, b: np.where([1, 0, 1], a, b), [rn(2, 3), rn(3)]),
-    ("cast", lambda x: ag.cast(ag.cast(x, tensor.float16), tensor.float32),
-     lambda x: x.astype(np.float16).astype(np.float64), [rn(3, 2)]),
+    # float16 rounding is piecewise constant; the gradient of a cast is the identity
+    ("cast", lambda x: ag.cast(ag.cast(x, tensor.float16), tensor.float32), lambda x: x,
+     [rn(3, 2)]),
 ]
 
 NN_OPS = [
@@ -255,7 +256,8 @@ NN_OPS = [
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_op(name, fn, ref, inputs):
     wrt = [0] if name == "binary_cross_entropy" else None
-    check_op(fn, ref, inputs, wrt=wrt)
+    rtol = 2e-3 if name == "cast" else 1e-3
+    check_op(fn, ref, inputs, wrt=wrt, rtol=rtol, atol=2e-3 if name == "cast" else 1e-4)
 
 
 def test_dropout_scales_and_masks_freshly():

@@ -1,7 +1,25 @@
 #include "bind/bind.h"
+#include "ops/conv.h"
 
 namespace minisinga {
 
-void InitConv(py::module_& m) { (void)m; }
+void InitConv(py::module_& m) {
+  using ops::Ints;
+  m.def("conv2d", &ops::Conv2d, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+        py::arg("stride") = Ints{1, 1}, py::arg("padding") = Ints{0, 0, 0, 0},
+        py::arg("dilation") = Ints{1, 1}, py::arg("groups") = 1);
+  m.def("conv2d_backward_data", &ops::Conv2dBackwardData, py::arg("dy"), py::arg("w"),
+        py::arg("x_shape"), py::arg("stride") = Ints{1, 1},
+        py::arg("padding") = Ints{0, 0, 0, 0}, py::arg("dilation") = Ints{1, 1},
+        py::arg("groups") = 1);
+  m.def("conv2d_backward_weight", &ops::Conv2dBackwardWeight, py::arg("dy"), py::arg("x"),
+        py::arg("w_shape"), py::arg("stride") = Ints{1, 1},
+        py::arg("padding") = Ints{0, 0, 0, 0}, py::arg("dilation") = Ints{1, 1},
+        py::arg("groups") = 1);
+  m.def("conv2d_backward_bias", &ops::Conv2dBackwardBias, py::arg("dy"));
+  m.def("conv2d_same_padding", &ops::Conv2dSamePadding, py::arg("in_hw"), py::arg("kernel"),
+        py::arg("stride") = Ints{1, 1}, py::arg("dilation") = Ints{1, 1},
+        py::arg("mode") = "SAME_UPPER");
+}
 
 }  // namespace minisinga

@@ -1,0 +1,336 @@
+"""conv2d and its backward ops against naive float64 numpy references."""
+
+import numpy as np
+import pytest
+from conftest import core_tensor
+
+from minisinga import _core
+
+
+def out_size(n, k, s, p0, p1, d):
+    return (n + p0 + p1 - (k - 1) * d - 1) // s + 1
+
+
+def windows(xp, kh, kw, oh, ow, stride, dil):
+    """The (N, C, OH, OW) slice of padded xp seen by kernel cell (kh, kw)."""
+    h0, w0 = kh * dil[0], kw * dil[1]
+    return xp[:, :, h0:h0 + (oh - 1) * stride[0] + 1:stride[0],
+              w0:w0 + (ow - 1) * stride[1] + 1:stride[1]]
+
+
+def conv_ref(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0), dil=(1, 1), groups=1):
+    """Direct convolution in float64: loops over output channels and kernel cells."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    n, c, h, wd = x.shape
+    cout, cg, kh, kw = w.shape
+    oh = out_size(h, kh, stride[0], pad[0], pad[1], dil[0])
+    ow = out_size(wd, kw, stride[1], pad[2], pad[3], dil[1])
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[1]), (pad[2], pad[3])))
+    y = np.zeros((n, cout, oh, ow))
+    coutg = cout // groups
+    for o in range(cout):
+        g = o // coutg
+        for i in range(kh):
+            for j in range(kw):
+                patch = windows(xp, i, j, oh, ow, stride, dil)[:, g * cg:(g + 1) * cg]
+                y[:, o] += np.einsum("nchw,c->nhw", patch, w[o, :, i, j])
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y
+
+
+def conv_grads_ref(dy, x, w, stride, pad, dil, groups):
+    """dx and dw of <conv_ref(x, w), dy>, by differentiating conv_ref term by term."""
+    dy, x, w = dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64)
+    n, c, h, wd = x.shape
+    cout, cg, kh, kw = w.shape
+    oh, ow = dy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[1]), (pad[2], pad[3])))
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    coutg = cout // groups
+    for o in range(cout):
+        g = o // coutg
+        for i in range(kh):
+            for j in range(kw):
+                patch = windows(xp, i, j, oh, ow, stride, dil)[:, g * cg:(g + 1) * cg]
+                dw[o, :, i, j] = np.einsum("nchw,nhw->c", patch, dy[:, o])
+                view = windows(dxp, i, j, oh, ow, stride, dil)[:, g * cg:(g + 1) * cg]
+                view += np.einsum("nhw,c->nchw", dy[:, o], w[o, :, i, j])
+    dx = dxp[:, :, pad[0]:pad[0] + h, pad[2]:pad[2] + wd]
+    return dx, dw
+
+
+def run_conv(x, w, b, stride, pad, dil, groups):
+    bt = None if b is None else core_tensor(b)
+    return _core.conv2d(core_tensor(x), core_tensor(w), bt, stride=list(stride),
+                        padding=list(pad), dilation=list(dil), groups=groups).to_numpy()
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# (x shape, w shape, stride, padding, dilation, groups, bias)
+CASES = [
+    ((2, 3, 7, 9), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    ((1, 2, 6, 5), (3, 2, 2, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, False),  # batch 1
+    ((3, 2, 11, 10), (2, 2, 2, 2), (4, 3), (0, 0, 0, 0), (1, 1), 1, True),  # stride > kernel
+    ((2, 3, 6, 7), (5, 3, 3, 2), (1, 2), (2, 0, 0, 1), (1, 1), 1, True),  # one-sided padding
+    ((2, 2, 9, 8), (3, 2, 3, 3), (1, 1), (2, 1, 0, 2), (2, 2), 1, False),  # dilation 2
+    ((2, 2, 9, 8), (3, 2, 2, 3), (2, 1), (1, 1, 1, 1), (2, 1), 1, True),  # mixed dilation
+    ((2, 4, 6, 6), (6, 2, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, True),  # groups 2
+    ((3, 4, 8, 7), (4, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4, True),  # depthwise
+    ((2, 3, 5, 6), (6, 1, 3, 3), (1, 1), (1, 0, 1, 0), (1, 1), 3, False),  # depthwise x2
+    ((2, 6, 5, 4), (4, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # 1x1 direct
+    ((2, 6, 5, 4), (4, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, False),  # 1x1 grouped
+    ((2, 3, 5, 4), (2, 3, 1, 1), (2, 1), (1, 0, 0, 1), (1, 1), 1, True),  # 1x1 strided
+    ((3, 1, 1, 9), (2, 1, 1, 4), (1, 2), (0, 0, 1, 1), (1, 1), 1, True),  # H = 1 (1-D)
+    ((1, 1, 1, 1), (1, 1, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # all ones
+    ((2, 2, 3, 3), (2, 2, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # kernel == input
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_forward(rng, case):
+    xs, ws, stride, pad, dil, groups, bias = case
+    x, w = rand(rng, *xs), rand(rng, *ws)
+    b = rand(rng, ws[0]) if bias else None
+    y = run_conv(x, w, b, stride, pad, dil, groups)
+    np.testing.assert_allclose(y, conv_ref(x, w, b, stride, pad, dil, groups),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_backward_matches_derivative(rng, case):
+    xs, ws, stride, pad, dil, groups, _ = case
+    x, w = rand(rng, *xs), rand(rng, *ws)
+    dy = rand(rng, *conv_ref(x, w, None, stride, pad, dil, groups).shape)
+    dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, dil, groups)
+    kw = dict(stride=list(stride), padding=list(pad), dilation=list(dil), groups=groups)
+    dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
+    dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
+    db = _core.conv2d_backward_bias(core_tensor(dy))
+    np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db.to_numpy(), dy.astype(np.float64).sum(axis=(0, 2, 3)),
+                               rtol=1e-4, atol=1e-4)
+
+
+def numeric_grad(f, a, eps=1e-3):
+    """Central differences of scalar f at float64 array a."""
+    g = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        old = a[i]
+        a[i] = old + eps
+        fp = f(a)
+        a[i] = old - eps
+        fm = f(a)
+        a[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("case", [
+    ((1, 2, 4, 5), (3, 2, 2, 3), (2, 1), (1, 0, 2, 1), (1, 2), 1),
+    ((2, 4, 4, 3), (4, 2, 3, 2), (1, 1), (1, 1, 0, 1), (1, 1), 2),
+    ((2, 3, 4, 4), (3, 1, 3, 3), (1, 2), (1, 1, 1, 1), (1, 1), 3),
+    ((2, 3, 3, 2), (2, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+])
+def test_backward_finite_differences(rng, case):
+    xs, ws, stride, pad, dil, groups = case
+    x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
+    dy = rand(rng, *conv_ref(x, w, None, stride, pad, dil, groups).shape)
+    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
+
+    def loss(xx, ww, bb):
+        return float((conv_ref(xx, ww, bb, stride, pad, dil, groups) * dy64).sum())
+
+    kw = dict(stride=list(stride), padding=list(pad), dilation=list(dil), groups=groups)
+    dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
+    dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
+    db = _core.conv2d_backward_bias(core_tensor(dy))
+    np.testing.assert_allclose(dx.to_numpy(), numeric_grad(lambda a: loss(a, w64, b64), x64),
+                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(dw.to_numpy(), numeric_grad(lambda a: loss(x64, a, b64), w64),
+                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(db.to_numpy(), numeric_grad(lambda a: loss(x64, w64, a), b64),
+                               rtol=1e-3, atol=1e-3)
+
+
+# Shapes that take the other code paths: several images per GEMM (small outputs, N > 1),
+# one image per GEMM (>= 4096 output pixels), 1x1 without im2col, large groups.
+@pytest.mark.parametrize("case", [
+    ((9, 3, 12, 10), (5, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ((2, 2, 66, 70), (3, 2, 3, 3), (1, 1), (1, 0, 1, 1), (1, 1), 1),
+    ((3, 8, 70, 64), (4, 8, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ((5, 16, 9, 9), (16, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 16),
+])
+def test_adjoint_identity(rng, case):
+    """<conv(x), dy> == <x, backward_data(dy)> == <w, backward_weight(dy)>."""
+    xs, ws, stride, pad, dil, groups = case
+    x, w = rand(rng, *xs), rand(rng, *ws)
+    kw = dict(stride=list(stride), padding=list(pad), dilation=list(dil), groups=groups)
+    y = _core.conv2d(core_tensor(x), core_tensor(w), None, **kw).to_numpy()
+    dy = rand(rng, *y.shape)
+    dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
+    dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
+    lhs = np.vdot(y.astype(np.float64), dy)
+    np.testing.assert_allclose(np.vdot(x.astype(np.float64), dx.to_numpy()), lhs, rtol=1e-4)
+    np.testing.assert_allclose(np.vdot(w.astype(np.float64), dw.to_numpy()), lhs, rtol=1e-4)
+    np.testing.assert_allclose(y, conv_ref(x, w, None, stride, pad, dil, groups),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_large_image_in_row_bands(rng):
+    """An image whose col matrix exceeds the 64 MiB scratch bound runs in bands of rows."""
+    xs, ws, stride, pad = (1, 128, 130, 130), (2, 128, 3, 3), (1, 1), (1, 1, 1, 1)
+    x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, 2)
+    y = run_conv(x, w, b, stride, pad, (1, 1), 1)
+    np.testing.assert_allclose(y, conv_ref(x, w, b, stride, pad), rtol=1e-3, atol=1e-3)
+    dy = rand(rng, *y.shape)
+    dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, (1, 1), 1)
+    kw = dict(stride=list(stride), padding=list(pad))
+    dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
+    dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
+    np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-3, atol=1e-2)
+
+
+def test_symmetric_padding_pair_and_defaults(rng):
+    x, w = rand(rng, 2, 3, 5, 6), rand(rng, 2, 3, 3, 3)
+    y2 = _core.conv2d(core_tensor(x), core_tensor(w), padding=[1, 2]).to_numpy()
+    np.testing.assert_allclose(y2, conv_ref(x, w, pad=(1, 1, 2, 2)), rtol=1e-4, atol=1e-4)
+    y0 = _core.conv2d(core_tensor(x), core_tensor(w)).to_numpy()
+    np.testing.assert_allclose(y0, conv_ref(x, w), rtol=1e-4, atol=1e-4)
+
+
+def test_empty_batch(rng):
+    x, w = np.zeros((0, 3, 5, 5), np.float32), rand(rng, 2, 3, 3, 3)
+    y = _core.conv2d(core_tensor(x), core_tensor(w))
+    assert y.shape == (0, 2, 3, 3)
+    dw = _core.conv2d_backward_weight(y, core_tensor(x), [2, 3, 3, 3])
+    np.testing.assert_array_equal(dw.to_numpy(), np.zeros((2, 3, 3, 3), np.float32))
+
+
+def test_graph_mode_matches_eager(rng):
+    dev = _core.create_cpu_device()
+    x, w, b = rand(rng, 4, 3, 8, 8), rand(rng, 5, 3, 3, 3), rand(rng, 5)
+    xt, wt, bt = (core_tensor(a, dev) for a in (x, w, b))
+    dev.EnableGraph(True)
+    y = _core.conv2d(xt, wt, bt, padding=[1, 1, 1, 1])
+    dx = _core.conv2d_backward_data(y, wt, [4, 3, 8, 8], padding=[1, 1, 1, 1])
+    dev.EnableGraph(False)
+    dev.RunGraph(True)
+    y_ref = conv_ref(x, w, b, pad=(1, 1, 1, 1))
+    np.testing.assert_allclose(y.to_numpy(), y_ref, rtol=1e-4, atol=1e-4)
+    dx_ref, _ = conv_grads_ref(y_ref, x, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-3)
+    dev.ResetGraph()
+
+
+@pytest.mark.parametrize("in_hw,kernel,stride,dil,mode,expected", [
+    ([5, 5], [3, 3], [1, 1], [1, 1], "SAME_UPPER", (1, 1, 1, 1)),
+    ([5, 6], [4, 4], [1, 1], [1, 1], "SAME_UPPER", (1, 2, 1, 2)),
+    ([5, 6], [4, 4], [1, 1], [1, 1], "SAME_LOWER", (2, 1, 2, 1)),
+    ([7, 8], [3, 3], [2, 3], [1, 1], "SAME_UPPER", (1, 1, 0, 1)),
+    ([7, 8], [3, 3], [1, 1], [2, 2], "SAME_LOWER", (2, 2, 2, 2)),
+    ([4, 4], [1, 1], [2, 2], [1, 1], "SAME_UPPER", (0, 0, 0, 0)),
+])
+def test_same_padding(rng, in_hw, kernel, stride, dil, mode, expected):
+    pad = _core.conv2d_same_padding(in_hw, kernel, stride, dil, mode)
+    assert pad == expected
+    # SAME means ceil(in / stride) outputs.
+    x, w = rand(rng, 1, 1, *in_hw), rand(rng, 1, 1, *kernel)
+    y = _core.conv2d(core_tensor(x), core_tensor(w), None, stride, list(pad), dil)
+    assert y.shape[2:] == tuple(-(-i // s) for i, s in zip(in_hw, stride))
+
+
+def test_same_padding_bad_mode():
+    with pytest.raises(ValueError, match="conv2d_same_padding.*SAME_UPPER"):
+        _core.conv2d_same_padding([5, 5], [3, 3], [1, 1], [1, 1], "VALID")
+    with pytest.raises(ValueError, match="conv2d_same_padding: stride"):
+        _core.conv2d_same_padding([5, 5], [3, 3], [0, 1], [1, 1], "SAME_UPPER")
+
+
+def f32(*shape):
+    return core_tensor(np.ones(shape, np.float32))
+
+
+@pytest.mark.parametrize("x,w,kw,match", [
+    ((3, 5, 5), (2, 3, 3, 3), {}, "conv2d: x must be 4-D"),
+    ((1, 3, 5, 5), (2, 3, 3), {}, "conv2d: w must be 4-D"),
+    ((1, 4, 5, 5), (2, 4, 3, 3), {"groups": 2}, r"conv2d: w has shape \(2, 4, 3, 3\)"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {}, None),  # a valid call, for contrast
+    ((1, 4, 5, 5), (2, 3, 3, 3), {}, r"conv2d: w has shape .*expected \(Cout >= 1, 4"),
+    ((1, 3, 5, 5), (2, 1, 3, 3), {"groups": 2}, "conv2d: groups=2 must divide"),
+    ((1, 4, 5, 5), (3, 2, 3, 3), {"groups": 2}, "conv2d: groups=2 must divide"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {"groups": 0}, "conv2d: groups must be >= 1"),
+    ((1, 3, 2, 5), (2, 3, 3, 3), {}, "conv2d: the .*kernel 3x3 is larger than the padded"),
+    ((1, 3, 4, 4), (2, 3, 3, 3), {"dilation": [2, 1]}, "larger than the padded input 4x4"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [0, 1]}, "conv2d: stride must be"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [1, -2]}, "conv2d: stride must be"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [1, 1, 1]}, "conv2d: stride must be 2"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": [0, -1, 0, 0]}, "conv2d: padding must be >= 0"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": [1, 1, 1]}, "conv2d: padding must be"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {"dilation": [0, 1]}, "conv2d: dilation must be"),
+])
+def test_conv2d_bad_shapes_and_params(x, w, kw, match):
+    if match is None:
+        assert _core.conv2d(f32(*x), f32(*w), **kw).shape == (1, 2, 3, 3)
+        return
+    with pytest.raises(ValueError, match=match):
+        _core.conv2d(f32(*x), f32(*w), **kw)
+
+
+def test_conv2d_bad_bias():
+    with pytest.raises(ValueError, match=r"conv2d: b has shape \(3,\), expected \(2,\)"):
+        _core.conv2d(f32(1, 3, 5, 5), f32(2, 3, 3, 3), f32(3))
+
+
+def test_conv2d_bad_dtypes():
+    xi = core_tensor(np.ones((1, 3, 5, 5), np.int32))
+    wi = core_tensor(np.ones((2, 3, 3, 3), np.int32))
+    with pytest.raises(TypeError, match="conv2d: x has dtype int32, expected float32"):
+        _core.conv2d(xi, f32(2, 3, 3, 3))
+    with pytest.raises(TypeError, match="conv2d: w has dtype int32"):
+        _core.conv2d(f32(1, 3, 5, 5), wi)
+    with pytest.raises(TypeError, match="conv2d: b has dtype float16"):
+        _core.conv2d(f32(1, 3, 5, 5), f32(2, 3, 3, 3), core_tensor(np.ones(2, np.float16)))
+    with pytest.raises(TypeError, match="conv2d_backward_data: dy has dtype int32"):
+        _core.conv2d_backward_data(core_tensor(np.ones((1, 2, 3, 3), np.int32)),
+                                   f32(2, 3, 3, 3), [1, 3, 5, 5])
+    with pytest.raises(TypeError, match="conv2d_backward_weight: x has dtype int32"):
+        _core.conv2d_backward_weight(f32(1, 2, 3, 3), xi, [2, 3, 3, 3])
+    with pytest.raises(TypeError, match="conv2d_backward_bias: dy has dtype int32"):
+        _core.conv2d_backward_bias(core_tensor(np.ones((1, 2, 3, 3), np.int32)))
+
+
+def test_conv2d_mixed_devices():
+    other = _core.create_cpu_device()
+    x2 = core_tensor(np.ones((1, 3, 5, 5), np.float32), other)
+    with pytest.raises(TypeError, match="conv2d: tensors are on different devices"):
+        _core.conv2d(x2, f32(2, 3, 3, 3))
+    with pytest.raises(TypeError, match="conv2d: tensors are on different devices"):
+        _core.conv2d(f32(1, 3, 5, 5), f32(2, 3, 3, 3), core_tensor(np.ones(2, np.float32),
+                                                                   other))
+    with pytest.raises(TypeError, match="conv2d_backward_data: tensors are on different"):
+        _core.conv2d_backward_data(core_tensor(np.ones((1, 2, 3, 3), np.float32), other),
+                                   f32(2, 3, 3, 3), [1, 3, 5, 5])
+    with pytest.raises(TypeError, match="conv2d_backward_weight: tensors are on different"):
+        _core.conv2d_backward_weight(f32(1, 2, 3, 3), x2, [2, 3, 3, 3])
+
+
+def test_backward_bad_shapes():
+    with pytest.raises(ValueError, match=r"conv2d_backward_data: dy has shape \(1, 2, 4, 3\)"
+                                         r", expected \(1, 2, 3, 3\)"):
+        _core.conv2d_backward_data(f32(1, 2, 4, 3), f32(2, 3, 3, 3), [1, 3, 5, 5])
+    with pytest.raises(ValueError, match="conv2d_backward_data: x must be 4-D"):
+        _core.conv2d_backward_data(f32(1, 2, 3, 3), f32(2, 3, 3, 3), [3, 5, 5])
+    with pytest.raises(ValueError, match="conv2d_backward_weight: dy has shape"):
+        _core.conv2d_backward_weight(f32(2, 2, 3, 3), f32(1, 3, 5, 5), [2, 3, 3, 3])
+    with pytest.raises(ValueError, match="conv2d_backward_weight: groups=2 must divide"):
+        _core.conv2d_backward_weight(f32(1, 2, 3, 3), f32(1, 3, 5, 5), [2, 3, 3, 3],
+                                     groups=2)
+    with pytest.raises(ValueError, match="conv2d_backward_bias: dy must be 4-D"):
+        _core.conv2d_backward_bias(f32(2, 3))

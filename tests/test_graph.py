@@ -1,0 +1,227 @@
+"""Recorded-graph execution: eager == graph step by step, memory, guard rails, profiling."""
+
+import numpy as np
+import pytest
+
+from minisinga import autograd as ag
+from minisinga import device, layer, model, opt, tensor
+
+
+class MLP(model.Model):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = layer.Linear(16)
+        self.bn = layer.BatchNorm2d()
+        self.relu = layer.ReLU()
+        self.drop = layer.Dropout(0.3)
+        self.fc2 = layer.Linear(4)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        return self.fc2(self.drop(self.relu(self.bn(self.fc1(x)))))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+class CNN(model.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = layer.Conv2d(6, 3, padding=1)
+        self.bn1 = layer.BatchNorm2d()
+        self.relu = layer.ReLU()
+        self.pool = layer.MaxPool2d(2, 2)
+        self.conv2 = layer.Conv2d(8, 3, padding=1, activation="RELU")
+        self.gap = layer.AvgPool2d(4, 1)
+        self.flat = layer.Flatten()
+        self.drop = layer.Dropout(0.2)
+        self.fc = layer.Linear(4)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        y = self.pool(self.relu(self.bn1(self.conv1(x))))
+        y = self.flat(self.gap(self.conv2(y)))
+        return self.fc(self.drop(y))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+def batches(kind, n=4, bs=8, seed=0):
+    r = np.random.default_rng(seed)
+    shape = (bs, 10) if kind == "mlp" else (bs, 3, 8, 8)
+    return [(r.standard_normal(shape).astype(np.float32),
+             r.integers(0, 4, bs).astype(np.int32)) for _ in range(n)]
+
+
+def train(kind, optimizer, graph, sequential=True, dev=None, steps=4):
+    """Trains a fresh model; returns per-step (out, loss) and the final states."""
+    dev = dev or device.create_cpu_device()
+    dev.SetRandSeed(0)
+    data = batches(kind, steps)
+    tx = tensor.Tensor(data[0][0].shape, dev)
+    ty = tensor.Tensor((data[0][1].shape[0],), dev, dtype=tensor.int32)
+    m = MLP() if kind == "mlp" else CNN()
+    m.set_optimizer(optimizer())
+    m.compile([tx], is_train=True, use_graph=graph, sequential=sequential)
+    trace = []
+    for x, y in data:
+        tx.copy_from_numpy(x)
+        ty.copy_from_numpy(y)
+        out, loss = m(tx, ty)
+        trace.append((out.to_numpy(), loss.to_numpy()))
+    states = {k: v.to_numpy() for k, v in m.get_states().items()}
+    m.eval()
+    return trace, states, m, dev
+
+
+OPTIMIZERS = {"sgd": lambda: opt.SGD(0.05, momentum=0.9, weight_decay=1e-4),
+              "adam": lambda: opt.Adam(0.01)}
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("optname", ["sgd", "adam"])
+def test_eager_and_graph_agree_step_by_step(kind, optname):
+    ref_trace, ref_states, _, _ = train(kind, OPTIMIZERS[optname], graph=False)
+    for sequential in (True, False):
+        trace, states, _, _ = train(kind, OPTIMIZERS[optname], graph=True, sequential=sequential)
+        for step, ((o1, l1), (o2, l2)) in enumerate(zip(ref_trace, trace)):
+            np.testing.assert_allclose(o2, o1, rtol=1e-5, atol=1e-6, err_msg=f"out {step}")
+            np.testing.assert_allclose(l2, l1, rtol=1e-5, atol=1e-6, err_msg=f"loss {step}")
+        for k in ref_states:
+            np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-5, atol=1e-6,
+                                       err_msg=k)
+    assert len(ref_trace) == 4 and not np.allclose(ref_trace[0][1], ref_trace[-1][1])
+
+
+def test_nothing_is_computed_while_recording():
+    dev = device.create_cpu_device()
+    x = tensor.Tensor((2, 2), dev).set_value(1.0)
+    dev.EnableGraph(True)
+    y = x + 1.0
+    with pytest.raises(ValueError, match="recording a graph"):
+        y.to_numpy()
+    dev.EnableGraph(False)
+    assert dev.graph_size == 1 and not y.data.allocated
+    dev.RunGraph(True)
+    np.testing.assert_array_equal(y.to_numpy(), 2.0)
+    dev.RunGraph(True)  # a replay recomputes from the current inputs
+    x.set_value(5.0)
+    dev.RunGraph(False)
+    np.testing.assert_array_equal(y.to_numpy(), 6.0)
+    dev.ResetGraph()
+    assert dev.graph_size == 0
+
+
+def test_replays_do_not_grow_memory():
+    _, _, m, dev = train("mlp", OPTIMIZERS["adam"], graph=True, steps=2)
+    m.train()
+    tx, ty = m._graph_inputs[0]
+    for _ in range(20):
+        m(tx, ty)
+    before = dev.memory_stats()
+    for _ in range(1000):
+        m(tx, ty)
+    after = dev.memory_stats()
+    assert after["current"] == before["current"]
+    assert after["reserved"] == before["reserved"]
+    m.eval()
+
+
+def test_rerecording_after_reset_works():
+    trace, _, m, dev = train("mlp", OPTIMIZERS["sgd"], graph=True, steps=2)
+    m.train()
+    tx, ty = m._graph_inputs[0]
+    m.graph(True, sequential=True)  # drops the recorded graph
+    assert dev.graph_size == 0
+    w0 = m.fc1.W.to_numpy()
+    out1, loss1 = m(tx, ty)  # records again and runs
+    assert dev.graph_size > 0 and dev.graph_runs == 1
+    w1 = m.fc1.W.to_numpy()
+    out2, loss2 = m(tx, ty)
+    assert out2 is out1 and dev.graph_runs == 2
+    w2 = m.fc1.W.to_numpy()
+    assert not np.allclose(w0, w1) and not np.allclose(w1, w2)  # each run updates
+    m.eval()
+
+
+def test_graph_peak_memory_below_eager():
+    _, _, _, eager_dev = train("cnn", OPTIMIZERS["sgd"], graph=False)
+    _, _, _, graph_dev = train("cnn", OPTIMIZERS["sgd"], graph=True)
+    eager_peak = eager_dev.memory_stats()["peak"]
+    graph_peak = graph_dev.memory_stats()["peak"]
+    assert graph_peak < 0.9 * eager_peak, (graph_peak, eager_peak)
+
+
+class Peeking(MLP):
+    def train_one_batch(self, x, y):
+        out, loss = super().train_one_batch(x, y)
+        loss.to_numpy()  # reading a value inside a recorded step is not allowed
+        return out, loss
+
+
+class CrossDevice(MLP):
+    def train_one_batch(self, x, y):
+        out, loss = super().train_one_batch(x, y)
+        tensor.to_host(loss)
+        return out, loss
+
+
+@pytest.mark.parametrize("cls,match", [(Peeking, "recording a graph"),
+                                       (CrossDevice, "cannot be recorded")])
+def test_guard_rails_while_recording(cls, match):
+    dev = device.create_cpu_device()
+    tx = tensor.Tensor((8, 10), dev)
+    ty = tensor.Tensor((8,), dev, dtype=tensor.int32)
+    m = cls()
+    m.set_optimizer(opt.SGD(0.1))
+    m.compile([tx], use_graph=True)
+    with pytest.raises(ValueError, match=match):
+        m(tx, ty)
+    assert not dev.graph_enabled and dev.graph_size == 0  # a failed recording is dropped
+    m.eval()
+
+
+def test_guard_rail_input_of_another_shape_or_dtype():
+    _, _, m, dev = train("mlp", OPTIMIZERS["sgd"], graph=True, steps=1)
+    m.train()
+    tx, ty = m._graph_inputs[0]
+    with pytest.raises(ValueError, match="recorded with shape"):
+        m(tensor.Tensor((4, 10), dev), ty)
+    with pytest.raises(ValueError, match="dtype"):
+        m(tx, tensor.Tensor((8,), dev))
+    # a different tensor of the same shape is copied into the recorded input
+    x2 = tensor.Tensor((8, 10), dev).set_value(0.5)
+    m(x2, ty)
+    np.testing.assert_array_equal(tx.to_numpy(), 0.5)
+    m.eval()
+
+
+def test_profiling(capsys):
+    _, _, m, dev = train("mlp", OPTIMIZERS["sgd"], graph=True, steps=1)
+    m.train()
+    tx, ty = m._graph_inputs[0]
+    dev.SetVerbosity(1)
+    dev.SetSkipIteration(2)
+    for _ in range(5):
+        m(tx, ty)
+    dev.PrintTimeProfiling()
+    report = capsys.readouterr().out
+    for phase in ("forward", "backward", "update"):
+        assert phase in report
+    assert "after skipping 2 iterations" in report
+    dev.reset_profiling()
+    dev.SetVerbosity(2)
+    m(tx, ty)
+    dev.PrintTimeProfiling()
+    report = capsys.readouterr().out
+    assert "Matmul" in report or "Gemm" in report
+    assert "SoftmaxCrossEntropy" in report or "softmax" in report.lower()
+    dev.SetVerbosity(0)
+    m.eval()
