@@ -60,7 +60,7 @@ def find_cuda():
     nvcc = shutil.which("nvcc") or (
         "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None
     )
-    home = _cuda_home(nvcc)
+    home = _cuda_home(nvcc)  # also right when nvcc is a wrapper script, not a link
     incs, libs = [], []
     if home:
         incs.append(os.path.join(home, "include"))
