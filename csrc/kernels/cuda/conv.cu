@@ -1,7 +1,8 @@
 // CUDA convolution kernels: im2col (one thread per col entry), col2im as a gather (one thread
 // per input cell, summing its window entries in the CPU's (kh, kw) order, so no atomics and
 // the same rounding), cuBLAS GEMM, the [C, B, HW] <-> NCHW layout passes and a deterministic
-// per-channel bias gradient (block tree, double accumulation).
+// per-channel bias gradient (block tree, double accumulation); depthwise convolution
+// computed directly (one thread per output / input cell, a block per weight).
 #include <climits>
 #include <cstdint>
 
@@ -95,6 +96,74 @@ __global__ void BiasGradKernel(const float* dy, int64_t batch, int64_t channels,
   }
 }
 
+// One thread per output (n, co, oh, ow): bias, then the window in the CPU's (kh, kw) order.
+__global__ void DepthwiseKernel(const float* x, const float* w, const float* bias,
+                                int64_t batch, const ConvGeom g, int64_t multiplier, float* y) {
+  const int64_t Cout = g.C * multiplier, P = g.OH * g.OW;
+  MS_CUDA_LOOP(e, batch * Cout * P) {
+    const int64_t p = e % P, nco = e / P, co = nco % Cout, n = nco / Cout;
+    const int64_t oh = p / g.OW, ow = p % g.OW;
+    const float* plane = x + (n * g.C + co / multiplier) * g.H * g.W;
+    const float* wk = w + co * g.KH * g.KW;
+    float acc = bias ? bias[co] : 0.f;
+    for (int64_t kh = 0; kh < g.KH; kh++) {
+      const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+      if (ih < 0 || ih >= g.H) continue;
+      for (int64_t kw = 0; kw < g.KW; kw++) {
+        const int64_t iw = ow * g.SW - g.PL + kw * g.DW;
+        if (iw >= 0 && iw < g.W) acc += wk[kh * g.KW + kw] * plane[ih * g.W + iw];
+      }
+    }
+    y[e] = acc;
+  }
+}
+
+// One thread per input cell (n, c, ih, iw): the outputs that read it, in the CPU's order
+// (multiplier j, then output row ascending, i.e. kh descending, then kw).
+__global__ void DepthwiseDataKernel(const float* dy, const float* w, int64_t batch,
+                                    const ConvGeom g, int64_t multiplier, float* dx) {
+  const int64_t Cout = g.C * multiplier, P = g.OH * g.OW, HW = g.H * g.W;
+  MS_CUDA_LOOP(e, batch * g.C * HW) {
+    const int64_t cell = e % HW, nc = e / HW, c = nc % g.C, n = nc / g.C;
+    const int64_t ih = cell / g.W, iw = cell % g.W;
+    float v = 0.f;
+    for (int64_t j = 0; j < multiplier; j++) {
+      const int64_t co = c * multiplier + j;
+      const float* grad = dy + (n * Cout + co) * P;
+      const float* wk = w + co * g.KH * g.KW;
+      for (int64_t kh = g.KH - 1; kh >= 0; kh--) {
+        const int64_t hh = ih + g.PT - kh * g.DH;  // = oh * SH
+        if (hh < 0 || hh % g.SH != 0 || hh / g.SH >= g.OH) continue;
+        const int64_t oh = hh / g.SH;
+        for (int64_t kw = 0; kw < g.KW; kw++) {
+          const int64_t ww = iw + g.PL - kw * g.DW;  // = ow * SW
+          if (ww < 0 || ww % g.SW != 0 || ww / g.SW >= g.OW) continue;
+          v += wk[kh * g.KW + kw] * grad[oh * g.OW + ww / g.SW];
+        }
+      }
+    }
+    dx[e] = v;
+  }
+}
+
+// Block (co, kh, kw): dw = sum over n, oh, ow of dy * x (double, block tree).
+__global__ void DepthwiseWeightKernel(const float* dy, const float* x, int64_t batch,
+                                      const ConvGeom g, int64_t multiplier, float* dw) {
+  const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
+  for (int64_t b = blockIdx.x; b < Cout * KK; b += gridDim.x) {
+    const int64_t co = b / KK, kh = b % KK / g.KW, kw = b % g.KW, c = co / multiplier;
+    double acc = 0;
+    for (int64_t e = threadIdx.x; e < batch * P; e += blockDim.x) {
+      const int64_t n = e / P, p = e % P, oh = p / g.OW, ow = p % g.OW;
+      const int64_t ih = oh * g.SH - g.PT + kh * g.DH, iw = ow * g.SW - g.PL + kw * g.DW;
+      if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
+        acc += dy[(n * Cout + co) * P + p] * x[((n * g.C + c) * g.H + ih) * g.W + iw];
+    }
+    acc = cudak::BlockAllReduce(acc, [](double a, double v) { return a + v; });
+    if (threadIdx.x == 0) dw[b] = static_cast<float>(acc);
+  }
+}
+
 }  // namespace
 
 void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
@@ -153,6 +222,35 @@ void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>(channels, cudak::kMaxBlocks));
   BiasGradKernel<<<grid, kThreads, 0, s>>>(dy, batch, channels, hw, db);
   MS_CUDA_LAUNCH_CHECK("BiasGradKernel");
+}
+
+void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,
+                     int64_t batch, const ConvGeom& g, int64_t multiplier, float* y) {
+  const int64_t total = batch * g.C * multiplier * g.OH * g.OW;
+  if (total <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  DepthwiseKernel<<<cudak::Blocks(total), kThreads, 0, s>>>(x, w, bias, batch, g, multiplier, y);
+  MS_CUDA_LAUNCH_CHECK("DepthwiseKernel");
+}
+
+void DepthwiseConv2dBackwardData(Context* ctx, const float* dy, const float* w, int64_t batch,
+                                 const ConvGeom& g, int64_t multiplier, float* dx) {
+  const int64_t total = batch * g.C * g.H * g.W;
+  if (total <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  DepthwiseDataKernel<<<cudak::Blocks(total), kThreads, 0, s>>>(dy, w, batch, g, multiplier, dx);
+  MS_CUDA_LAUNCH_CHECK("DepthwiseDataKernel");
+}
+
+void DepthwiseConv2dBackwardWeight(Context* ctx, const float* dy, const float* x,
+                                   int64_t batch, const ConvGeom& g, int64_t multiplier,
+                                   float* dw) {
+  const int64_t outs = g.C * multiplier * g.KH * g.KW;
+  if (outs <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(outs, 65535));
+  DepthwiseWeightKernel<<<grid, kThreads, 0, s>>>(dy, x, batch, g, multiplier, dw);
+  MS_CUDA_LAUNCH_CHECK("DepthwiseWeightKernel");
 }
 
 }  // namespace cuda

@@ -1,9 +1,9 @@
 // CUDA pooling kernels. Forward: one thread per output, scanning its window in the CPU's
 // order (so ties and NaNs resolve alike). Backward: one thread per input cell gathering the
-// windows that contain it in increasing output order, which adds the same terms in the same
-// order as the CPU's scatter: deterministic and without atomics. A max-pool index that is
-// inside the plane but outside its own window (never produced by MaxPool2d) is added by a
-// second, atomic pass so that arbitrary indices keep the documented meaning.
+// windows that contain it, adding the same terms in the same order as the CPU's scatter:
+// deterministic and without atomics. A max-pool index inside the plane but outside its own
+// window (never produced by MaxPool2d) is added by a second, atomic pass, so that arbitrary
+// indices keep the documented meaning.
 #include <cstdint>
 
 #include "kernels/cuda/util.cuh"
@@ -36,9 +36,11 @@ struct Window {
   }
 };
 
-__device__ __forceinline__ float Divisor(const ConvGeom& g, const Window& win,
-                                         bool count_include_pad) {
-  return static_cast<float>(count_include_pad ? g.KH * g.KW : win.count());
+// 1 / the divisor of a window (0 for a window with no cell inside the image), as on the CPU.
+__device__ __forceinline__ float InverseCount(const ConvGeom& g, const Window& win,
+                                              bool count_include_pad) {
+  const int64_t n = win.count();
+  return n > 0 ? 1.f / static_cast<float>(count_include_pad ? g.KH * g.KW : n) : 0.f;
 }
 
 // Outputs along one axis whose window [o*S - P, o*S - P + K) contains position h: [*lo, *hi).
@@ -83,8 +85,7 @@ __global__ void AvgPoolKernel(const float* x, int64_t planes, const ConvGeom g,
     float sum = 0.f;
     for (int64_t h = win.h0; h < win.h1; h++)
       for (int64_t w = win.w0; w < win.w1; w++) sum += xp[h * g.W + w];
-    const float div = Divisor(g, win, count_include_pad);
-    y[e] = div > 0 ? sum / div : 0.f;
+    y[e] = sum * InverseCount(g, win, count_include_pad);
   }
 }
 
@@ -131,12 +132,10 @@ __global__ void AvgPoolBackwardKernel(const float* dy, int64_t planes, const Con
     Covering(w, g.SW, g.PL, g.KW, g.OW, &ow0, &ow1);
     const float* gp = dy + pl * P;
     float v = 0.f;
+    // The CPU adds by output row, then kernel column (so output column descending).
     for (int64_t oh = oh0; oh < oh1; oh++) {
-      for (int64_t ow = ow0; ow < ow1; ow++) {
-        const Window win(g, oh, ow);
-        const float div = Divisor(g, win, count_include_pad);
-        if (div > 0) v += gp[oh * g.OW + ow] / div;
-      }
+      for (int64_t ow = ow1 - 1; ow >= ow0; ow--)
+        v += gp[oh * g.OW + ow] * InverseCount(g, Window(g, oh, ow), count_include_pad);
     }
     dx[e] = v;
   }
