@@ -1,0 +1,772 @@
+"""CUDA backend: every op family on the GPU against the same op on the CPU (float32 and, where
+the family supports it, float16), eager == graph on the GPU, CUDA-graph capture of replays,
+mixed float16 training. Skipped as a whole without a CUDA build and a GPU."""
+
+import numpy as np
+import pytest
+from conftest import core_tensor
+
+from minisinga import _core, device, layer, model, opt, tensor
+from minisinga import autograd as ag
+
+pytestmark = pytest.mark.skipif(
+    not device.cuda_available(), reason="needs a CUDA build of minisinga and a visible GPU"
+)
+
+F32, F16, I32 = np.float32, np.float16, np.int32
+U = _core.UnaryOp
+B = _core.BinaryOp
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    return device.create_cuda_gpu_on(0)
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return device.create_cpu_device()
+
+
+def host(t):
+    return t.to_numpy()
+
+
+def both(gpu, cpu, fn, *arrays):
+    """Runs fn on copies of `arrays` on each device; returns (gpu outputs, cpu outputs) as
+    lists of numpy arrays."""
+    outs = []
+    for dev in (gpu, cpu):
+        r = fn(*[core_tensor(a, dev) for a in arrays])
+        r = r if isinstance(r, (tuple, list)) else [r]
+        outs.append([host(t) for t in r])
+    return outs
+
+
+def tol(dtype):
+    if np.dtype(dtype) == np.float16:
+        return {"rtol": 2e-3, "atol": 2e-3}
+    if np.dtype(dtype) == np.int32:
+        return {"rtol": 0, "atol": 0}
+    return {"rtol": 2e-5, "atol": 1e-6}
+
+
+def check(gpu, cpu, fn, *arrays, **kw):
+    g, c = both(gpu, cpu, fn, *arrays)
+    assert len(g) == len(c)
+    for i, (a, b) in enumerate(zip(g, c)):
+        assert a.dtype == b.dtype and a.shape == b.shape, (i, a.dtype, b.dtype, a.shape, b.shape)
+        k = kw or tol(a.dtype)
+        np.testing.assert_allclose(
+            a.astype(np.float64), b.astype(np.float64), equal_nan=True, err_msg=f"output {i}", **k
+        )
+
+
+def rand(rng, shape, dtype=F32, low=-2.0, high=2.0):
+    if np.dtype(dtype) == np.int32:
+        return rng.integers(int(low), int(high) + 1, shape).astype(I32)
+    return rng.uniform(low, high, shape).astype(dtype)
+
+
+# ---- devices ----
+
+
+def test_device_basics(gpu):
+    assert gpu.is_cuda and gpu.name == "cuda:0"
+    assert device.create_cuda_gpu_on(0) is gpu  # one device per GPU, created once
+    n = device.get_num_gpus()
+    with pytest.raises(RuntimeError, match=str(n)):
+        device.create_cuda_gpu_on(n)
+    assert not gpu.allow_tf32 and gpu.cuda_graph_enabled
+
+
+@pytest.mark.parametrize("dtype", [F32, F16, I32])
+def test_copies_round_trip(gpu, cpu, rng, dtype):
+    a = rand(rng, (3, 1000), dtype)
+    t = core_tensor(a, gpu)
+    np.testing.assert_array_equal(host(t), a)
+    np.testing.assert_array_equal(host(_core.clone(t)), a)
+    back = _core.to_device(t, cpu)
+    np.testing.assert_array_equal(host(back), a)
+    np.testing.assert_array_equal(host(_core.to_device(back, gpu)), a)
+    view = t.slice_rows(1, 3)
+    np.testing.assert_array_equal(host(_core.clone(view)), a[1:3])
+
+
+def test_memory_stats_and_empty_cache(gpu):
+    before = gpu.memory_stats()["current"]
+    t = _core.Tensor([1 << 20], gpu)
+    _core.fill(t, 1.0)
+    assert gpu.memory_stats()["current"] >= before + (4 << 20)
+    del t
+    assert gpu.memory_stats()["current"] == before
+    gpu.empty_cache()
+
+
+# ---- elementwise ----
+
+POSITIVE = {"Log", "Sqrt", "PowScalar", "Reciprocal", "RDivScalar"}
+PARAMS = {
+    "PowScalar": (1.7, 0),
+    "RPowScalar": (1.3, 0),
+    "Clip": (-0.5, 0.7),
+    "LeakyRelu": (0.1, 0),
+    "Elu": (1.0, 0),
+    "Selu": (1.67, 1.05),
+    "HardSigmoid": (0.2, 0.5),
+    "AddScalar": (1.5, 0),
+    "MulScalar": (-2.5, 0),
+    "RSubScalar": (3.0, 0),
+    "RDivScalar": (2.0, 0),
+    "MaxScalar": (0.3, 0),
+    "MinScalar": (0.3, 0),
+    "LtScalar": (0.0, 0),
+    "LeScalar": (0.5, 0),
+    "GtScalar": (0.0, 0),
+    "GeScalar": (0.5, 0),
+    "EqScalar": (1.0, 0),
+    "NeScalar": (1.0, 0),
+}
+INT_EXACT = [
+    "Neg",
+    "Abs",
+    "Sign",
+    "Square",
+    "Relu",
+    "AddScalar",
+    "MulScalar",
+    "RSubScalar",
+    "MaxScalar",
+    "MinScalar",
+    "Clip",
+    "LtScalar",
+    "GeScalar",
+    "EqScalar",
+]
+
+
+@pytest.mark.parametrize("name", list(U.__members__))
+@pytest.mark.parametrize("dtype", [F32, F16])
+def test_unary(gpu, cpu, rng, name, dtype):
+    low = 0.1 if name in POSITIVE else -2.0
+    a = rand(rng, (7, 1031), dtype, low, 2.0)
+    a[0, :4] = [0.5, 1.0, -0.0, 2.0] if low < 0 else [0.5, 1.0, 1.5, 2.0]
+    pa, pb = PARAMS.get(name, (0.0, 0.0))
+    check(gpu, cpu, lambda x: _core.unary(getattr(U, name), x, pa, pb), a)
+
+
+@pytest.mark.parametrize("name", INT_EXACT)
+def test_unary_int32(gpu, cpu, rng, name):
+    a = rand(rng, (5, 333), I32, -5, 5)
+    pa, pb = PARAMS.get(name, (0.0, 0.0))
+    check(gpu, cpu, lambda x: _core.unary(getattr(U, name), x, pa, pb), a)
+
+
+SHAPES = [
+    ((4, 5), (4, 5)),
+    ((4, 1, 5), (3, 1)),
+    ((2, 3, 4, 5), (5,)),
+    ((1,), (3, 4)),
+    ((6, 1, 1, 7), (1, 5, 2, 1)),
+    ((3, 70000), (3, 1)),
+]
+
+
+@pytest.mark.parametrize("name", list(B.__members__))
+@pytest.mark.parametrize("dtype", [F32, F16])
+@pytest.mark.parametrize("shapes", SHAPES, ids=str)
+def test_binary_broadcast(gpu, cpu, rng, name, dtype, shapes):
+    positive = name in ("Div", "Pow")
+    a = rand(rng, shapes[0], dtype, 0.2 if positive else -2.0, 2.0)
+    b = rand(rng, shapes[1], dtype, 0.2 if positive else -2.0, 2.0)
+    check(gpu, cpu, lambda x, y: _core.binary(getattr(B, name), x, y), a, b)
+
+
+@pytest.mark.parametrize("name", ["Add", "Sub", "Mul", "Maximum", "Minimum", "Lt", "Eq"])
+def test_binary_int32(gpu, cpu, rng, name):
+    a, b = rand(rng, (4, 1, 50), I32, -9, 9), rand(rng, (3, 50), I32, -9, 9)
+    check(gpu, cpu, lambda x, y: _core.binary(getattr(B, name), x, y), a, b)
+
+
+@pytest.mark.parametrize("cdtype", [I32, F32, F16])
+@pytest.mark.parametrize("dtype", [F32, F16, I32])
+def test_where(gpu, cpu, rng, cdtype, dtype):
+    c = (rng.uniform(size=(4, 1, 6)) > 0.5).astype(cdtype)
+    a, b = rand(rng, (3, 6), dtype), rand(rng, (4, 3, 1), dtype)
+    check(gpu, cpu, lambda c_, x, y: _core.where(c_, x, y), c, a, b)
+
+
+@pytest.mark.parametrize("dtype", [F32, F16, I32])
+def test_fill(gpu, cpu, dtype):
+    def fn(x):
+        _core.fill(x, 2.7)
+        return x
+
+    check(gpu, cpu, fn, np.zeros((5, 777), dtype))
+
+
+# ---- reduce ----
+
+REDUCE_CASES = [
+    ((3, 100000), [1]),
+    ((100000, 3), [0]),
+    ((4, 70, 5), [1]),
+    ((1000, 64), [1]),
+    ((2, 3, 4, 5), [0, 2]),
+    ((2, 3, 4, 5), None),
+    ((5, 7), [0, 1]),
+    ((9, 0, 3), [2]),
+]
+
+
+# (fn, dtype, case) without the combinations the ops reject (int mean, max of nothing).
+REDUCE_PARAMS = [
+    (fn, dt, case)
+    for fn in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min")
+    for dt in (F32, F16, I32)
+    for case in REDUCE_CASES
+    if not (fn == "reduce_mean" and dt == I32)
+    and not (fn in ("reduce_max", "reduce_min") and 0 in case[0])
+]
+
+
+@pytest.mark.parametrize("fn,dtype,case", REDUCE_PARAMS, ids=str)
+def test_reduce(gpu, cpu, rng, fn, dtype, case):
+    shape, axes = case
+    a = rand(rng, shape, dtype, -9, 9)
+    k = {"rtol": 1e-2, "atol": 1e-2} if dtype == F16 else {}
+    for keep in (False, True):
+        check(gpu, cpu, lambda x, keep=keep: getattr(_core, fn)(x, axes, keep), a, **k)
+
+
+@pytest.mark.parametrize("dtype", [F32, F16, I32])
+def test_argmax_argmin_ties_and_nan(gpu, cpu, rng, dtype):
+    a = rand(rng, (6, 300, 4), dtype, -3, 3)  # many ties: the first index must win
+    if dtype != I32:
+        a[1, 17, 2] = np.nan
+        a[1, 200, 2] = np.nan
+    for axis in (0, 1, 2):
+        check(gpu, cpu, lambda x, ax=axis: [_core.argmax(x, ax), _core.argmin(x, ax)], a)
+    b = rand(rng, (3, 5000), dtype, -3, 3)
+    check(gpu, cpu, lambda x: [_core.argmax(x, 1), _core.argmin(x, 1)], b)
+
+
+def test_reductions_are_deterministic(gpu, rng):
+    t = core_tensor(rand(rng, (7, 300001)), gpu)
+    r1, r2 = host(_core.reduce_sum(t, [1])), host(_core.reduce_sum(t, [1]))
+    np.testing.assert_array_equal(r1, r2)
+
+
+# ---- softmax ----
+
+
+@pytest.mark.parametrize("dtype", [F32, F16])
+@pytest.mark.parametrize(
+    "shape,axis", [((64, 10), -1), ((8, 3000), 1), ((4, 7, 9), 1), ((3, 2, 5), 0)], ids=str
+)
+def test_softmax_family(gpu, cpu, rng, dtype, shape, axis):
+    a, g = rand(rng, shape, dtype, -4, 4), rand(rng, shape, dtype)
+    for fwd, bwd in (
+        (_core.softmax, _core.softmax_backward),
+        (_core.log_softmax, _core.log_softmax_backward),
+    ):
+        check(gpu, cpu, lambda x, dy, f=fwd, b=bwd: [f(x, axis), b(f(x, axis), dy, axis)], a, g)
+
+
+@pytest.mark.parametrize("dtype", [F32, F16])
+@pytest.mark.parametrize("c", [10, 1500])
+def test_cross_entropies(gpu, cpu, rng, dtype, c):
+    n = 33
+    logits, dloss = rand(rng, (n, c), dtype, -5, 5), rand(rng, (n,), dtype, 0.1, 1.0)
+    labels = rng.integers(0, c, n).astype(I32)
+    soft = rng.dirichlet(np.ones(c), n).astype(dtype)
+    for target in (labels, soft):
+
+        def fn(x, t, d):
+            loss, prob = _core.softmax_cross_entropy(x, t)
+            return [
+                loss,
+                prob,
+                _core.softmax_cross_entropy_backward(prob, t, d),
+                _core.cross_entropy(prob, t),
+                _core.cross_entropy_backward(prob, t, d),
+            ]
+
+        check(gpu, cpu, fn, logits, target, dloss)
+
+
+# ---- blas ----
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_matmul(gpu, cpu, rng, ta, tb):
+    a = rand(rng, (130, 70) if not ta else (70, 130))
+    b = rand(rng, (70, 50) if not tb else (50, 70))
+    k = {"rtol": 1e-4, "atol": 1e-4}
+    check(gpu, cpu, lambda x, y: _core.matmul(x, y, ta, tb, 0.5), a, b, **k)
+
+
+def test_matmul_batched_and_accumulate(gpu, cpu, rng):
+    k = {"rtol": 1e-4, "atol": 1e-4}
+    a, b = rand(rng, (3, 1, 20, 30)), rand(rng, (4, 30, 10))
+    check(gpu, cpu, lambda x, y: _core.matmul(x, y), a, b, **k)
+    c = rand(rng, (20, 10))
+
+    def acc(x, y, out):
+        _core.matmul(x, y, alpha=2.0, beta=0.5, out=out)
+        return out
+
+    check(gpu, cpu, acc, rand(rng, (20, 30)), rand(rng, (30, 10)), c, **k)
+    check(
+        gpu, cpu, lambda x, y: _core.matmul(x, y), np.zeros((5, 0), F32), np.zeros((0, 4), F32)
+    )  # K == 0 gives zeros
+
+
+def test_tf32_switch(gpu, rng):
+    a, b = rand(rng, (256, 256)), rand(rng, (256, 256))
+    ref = a.astype(np.float64) @ b
+    gpu.set_allow_tf32(True)
+    try:
+        assert gpu.allow_tf32
+        got = host(_core.matmul(core_tensor(a, gpu), core_tensor(b, gpu)))
+        np.testing.assert_allclose(got, ref, rtol=2e-2, atol=2e-2)
+    finally:
+        gpu.set_allow_tf32(False)
+    got = host(_core.matmul(core_tensor(a, gpu), core_tensor(b, gpu)))
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError, match="not a CUDA device"):
+        device.get_default_device().set_allow_tf32(True)
+
+
+# ---- transform ----
+
+
+@pytest.mark.parametrize("dtype", [F32, F16, I32])
+def test_transform_ops(gpu, cpu, rng, dtype):
+    a = rand(rng, (4, 5, 6, 7), dtype)
+    check(gpu, cpu, lambda x: _core.transpose(x, [0, 3, 1, 2]), a)
+    check(gpu, cpu, lambda x: _core.transpose(x, [3, 2, 1, 0]), a)
+    check(gpu, cpu, lambda x: _core.transpose(x), rand(rng, (300, 257), dtype))
+    check(gpu, cpu, lambda x: _core.slice(x, [1, 0], [4, 7], [0, 3], [2, 3]), a)
+    check(gpu, cpu, lambda x, y: _core.concat([x, y], 1), a, rand(rng, (4, 2, 6, 7), dtype))
+    check(gpu, cpu, lambda x: list(_core.split(x, [2, 1, 3], 2)), a)
+    check(gpu, cpu, lambda x: _core.pad(x, [(0, 0), (1, 2), (0, 1), (3, 0)], 1.5), a)
+    check(gpu, cpu, lambda x: _core.broadcast_to(x, [3, 4, 5, 6, 7]), a)
+    check(gpu, cpu, lambda x: _core.broadcast_to(x, [4, 5, 6, 7]), rand(rng, (5, 1, 7), dtype))
+
+
+@pytest.mark.parametrize("dtype", [F32, F16, I32])
+def test_take_and_backward(gpu, cpu, rng, dtype):
+    x = rand(rng, (3, 50, 4), dtype)
+    idx = rng.integers(-50, 50, 400).astype(I32)  # many duplicates, negative indices
+    check(gpu, cpu, lambda t, i: _core.take(t, i, 1), x, idx)
+    dy = rand(rng, (3, 400, 4), dtype)
+    # Summed in increasing index order on both devices: identical results.
+    check(
+        gpu,
+        cpu,
+        lambda d, i: _core.take_backward(d, i, 1, [3, 50, 4]),
+        dy,
+        idx,
+        **tol(I32 if dtype != F16 else F16),
+    )
+    bad = np.array([0, 50], I32)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.take(core_tensor(x, gpu), core_tensor(bad, gpu), 1)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.take_backward(
+            core_tensor(rand(rng, (3, 2, 4), dtype), gpu), core_tensor(bad, gpu), 1, [3, 50, 4]
+        )
+
+
+@pytest.mark.parametrize("dtype", [F32, F16, I32])
+def test_one_hot(gpu, cpu, rng, dtype):
+    labels = rng.integers(0, 7, (5, 3)).astype(I32)
+    check(
+        gpu,
+        cpu,
+        lambda t: _core.one_hot(t, 7, _core.DType.__members__[np.dtype(dtype).name]),
+        labels,
+    )
+    with pytest.raises(ValueError, match="outside"):
+        _core.one_hot(core_tensor(np.array([7], I32), gpu), 7)
+
+
+# ---- conv and pool ----
+
+CONVS = [  # x shape, w shape, stride, padding, dilation, groups
+    ((2, 3, 9, 9), (4, 3, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 1),
+    ((3, 4, 11, 10), (6, 4, 3, 3), [2, 2], [1, 0, 2, 1], [1, 1], 1),
+    ((2, 4, 12, 12), (4, 2, 3, 3), [1, 1], [2, 2, 2, 2], [2, 2], 2),
+    ((2, 8, 7, 7), (16, 8, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1], 1),
+    ((2, 6, 9, 8), (12, 1, 3, 3), [2, 1], [1, 1, 1, 1], [1, 1], 6),
+    ((40, 16, 6, 6), (8, 16, 3, 3), [1, 1], [0, 0, 0, 0], [1, 1], 1),
+    ((1, 2, 300, 300), (3, 2, 5, 5), [1, 1], [2, 2, 2, 2], [1, 1], 1),
+]
+
+
+@pytest.mark.parametrize("case", CONVS, ids=str)
+def test_conv2d(gpu, cpu, rng, case):
+    xs, ws, st, pad, dil, grp = case
+    x, w, b = rand(rng, xs), rand(rng, ws), rand(rng, (ws[0],))
+    k = {"rtol": 1e-4, "atol": 1e-4}
+
+    def fwd(x_, w_, b_):
+        return _core.conv2d(x_, w_, b_, st, pad, dil, grp)
+
+    check(gpu, cpu, fwd, x, w, b, **k)
+    dy = host(fwd(core_tensor(x, cpu), core_tensor(w, cpu), core_tensor(b, cpu)))
+    dy = rand(rng, dy.shape)
+
+    def bwd(dy_, x_, w_):
+        return [
+            _core.conv2d_backward_data(dy_, w_, list(xs), st, pad, dil, grp),
+            _core.conv2d_backward_weight(dy_, x_, list(ws), st, pad, dil, grp),
+            _core.conv2d_backward_bias(dy_),
+        ]
+
+    check(gpu, cpu, bwd, dy, x, w, **k)
+
+
+POOLS = [
+    ((2, 3, 9, 9), [3, 3], [2, 2], [1, 1, 1, 1]),
+    ((2, 2, 8, 7), [2, 2], [2, 2], [0, 0, 0, 0]),
+    ((1, 4, 10, 10), [3, 2], [1, 1], [1, 0, 1, 1]),
+    ((3, 2, 5, 5), [5, 5], [1, 1], [0, 0, 0, 0]),
+]
+
+
+@pytest.mark.parametrize("case", POOLS, ids=str)
+@pytest.mark.parametrize("mode", ["max", "avg_pad", "avg_nopad"])
+def test_pool2d(gpu, cpu, rng, case, mode):
+    xs, kern, st, pad = case
+    x = rand(rng, xs)
+    x[0, 0, 0, :3] = 1.0  # ties
+    is_max, cip = mode == "max", mode == "avg_pad"
+
+    def fn(x_):
+        y, idx = _core.pool2d(x_, kern, st, pad, is_max, cip)
+        dy = _core.unary(U.MulScalar, y, 1.5)
+        dx = _core.pool2d_backward(
+            dy, list(xs), idx if is_max else None, kern, st, pad, is_max, cip
+        )
+        return [y, dx] + ([idx] if is_max else [])
+
+    check(gpu, cpu, fn, x, rtol=1e-5, atol=1e-6)
+
+
+# ---- batchnorm ----
+
+
+@pytest.mark.parametrize("shape", [(16, 5), (4, 3, 7, 7), (2, 64, 40, 40)], ids=str)
+def test_batchnorm(gpu, cpu, rng, shape):
+    c = shape[1]
+    x, dy = rand(rng, shape, low=-3, high=5), rand(rng, shape)
+    scale, bias = rand(rng, (c,), low=0.5, high=1.5), rand(rng, (c,))
+    rm, rv = rand(rng, (c,)), rand(rng, (c,), low=0.5, high=2)
+    k = {"rtol": 1e-4, "atol": 1e-5}
+
+    def train(x_, s_, b_, m_, v_, dy_):
+        y, mean, inv = _core.batchnorm_forward_training(x_, s_, b_, m_, v_, 0.1, 1e-5)
+        dx, ds, db = _core.batchnorm_backward(dy_, x_, s_, mean, inv)
+        return [y, mean, inv, m_, v_, dx, ds, db]
+
+    check(gpu, cpu, train, x, scale, bias, rm, rv, dy, **k)
+    check(
+        gpu,
+        cpu,
+        lambda x_, s_, b_, m_, v_: _core.batchnorm_forward_inference(x_, s_, b_, m_, v_, 1e-5),
+        x,
+        scale,
+        bias,
+        rm,
+        rv,
+        **k,
+    )
+
+
+# ---- random, cast, optim ----
+
+
+@pytest.mark.parametrize("dtype", [F32, F16])
+def test_random_matches_cpu(gpu, cpu, dtype):
+    shape = (1000, 37)
+    outs = []
+    for dev in (gpu, cpu):
+        dev.SetRandSeed(1234)
+        u, g = (
+            _core.Tensor(list(shape), dev, _core.DType.__members__[np.dtype(dtype).name]),
+            _core.Tensor([999], dev),
+        )
+        bern = _core.Tensor([5, 41], dev, _core.DType.int32)
+        _core.uniform(g, -1.0, 1.0)  # offsets a later call
+        _core.uniform(u, -2.0, 3.0)
+        _core.bernoulli(bern, 0.3)
+        gau = _core.Tensor([4096], dev)
+        _core.gaussian(gau, 1.0, 2.0)
+        outs.append([host(u), host(bern), host(gau)])
+    (gu, gb, gg), (cu, cb, cg) = outs
+    np.testing.assert_array_equal(gu, cu)  # bit-identical (philox.h)
+    np.testing.assert_array_equal(gb, cb)
+    np.testing.assert_allclose(gg, cg, rtol=1e-4, atol=1e-4)  # libm vs CUDA log/cos/sin
+
+
+@pytest.mark.parametrize("src", [F32, F16, I32])
+@pytest.mark.parametrize("dst", [F32, F16, I32])
+def test_cast(gpu, cpu, rng, src, dst):
+    if np.dtype(src) == np.int32:
+        a = rng.integers(-(2**31), 2**31 - 1, 500, dtype=np.int64).astype(I32)
+    else:
+        a = np.clip(rng.standard_normal(500) * 3e4, -6e4, 6e4).astype(src)
+        a[:6] = [np.nan, np.inf, -np.inf, 0.5, -2.5, 65519.0]
+        if np.dtype(src) == np.float32:
+            a[6:9] = [3e9, -3e9, 1e-8]
+    name = {F32: "float32", F16: "float16", I32: "int32"}[dst]
+    check(gpu, cpu, lambda x: _core.as_type(x, getattr(_core.DType, name)), a, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "sgd_nesterov", "adam", "adagrad", "rmsprop"])
+def test_optim(gpu, cpu, rng, kind):
+    n = 10007
+    p, g = rand(rng, (n,)), rand(rng, (n,))
+
+    def fn(p_, g_):
+        dev = p_.device
+        lr = core_tensor(np.array([0.05], F32), dev)
+        s1, s2 = _core.Tensor([n], dev), _core.Tensor([n], dev)
+        _core.fill(s1, 0.0)
+        _core.fill(s2, 0.0)
+        step = core_tensor(np.array([1.0], F32), dev)
+        for _ in range(3):
+            if kind.startswith("sgd"):
+                _core.sgd_update(p_, g_, lr, s1, 0.9, 0.0, 1e-4, kind == "sgd_nesterov", step)
+            elif kind == "adam":
+                _core.adam_update(p_, g_, s1, s2, lr, step, 0.9, 0.999, 1e-8, 1e-4)
+            elif kind == "adagrad":
+                _core.adagrad_update(p_, g_, s1, lr, 1e-10, 1e-4)
+            else:
+                _core.rmsprop_update(p_, g_, s1, lr, 0.9, 1e-8, 1e-4)
+            _core.unary(U.AddScalar, step, 1.0, out=step)
+        return [p_, s1, s2]
+
+    check(gpu, cpu, fn, p, g, rtol=1e-5, atol=1e-6)
+
+
+# ---- models: eager == graph, CUDA-graph capture, float16 training ----
+
+
+class CNN(model.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = layer.Conv2d(6, 3, padding=1)
+        self.bn1 = layer.BatchNorm2d()
+        self.relu = layer.ReLU()
+        self.pool = layer.MaxPool2d(2, 2)
+        self.conv2 = layer.Conv2d(8, 3, padding=1, activation="RELU")
+        self.gap = layer.AvgPool2d(4, 1)
+        self.flat = layer.Flatten()
+        self.drop = layer.Dropout(0.2)
+        self.fc = layer.Linear(4)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        y = self.pool(self.relu(self.bn1(self.conv1(x))))
+        y = self.flat(self.gap(self.conv2(y)))
+        return self.fc(self.drop(y))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+def batches(n=6, bs=8, seed=0):
+    r = np.random.default_rng(seed)
+    return [
+        (r.standard_normal((bs, 3, 8, 8)).astype(F32), r.integers(0, 4, bs).astype(I32))
+        for _ in range(n)
+    ]
+
+
+def train(
+    dev,
+    graph,
+    optimizer=lambda: opt.SGD(0.05, momentum=0.9, weight_decay=1e-4),
+    steps=6,
+    cls=CNN,
+    xdtype=F32,
+    seed=0,
+):
+    """Trains a fresh model on `dev`; returns per-step (out, loss), final states, model."""
+    dev.SetRandSeed(0)
+    data = batches(steps, seed=seed)
+    tx = tensor.Tensor(data[0][0].shape, dev, dtype=tensor.to_dtype(xdtype))
+    ty = tensor.Tensor((data[0][1].shape[0],), dev, dtype=tensor.int32)
+    m = cls()
+    m.set_optimizer(optimizer())
+    m.compile([tx], is_train=True, use_graph=graph, sequential=False)
+    trace = []
+    for x, y in data:
+        tx.copy_from_numpy(x.astype(xdtype))
+        ty.copy_from_numpy(y)
+        out, loss = m(tx, ty)
+        trace.append((out.to_numpy().astype(F32), loss.to_numpy().astype(F32)))
+    states = {k: v.to_numpy() for k, v in m.get_states().items()}
+    m.eval()
+    return trace, states, m
+
+
+@pytest.mark.parametrize("optname", ["sgd", "adam"])
+def test_eager_and_graph_agree_on_gpu(gpu, optname):
+    mk = {
+        "sgd": lambda: opt.SGD(0.05, momentum=0.9, weight_decay=1e-4),
+        "adam": lambda: opt.Adam(0.01),
+    }[optname]
+    ref, ref_states, _ = train(gpu, False, mk)
+    launches = gpu.cuda_graph_launches
+    got, states, _ = train(gpu, True, mk)
+    # run 1 plain, run 2 captured and launched, runs 3.. launched: dropout masks included
+    assert gpu.cuda_graph_launches - launches == len(got) - 1, gpu.cuda_graph_failure
+    for step, ((o1, l1), (o2, l2)) in enumerate(zip(ref, got)):
+        np.testing.assert_allclose(o2, o1, rtol=1e-5, atol=1e-6, err_msg=f"out {step}")
+        np.testing.assert_allclose(l2, l1, rtol=1e-5, atol=1e-6, err_msg=f"loss {step}")
+    for k in ref_states:
+        np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    assert not np.allclose(ref[0][1], ref[-1][1])
+
+
+def test_gpu_training_matches_cpu(gpu, cpu):
+    g, gs, _ = train(gpu, True)
+    c, cs, _ = train(cpu, False)
+    for (o1, l1), (o2, l2) in zip(c, g):  # same dropout masks (philox.h), other roundings
+        np.testing.assert_allclose(o2, o1, rtol=2e-3, atol=2e-4)
+        np.testing.assert_allclose(l2, l1, rtol=2e-3, atol=2e-4)
+    for k in cs:
+        np.testing.assert_allclose(gs[k], cs[k], rtol=2e-3, atol=2e-4, err_msg=k)
+
+
+def test_cuda_graph_replays_are_launches_and_keep_memory_flat(gpu):
+    _, _, m = train(gpu, True, steps=2)
+    assert gpu.cuda_graph_captured and gpu.cuda_graph_failure == ""
+    m.train()
+    tx, ty = m._graph_inputs[0]
+    for _ in range(5):
+        m(tx, ty)
+    before, launches = gpu.memory_stats(), gpu.cuda_graph_launches
+    for _ in range(50):
+        m(tx, ty)
+    after = gpu.memory_stats()
+    assert gpu.cuda_graph_launches == launches + 50
+    assert after["current"] == before["current"] and after["reserved"] == before["reserved"]
+    m.eval()
+
+
+def test_cuda_graph_switch_and_fallbacks(gpu):
+    x = tensor.Tensor((4, 4), gpu).set_value(1.0)
+    # A Python node: never captured, still replayed.
+    calls = []
+    gpu.ResetGraph()
+    gpu.EnableGraph(True)
+    y = x + 1.0
+    gpu.exec_python(lambda: calls.append(1), [y.data], [], "py")
+    gpu.EnableGraph(False)
+    for _ in range(3):
+        gpu.RunGraph(False)
+    assert len(calls) == 3 and not gpu.cuda_graph_captured
+    np.testing.assert_array_equal(y.to_numpy(), 2.0)
+    # A host-to-device copy recorded in the graph: the capture fails, plain replays go on.
+    gpu.ResetGraph()
+    gpu.EnableGraph(True)
+    x.copy_from_numpy(np.full((4, 4), 3.0, F32))
+    z = x * 2.0
+    gpu.EnableGraph(False)
+    for _ in range(3):
+        gpu.RunGraph(False)
+    assert not gpu.cuda_graph_captured and "captured CUDA graph" in gpu.cuda_graph_failure
+    np.testing.assert_array_equal(z.to_numpy(), 6.0)
+    # Switched off: plain replays only.
+    gpu.ResetGraph()
+    gpu.set_cuda_graph(False)
+    try:
+        gpu.EnableGraph(True)
+        w = x + x
+        gpu.EnableGraph(False)
+        for _ in range(3):
+            gpu.RunGraph(True)
+        assert not gpu.cuda_graph_captured
+        np.testing.assert_array_equal(w.to_numpy(), 6.0)
+    finally:
+        gpu.set_cuda_graph(True)
+        gpu.ResetGraph()
+
+
+def test_captured_graph_sees_new_inputs_and_seeds(gpu):
+    gpu.ResetGraph()
+    x = tensor.Tensor((1000,), gpu).set_value(1.0)
+    gpu.EnableGraph(True)
+    mask = tensor.Tensor((1000,), gpu)
+    _core.bernoulli(mask.data, 0.5)
+    y = x * mask
+    gpu.EnableGraph(False)
+    seen = []
+    for i in range(5):
+        x.copy_from_numpy(np.full(1000, float(i + 1), F32))
+        gpu.RunGraph(False)
+        seen.append(y.to_numpy() / (i + 1))
+    assert gpu.cuda_graph_captured
+    assert all(not np.array_equal(seen[i], seen[i + 1]) for i in range(4))  # fresh masks
+    gpu.SetRandSeed(7)
+    gpu.RunGraph(False)
+    a = y.to_numpy()
+    gpu.SetRandSeed(7)
+    gpu.RunGraph(False)
+    np.testing.assert_array_equal(y.to_numpy(), a)  # the seed reaches the captured graph
+    gpu.ResetGraph()
+
+
+class HalfCNN(model.Model):
+    """Mixed precision: float16 input, activations and loss; convolution, pooling and the
+    linear layer (float32-only kernels) run on float32 casts, parameters stay float32."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = layer.Conv2d(8, 3, padding=1)
+        self.conv2 = layer.Conv2d(8, 3, padding=1)
+        self.pool = layer.MaxPool2d(2, 2)
+        self.flat = layer.Flatten()
+        self.fc = layer.Linear(4)
+
+    def forward(self, x):
+        h = ag.relu(ag.cast(self.conv1(ag.cast(x, tensor.float32)), tensor.float16))
+        h = ag.relu(ag.cast(self.conv2(ag.cast(h, tensor.float32)), tensor.float16))
+        h = self.flat(self.pool(ag.cast(h, tensor.float32)))
+        return ag.cast(self.fc(h), tensor.float16)
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = ag.softmax_cross_entropy(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_float16_training_reduces_loss(gpu, graph):
+    dev = gpu
+    dev.SetRandSeed(0)
+    r = np.random.default_rng(1)
+    x = r.standard_normal((32, 3, 8, 8)).astype(F16)
+    y = (x.astype(F32).mean(axis=(2, 3)) @ r.standard_normal((3, 4))).argmax(1).astype(I32)
+    tx, ty = tensor.from_numpy(x, dev), tensor.from_numpy(y, dev)
+    m = HalfCNN()
+    m.set_optimizer(opt.SGD(0.1, momentum=0.9))
+    m.compile([tx], is_train=True, use_graph=graph)
+    losses = []
+    for _ in range(40):
+        out, loss = m(tx, ty)
+        assert out.dtype == tensor.float16 and loss.dtype == tensor.float16
+        losses.append(float(loss.to_numpy()))
+    m.eval()
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0], losses
