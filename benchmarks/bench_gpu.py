@@ -1,0 +1,189 @@
+"""GPU training throughput: minisinga eager, minisinga graph (replays captured as one CUDA
+graph) and PyTorch eager on the same GPU, float32, one full training step each (forward,
+backward, SGD with momentum 0.9 and weight decay 1e-5), in images per second.
+
+    python benchmarks/bench_gpu.py [--models resnet50,cnn,mlp] [--iters 20] [--skip 5]
+        [--tf32] [--out FILE]
+
+Models: ResNet-50 at batch 32 (3x224x224, 1000 classes; torchvision's resnet50 for PyTorch),
+the examples' LeNet-style CNN and MLP at batch 64 (1x28x28 / 784 features, 10 classes; the
+same layers in torch.nn). TF32 is off on both sides unless --tf32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "examples", "cnn"))
+
+from minisinga import device, opt, tensor
+
+# name: (batch, input shape without batch, classes)
+MODELS = {
+    "resnet50": (32, (3, 224, 224), 1000),
+    "cnn": (64, (1, 28, 28), 10),
+    "mlp": (64, (784,), 10),
+}
+
+
+def minisinga_model(name: str):
+    if name == "resnet50":
+        from model import resnet
+
+        return resnet.resnet50(num_channels=3, num_classes=1000, input_size=224)
+    if name == "cnn":
+        from model import cnn
+
+        return cnn.create_model(num_classes=10, num_channels=1, input_size=28)
+    from model import mlp
+
+    return mlp.create_model(data_size=784, perceptron_size=100, num_classes=10)
+
+
+def time_minisinga(name: str, graph: bool, iters: int, skip: int, tf32: bool) -> dict:
+    batch, shape, classes = MODELS[name]
+    dev = device.create_cuda_gpu_on(0)
+    dev.set_allow_tf32(tf32)
+    dev.SetRandSeed(0)
+    rng = np.random.default_rng(0)
+    tx = tensor.Tensor((batch,) + shape, dev, requires_grad=False)
+    ty = tensor.Tensor((batch,), dev, dtype=tensor.int32, requires_grad=False)
+    tx.copy_from_numpy(rng.standard_normal((batch,) + shape, dtype=np.float32))
+    ty.copy_from_numpy(rng.integers(0, classes, batch, dtype=np.int32))
+    m = minisinga_model(name)
+    m.set_optimizer(opt.SGD(lr=0.05, momentum=0.9, weight_decay=1e-5))
+    m.compile([tx], is_train=True, use_graph=graph)
+    dev.reset_peak()
+    launches0 = dev.cuda_graph_launches
+    for _ in range(skip):
+        m(tx, ty)
+    dev.Sync()
+    start = time.perf_counter()
+    for _ in range(iters):
+        _, loss = m(tx, ty)
+    dev.Sync()
+    seconds = time.perf_counter() - start
+    loss_value = float(loss.to_numpy().reshape(-1)[0])
+    info = {
+        "img_s": iters * batch / seconds,
+        "loss": loss_value,
+        "launches": dev.cuda_graph_launches - launches0,
+        "failure": dev.cuda_graph_failure,
+        "peak_mb": dev.memory_stats()["peak"] / 2**20,
+    }
+    m.graph(False)  # drops the recorded graph and its memory
+    dev.set_allow_tf32(False)
+    return info
+
+
+def torch_model(name: str):
+    from torch import nn
+
+    if name == "resnet50":
+        import torchvision
+
+        return torchvision.models.resnet50(num_classes=1000)
+    if name == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(1, 20, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(20, 50, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+            nn.Flatten(),
+            nn.Linear(800, 500),
+            nn.ReLU(),
+            nn.Linear(500, 10),
+        )
+    return nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def time_torch(name: str, iters: int, skip: int, tf32: bool) -> dict:
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = True
+    batch, shape, classes = MODELS[name]
+    torch.manual_seed(0)
+    torch.cuda.reset_peak_memory_stats()
+    m = torch_model(name).cuda().train()
+    sgd = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-5)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.randn((batch,) + shape, device="cuda")
+    y = torch.randint(0, classes, (batch,), device="cuda")
+
+    def step():
+        sgd.zero_grad(set_to_none=True)
+        loss = loss_fn(m(x), y)
+        loss.backward()
+        sgd.step()
+        return loss
+
+    for _ in range(skip):
+        step()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iters):
+        loss = step()
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {
+        "img_s": iters * batch / seconds,
+        "loss": float(loss),
+        "peak_mb": torch.cuda.max_memory_allocated() / 2**20,
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default="resnet50,cnn,mlp")
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--skip", type=int, default=5)
+    p.add_argument("--tf32", action="store_true", help="allow TF32 GEMMs on both sides")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--out", help="also append the table to this file")
+    args = p.parse_args(argv)
+    if not device.cuda_available():
+        print("bench_gpu: no GPU visible (or minisinga built without CUDA)", file=sys.stderr)
+        return 2
+    lines = [
+        (
+            f"{'model':10s}{'batch':>6s}{'eager':>10s}{'graph':>10s}{'torch':>10s}"
+            f"{'graph/torch':>13s}  (images/s, float32, TF32 {'on' if args.tf32 else 'off'})"
+        )
+    ]
+    print(lines[0], flush=True)
+    for name in args.models.split(","):
+        batch = MODELS[name][0]
+        eager = time_minisinga(name, False, args.iters, args.skip, args.tf32)
+        graph = time_minisinga(name, True, args.iters, args.skip, args.tf32)
+        torch = None if args.no_torch else time_torch(name, args.iters, args.skip, args.tf32)
+        t_img = torch["img_s"] if torch else float("nan")
+        note = (
+            f"CUDA-graph launches {graph['launches']}/{args.iters + args.skip}"
+            + (f" (capture failed: {graph['failure']})" if graph["failure"] else "")
+            + f"; peak MB eager {eager['peak_mb']:.0f} graph {graph['peak_mb']:.0f}"
+            + (f" torch {torch['peak_mb']:.0f}" if torch else "")
+        )
+        lines.append(
+            f"{name:10s}{batch:6d}{eager['img_s']:10.1f}{graph['img_s']:10.1f}"
+            f"{t_img:10.1f}{graph['img_s'] / t_img:13.2f}  {note}"
+        )
+        print(lines[-1], flush=True)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
