@@ -304,14 +304,13 @@ Device* CudaDevice(int id) {
   static std::mutex mu;
   static auto* devices = new std::vector<CudaGPU*>();  // never destroyed, like CPU devices
   const int count = CudaDeviceCount();
-  if (id < 0 || id >= count)
-    MS_THROW_(RuntimeError, "create_cuda_gpu_on(" << id << "): "
-                                                  << (count == 0 ? std::string("no CUDA GPU is visible")
-                                                                 : "there are only " + std::to_string(count) + " CUDA GPU(s)")
-                                                  << " (valid ids: "
-                                                  << (count == 0 ? std::string("none")
-                                                                 : "0.." + std::to_string(count - 1))
-                                                  << ")");
+  if (id < 0 || id >= count) {
+    const std::string what = count == 0 ? std::string("no CUDA GPU is visible")
+                                        : "there are " + std::to_string(count) + " CUDA GPU(s)";
+    const std::string ids = count == 0 ? std::string("none") : "0.." + std::to_string(count - 1);
+    MS_THROW_(RuntimeError,
+              "create_cuda_gpu_on(" << id << "): " << what << " (valid ids: " << ids << ")");
+  }
   std::lock_guard<std::mutex> lock(mu);
   if (devices->size() < static_cast<size_t>(count)) devices->resize(count, nullptr);
   if ((*devices)[id] == nullptr) (*devices)[id] = new CudaGPU(id);

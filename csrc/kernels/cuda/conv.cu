@@ -183,7 +183,8 @@ void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, in
   if (batch <= 0 || rows <= 0) return;
   // Input rows the band's windows reach.
   const int64_t lo = std::max<int64_t>(0, row0 * g.SH - g.PT);
-  const int64_t hi = std::min<int64_t>(g.H, (row0 + rows - 1) * g.SH - g.PT + (g.KH - 1) * g.DH + 1);
+  const int64_t last = (row0 + rows - 1) * g.SH - g.PT + (g.KH - 1) * g.DH;
+  const int64_t hi = std::min<int64_t>(g.H, last + 1);
   if (hi <= lo) return;
   cudaStream_t s = cudak::Stream(ctx);
   Col2ImKernel<<<cudak::Blocks(batch * g.C * (hi - lo) * g.W), kThreads, 0, s>>>(

@@ -80,10 +80,11 @@ bool Fits32(const StridedPlan& p) {
 
 template <typename T, typename F>
 void LaunchBinary(cudaStream_t s, F f, const T* x, const T* y, T* out, const StridedPlan& p) {
+  const unsigned blocks = cudak::Blocks(p.numel);
   if (Fits32(p))
-    BinaryKernel<T, F, uint32_t><<<cudak::Blocks(p.numel), cudak::kThreads, 0, s>>>(f, x, y, out, p);
+    BinaryKernel<T, F, uint32_t><<<blocks, cudak::kThreads, 0, s>>>(f, x, y, out, p);
   else
-    BinaryKernel<T, F, int64_t><<<cudak::Blocks(p.numel), cudak::kThreads, 0, s>>>(f, x, y, out, p);
+    BinaryKernel<T, F, int64_t><<<blocks, cudak::kThreads, 0, s>>>(f, x, y, out, p);
   MS_CUDA_LAUNCH_CHECK("BinaryKernel");
 }
 

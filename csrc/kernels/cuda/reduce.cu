@@ -34,8 +34,8 @@ struct RT<int32_t> {
   using Cmp = int32_t;
   using Sum = int64_t;
   static __device__ __forceinline__ int32_t Val(int32_t v) { return v; }
-  static __device__ __forceinline__ int32_t Lowest() { return std::numeric_limits<int32_t>::min(); }
-  static __device__ __forceinline__ int32_t Highest() { return std::numeric_limits<int32_t>::max(); }
+  static __device__ __forceinline__ int32_t Lowest() { return INT32_MIN; }
+  static __device__ __forceinline__ int32_t Highest() { return INT32_MAX; }
 };
 
 // Each op: Acc, Init(), Step(acc, value, k), Combine(a, b) (associative and commutative).
@@ -56,8 +56,12 @@ struct ExtremeOp {
   static __device__ __forceinline__ Acc Better(Acc a, Acc v) {
     return ((kMax ? v > a : v < a) || IsNan(v)) ? v : a;
   }
-  static __device__ __forceinline__ Acc Init() { return kMax ? RT<T>::Lowest() : RT<T>::Highest(); }
-  static __device__ __forceinline__ void Step(Acc& a, T v, int64_t) { a = Better(a, RT<T>::Val(v)); }
+  static __device__ __forceinline__ Acc Init() {
+    return kMax ? RT<T>::Lowest() : RT<T>::Highest();
+  }
+  static __device__ __forceinline__ void Step(Acc& a, T v, int64_t) {
+    a = Better(a, RT<T>::Val(v));
+  }
   static __device__ __forceinline__ Acc Combine(Acc a, Acc b) { return Better(a, b); }
 };
 

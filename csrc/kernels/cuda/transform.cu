@@ -194,20 +194,20 @@ void TakeBackwardT(Context* ctx, const T* dy, const int32_t* idx, T* dx, int64_t
     if (total > 0) MS_CUDA_CHECK(cudaMemsetAsync(dx, 0, total * sizeof(T), s));
     return;
   }
-  MS_CHECK(nidx <= INT_MAX, "take_backward: " << nidx << " indices exceed the 2^31 supported on CUDA");
+  MS_CHECK(nidx <= INT_MAX,
+           "take_backward: " << nidx << " indices exceed the 2^31 supported on CUDA");
   // Keys need enough bits for every row index plus the out-of-range key.
   const uint64_t bad_key = static_cast<uint64_t>(std::min<int64_t>(n, UINT32_MAX));
   int end_bit = 1;
   while (end_bit < 32 && (bad_key >> end_bit) != 0) end_bit++;
   const int items = static_cast<int>(nidx);
   size_t temp_bytes = 0;
-  MS_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, static_cast<uint32_t*>(nullptr),
-                                                static_cast<uint32_t*>(nullptr),
-                                                static_cast<int32_t*>(nullptr),
-                                                static_cast<int32_t*>(nullptr), items, 0, end_bit,
-                                                s));
+  MS_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+      nullptr, temp_bytes, static_cast<uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
+      static_cast<int32_t*>(nullptr), static_cast<int32_t*>(nullptr), items, 0, end_bit, s));
   const size_t key_bytes = (nidx * sizeof(uint32_t) + 255) / 256 * 256;
-  const size_t start_bytes = (n + 1) * sizeof(int64_t);
+  // Every piece 256-byte aligned (CUB's temporary storage too).
+  const size_t start_bytes = ((n + 1) * sizeof(int64_t) + 255) / 256 * 256;
   cudak::Scratch scratch(ctx, 4 * key_bytes + start_bytes + temp_bytes);
   char* base = scratch.as<char>();
   uint32_t* keys_in = reinterpret_cast<uint32_t*>(base);
@@ -216,8 +216,8 @@ void TakeBackwardT(Context* ctx, const T* dy, const int32_t* idx, T* dx, int64_t
   int32_t* vals_out = reinterpret_cast<int32_t*>(base + 3 * key_bytes);
   int64_t* start = reinterpret_cast<int64_t*>(base + 4 * key_bytes);
   void* temp = base + 4 * key_bytes + start_bytes;
-  TargetKernel<<<cudak::Blocks(nidx), kThreads, 0, s>>>(idx, nidx, n, static_cast<uint32_t>(bad_key),
-                                                        keys_in, vals_in, bad);
+  TargetKernel<<<cudak::Blocks(nidx), kThreads, 0, s>>>(
+      idx, nidx, n, static_cast<uint32_t>(bad_key), keys_in, vals_in, bad);
   MS_CUDA_LAUNCH_CHECK("TargetKernel");
   MS_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, vals_in,
                                                 vals_out, items, 0, end_bit, s));

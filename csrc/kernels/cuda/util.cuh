@@ -27,7 +27,8 @@ inline cudaStream_t Stream(Context* ctx) {
 
 // Blocks for a grid-stride loop over n items (n >= 1).
 inline unsigned Blocks(int64_t n, int threads = kThreads) {
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min(kMaxBlocks, (n + threads - 1) / threads)));
+  const int64_t b = std::min(kMaxBlocks, (n + threads - 1) / threads);
+  return static_cast<unsigned>(std::max<int64_t>(1, b));
 }
 
 // for (i = global thread index; i < n; i += all threads), 64-bit.
@@ -76,7 +77,8 @@ __device__ __forceinline__ V BlockReduce(V v, V* smem, Op op) {
   smem[threadIdx.x] = v;
   __syncthreads();
   for (int s = kThreads / 2; s > 0; s >>= 1) {
-    if (static_cast<int>(threadIdx.x) < s) smem[threadIdx.x] = op(smem[threadIdx.x], smem[threadIdx.x + s]);
+    if (static_cast<int>(threadIdx.x) < s)
+      smem[threadIdx.x] = op(smem[threadIdx.x], smem[threadIdx.x + s]);
     __syncthreads();
   }
   return smem[0];
