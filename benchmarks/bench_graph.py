@@ -30,7 +30,7 @@ def make(name):
     if name == "resnet18":
         from model import resnet  # examples/cnn/model/resnet.py
 
-        return resnet.resnet18(num_classes=10), (3, 64, 64)
+        return resnet.resnet18(num_classes=10, input_size=64), (3, 64, 64)
     raise ValueError(name)
 
 
