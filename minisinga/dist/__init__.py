@@ -14,8 +14,16 @@ from .base import Communicator, DistError, timeout_seconds
 from .distopt import DistOpt
 from .ids import NcclIdHolder
 
-__all__ = ["Communicator", "DistError", "DistOpt", "NcclIdHolder", "timeout_seconds",
-           "ShmCommunicator", "MpiCommunicator", "NcclCommunicator"]
+__all__ = [
+    "Communicator",
+    "DistError",
+    "DistOpt",
+    "MpiCommunicator",
+    "NcclCommunicator",
+    "NcclIdHolder",
+    "ShmCommunicator",
+    "timeout_seconds",
+]
 
 
 def __getattr__(name):

@@ -14,7 +14,8 @@ import os
 import queue
 import threading
 import time
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class DistError(RuntimeError):
     """A distributed operation failed: a peer died, timed out, or the ranks disagree."""
 
 
-def timeout_seconds(value: Optional[float] = None) -> float:
+def timeout_seconds(value: float | None = None) -> float:
     """The communication timeout: `value`, else $MINISINGA_DIST_TIMEOUT, else 60 s."""
     if value is None:
         raw = os.environ.get("MINISINGA_DIST_TIMEOUT", "")
@@ -62,9 +63,9 @@ class Handle:
         self.what = what
         self._timeout = timeout
         self._event = threading.Event()
-        self._error: Optional[BaseException] = None
+        self._error: BaseException | None = None
 
-    def _finish(self, error: Optional[BaseException] = None) -> None:
+    def _finish(self, error: BaseException | None = None) -> None:
         self._error = error
         self._event.set()
 
@@ -101,7 +102,7 @@ class Communicator:
 
     # ---- asynchronous, on _core.Tensors ----
     def start_all_reduce(self, tensors: Sequence, scale: float = 1.0, wire: str = "float32",
-                         clip: Optional[float] = None) -> Handle:
+                         clip: float | None = None) -> Handle:
         """Sums each tensor over the ranks in place, then multiplies by `scale`. Several
         tensors are fused through one buffer. `wire` is the dtype sent ("float32" or
         "float16"); `clip` clamps values to [-clip, clip] before sending."""
@@ -155,11 +156,11 @@ class HostCommunicator(Communicator):
     `_barrier()`. Everything else (fusion, fp16 on the wire, clipping, sparsification with
     error feedback, scaling) is written once here."""
 
-    def __init__(self, timeout: Optional[float] = None):
+    def __init__(self, timeout: float | None = None):
         self.timeout = timeout_seconds(timeout)
-        self._jobs: "queue.Queue" = queue.Queue()
-        self._broken: Optional[BaseException] = None
-        self._inflight: List[Handle] = []
+        self._jobs: queue.Queue = queue.Queue()
+        self._broken: BaseException | None = None
+        self._inflight: list[Handle] = []
         self._closed = False
         self._worker = threading.Thread(target=self._work, name="minisinga-comm", daemon=True)
         self._worker.start()
@@ -290,7 +291,7 @@ class HostCommunicator(Communicator):
     def all_gather_array(self, a: np.ndarray) -> np.ndarray:
         """Every rank's numpy array `a` (same shape and dtype), stacked in rank order."""
         a = np.ascontiguousarray(a)
-        out: List[np.ndarray] = []
+        out: list[np.ndarray] = []
         self._submit("all_gather", lambda: out.append(self._allgather(a.reshape(-1)))).wait()
         return out[0].reshape((self.world_size,) + a.shape)
 

@@ -19,8 +19,6 @@ token tensor per device, which keeps them in issue order under any graph schedul
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
-
 from .. import _core, autograd, tensor
 from ..device import eager
 from ..tensor import Tensor
@@ -28,12 +26,12 @@ from .base import Communicator, DistError
 from .ids import NcclIdHolder
 
 
-def _check_int(name: str, v, lo: int, hi: Optional[int] = None) -> int:
+def _check_int(name: str, v, lo: int, hi: int | None = None) -> int:
     if not isinstance(v, int) or isinstance(v, bool):
         raise TypeError(f"DistOpt: {name} must be an int, got {v!r}")
     if v < lo or (hi is not None and v >= hi):
-        rng = f"[{lo}, {hi})" if hi is not None else f">= {lo}"
-        raise ValueError(f"DistOpt: {name} must be in {rng}, got {v}")
+        rng = f"in [{lo}, {hi})" if hi is not None else f">= {lo}"
+        raise ValueError(f"DistOpt: {name} must be {rng}, got {v}")
     return v
 
 
@@ -46,10 +44,10 @@ class _Bucket:
 
     def __init__(self, index: int):
         self.index = index
-        self.entries: List[tuple] = []
+        self.entries: list[tuple] = []
         self.numel = 0
         self.handle = None
-        self.extra: List = []  # more core tensors the comm nodes read and write (residuals)
+        self.extra: list = []  # more core tensors the comm nodes read and write (residuals)
 
     def add(self, p: Tensor, g: Tensor, item: Tensor) -> None:
         self.entries.append((p, g, item))
@@ -64,7 +62,7 @@ class _Bucket:
 class _Mode:
     name = "plain"
 
-    def __init__(self, dopt: "DistOpt", threshold: int):
+    def __init__(self, dopt: DistOpt, threshold: int):
         self.dopt = dopt
         self.threshold = int(threshold)
         if self.threshold < 1:
@@ -86,7 +84,7 @@ class _Mode:
         for p, g, _ in b.entries:
             self.dopt.opt.update(p, g)
 
-    def end(self, buckets: List[_Bucket]) -> None:
+    def end(self, buckets: list[_Bucket]) -> None:
         """After every bucket is done, before the optimizer steps."""
 
 
@@ -179,8 +177,8 @@ class DistOpt:
     through shared memory (spawned ranks) or MPI; CUDA tensors through NCCL.
     """
 
-    def __init__(self, opt, nccl_id: Optional[NcclIdHolder] = None,
-                 local_rank: Optional[int] = None, world_size: Optional[int] = None,
+    def __init__(self, opt, nccl_id: NcclIdHolder | None = None,
+                 local_rank: int | None = None, world_size: int | None = None,
                  buffSize: int = 4194304):
         from ..opt import Optimizer  # here: opt.py re-exports DistOpt at its end
 
@@ -225,9 +223,9 @@ class DistOpt:
             self.global_rank = comm.rank
         self.world_size, self.local_rank = world_size, local_rank
         self._nccl = None
-        self._tokens: Dict[str, Tensor] = {}
+        self._tokens: dict[str, Tensor] = {}
         self._pending: list = []
-        self._residuals: Dict[tuple, Tensor] = {}
+        self._residuals: dict[tuple, Tensor] = {}
         self._partial = 0
         self._synced = False
         self._device = None
@@ -236,7 +234,7 @@ class DistOpt:
     def __call__(self, loss: Tensor) -> None:
         self.backward_and_update(loss)
 
-    def backward_and_update(self, loss: Tensor, threshold: Optional[int] = None) -> None:
+    def backward_and_update(self, loss: Tensor, threshold: int | None = None) -> None:
         """Backward, all-reduce (mean) of the gradients, update, step. Gradients of more
         than `threshold` elements (default buffSize) are reduced alone, the rest fused."""
         self._step(loss, _Mode(self, threshold or self.buffSize))
@@ -267,7 +265,7 @@ class DistOpt:
         self.opt._begin(dev)
         first = not self._synced
         limit = min(mode.threshold, self.buffSize)
-        buckets: List[_Bucket] = []
+        buckets: list[_Bucket] = []
         cur = _Bucket(0)
         dev.set_graph_phase("backward")
         for p, g in autograd.backward(loss):

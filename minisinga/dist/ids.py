@@ -15,7 +15,7 @@ class NcclIdHolder:
             where the holder was made; a CUDA DistOpt then raises a clear error).
     """
 
-    def __init__(self, with_nccl: bool = None):
+    def __init__(self, with_nccl: bool | None = None):
         """Args: with_nccl: make an NCCL id too (default: when a GPU is visible and cupy is
         installed)."""
         self.token = uuid.uuid4().hex

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import sys
 import time
-from typing import Optional
 
 import numpy as np
 
@@ -35,7 +34,7 @@ class MpiCommunicator(HostCommunicator):
 
     backend = "mpi"
 
-    def __init__(self, timeout: Optional[float] = None):
+    def __init__(self, timeout: float | None = None):
         MPI = import_mpi()
         self._MPI = MPI
         world = MPI.COMM_WORLD
@@ -106,7 +105,7 @@ class MpiCommunicator(HostCommunicator):
         if not self._abort_at_exit:
             try:
                 self.comm.Free()
-            except Exception:  # noqa: BLE001 - MPI may already be finalized
+            except Exception:  # noqa: BLE001, S110 - MPI may already be finalized
                 pass
 
     def _atexit(self) -> None:

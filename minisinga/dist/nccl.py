@@ -11,7 +11,6 @@ gives a DistError instead of a hang."""
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 from .base import Backoff, Communicator, DistError, DoneHandle, select_sparse, timeout_seconds
 
@@ -46,7 +45,7 @@ class NcclCommunicator(Communicator):
     backend = "nccl"
 
     def __init__(self, unique_id, rank: int, world_size: int, device, local_rank: int = 0,
-                 timeout: Optional[float] = None):
+                 timeout: float | None = None):
         if not device.is_cuda:
             raise ValueError(f"nccl communicator: {device.name} is not a CUDA device")
         cupy, nccl = import_cupy()

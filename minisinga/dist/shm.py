@@ -21,7 +21,6 @@ import os
 import tempfile
 import time
 import weakref
-from typing import List, Optional
 
 import numpy as np
 
@@ -36,7 +35,7 @@ _PID, _STATE, _BAR, _SEQ, _KIND, _NBYTES, _WSIZE = range(7)
 _JOINED, _CLOSED = 1, 2
 HEADER = (_REC_OFF + MAX_RANKS * _REC_FIELDS * 8 + 4095) // 4096 * 4096
 _KINDS = {1: "all_reduce", 2: "all_gather", 3: "broadcast", 4: "barrier"}
-_LIVE: "weakref.WeakSet[ShmCommunicator]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[ShmCommunicator] = weakref.WeakSet()
 
 
 def segment_path(token: str) -> str:
@@ -116,7 +115,7 @@ class ShmCommunicator(HostCommunicator):
 
     backend = "shm"
 
-    def __init__(self, token: str, rank: int, world_size: int, timeout: Optional[float] = None):
+    def __init__(self, token: str, rank: int, world_size: int, timeout: float | None = None):
         if not isinstance(world_size, int) or world_size < 1 or world_size > MAX_RANKS:
             raise ValueError(f"shm communicator: world_size must be an int in [1, {MAX_RANKS}],"
                              f" got {world_size!r}")
@@ -127,7 +126,7 @@ class ShmCommunicator(HostCommunicator):
         self.token = token
         self._seq = 0
         self._bar = 0
-        self._shm: Optional[_Segment] = None
+        self._shm: _Segment | None = None
         super().__init__(timeout)
         try:
             self._attach()
@@ -260,7 +259,7 @@ class ShmCommunicator(HostCommunicator):
         self._recs[self.rank, _BAR] = self._bar
         self._wait_all(self._bar, what)
 
-    def _collective(self, kind: int, nbytes: int, what: Optional[str] = None) -> None:
+    def _collective(self, kind: int, nbytes: int, what: str | None = None) -> None:
         """Announces collective #seq (kind, bytes), waits for all ranks and checks they agree.
         The caller must pass one more `_arrive` before the next collective."""
         self._seq += 1
@@ -350,11 +349,11 @@ class ShmCommunicator(HostCommunicator):
 
 
 def _close_all() -> None:
-    live: List[ShmCommunicator] = list(_LIVE)
+    live: list[ShmCommunicator] = list(_LIVE)
     for c in live:
         try:
             c.close()
-        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+        except Exception:  # noqa: BLE001, S110 - best effort at interpreter exit
             pass
 
 
