@@ -335,12 +335,18 @@ class HostCommunicator(Communicator):
 
 def select_sparse(v, spars: float, topk: bool, xp=np):
     """Indices (int32, sorted) of the entries of 1-D `v` to send: the ceil(spars * n) largest
-    in magnitude when `topk`, else those with |v| >= spars. `xp` is numpy or cupy."""
+    in magnitude when `topk` (only the nonzero ones when fewer are nonzero), else those with
+    |v| >= spars. `xp` is numpy or cupy."""
     mag = xp.abs(v)
     if topk:
         k = min(v.size, max(1, int(np.ceil(spars * v.size))))
-        idx = xp.argpartition(mag, v.size - k)[v.size - k:]
-        idx.sort()
+        if int(xp.count_nonzero(mag)) <= k:  # zeros add nothing to the sum: send the rest
+            idx = xp.flatnonzero(mag)
+        else:
+            # Selecting the k smallest of -|v| stays fast when |v| has many equal (zero)
+            # entries, where selecting the n-k'th of |v| degrades badly.
+            idx = xp.argpartition(-mag, k - 1)[:k]
+            idx.sort()
     else:
         idx = xp.flatnonzero(mag >= spars)
     return idx.astype(xp.int32)
