@@ -66,11 +66,19 @@ def make_model(hidden: int):
     return MLP()
 
 
+def device_for(args, rank: int):
+    from minisinga import device, tensor
+
+    if args.device == "cuda":
+        return device.create_cuda_gpu_on(rank)
+    return tensor.get_default_device()
+
+
 def train(rank: int, world: int, sgd_factory, args, dist=None):
     """Trains for args.steps steps on rank `rank` of `world`; returns (params, losses)."""
     from minisinga import tensor
 
-    dev = tensor.get_default_device()
+    dev = device_for(args, rank)
     dev.SetRandSeed(args.seed + (rank if args.rank_seeds else 0))
     np.random.seed(0)
     bs = args.batch // world
@@ -115,7 +123,7 @@ def rank_main(rank, world, holder, args) -> None:
     rank = dist.global_rank
     params, losses = train(rank, dist.world_size, None, args, dist)
     # The metric path of train_cnn: sum a small tensor over the ranks.
-    r = tensor.Tensor((2,))
+    r = tensor.Tensor((2,), device_for(args, rank))
     r.copy_from_numpy(np.array([rank + 1, 10 * (rank + 1)], np.float32))
     dist.all_reduce(r.data)
     dist.wait()
@@ -215,6 +223,8 @@ def parse(argv=None):
     ap.add_argument("out")
     ap.add_argument("--world", type=int, default=2)
     ap.add_argument("--what", choices=["train", "comm"], default="train")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: rank r trains on GPU r (NCCL)")
     ap.add_argument("--mode", choices=MODES, default="plain")
     ap.add_argument("--spars", type=float, default=0.05)
     ap.add_argument("--graph", action="store_true")
