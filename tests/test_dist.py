@@ -90,13 +90,13 @@ def test_modes_reject_bad_options():
 # ---- one rank, in process: the pipeline itself ----
 
 
-def _one_rank_run(mode, graph, steps=4):
+def _one_rank_run(mode, graph, steps=4, buff=3000):
     import dist_worker
 
     a = dist_worker.parse(["spawn", "unused", "--mode", mode, "--steps", str(steps),
                            "--batch", "32"] + (["--graph"] if graph else []))
     d = opt.DistOpt(dist_worker.sgd_factory(a)(), nccl_id=NcclIdHolder(), local_rank=0,
-                    world_size=1, buffSize=3000)
+                    world_size=1, buffSize=buff)
     p, losses = dist_worker.train(0, 1, None, a, d)
     names = tensor.get_default_device().graph_node_names() if graph else []
     d.close()
@@ -211,3 +211,35 @@ def test_spawn_compressed_modes_reduce_the_loss(tmp_path, mode, graph):
             np.testing.assert_array_equal(p0[k], p1[k])
     else:  # only one partition is averaged per step: the ranks differ elsewhere
         assert any(not np.array_equal(p0[k], p1[k]) for k in p0)
+
+
+def test_communication_starts_before_backward_ends(monkeypatch):
+    """Buckets are handed to the communicator as soon as they fill, while backward still
+    yields later gradients (eager), and recorded that way in graph mode."""
+    need_data()
+    from minisinga.dist import distopt
+
+    events = []
+    real_backward = distopt.autograd.backward
+
+    def logged_backward(loss):
+        for p, g in real_backward(loss):
+            events.append("grad")
+            yield p, g
+
+    real_start = ShmCommunicator.start_all_reduce
+
+    def logged_start(self, *a, **k):
+        events.append("start")
+        return real_start(self, *a, **k)
+
+    monkeypatch.setattr(distopt.autograd, "backward", logged_backward)
+    monkeypatch.setattr(ShmCommunicator, "start_all_reduce", logged_start)
+    # buffSize 300: fc2.W (320 elements) goes alone as soon as it is final, before fc1's
+    # gradients exist (the MLP yields 4 gradients per step).
+    _one_rank_run("plain", False, steps=1, buff=300)
+    assert events.count("grad") == 4
+    assert events.index("start") < len(events) - 1 - events[::-1].index("grad"), events
+    _, _, names = _one_rank_run("plain", True, steps=2, buff=300)
+    start, wait = names.index("dist:plain"), names.index("dist:wait")
+    assert any(not n.startswith("dist:") for n in names[start:wait]), names
