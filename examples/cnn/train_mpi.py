@@ -10,17 +10,19 @@ GPU device_id + local rank), CPU ranks through MPI. The pip packages `mpi4py` an
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 
+from train_cnn import DATASETS, add_common_options
+
 DIST_OPTIONS = ["plain", "half", "partialUpdate", "sparseTopK", "sparseThreshold"]
+MODELS = ["resnet", "xceptionnet", "cnn", "mlp"]
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
     """train_cnn.py's command line plus -d/--dist-option and -s/--sparsification."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("model", choices=["resnet", "xceptionnet", "cnn", "mlp"], default="cnn")
-    p.add_argument("data", choices=["cifar10", "cifar100", "mnist"], default="mnist")
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("data", choices=DATASETS)
     p.add_argument("-p", choices=["float32", "float16"], default="float32", dest="precision")
     p.add_argument("-m", "--max-epoch", default=100, type=int, help="maximum epochs",
                    dest="max_epoch")
@@ -29,18 +31,13 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("-l", "--learning-rate", default=0.005, type=float,
                    help="initial learning rate", dest="lr")
     p.add_argument("-i", "--device-id", default=0, type=int,
-                   help="the first GPU to use (local rank r uses GPU device_id + r)",
+                   help="kept for SINGA's command line: local rank r trains on GPU r",
                    dest="device_id")
-    p.add_argument("-g", "--disable-graph", default=True, action="store_false",
-                   help="disable graph", dest="graph")
+    p.add_argument("-g", "--disable-graph", action="store_false",
+                   help="disable graph (run eagerly)", dest="graph")
     p.add_argument("-v", "--log-verbosity", default=0, type=int, help="logging verbosity",
                    dest="verbosity")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto: CUDA when a GPU is there, else CPU")
-    p.add_argument("--data-dir", default=None, help="where the dataset files are")
-    p.add_argument("--max-steps", default=None, type=int,
-                   help="stop each epoch after this many steps (smoke runs)")
-    p.add_argument("--seed", default=0, type=int)
+    add_common_options(p)
     p.add_argument("-d", "--dist-option", default="plain", choices=DIST_OPTIONS,
                    help="distributed training option", dest="dist_option")
     p.add_argument("-s", "--sparsification", default=0.05, type=float,
@@ -50,17 +47,17 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 
 def check_devices(args, local_ranks: int) -> None:
-    """Clear errors for device choices that cannot work, before any rank starts."""
+    """Clear errors for device choices that cannot work, before training starts."""
     from minisinga import device
 
-    if args.device_id < 0:
-        sys.exit(f"error: --device-id must be >= 0, got {args.device_id}")
     if args.device == "cuda" or (args.device == "auto" and device.cuda_available()):
+        if args.device_id != 0:
+            sys.exit(f"error: --device-id {args.device_id}: the distributed scripts put local "
+                     "rank r on GPU r (select GPUs with CUDA_VISIBLE_DEVICES)")
         n = device.get_num_gpus()
-        if args.device_id + local_ranks > n:
-            sys.exit(f"error: {local_ranks} rank(s) from --device-id {args.device_id} need GPUs "
-                     f"{args.device_id}..{args.device_id + local_ranks - 1}, but {n} GPU(s) "
-                     "are visible (use --device cpu to train on the CPU)")
+        if local_ranks > n:
+            sys.exit(f"error: {local_ranks} processes on this host need {local_ranks} GPUs, "
+                     f"but {n} are visible (use --device cpu to train on the CPU)")
 
 
 def make_sgd(args):
@@ -70,18 +67,20 @@ def make_sgd(args):
     return opt.SGD(lr=args.lr, momentum=0.9, weight_decay=1e-5, dtype=dtype)
 
 
-def run_rank(args, sgd) -> None:
-    """train_cnn.run for this rank. Options beyond SPEC's positional ones (device, data_dir,
-    max_steps, seed, device_id) are passed by name to the train_cnn.run that takes them."""
+def run_rank(args, sgd) -> int:
+    """train_cnn.run for this rank; returns the exit status (errors as train_cnn.py)."""
     import train_cnn
 
-    extra = {"device": args.device, "data_dir": args.data_dir, "max_steps": args.max_steps,
-             "seed": args.seed, "device_id": args.device_id}
-    accepted = inspect.signature(train_cnn.run).parameters
-    kwargs = {k: v for k, v in extra.items() if k in accepted}
-    train_cnn.run(sgd.global_rank, sgd.world_size, sgd.local_rank, args.max_epoch,
-                  args.batch_size, args.model, args.data, sgd, args.graph, args.verbosity,
-                  args.dist_option, args.spars, args.precision, **kwargs)
+    try:
+        train_cnn.run(sgd.global_rank, sgd.world_size, sgd.local_rank, args.max_epoch,
+                      args.batch_size, args.model, args.data, sgd, args.graph, args.verbosity,
+                      args.dist_option, args.spars, args.precision, device=args.device,
+                      data_dir=args.data_dir, max_steps=args.max_steps, seed=args.seed,
+                      image_size=args.image_size)
+    except (train_cnn.DatasetError, train_cnn.UsageError, train_cnn.Float16Unsupported) as e:
+        print(f"error (rank {sgd.global_rank}): {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def main() -> None:
@@ -91,9 +90,10 @@ def main() -> None:
     sgd = opt.DistOpt(make_sgd(args))
     check_devices(args, sgd.communicator.local_size)
     try:
-        run_rank(args, sgd)
+        code = run_rank(args, sgd)
     finally:
         sgd.close()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

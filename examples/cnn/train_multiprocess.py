@@ -25,12 +25,13 @@ def rank_main(args, local_rank: int, world_size: int, nccl_id) -> None:
     sgd = opt.DistOpt(make_sgd(args), nccl_id=nccl_id, local_rank=local_rank,
                       world_size=world_size)
     try:
-        run_rank(args, sgd)
+        code = run_rank(args, sgd)
     except BaseException as e:
         print(f"rank {local_rank}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         raise
     finally:
         sgd.close()
+    sys.exit(code)
 
 
 def supervise(procs, timeout: float) -> int:

@@ -1,25 +1,21 @@
 """ResNet on CIFAR-10 (resnet_cifar10.py) trained by N processes on one host with partial
-updates: each rank updates locally and one partition of the parameters is averaged per step.
+updates: each rank updates locally and one partition of the parameters is averaged per step
+(all of them at the end of each epoch).
 
-    python cifar10_multiprocess.py N"""
+    python cifar10_multiprocess.py N [--depth 50] [--image-size 224] [--max-epoch 5]
+                                     [--max-steps S] [--data-dir DIR] [--device auto|cpu|cuda]
+"""
 
-import multiprocessing
 import sys
 
+from mnist_multiprocess import build_parser, launch, train_kwargs
 from resnet_cifar10 import train_cifar10
 
-from minisinga.dist import NcclIdHolder
-
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or not sys.argv[1].isdigit() or int(sys.argv[1]) < 1:
-        sys.exit(f"usage: python {sys.argv[0]} NUM_PROCESSES (a positive integer)")
-    world_size = int(sys.argv[1])
-    nccl_id = NcclIdHolder()
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=train_cifar10, args=(True, local_rank, world_size, nccl_id),
-                         kwargs={"partial_update": True}) for local_rank in range(world_size)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    sys.exit(0 if all(p.exitcode == 0 for p in procs) else 1)
+    ap = build_parser(__doc__.splitlines()[0])
+    ap.set_defaults(max_epoch=5, batch_size=32)
+    ap.add_argument("--depth", default=50, type=int, choices=[18, 34, 50, 101, 152])
+    ap.add_argument("--image-size", default=224, type=int)
+    a = ap.parse_args()
+    kw = dict(train_kwargs(a), partial_update=True, depth=a.depth, image_size=a.image_size)
+    sys.exit(launch(train_cifar10, a.world_size, (), kw))
