@@ -37,10 +37,10 @@ def main() -> None:
     cuda = args.device == "cuda" or (args.device == "auto" and device.cuda_available())
     dev = device.create_cuda_gpu_on(sgd.local_rank) if cuda else device.get_default_device()
     dev.SetRandSeed(0)
-    model = getattr(resnet, args.model)(num_classes=1000)
+    model = getattr(resnet, args.model)(num_classes=1000, input_size=args.image_size)
     b, s = args.batch_size, args.image_size
     tx = tensor.Tensor((b, 3, s, s), dev)
-    ty = tensor.Tensor((b,), dev, tensor.int32)
+    ty = tensor.Tensor((b,), dev, dtype=tensor.int32)
     r = np.random.default_rng(sgd.global_rank)
     tx.copy_from_numpy(r.standard_normal((b, 3, s, s)).astype(np.float32))
     ty.copy_from_numpy(r.integers(0, 1000, b).astype(np.int32))
