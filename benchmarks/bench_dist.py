@@ -4,8 +4,8 @@ gradient communication takes by mode and fusion buffer size (shared memory and M
     python benchmarks/bench_dist.py [--steps 20] [--batch 64] [--model cnn] [--reps 5]
 
 Scaling: the SPEC CNN (or the MLP) in graph mode on random 28x28 images, `--batch` images per
-rank per step (weak scaling): one process with every core, then two spawned ranks (one core
-each, OMP_NUM_THREADS=1) with DistOpt over shared memory, then two MPI ranks. Communication:
+rank per step (weak scaling): one process with one OpenMP thread and with one per core, then
+two ranks with one thread each, DistOpt over shared memory (spawned) and over MPI. Communication:
 every rank holds gradients shaped like the model's parameters (or ResNet-18's, 11.7 M), cut
 into buckets as DistOpt does (fused up to min(threshold, buffSize), larger ones alone), and
 the table gives the median wall time to start and finish all of them."""
@@ -70,16 +70,20 @@ def _dist_rate(rank, world, holder, args, q):
     d.close()
 
 
-def spawn_ranks(target, args, world=2):
-    """Runs target(rank, world, holder, args, queue) in `world` spawned processes; returns the
-    queued results by rank."""
+def _single_rate(rank, world, holder, args, q):
+    q.put((rank, train_rate(args.model, args.batch, args.steps)))
+
+
+def spawn_ranks(target, args, world=2, threads=1):
+    """Runs target(rank, world, holder, args, queue) in `world` spawned processes with
+    `threads` OpenMP threads each; returns the queued results by rank."""
     from minisinga.dist import NcclIdHolder
 
     holder = NcclIdHolder()
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # read by each child's OpenMP runtime at start
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by each child's OpenMP at start
     procs = [ctx.Process(target=target, args=(r, world, holder, args, q)) for r in range(world)]
     for p in procs:
         p.start()
@@ -234,17 +238,21 @@ def main() -> None:
 
     print(f"Scaling: {args.model}, graph mode, batch {args.batch} per rank, {args.steps} steps "
           f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start)")
-    one = train_rate(args.model, args.batch, args.steps)
-    rows = [("1 process (all cores)", "-", one)]
+    cores = os.cpu_count() or 1
+    one = spawn_ranks(_single_rate, args, 1, 1)[0]
+    rows = [("1 process, 1 thread", "-", one)]
+    if cores > 1:
+        rows.append((f"1 process, {cores} threads", "-",
+                     spawn_ranks(_single_rate, args, 1, cores)[0]))
     shm = spawn_ranks(_dist_rate, args)
     rows.append(("2 ranks, 1 core each", "shm", sum(shm.values())))
     if not args.skip_mpi:
         m = mpi_run(args, "rate")
         if m is not None:
             rows.append(("2 ranks, 1 core each", "mpi", m))
-    print(f"{'run':<24}{'backend':>8}{'images/s':>12}{'vs 1 process':>14}")
+    print(f"{'run':<24}{'backend':>8}{'images/s':>12}{'vs 1 thread':>13}")
     for name, be, rate in rows:
-        print(f"{name:<24}{be:>8}{rate:>12.1f}{rate / one:>13.2f}x")
+        print(f"{name:<24}{be:>8}{rate:>12.1f}{rate / one:>12.2f}x")
 
     print("\nGradient communication per step, 2 ranks (median of "
           f"{args.reps}; buckets as DistOpt cuts them)")
