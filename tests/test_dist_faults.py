@@ -66,3 +66,64 @@ def test_mpi_killed_rank_stops_the_job(tmp_path):
     # mpiexec notices the death first and ends the other ranks with its own report.
     assert "BAD TERMINATION" in out or "timed out" in out, out[-3000:]
     assert took < 60
+
+
+def _spawned_children(ppid):
+    """pids of the multiprocessing-spawned children of `ppid` (not its resource tracker)."""
+    import os
+
+    kids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == ppid and b"spawn_main" in cmd:
+            kids.append(int(pid))
+    return sorted(kids)
+
+
+def test_train_multiprocess_killed_rank_ends_the_run():
+    """SIGKILL one rank of train_multiprocess.py mid-epoch: the other rank reports it and
+    fails, and the script exits non-zero, within the timeout."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from dist_helpers import ROOT, env
+
+    need_data()
+    cmd = [sys.executable, os.path.join(ROOT, "examples", "cnn", "train_multiprocess.py"),
+           "mlp", "mnist", "-w", "2", "--device", "cpu", "--data-dir",
+           "/usr/share/datasets/fashion-mnist", "-m", "5", "-b", "16"]
+    p = subprocess.Popen(cmd, env=env(MINISINGA_DIST_TIMEOUT=TIMEOUT), cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import threading
+
+    watchdog = threading.Timer(120, p.kill)  # bounds the blocking readline below
+    watchdog.start()
+    try:
+        line = p.stdout.readline()  # rank 0 prints this once training has started
+        assert line.startswith("Starting Epoch 0"), line + p.stderr.read()
+        kids = _spawned_children(p.pid)
+        assert len(kids) == 2, kids
+        t0 = time.monotonic()
+        os.kill(kids[-1], signal.SIGKILL)
+        _, err = p.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        watchdog.cancel()
+        if p.poll() is None:
+            p.kill()
+            for k in _spawned_children(p.pid):
+                os.kill(k, signal.SIGKILL)
+    assert p.returncode != 0
+    assert "died while rank" in err, err[-3000:]
+    assert "exited with code -9" in err and "exited with code 1" in err, err[-3000:]
+    assert took < TIMEOUT + 30
