@@ -237,7 +237,7 @@ class DistOpt:
     def backward_and_update(self, loss: Tensor, threshold: int | None = None) -> None:
         """Backward, all-reduce (mean) of the gradients, update, step. Gradients of more
         than `threshold` elements (default buffSize) are reduced alone, the rest fused."""
-        self._step(loss, _Mode(self, threshold or self.buffSize))
+        self._step(loss, _Mode(self, self.buffSize if threshold is None else threshold))
 
     def backward_and_update_half(self, loss: Tensor, threshold: int = 2097152,
                                  clipping: bool = False, clip_Value: float = 100) -> None:
