@@ -10,6 +10,7 @@ gives a DistError instead of a hang."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from .base import Backoff, Communicator, DistError, DoneHandle, select_sparse, timeout_seconds
@@ -74,20 +75,11 @@ class NcclCommunicator(Communicator):
         mem = cp.cuda.UnownedMemory(core.data_ptr(), nbytes, core, self.device.id)
         return cp.ndarray(tuple(core.shape), dtype, cp.cuda.MemoryPointer(mem, 0))
 
+    @contextlib.contextmanager
     def _ctx(self):
-        cp = self._cp
-        dev = cp.cuda.Device(self.device.id)
-
-        class _Both:
-            def __enter__(s):
-                dev.__enter__()
-                self._stream.__enter__()
-
-            def __exit__(s, *exc):
-                self._stream.__exit__(*exc)
-                dev.__exit__(*exc)
-
-        return _Both()
+        """cupy work inside runs on our GPU and on the device's stream."""
+        with self._cp.cuda.Device(self.device.id), self._stream:
+            yield
 
     def _allreduce(self, buf) -> None:
         self._comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, self._dtypes[buf.dtype.name],
