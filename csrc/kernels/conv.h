@@ -1,6 +1,6 @@
-// Convolution family (NCHW, float32): im2col / col2im and the GEMM they feed. The
-// convolution algorithm itself (chunking, groups, bias) lives in ops/conv.cc and runs on
-// every device through these kernels.
+// Convolution family (NCHW, float32): im2col / col2im, the GEMM they feed, NCHW <-> GEMM
+// layout passes, and direct depthwise kernels. The convolution algorithm itself (chunking,
+// groups, bias, which path) lives in ops/conv.cc and runs on every device through these.
 #pragma once
 
 #include <cstdint>

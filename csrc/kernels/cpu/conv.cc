@@ -282,31 +282,34 @@ void DepthwiseConv2dBackwardWeight(Context*, const float* dy, const float* x, in
 #pragma omp parallel for schedule(static) if (batch * Cout * P * KK > MS_OMP_MIN)
   for (int64_t co = 0; co < Cout; co++) {
     const int64_t c = co / multiplier;
-    float* wk = dw + co * KK;
-    for (int64_t k = 0; k < KK; k++) wk[k] = 0.f;
+    // Per kernel cell, a row of per-column partial sums: the inner loop is an elementwise
+    // multiply-add (vectorised), reduced once at the end.
+    std::vector<float> acc(KK * g.OW, 0.f);
     for (int64_t n = 0; n < batch; n++) {
       const float* plane = x + (n * g.C + c) * g.H * g.W;
       const float* grad = dy + (n * Cout + co) * P;
-      for (int64_t kh = 0; kh < g.KH; kh++) {
-        for (int64_t kw = 0; kw < g.KW; kw++) {
-          const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
-          float acc = 0.f;
-          for (int64_t oh = 0; oh < g.OH; oh++) {
-            const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
-            if (ih < 0 || ih >= g.H) continue;
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        const float* row = grad + oh * g.OW;
+        for (int64_t kh = 0; kh < g.KH; kh++) {
+          const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t kw = 0; kw < g.KW; kw++) {
+            const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
             const float* src = plane + ih * g.W + off;
-            const float* row = grad + oh * g.OW;
+            float* a = acc.data() + (kh * g.KW + kw) * g.OW;
             if (g.SW == 1) {
-#pragma omp simd reduction(+ : acc)
-              for (int64_t ow = lo; ow < hi; ow++) acc += row[ow] * src[ow];
+              for (int64_t ow = lo; ow < hi; ow++) a[ow] += row[ow] * src[ow];
             } else {
-#pragma omp simd reduction(+ : acc)
-              for (int64_t ow = lo; ow < hi; ow++) acc += row[ow] * src[ow * g.SW];
+              for (int64_t ow = lo; ow < hi; ow++) a[ow] += row[ow] * src[ow * g.SW];
             }
           }
-          wk[kh * g.KW + kw] += acc;
         }
       }
+    }
+    for (int64_t k = 0; k < KK; k++) {
+      float sum = 0.f;
+      for (int64_t ow = 0; ow < g.OW; ow++) sum += acc[k * g.OW + ow];
+      dw[co * KK + k] = sum;
     }
   }
 }
