@@ -17,9 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "examples", "cnn"))
 
-from minisinga import device, opt, tensor  # noqa: E402
-
 from bench_train import CNN, MLP  # noqa: E402
+
+from minisinga import device, opt, tensor  # noqa: E402
 
 
 def make(name):

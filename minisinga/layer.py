@@ -10,7 +10,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from . import autograd, tensor
-from .autograd.nn import pair, same_padding, _pads4
+from .autograd.nn import _pads4, pair, same_padding
 from .tensor import Tensor
 
 

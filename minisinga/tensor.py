@@ -36,7 +36,8 @@ def to_dtype(dtype) -> "_core.DType":
     try:
         nd = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"unsupported dtype {dtype!r}; expected float32, float16 or int32")
+        raise TypeError(
+            f"unsupported dtype {dtype!r}; expected float32, float16 or int32") from None
     if nd in _DTYPE_OF:
         return _DTYPE_OF[nd]
     raise TypeError(f"unsupported dtype {nd}; expected float32, float16 or int32")
@@ -48,7 +49,7 @@ def _shape_of(shape) -> tuple:
     try:
         shape = tuple(int(d) for d in shape)
     except TypeError:
-        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}")
+        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
     for d in shape:
         if d < 0:
             raise ValueError(f"shape {shape} has a negative dimension")

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from minisinga import autograd as ag
 from minisinga import device, layer, model, opt, tensor
 
 
