@@ -35,6 +35,8 @@ def find_cuda():
     nvcc = shutil.which("nvcc") or (
         "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None
     )
+    if nvcc:
+        nvcc = os.path.realpath(nvcc)  # /usr/local/bin/nvcc is often a link into the toolkit
     home = os.path.dirname(os.path.dirname(nvcc)) if nvcc else None
     incs, libs = [], []
     if home:

@@ -1,7 +1,9 @@
-"""Kernel throughput: minisinga `_core` against numpy on the same data in the same run.
+"""Kernel throughput: minisinga `_core` against numpy (GEMM, elementwise) and PyTorch's CPU
+conv2d (when torch is installed) on the same data in the same run.
 
-Prints one table row per case: the work rate of each side (GFLOP/s) and their ratio
-(minisinga / numpy: above 1 means minisinga is faster). Each side is timed with
+Prints one table row per case: the work rate of each side (GFLOP/s, or GB/s moved for the
+memory-bound elementwise ops) and their ratio (minisinga / reference: above 1 means minisinga
+is faster). Each side is timed with
 time.perf_counter over --repeats runs after --warmup runs; the table shows the best run
 (--stat median for the median), which is the steadier figure on a shared machine. Not a test:
 nothing here asserts a wall-clock time.
@@ -14,13 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from minisinga import _core
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from minisinga import _core  # noqa: E402
 
 
 @dataclass
@@ -29,7 +33,9 @@ class Row:
     case: str
     flops: float  # work of one call, in floating-point operations
     core_s: float  # seconds per call, minisinga
-    numpy_s: float  # seconds per call, numpy
+    numpy_s: float  # seconds per call, the reference
+    ref: str = "numpy"
+    unit: str = "GFLOP/s"  # "GB/s": `flops` then counts bytes read and written
 
 
 def timed(fn: Callable[[], object], warmup: int, repeats: int, stat: str) -> float:
@@ -108,10 +114,77 @@ def gemm_rows(args, dev) -> list[Row]:
     return rows
 
 
-# ---- Other families: add `def <family>_rows(args, dev) -> list[Row]` above and list it here.
-# (conv2d vs a numpy im2col reference and elementwise rows go here.)
+# ---- elementwise: memory-bound, so the rate is bytes moved per second ----
+
+def elementwise_rows(args, dev) -> list[Row]:
+    rng = np.random.default_rng(0)
+    n = 1 << 22 if args.quick else 1 << 24
+    a = rng.standard_normal(n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    bias = rng.standard_normal(1024).astype(np.float32)
+    ta, tb, tbias = to_core(a, dev), to_core(b, dev), to_core(bias, dev)
+    out = to_core(np.empty_like(a), dev)
+    nout = np.empty_like(a)
+    a2, ta2 = a.reshape(-1, 1024), ta.reshape([-1, 1024])
+    out2 = out.reshape([-1, 1024])
+    U, B = _core.UnaryOp, _core.BinaryOp
+    cases = [
+        ("relu", 8.0, lambda: _core.unary(U.Relu, ta, out=out),
+         lambda: np.maximum(a, 0, out=nout)),
+        ("exp", 8.0, lambda: _core.unary(U.Exp, ta, out=out), lambda: np.exp(a, out=nout)),
+        ("add", 12.0, lambda: _core.binary(B.Add, ta, tb, out=out),
+         lambda: np.add(a, b, out=nout)),
+        ("mul (broadcast row)", 8.0, lambda: _core.binary(B.Mul, ta2, tbias, out=out2),
+         lambda: np.multiply(a2, bias, out=nout.reshape(-1, 1024))),
+    ]
+    rows = []
+    for name, bytes_per_elem, core, ref in cases:
+        rows.append(Row("eltwise", f"{name} ({n} floats)", bytes_per_elem * n,
+                        timed(core, args.warmup, args.repeats, args.stat),
+                        timed(ref, args.warmup, args.repeats, args.stat), unit="GB/s"))
+    return rows
+
+
+# ---- conv2d forward (im2col + GEMM) against PyTorch's CPU convolution ----
+
+CONV_CASES = [  # (name, N, C, H, W, O, k, stride, pad, groups)
+    ("cnn conv1", 64, 1, 28, 28, 20, 5, 1, 0, 1),
+    ("cnn conv2", 64, 20, 12, 12, 50, 5, 1, 0, 1),
+    ("resnet 3x3", 8, 64, 56, 56, 64, 3, 1, 1, 1),
+    ("resnet 1x1", 8, 256, 56, 56, 64, 1, 1, 0, 1),
+    ("depthwise 3x3", 8, 128, 28, 28, 128, 3, 1, 1, 128),
+]
+
+
+def conv_rows(args, dev) -> list[Row]:
+    try:
+        import torch
+    except ImportError:
+        print("conv2d: PyTorch is not installed; no reference to compare with")
+        return []
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, n, c, h, w, o, k, st, pad, g in CONV_CASES:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((o, c // g, k, k)).astype(np.float32)
+        tx, tw = to_core(x, dev), to_core(wt, dev)
+        px, pw = torch.from_numpy(x), torch.from_numpy(wt)
+        core = lambda: _core.conv2d(tx, tw, None, [st, st], [pad] * 4, [1, 1], g)  # noqa: E731
+        ref = lambda: torch.nn.functional.conv2d(px, pw, None, st, pad, 1, g)  # noqa: E731
+        np.testing.assert_allclose(core().to_numpy(), ref().numpy(), rtol=1e-3, atol=1e-3)
+        oh = (h + 2 * pad - k) // st + 1
+        flops = 2.0 * n * o * oh * oh * (c // g) * k * k
+        rows.append(Row("conv2d", f"{name} ({n}x{c}x{h}x{w} -> {o}, k{k})", flops,
+                        timed(core, args.warmup, args.repeats, args.stat),
+                        timed(ref, args.warmup, args.repeats, args.stat), ref="torch"))
+    return rows
+
+
 BENCHMARKS: dict[str, Callable] = {
     "gemm": gemm_rows,
+    "elementwise": elementwise_rows,
+    "conv": conv_rows,
 }
 
 
@@ -130,7 +203,8 @@ def main() -> None:
         f"numpy {np.__version__}, {args.stat} of {args.repeats} runs"
     )
     header = (
-        f"{'family':<8} {'case':<44} {'minisinga GFLOP/s':>18} {'numpy GFLOP/s':>14} {'ratio':>6}"
+        f"{'family':<8} {'case':<48} {'minisinga':>10} {'reference':>10} {'unit':>8} "
+        f"{'vs':>6} {'ratio':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -140,7 +214,8 @@ def main() -> None:
         for r in fn(args, dev):
             core, ref = r.flops / r.core_s / 1e9, r.flops / r.numpy_s / 1e9
             print(
-                f"{r.family:<8} {r.case:<44} {core:>18.1f} {ref:>14.1f} {core / ref:>6.2f}",
+                f"{r.family:<8} {r.case:<48} {core:>10.1f} {ref:>10.1f} {r.unit:>8} "
+                f"{r.ref:>6} {core / ref:>6.2f}",
                 flush=True,
             )
 

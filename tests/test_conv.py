@@ -14,14 +14,18 @@ def out_size(n, k, s, p0, p1, d):
 def windows(xp, kh, kw, oh, ow, stride, dil):
     """The (N, C, OH, OW) slice of padded xp seen by kernel cell (kh, kw)."""
     h0, w0 = kh * dil[0], kw * dil[1]
-    return xp[:, :, h0:h0 + (oh - 1) * stride[0] + 1:stride[0],
-              w0:w0 + (ow - 1) * stride[1] + 1:stride[1]]
+    return xp[
+        :,
+        :,
+        h0 : h0 + (oh - 1) * stride[0] + 1 : stride[0],
+        w0 : w0 + (ow - 1) * stride[1] + 1 : stride[1],
+    ]
 
 
 def conv_ref(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0), dil=(1, 1), groups=1):
     """Direct convolution in float64: loops over output channels and kernel cells."""
     x, w = x.astype(np.float64), w.astype(np.float64)
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     cout, cg, kh, kw = w.shape
     oh = out_size(h, kh, stride[0], pad[0], pad[1], dil[0])
     ow = out_size(wd, kw, stride[1], pad[2], pad[3], dil[1])
@@ -32,7 +36,7 @@ def conv_ref(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0), dil=(1, 1), groups=1
         g = o // coutg
         for i in range(kh):
             for j in range(kw):
-                patch = windows(xp, i, j, oh, ow, stride, dil)[:, g * cg:(g + 1) * cg]
+                patch = windows(xp, i, j, oh, ow, stride, dil)[:, g * cg : (g + 1) * cg]
                 y[:, o] += np.einsum("nchw,c->nhw", patch, w[o, :, i, j])
     if b is not None:
         y += b.astype(np.float64)[None, :, None, None]
@@ -42,7 +46,7 @@ def conv_ref(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0), dil=(1, 1), groups=1
 def conv_grads_ref(dy, x, w, stride, pad, dil, groups):
     """dx and dw of <conv_ref(x, w), dy>, by differentiating conv_ref term by term."""
     dy, x, w = dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64)
-    n, c, h, wd = x.shape
+    h, wd = x.shape[2:]
     cout, cg, kh, kw = w.shape
     oh, ow = dy.shape[2:]
     xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[1]), (pad[2], pad[3])))
@@ -53,18 +57,25 @@ def conv_grads_ref(dy, x, w, stride, pad, dil, groups):
         g = o // coutg
         for i in range(kh):
             for j in range(kw):
-                patch = windows(xp, i, j, oh, ow, stride, dil)[:, g * cg:(g + 1) * cg]
+                patch = windows(xp, i, j, oh, ow, stride, dil)[:, g * cg : (g + 1) * cg]
                 dw[o, :, i, j] = np.einsum("nchw,nhw->c", patch, dy[:, o])
-                view = windows(dxp, i, j, oh, ow, stride, dil)[:, g * cg:(g + 1) * cg]
+                view = windows(dxp, i, j, oh, ow, stride, dil)[:, g * cg : (g + 1) * cg]
                 view += np.einsum("nhw,c->nchw", dy[:, o], w[o, :, i, j])
-    dx = dxp[:, :, pad[0]:pad[0] + h, pad[2]:pad[2] + wd]
+    dx = dxp[:, :, pad[0] : pad[0] + h, pad[2] : pad[2] + wd]
     return dx, dw
 
 
 def run_conv(x, w, b, stride, pad, dil, groups):
     bt = None if b is None else core_tensor(b)
-    return _core.conv2d(core_tensor(x), core_tensor(w), bt, stride=list(stride),
-                        padding=list(pad), dilation=list(dil), groups=groups).to_numpy()
+    return _core.conv2d(
+        core_tensor(x),
+        core_tensor(w),
+        bt,
+        stride=list(stride),
+        padding=list(pad),
+        dilation=list(dil),
+        groups=groups,
+    ).to_numpy()
 
 
 def rand(rng, *shape):
@@ -82,6 +93,8 @@ CASES = [
     ((2, 4, 6, 6), (6, 2, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, True),  # groups 2
     ((3, 4, 8, 7), (4, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4, True),  # depthwise
     ((2, 3, 5, 6), (6, 1, 3, 3), (1, 1), (1, 0, 1, 0), (1, 1), 3, False),  # depthwise x2
+    ((2, 3, 7, 8), (6, 1, 3, 2), (2, 1), (1, 0, 2, 1), (2, 1), 3, True),  # depthwise strided
+    ((1, 2, 5, 9), (2, 1, 2, 3), (1, 3), (0, 2, 0, 0), (1, 2), 2, False),  # depthwise s > k
     ((2, 6, 5, 4), (4, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # 1x1 direct
     ((2, 6, 5, 4), (4, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, False),  # 1x1 grouped
     ((2, 3, 5, 4), (2, 3, 1, 1), (2, 1), (1, 0, 0, 1), (1, 1), 1, True),  # 1x1 strided
@@ -97,8 +110,7 @@ def test_forward(rng, case):
     x, w = rand(rng, *xs), rand(rng, *ws)
     b = rand(rng, ws[0]) if bias else None
     y = run_conv(x, w, b, stride, pad, dil, groups)
-    np.testing.assert_allclose(y, conv_ref(x, w, b, stride, pad, dil, groups),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, conv_ref(x, w, b, stride, pad, dil, groups), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -107,14 +119,15 @@ def test_backward_matches_derivative(rng, case):
     x, w = rand(rng, *xs), rand(rng, *ws)
     dy = rand(rng, *conv_ref(x, w, None, stride, pad, dil, groups).shape)
     dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, dil, groups)
-    kw = dict(stride=list(stride), padding=list(pad), dilation=list(dil), groups=groups)
+    kw = {"stride": list(stride), "padding": list(pad), "dilation": list(dil), "groups": groups}
     dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
     dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
     db = _core.conv2d_backward_bias(core_tensor(dy))
     np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(db.to_numpy(), dy.astype(np.float64).sum(axis=(0, 2, 3)),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        db.to_numpy(), dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-4
+    )
 
 
 def numeric_grad(f, a, eps=1e-3):
@@ -131,12 +144,15 @@ def numeric_grad(f, a, eps=1e-3):
     return g
 
 
-@pytest.mark.parametrize("case", [
-    ((1, 2, 4, 5), (3, 2, 2, 3), (2, 1), (1, 0, 2, 1), (1, 2), 1),
-    ((2, 4, 4, 3), (4, 2, 3, 2), (1, 1), (1, 1, 0, 1), (1, 1), 2),
-    ((2, 3, 4, 4), (3, 1, 3, 3), (1, 2), (1, 1, 1, 1), (1, 1), 3),
-    ((2, 3, 3, 2), (2, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((1, 2, 4, 5), (3, 2, 2, 3), (2, 1), (1, 0, 2, 1), (1, 2), 1),
+        ((2, 4, 4, 3), (4, 2, 3, 2), (1, 1), (1, 1, 0, 1), (1, 1), 2),
+        ((2, 3, 4, 4), (3, 1, 3, 3), (1, 2), (1, 1, 1, 1), (1, 1), 3),
+        ((2, 3, 3, 2), (2, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ],
+)
 def test_backward_finite_differences(rng, case):
     xs, ws, stride, pad, dil, groups = case
     x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
@@ -146,31 +162,41 @@ def test_backward_finite_differences(rng, case):
     def loss(xx, ww, bb):
         return float((conv_ref(xx, ww, bb, stride, pad, dil, groups) * dy64).sum())
 
-    kw = dict(stride=list(stride), padding=list(pad), dilation=list(dil), groups=groups)
+    kw = {"stride": list(stride), "padding": list(pad), "dilation": list(dil), "groups": groups}
     dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
     dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
     db = _core.conv2d_backward_bias(core_tensor(dy))
-    np.testing.assert_allclose(dx.to_numpy(), numeric_grad(lambda a: loss(a, w64, b64), x64),
-                               rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(dw.to_numpy(), numeric_grad(lambda a: loss(x64, a, b64), w64),
-                               rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(db.to_numpy(), numeric_grad(lambda a: loss(x64, w64, a), b64),
-                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        dx.to_numpy(), numeric_grad(lambda a: loss(a, w64, b64), x64), rtol=1e-3, atol=1e-3
+    )
+    np.testing.assert_allclose(
+        dw.to_numpy(), numeric_grad(lambda a: loss(x64, a, b64), w64), rtol=1e-3, atol=1e-3
+    )
+    np.testing.assert_allclose(
+        db.to_numpy(), numeric_grad(lambda a: loss(x64, w64, a), b64), rtol=1e-3, atol=1e-3
+    )
 
 
 # Shapes that take the other code paths: several images per GEMM (small outputs, N > 1),
 # one image per GEMM (>= 4096 output pixels), 1x1 without im2col, large groups.
-@pytest.mark.parametrize("case", [
-    ((9, 3, 12, 10), (5, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
-    ((2, 2, 66, 70), (3, 2, 3, 3), (1, 1), (1, 0, 1, 1), (1, 1), 1),
-    ((3, 8, 70, 64), (4, 8, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
-    ((5, 16, 9, 9), (16, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 16),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((9, 3, 12, 10), (5, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+        ((2, 2, 66, 70), (3, 2, 3, 3), (1, 1), (1, 0, 1, 1), (1, 1), 1),
+        ((3, 8, 70, 64), (4, 8, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+        ((5, 16, 9, 9), (16, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 16),
+        # GEMMs split over K (dw: tiny M, N), over M (dx, and y with many output channels)
+        ((16, 1, 28, 28), (4, 1, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+        ((2, 32, 4, 4), (32, 32, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+        ((1, 16, 3, 3), (256, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ],
+)
 def test_adjoint_identity(rng, case):
     """<conv(x), dy> == <x, backward_data(dy)> == <w, backward_weight(dy)>."""
     xs, ws, stride, pad, dil, groups = case
     x, w = rand(rng, *xs), rand(rng, *ws)
-    kw = dict(stride=list(stride), padding=list(pad), dilation=list(dil), groups=groups)
+    kw = {"stride": list(stride), "padding": list(pad), "dilation": list(dil), "groups": groups}
     y = _core.conv2d(core_tensor(x), core_tensor(w), None, **kw).to_numpy()
     dy = rand(rng, *y.shape)
     dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
@@ -178,8 +204,12 @@ def test_adjoint_identity(rng, case):
     lhs = np.vdot(y.astype(np.float64), dy)
     np.testing.assert_allclose(np.vdot(x.astype(np.float64), dx.to_numpy()), lhs, rtol=1e-4)
     np.testing.assert_allclose(np.vdot(w.astype(np.float64), dw.to_numpy()), lhs, rtol=1e-4)
-    np.testing.assert_allclose(y, conv_ref(x, w, None, stride, pad, dil, groups),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        y, conv_ref(x, w, None, stride, pad, dil, groups), rtol=1e-4, atol=1e-4
+    )
+    dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, dil, groups)
+    np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-3)
 
 
 def test_large_image_in_row_bands(rng):
@@ -190,7 +220,7 @@ def test_large_image_in_row_bands(rng):
     np.testing.assert_allclose(y, conv_ref(x, w, b, stride, pad), rtol=1e-3, atol=1e-3)
     dy = rand(rng, *y.shape)
     dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, (1, 1), 1)
-    kw = dict(stride=list(stride), padding=list(pad))
+    kw = {"stride": list(stride), "padding": list(pad)}
     dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
     dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
     np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-3, atol=1e-3)
@@ -229,14 +259,17 @@ def test_graph_mode_matches_eager(rng):
     dev.ResetGraph()
 
 
-@pytest.mark.parametrize("in_hw,kernel,stride,dil,mode,expected", [
-    ([5, 5], [3, 3], [1, 1], [1, 1], "SAME_UPPER", (1, 1, 1, 1)),
-    ([5, 6], [4, 4], [1, 1], [1, 1], "SAME_UPPER", (1, 2, 1, 2)),
-    ([5, 6], [4, 4], [1, 1], [1, 1], "SAME_LOWER", (2, 1, 2, 1)),
-    ([7, 8], [3, 3], [2, 3], [1, 1], "SAME_UPPER", (1, 1, 0, 1)),
-    ([7, 8], [3, 3], [1, 1], [2, 2], "SAME_LOWER", (2, 2, 2, 2)),
-    ([4, 4], [1, 1], [2, 2], [1, 1], "SAME_UPPER", (0, 0, 0, 0)),
-])
+@pytest.mark.parametrize(
+    "in_hw,kernel,stride,dil,mode,expected",
+    [
+        ([5, 5], [3, 3], [1, 1], [1, 1], "SAME_UPPER", (1, 1, 1, 1)),
+        ([5, 6], [4, 4], [1, 1], [1, 1], "SAME_UPPER", (1, 2, 1, 2)),
+        ([5, 6], [4, 4], [1, 1], [1, 1], "SAME_LOWER", (2, 1, 2, 1)),
+        ([7, 8], [3, 3], [2, 3], [1, 1], "SAME_UPPER", (1, 1, 0, 1)),
+        ([7, 8], [3, 3], [1, 1], [2, 2], "SAME_LOWER", (2, 2, 2, 2)),
+        ([4, 4], [1, 1], [2, 2], [1, 1], "SAME_UPPER", (0, 0, 0, 0)),
+    ],
+)
 def test_same_padding(rng, in_hw, kernel, stride, dil, mode, expected):
     pad = _core.conv2d_same_padding(in_hw, kernel, stride, dil, mode)
     assert pad == expected
@@ -257,24 +290,27 @@ def f32(*shape):
     return core_tensor(np.ones(shape, np.float32))
 
 
-@pytest.mark.parametrize("x,w,kw,match", [
-    ((3, 5, 5), (2, 3, 3, 3), {}, "conv2d: x must be 4-D"),
-    ((1, 3, 5, 5), (2, 3, 3), {}, "conv2d: w must be 4-D"),
-    ((1, 4, 5, 5), (2, 4, 3, 3), {"groups": 2}, r"conv2d: w has shape \(2, 4, 3, 3\)"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {}, None),  # a valid call, for contrast
-    ((1, 4, 5, 5), (2, 3, 3, 3), {}, r"conv2d: w has shape .*expected \(Cout >= 1, 4"),
-    ((1, 3, 5, 5), (2, 1, 3, 3), {"groups": 2}, "conv2d: groups=2 must divide"),
-    ((1, 4, 5, 5), (3, 2, 3, 3), {"groups": 2}, "conv2d: groups=2 must divide"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"groups": 0}, "conv2d: groups must be >= 1"),
-    ((1, 3, 2, 5), (2, 3, 3, 3), {}, "conv2d: the .*kernel 3x3 is larger than the padded"),
-    ((1, 3, 4, 4), (2, 3, 3, 3), {"dilation": [2, 1]}, "larger than the padded input 4x4"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [0, 1]}, "conv2d: stride must be"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [1, -2]}, "conv2d: stride must be"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [1, 1, 1]}, "conv2d: stride must be 2"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": [0, -1, 0, 0]}, "conv2d: padding must be >= 0"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": [1, 1, 1]}, "conv2d: padding must be"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"dilation": [0, 1]}, "conv2d: dilation must be"),
-])
+@pytest.mark.parametrize(
+    "x,w,kw,match",
+    [
+        ((3, 5, 5), (2, 3, 3, 3), {}, "conv2d: x must be 4-D"),
+        ((1, 3, 5, 5), (2, 3, 3), {}, "conv2d: w must be 4-D"),
+        ((1, 4, 5, 5), (2, 4, 3, 3), {"groups": 2}, r"conv2d: w has shape \(2, 4, 3, 3\)"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {}, None),  # a valid call, for contrast
+        ((1, 4, 5, 5), (2, 3, 3, 3), {}, r"conv2d: w has shape .*expected \(Cout >= 1, 4"),
+        ((1, 3, 5, 5), (2, 1, 3, 3), {"groups": 2}, "conv2d: groups=2 must divide"),
+        ((1, 4, 5, 5), (3, 2, 3, 3), {"groups": 2}, "conv2d: groups=2 must divide"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"groups": 0}, "conv2d: groups must be >= 1"),
+        ((1, 3, 2, 5), (2, 3, 3, 3), {}, "conv2d: the .*kernel 3x3 is larger than the padded"),
+        ((1, 3, 4, 4), (2, 3, 3, 3), {"dilation": [2, 1]}, "larger than the padded input 4x4"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [0, 1]}, "conv2d: stride must be"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [1, -2]}, "conv2d: stride must be"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": [1, 1, 1]}, "conv2d: stride must be 2"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": [0, -1, 0, 0]}, "conv2d: padding must be >= 0"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": [1, 1, 1]}, "conv2d: padding must be"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"dilation": [0, 1]}, "conv2d: dilation must be"),
+    ],
+)
 def test_conv2d_bad_shapes_and_params(x, w, kw, match):
     if match is None:
         assert _core.conv2d(f32(*x), f32(*w), **kw).shape == (1, 2, 3, 3)
@@ -298,8 +334,9 @@ def test_conv2d_bad_dtypes():
     with pytest.raises(TypeError, match="conv2d: b has dtype float16"):
         _core.conv2d(f32(1, 3, 5, 5), f32(2, 3, 3, 3), core_tensor(np.ones(2, np.float16)))
     with pytest.raises(TypeError, match="conv2d_backward_data: dy has dtype int32"):
-        _core.conv2d_backward_data(core_tensor(np.ones((1, 2, 3, 3), np.int32)),
-                                   f32(2, 3, 3, 3), [1, 3, 5, 5])
+        _core.conv2d_backward_data(
+            core_tensor(np.ones((1, 2, 3, 3), np.int32)), f32(2, 3, 3, 3), [1, 3, 5, 5]
+        )
     with pytest.raises(TypeError, match="conv2d_backward_weight: x has dtype int32"):
         _core.conv2d_backward_weight(f32(1, 2, 3, 3), xi, [2, 3, 3, 3])
     with pytest.raises(TypeError, match="conv2d_backward_bias: dy has dtype int32"):
@@ -312,25 +349,27 @@ def test_conv2d_mixed_devices():
     with pytest.raises(TypeError, match="conv2d: tensors are on different devices"):
         _core.conv2d(x2, f32(2, 3, 3, 3))
     with pytest.raises(TypeError, match="conv2d: tensors are on different devices"):
-        _core.conv2d(f32(1, 3, 5, 5), f32(2, 3, 3, 3), core_tensor(np.ones(2, np.float32),
-                                                                   other))
+        _core.conv2d(f32(1, 3, 5, 5), f32(2, 3, 3, 3), core_tensor(np.ones(2, np.float32), other))
     with pytest.raises(TypeError, match="conv2d_backward_data: tensors are on different"):
-        _core.conv2d_backward_data(core_tensor(np.ones((1, 2, 3, 3), np.float32), other),
-                                   f32(2, 3, 3, 3), [1, 3, 5, 5])
+        _core.conv2d_backward_data(
+            core_tensor(np.ones((1, 2, 3, 3), np.float32), other), f32(2, 3, 3, 3), [1, 3, 5, 5]
+        )
     with pytest.raises(TypeError, match="conv2d_backward_weight: tensors are on different"):
         _core.conv2d_backward_weight(f32(1, 2, 3, 3), x2, [2, 3, 3, 3])
 
 
 def test_backward_bad_shapes():
-    with pytest.raises(ValueError, match=r"conv2d_backward_data: dy has shape \(1, 2, 4, 3\)"
-                                         r", expected \(1, 2, 3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d_backward_data: dy has shape \(1, 2, 4, 3\)"
+        r", expected \(1, 2, 3, 3\)",
+    ):
         _core.conv2d_backward_data(f32(1, 2, 4, 3), f32(2, 3, 3, 3), [1, 3, 5, 5])
     with pytest.raises(ValueError, match="conv2d_backward_data: x must be 4-D"):
         _core.conv2d_backward_data(f32(1, 2, 3, 3), f32(2, 3, 3, 3), [3, 5, 5])
     with pytest.raises(ValueError, match="conv2d_backward_weight: dy has shape"):
         _core.conv2d_backward_weight(f32(2, 2, 3, 3), f32(1, 3, 5, 5), [2, 3, 3, 3])
     with pytest.raises(ValueError, match="conv2d_backward_weight: groups=2 must divide"):
-        _core.conv2d_backward_weight(f32(1, 2, 3, 3), f32(1, 3, 5, 5), [2, 3, 3, 3],
-                                     groups=2)
+        _core.conv2d_backward_weight(f32(1, 2, 3, 3), f32(1, 3, 5, 5), [2, 3, 3, 3], groups=2)
     with pytest.raises(ValueError, match="conv2d_backward_bias: dy must be 4-D"):
         _core.conv2d_backward_bias(f32(2, 3))

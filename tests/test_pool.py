@@ -17,8 +17,12 @@ def pool_ref(x, kernel, stride, pad, is_max, count_include_pad=True):
     for i in range(oh):
         for j in range(ow):
             r0, c0 = i * stride[0] - pad[0], j * stride[1] - pad[2]
-            cells = [(r, q) for r in range(r0, r0 + kernel[0]) for q in range(c0, c0 + kernel[1])
-                     if 0 <= r < h and 0 <= q < w]
+            cells = [
+                (r, q)
+                for r in range(r0, r0 + kernel[0])
+                for q in range(c0, c0 + kernel[1])
+                if 0 <= r < h and 0 <= q < w
+            ]
             if not cells:
                 continue
             vals = np.stack([x[:, :, r, q].astype(np.float64) for r, q in cells], axis=-1)
@@ -65,8 +69,9 @@ def test_forward_and_backward(rng, case, mode):
     else:
         assert idx is None
     dy = rand(rng, *y_ref.shape)
-    dx = _core.pool2d_backward(core_tensor(dy), list(xs), idx, list(kernel), list(stride),
-                               list(pad), is_max, incl).to_numpy()
+    dx = _core.pool2d_backward(
+        core_tensor(dy), list(xs), idx, list(kernel), list(stride), list(pad), is_max, incl
+    ).to_numpy()
     # Central differences of <pool_ref(x), dy> in float64 (x's entries are distinct, so
     # eps leaves every max in place).
     x64, eps = x.astype(np.float64), 1e-4
@@ -99,8 +104,9 @@ def test_window_entirely_in_padding(rng):
     y, idx = _core.pool2d(core_tensor(x), [1, 1], [1, 1], [1, 0, 1, 0], True)
     assert y.to_numpy()[0, 0, 0, 0] == 0 and idx.to_numpy()[0, 0, 0, 0] == -1
     dy = np.ones((1, 1, 3, 3), np.float32)
-    dx = _core.pool2d_backward(core_tensor(dy), [1, 1, 2, 2], idx, [1, 1], [1, 1],
-                               [1, 0, 1, 0], True)
+    dx = _core.pool2d_backward(
+        core_tensor(dy), [1, 1, 2, 2], idx, [1, 1], [1, 1], [1, 0, 1, 0], True
+    )
     np.testing.assert_array_equal(dx.to_numpy(), np.ones((1, 1, 2, 2), np.float32))
     ya, _ = _core.pool2d(core_tensor(x), [1, 1], [1, 1], [1, 0, 1, 0], False, False)
     assert ya.to_numpy()[0, 0, 0, 0] == 0
@@ -129,8 +135,9 @@ def test_large_parallel_planes(rng):
     np.testing.assert_allclose(y.to_numpy(), y_ref, rtol=1e-6)
     np.testing.assert_array_equal(idx.to_numpy(), idx_ref)
     dy = rand(rng, *y_ref.shape)
-    dx = _core.pool2d_backward(core_tensor(dy), list(x.shape), idx, [3, 3], [2, 2],
-                               [1, 1, 1, 1], True).to_numpy()
+    dx = _core.pool2d_backward(
+        core_tensor(dy), list(x.shape), idx, [3, 3], [2, 2], [1, 1, 1, 1], True
+    ).to_numpy()
     dx_ref = np.zeros(x.shape[:2] + (32 * 32,))
     for n, c in np.ndindex(x.shape[:2]):
         np.add.at(dx_ref[n, c], idx_ref[n, c].ravel(), dy[n, c].ravel())
@@ -141,17 +148,20 @@ def f32(*shape):
     return core_tensor(np.ones(shape, np.float32))
 
 
-@pytest.mark.parametrize("xs,kernel,stride,pad,match", [
-    ((3, 5, 5), [2, 2], [2, 2], [0, 0, 0, 0], "pool2d: x must be 4-D"),
-    ((1, 3, 5, 5), [0, 2], [2, 2], [0, 0, 0, 0], "pool2d: kernel must be 2 integers >= 1"),
-    ((1, 3, 5, 5), [2], [2, 2], [0, 0, 0, 0], "pool2d: kernel must be 2"),
-    ((1, 3, 5, 5), [2, 2], [0, 2], [0, 0, 0, 0], "pool2d: stride must be"),
-    ((1, 3, 5, 5), [2, 2], [2, -1], [0, 0, 0, 0], "pool2d: stride must be"),
-    ((1, 3, 5, 5), [2, 2], [2, 2], [0, 0, -1, 0], "pool2d: padding must be >= 0"),
-    ((1, 3, 5, 5), [2, 2], [2, 2], [0, 0, 0], "pool2d: padding must be"),
-    ((1, 3, 5, 5), [6, 2], [1, 1], [0, 0, 0, 0], "pool2d: the .*kernel 6x2 is larger"),
-    ((1, 3, 1, 5), [2, 2], [1, 1], [0, 0, 0, 0], "larger than the padded input 1x5"),
-])
+@pytest.mark.parametrize(
+    "xs,kernel,stride,pad,match",
+    [
+        ((3, 5, 5), [2, 2], [2, 2], [0, 0, 0, 0], "pool2d: x must be 4-D"),
+        ((1, 3, 5, 5), [0, 2], [2, 2], [0, 0, 0, 0], "pool2d: kernel must be 2 integers >= 1"),
+        ((1, 3, 5, 5), [2], [2, 2], [0, 0, 0, 0], "pool2d: kernel must be 2"),
+        ((1, 3, 5, 5), [2, 2], [0, 2], [0, 0, 0, 0], "pool2d: stride must be"),
+        ((1, 3, 5, 5), [2, 2], [2, -1], [0, 0, 0, 0], "pool2d: stride must be"),
+        ((1, 3, 5, 5), [2, 2], [2, 2], [0, 0, -1, 0], "pool2d: padding must be >= 0"),
+        ((1, 3, 5, 5), [2, 2], [2, 2], [0, 0, 0], "pool2d: padding must be"),
+        ((1, 3, 5, 5), [6, 2], [1, 1], [0, 0, 0, 0], "pool2d: the .*kernel 6x2 is larger"),
+        ((1, 3, 1, 5), [2, 2], [1, 1], [0, 0, 0, 0], "larger than the padded input 1x5"),
+    ],
+)
 def test_pool2d_bad_params(xs, kernel, stride, pad, match):
     with pytest.raises(ValueError, match=match):
         _core.pool2d(f32(*xs), kernel, stride, pad, True)
@@ -159,8 +169,9 @@ def test_pool2d_bad_params(xs, kernel, stride, pad, match):
 
 def test_pool2d_bad_dtype():
     with pytest.raises(TypeError, match="pool2d: x has dtype int32, expected float32"):
-        _core.pool2d(core_tensor(np.ones((1, 1, 4, 4), np.int32)), [2, 2], [2, 2],
-                     [0, 0, 0, 0], False)
+        _core.pool2d(
+            core_tensor(np.ones((1, 1, 4, 4), np.int32)), [2, 2], [2, 2], [0, 0, 0, 0], False
+        )
 
 
 def test_pool2d_backward_bad_inputs():
@@ -169,12 +180,14 @@ def test_pool2d_backward_bad_inputs():
     args = ([2, 2], [2, 2], [0, 0, 0, 0], True)
     with pytest.raises(ValueError, match="pool2d_backward: max pooling needs the indices"):
         _core.pool2d_backward(y, [1, 2, 4, 4], None, *args)
-    with pytest.raises(ValueError, match=r"pool2d_backward: dy has shape \(1, 2, 2, 2\), "
-                                         r"expected \(1, 2, 3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"pool2d_backward: dy has shape \(1, 2, 2, 2\), "
+        r"expected \(1, 2, 3, 3\)",
+    ):
         _core.pool2d_backward(y, [1, 2, 6, 6], idx, *args)
     with pytest.raises(ValueError, match=r"pool2d_backward: indices have shape"):
-        _core.pool2d_backward(y, [1, 2, 4, 4], core_tensor(np.zeros((2, 2, 2), np.int32)),
-                              *args)
+        _core.pool2d_backward(y, [1, 2, 4, 4], core_tensor(np.zeros((2, 2, 2), np.int32)), *args)
     with pytest.raises(TypeError, match="pool2d_backward: indices has dtype float32"):
         _core.pool2d_backward(y, [1, 2, 4, 4], y, *args)
     with pytest.raises(TypeError, match="pool2d_backward: dy has dtype int32"):

@@ -120,7 +120,12 @@ GraphPlan Graph::Plan(bool sequential) const {
 }
 
 void Graph::Run(Device* dev, bool sequential) {
-  GraphPlan plan = Plan(sequential);
+  if (!plan_valid_ || plan_sequential_ != sequential) {
+    plan_ = Plan(sequential);
+    plan_valid_ = true;
+    plan_sequential_ = sequential;
+  }
+  const GraphPlan& plan = plan_;
   last_peak_ = plan.planned_peak + plan.persistent_bytes;
   const bool profile = dev->verbosity() > 0 && runs_ >= dev->skip_iterations();
   Context* ctx = dev->context();

@@ -27,10 +27,17 @@ struct GraphPlan {
 
 class Graph {
  public:
-  void Add(Node node) { nodes_.push_back(std::move(node)); }
+  void Add(Node node) {
+    nodes_.push_back(std::move(node));
+    plan_valid_ = false;
+  }
   size_t size() const { return nodes_.size(); }
   const std::vector<Node>& nodes() const { return nodes_; }
-  void Clear() { nodes_.clear(); runs_ = 0; }
+  void Clear() {
+    nodes_.clear();
+    runs_ = 0;
+    plan_valid_ = false;
+  }
   // Runs every node in recorded (sequential) or dependency (level-by-level) order.
   void Run(Device* dev, bool sequential);
   // Plans execution order and memory release points for the current node list.
@@ -42,6 +49,11 @@ class Graph {
  private:
   std::vector<size_t> DependencyOrder() const;
   std::vector<Node> nodes_;
+  // The plan is made at the first run after recording and kept: a block that nothing outside
+  // the graph referenced then cannot gain an outside reference later.
+  GraphPlan plan_;
+  bool plan_valid_ = false;
+  bool plan_sequential_ = false;
   int64_t runs_ = 0;
   size_t last_peak_ = 0;
 };

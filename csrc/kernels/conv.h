@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/device.h"
+#include "core/dtype.h"
 
 namespace minisinga {
 
@@ -19,6 +21,30 @@ struct ConvGeom {
   int64_t DH = 1, DW = 1;           // dilation
   int64_t OH = 0, OW = 0;           // output size
 };
+
+// Output columns [lo, hi) whose input column ow*S + off lies inside [0, W) (0 <= ow < OW).
+MS_HD void ValidRange(int64_t off, int64_t S, int64_t W, int64_t OW, int64_t* lo,
+                      int64_t* hi) {
+  int64_t l = off >= 0 ? 0 : (-off + S - 1) / S;
+  int64_t h = (W - 1 - off) < 0 ? 0 : (W - 1 - off) / S + 1;
+  h = h < OW ? h : OW;
+  *lo = l < h ? l : h;
+  *hi = h;
+}
+
+// For each kernel column kw: the input column offset (ow*SW + off) and the output columns
+// [lo, hi) for which it lies inside the image; the same for every row and plane.
+struct ColRange {
+  int64_t off, lo, hi;
+};
+inline std::vector<ColRange> ColRanges(const ConvGeom& g) {
+  std::vector<ColRange> r(g.KW);
+  for (int64_t kw = 0; kw < g.KW; kw++) {
+    r[kw].off = kw * g.DW - g.PL;
+    ValidRange(r[kw].off, g.SW, g.W, g.OW, &r[kw].lo, &r[kw].hi);
+  }
+  return r;
+}
 
 namespace kernels {
 namespace cpu {
@@ -47,6 +73,16 @@ void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels,
 // db[c] = sum over b, i of dy[b][c][i] (dy is N x C x HW), written (not accumulated).
 void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
                   float* db);
+// Depthwise convolution (groups == C, one input channel per group), computed directly:
+// output channel co = c*multiplier + j reads input channel c with the KH x KW filter
+// w[co]. y gets bias[co] added when bias is not null. All three write their output.
+void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,
+                     int64_t batch, const ConvGeom& g, int64_t multiplier, float* y);
+void DepthwiseConv2dBackwardData(Context* ctx, const float* dy, const float* w, int64_t batch,
+                                 const ConvGeom& g, int64_t multiplier, float* dx);
+void DepthwiseConv2dBackwardWeight(Context* ctx, const float* dy, const float* x,
+                                   int64_t batch, const ConvGeom& g, int64_t multiplier,
+                                   float* dw);
 }  // namespace cpu
 namespace cuda {
 void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
@@ -62,6 +98,13 @@ void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels,
                 float* dst);
 void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
                   float* db);
+void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,
+                     int64_t batch, const ConvGeom& g, int64_t multiplier, float* y);
+void DepthwiseConv2dBackwardData(Context* ctx, const float* dy, const float* w, int64_t batch,
+                                 const ConvGeom& g, int64_t multiplier, float* dx);
+void DepthwiseConv2dBackwardWeight(Context* ctx, const float* dy, const float* x,
+                                   int64_t batch, const ConvGeom& g, int64_t multiplier,
+                                   float* dw);
 }  // namespace cuda
 }  // namespace kernels
 

@@ -32,8 +32,11 @@ class Scratch {
   float* p_ = nullptr;
 };
 
-// Bounds of the im2col scratch, and the GEMM width below which images are batched.
+// Bounds of the im2col scratch: hard (an image is split into bands of rows beyond it) and
+// the size of a chunk of several images (about what stays in the cores' caches).
 constexpr int64_t kScratchFloats = (int64_t{64} << 20) / sizeof(float);
+constexpr int64_t kChunkFloats = (int64_t{2} << 20) / sizeof(float);
+// Images whose output has fewer pixels than this are batched into one GEMM.
 constexpr int64_t kTargetCols = 4096;
 
 // Everything a conv closure needs, computed (and checked) before Exec.
@@ -42,6 +45,7 @@ struct ConvPlan {
   int64_t N = 0, Cout = 0, groups = 1, Cg = 0, Coutg = 0;
   int64_t Rg = 0, R = 0, P = 0;  // col rows per group / in all, output pixels per image
   bool direct = false;           // 1x1, stride 1, no padding: x itself is the col matrix
+  bool depthwise = false;        // groups == C > 1: direct kernels, no im2col
   int64_t nb = 1, rows = 0;      // images per chunk; output rows per chunk when nb == 1
   int64_t col_floats = 0, ys_floats = 0;  // scratch: col matrix, [Cout, nb*P] operand
 };
@@ -82,12 +86,11 @@ ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
   p.direct = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PB == 0 &&
              g.PL == 0 && g.PR == 0;
   p.rows = g.OH;
-  if (p.direct) return p;
+  p.depthwise = groups > 1 && p.Cg == 1;
+  if (p.direct || p.depthwise) return p;
   // Several images per GEMM when one image makes a narrow GEMM, within the scratch bound.
-  if (p.P < kTargetCols && p.N > 1) {
-    p.nb = std::min(p.N, (kTargetCols + p.P - 1) / p.P);
-    p.nb = std::max<int64_t>(1, std::min(p.nb, kScratchFloats / ((p.R + p.Cout) * p.P)));
-  }
+  if (p.P < kTargetCols && p.N > 1)
+    p.nb = std::max<int64_t>(1, std::min(p.N, kChunkFloats / ((p.R + p.Cout) * p.P)));
   if (p.nb > 1) {
     p.col_floats = p.R * p.nb * p.P;
     p.ys_floats = p.Cout * p.nb * p.P;
@@ -176,6 +179,10 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
         const float* wp = wr.data<float>();
         const float* bp = has_b ? br.data<float>() : nullptr;
         float* yp = yr.mutable_data<float>();
+        if (p.depthwise) {
+          MS_DISPATCH(ctx, DepthwiseConv2d, xp, wp, bp, p.N, g, p.Coutg, yp);
+          return;
+        }
         Scratch s(ctx->dev, p.col_floats + p.ys_floats);
         float* col = s.get();
         float* ys = col + p.col_floats;
@@ -231,6 +238,10 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
         const float* dyp = dyr.data<float>();
         const float* wp = wr.data<float>();
         float* dxp = dxr.mutable_data<float>();
+        if (p.depthwise) {
+          MS_DISPATCH(ctx, DepthwiseConv2dBackwardData, dyp, wp, p.N, g, p.Coutg, dxp);
+          return;
+        }
         Scratch s(ctx->dev, p.col_floats + p.ys_floats);
         float* col = s.get();
         float* ys = col + p.col_floats;
@@ -281,6 +292,10 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
         if (p.N == 0) return;
         const float* dyp = dyr.data<float>();
         const float* xp = xr.data<float>();
+        if (p.depthwise) {
+          MS_DISPATCH(ctx, DepthwiseConv2dBackwardWeight, dyp, xp, p.N, g, p.Coutg, dwp);
+          return;
+        }
         Scratch s(ctx->dev, p.col_floats + p.ys_floats);
         float* col = s.get();
         float* ys = col + p.col_floats;

@@ -2,9 +2,11 @@
 // (so the copy of the valid columns is a plain strided loop), OpenBLAS sgemm, and the
 // layout passes between a chunk's [C, B, HW] GEMM operands and NCHW tensors.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/dispatch.h"
 #include "kernels/conv.h"
@@ -13,28 +15,15 @@ namespace minisinga {
 namespace kernels {
 namespace cpu {
 
-namespace {
-
-// Output columns [lo, hi) whose input column ow*S + off lies inside [0, W).
-inline void ValidRange(int64_t off, int64_t S, int64_t W, int64_t OW, int64_t* lo,
-                       int64_t* hi) {
-  int64_t l = off >= 0 ? 0 : (-off + S - 1) / S;
-  int64_t h = (W - 1 - off) < 0 ? 0 : (W - 1 - off) / S + 1;
-  h = std::min(h, OW);
-  *lo = std::min(l, h);
-  *hi = h;
-}
-
-}  // namespace
-
 void Im2Col(Context*, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
             int64_t rows, float* col) {
   const int64_t KK = g.KH * g.KW, R = g.C * KK;
   const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
   const int64_t items = R * batch;
+  // Image-major, so that each thread fills the columns its share of the GEMM reads.
 #pragma omp parallel for schedule(static) if (R * ld > MS_OMP_MIN)
   for (int64_t it = 0; it < items; it++) {
-    const int64_t r = it / batch, b = it % batch;
+    const int64_t b = it / R, r = it % R;
     const int64_t c = r / KK, kh = (r % KK) / g.KW, kw = r % g.KW;
     const float* plane = x + (b * g.C + c) * g.H * g.W;
     float* dst = col + r * ld + b * cols_img;
@@ -89,16 +78,89 @@ void Col2Im(Context*, const float* col, int64_t batch, const ConvGeom& g, int64_
   }
 }
 
+namespace {
+
+// OpenBLAS runs single-threaded inside ConvGemm: the parallelism comes from OpenMP, as
+// everywhere else in the CPU kernels (two thread pools on the same cores fight).
+class BlasOneThread {
+ public:
+  BlasOneThread() : prev_(scipy_openblas_get_num_threads()) {
+    if (prev_ != 1) scipy_openblas_set_num_threads(1);
+  }
+  ~BlasOneThread() {
+    if (prev_ != 1) scipy_openblas_set_num_threads(prev_);
+  }
+
+ private:
+  int prev_;
+};
+
+inline void Sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                  float* C, int64_t ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                    tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(M),
+                    static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
+                    static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
+                    static_cast<blasint>(ldc));
+}
+
+// Below this many multiply-adds a GEMM runs on one thread.
+constexpr double kParallelWork = 1 << 18;
+
+}  // namespace
+
 // TODO(blas): unify with kernels::cpu::Gemm of the blas family once it lands.
 void ConvGemm(Context*, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc) {
   if (M == 0 || N == 0) return;
-  scipy_cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans, static_cast<blasint>(M),
-                    static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
-                    static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
-                    static_cast<blasint>(ldc));
+  BlasOneThread one;
+  const int T = omp_get_max_threads();
+  if (T == 1 || static_cast<double>(M) * N * K < kParallelWork) {
+    Sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Split the larger output dimension in T blocks of a multiple of 16; if both are small,
+  // split K and sum the partial products. (Loops over blocks, not thread ids, so a smaller
+  // team, e.g. when nested in another parallel region, still covers everything.)
+  if (std::max(M, N) >= 32 * T) {
+    const bool by_n = N >= M;
+    const int64_t D = by_n ? N : M;
+    const int64_t blk = ((D + T - 1) / T + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int t = 0; t < T; t++) {
+      const int64_t d0 = t * blk, d1 = std::min(D, d0 + blk);
+      if (d0 >= d1) continue;
+      if (by_n)
+        Sgemm(transA, transB, M, d1 - d0, K, alpha, A, lda, transB ? B + d0 * ldb : B + d0,
+              ldb, beta, C + d0, ldc);
+      else
+        Sgemm(transA, transB, d1 - d0, N, K, alpha, transA ? A + d0 : A + d0 * lda, lda, B,
+              ldb, beta, C + d0 * ldc, ldc);
+    }
+    return;
+  }
+  if (K < 64 * T) {
+    Sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  std::vector<float> part(static_cast<size_t>(T) * M * N);
+  const int64_t blk = (K + T - 1) / T;
+#pragma omp parallel for schedule(static) num_threads(T)
+  for (int t = 0; t < T; t++) {
+    const int64_t k0 = std::min(K, t * blk), k1 = std::min(K, k0 + blk);
+    Sgemm(transA, transB, M, N, k1 - k0, alpha, transA ? A + k0 * lda : A + k0, lda,
+          transB ? B + k0 : B + k0 * ldb, ldb, 0.f, part.data() + t * M * N, N);
+  }
+  for (int64_t i = 0; i < M; i++) {
+    for (int64_t j = 0; j < N; j++) {
+      float acc = 0.f;
+      for (int t = 0; t < T; t++) acc += part[(t * M + i) * N + j];
+      float& c = C[i * ldc + j];
+      c = beta == 0.f ? acc : beta * c + acc;
+    }
+  }
 }
 
 void ConvScatter(Context*, const float* src, const float* bias, int64_t batch,
@@ -118,10 +180,10 @@ void ConvGather(Context*, const float* src, int64_t batch, int64_t channels, int
                 float* dst) {
   const int64_t items = batch * channels;
 #pragma omp parallel for schedule(static) if (items * hw > MS_OMP_MIN)
-  for (int64_t it = 0; it < items; it++) {
-    const int64_t c = it / batch, b = it % batch;
-    const float* s = src + (b * channels + c) * hw;
-    float* d = dst + it * hw;
+  for (int64_t it = 0; it < items; it++) {  // image-major, like Im2Col
+    const int64_t b = it / channels, c = it % channels;
+    const float* s = src + it * hw;
+    float* d = dst + (c * batch + b) * hw;
     for (int64_t i = 0; i < hw; i++) d[i] = s[i];
   }
 }
@@ -139,6 +201,113 @@ void ConvBiasGrad(Context*, const float* dy, int64_t batch, int64_t channels, in
       acc += part;
     }
     db[c] = static_cast<float>(acc);
+  }
+}
+
+// Depthwise kernels: one OpenMP item per output plane (forward, weight) or input plane
+// (data); rows of the window are strided AXPYs / dot products over the valid columns.
+
+void DepthwiseConv2d(Context*, const float* x, const float* w, const float* bias,
+                     int64_t batch, const ConvGeom& g, int64_t multiplier, float* y) {
+  const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
+  const std::vector<ColRange> cols = ColRanges(g);
+  const int64_t items = batch * Cout;
+#pragma omp parallel for schedule(static) if (items * P * KK > MS_OMP_MIN)
+  for (int64_t it = 0; it < items; it++) {
+    const int64_t n = it / Cout, co = it % Cout, c = co / multiplier;
+    const float* plane = x + (n * g.C + c) * g.H * g.W;
+    const float* wk = w + co * KK;
+    float* out = y + it * P;
+    const float b = bias ? bias[co] : 0.f;
+    for (int64_t oh = 0; oh < g.OH; oh++) {
+      float* row = out + oh * g.OW;
+      for (int64_t ow = 0; ow < g.OW; ow++) row[ow] = b;
+      for (int64_t kh = 0; kh < g.KH; kh++) {
+        const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+        if (ih < 0 || ih >= g.H) continue;
+        for (int64_t kw = 0; kw < g.KW; kw++) {
+          const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
+          const float* src = plane + ih * g.W + off;
+          const float wv = wk[kh * g.KW + kw];
+          if (g.SW == 1) {
+            for (int64_t ow = lo; ow < hi; ow++) row[ow] += wv * src[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ow++) row[ow] += wv * src[ow * g.SW];
+          }
+        }
+      }
+    }
+  }
+}
+
+void DepthwiseConv2dBackwardData(Context*, const float* dy, const float* w, int64_t batch,
+                                 const ConvGeom& g, int64_t multiplier, float* dx) {
+  const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
+  const std::vector<ColRange> cols = ColRanges(g);
+  const int64_t items = batch * g.C;
+#pragma omp parallel for schedule(static) if (items * multiplier * P * KK > MS_OMP_MIN)
+  for (int64_t it = 0; it < items; it++) {
+    const int64_t n = it / g.C, c = it % g.C;
+    float* plane = dx + it * g.H * g.W;
+    std::memset(plane, 0, sizeof(float) * g.H * g.W);
+    for (int64_t j = 0; j < multiplier; j++) {
+      const int64_t co = c * multiplier + j;
+      const float* grad = dy + (n * Cout + co) * P;
+      const float* wk = w + co * KK;
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        const float* row = grad + oh * g.OW;
+        for (int64_t kh = 0; kh < g.KH; kh++) {
+          const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t kw = 0; kw < g.KW; kw++) {
+            const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
+            float* dst = plane + ih * g.W + off;
+            const float wv = wk[kh * g.KW + kw];
+            if (g.SW == 1) {
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow] += wv * row[ow];
+            } else {
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow * g.SW] += wv * row[ow];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void DepthwiseConv2dBackwardWeight(Context*, const float* dy, const float* x, int64_t batch,
+                                   const ConvGeom& g, int64_t multiplier, float* dw) {
+  const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
+  const std::vector<ColRange> cols = ColRanges(g);
+#pragma omp parallel for schedule(static) if (batch * Cout * P * KK > MS_OMP_MIN)
+  for (int64_t co = 0; co < Cout; co++) {
+    const int64_t c = co / multiplier;
+    float* wk = dw + co * KK;
+    for (int64_t k = 0; k < KK; k++) wk[k] = 0.f;
+    for (int64_t n = 0; n < batch; n++) {
+      const float* plane = x + (n * g.C + c) * g.H * g.W;
+      const float* grad = dy + (n * Cout + co) * P;
+      for (int64_t kh = 0; kh < g.KH; kh++) {
+        for (int64_t kw = 0; kw < g.KW; kw++) {
+          const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
+          float acc = 0.f;
+          for (int64_t oh = 0; oh < g.OH; oh++) {
+            const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+            if (ih < 0 || ih >= g.H) continue;
+            const float* src = plane + ih * g.W + off;
+            const float* row = grad + oh * g.OW;
+            if (g.SW == 1) {
+#pragma omp simd reduction(+ : acc)
+              for (int64_t ow = lo; ow < hi; ow++) acc += row[ow] * src[ow];
+            } else {
+#pragma omp simd reduction(+ : acc)
+              for (int64_t ow = lo; ow < hi; ow++) acc += row[ow] * src[ow * g.SW];
+            }
+          }
+          wk[kh * g.KW + kw] += acc;
+        }
+      }
+    }
   }
 }
 

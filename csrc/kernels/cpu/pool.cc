@@ -1,7 +1,10 @@
-// CPU pooling kernels: one OpenMP work item per plane, windows clipped to the image.
+// CPU pooling kernels: one OpenMP work item per plane. Each output row is built from the
+// window's input rows, one kernel cell at a time, as strided loops over the output columns
+// whose window cell lies inside the image (so they vectorise and never branch on data).
 #include <algorithm>
-#include <cmath>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "core/dispatch.h"
 #include "kernels/pool.h"
@@ -12,72 +15,88 @@ namespace cpu {
 
 namespace {
 
-// The window of output (oh, ow) clipped to the image: rows [h0, h1), columns [w0, w1).
-struct Window {
-  int64_t h0, h1, w0, w1;
-  Window(const ConvGeom& g, int64_t oh, int64_t ow) {
-    h0 = oh * g.SH - g.PT;
-    w0 = ow * g.SW - g.PL;
-    h1 = std::min(h0 + g.KH, g.H);
-    w1 = std::min(w0 + g.KW, g.W);
-    h0 = std::max<int64_t>(h0, 0);
-    w0 = std::max<int64_t>(w0, 0);
-  }
-  int64_t count() const { return std::max<int64_t>(h1 - h0, 0) * std::max<int64_t>(w1 - w0, 0); }
-};
+// Number of window cells of output (o) inside [0, n) along one axis.
+inline int64_t Inside(int64_t o, int64_t S, int64_t P, int64_t K, int64_t n) {
+  const int64_t a = o * S - P;
+  return std::max<int64_t>(0, std::min(a + K, n) - std::max<int64_t>(a, 0));
+}
 
-inline float Divisor(const ConvGeom& g, const Window& win, bool count_include_pad) {
-  return static_cast<float>(count_include_pad ? g.KH * g.KW : win.count());
+// 1 / divisor for every output cell of a plane (0 where the window has no cell inside).
+std::vector<float> InverseCounts(const ConvGeom& g, bool count_include_pad) {
+  std::vector<float> inv(g.OH * g.OW);
+  for (int64_t oh = 0; oh < g.OH; oh++) {
+    const int64_t ch = Inside(oh, g.SH, g.PT, g.KH, g.H);
+    for (int64_t ow = 0; ow < g.OW; ow++) {
+      const int64_t n = ch * Inside(ow, g.SW, g.PL, g.KW, g.W);
+      const int64_t d = count_include_pad ? g.KH * g.KW : n;
+      inv[oh * g.OW + ow] = n > 0 ? 1.f / static_cast<float>(d) : 0.f;
+    }
+  }
+  return inv;
+}
+
+// Calls f(ih, off, lo, hi) for every window cell (kh, kw) of output row oh that lies in
+// the image: input row ih, input column ow*SW + off for output columns [lo, hi).
+template <typename F>
+inline void ForCells(const ConvGeom& g, const ColRange* cols, int64_t oh, F f) {
+  for (int64_t kh = 0; kh < g.KH; kh++) {
+    const int64_t ih = oh * g.SH - g.PT + kh;
+    if (ih < 0 || ih >= g.H) continue;
+    for (int64_t kw = 0; kw < g.KW; kw++) f(ih, cols[kw].off, cols[kw].lo, cols[kw].hi);
+  }
 }
 
 }  // namespace
 
 void MaxPool2d(Context*, const float* x, int64_t planes, const ConvGeom& g, float* y,
                int32_t* idx) {
-  const int64_t HW = g.H * g.W, P = g.OH * g.OW;
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
+  const float lowest = -std::numeric_limits<float>::infinity();
+  const std::vector<ColRange> cols = ColRanges(g);
 #pragma omp parallel for schedule(static) if (planes * P * g.KH * g.KW > MS_OMP_MIN)
   for (int64_t pl = 0; pl < planes; pl++) {
     const float* xp = x + pl * HW;
-    float* yp = y + pl * P;
-    int32_t* ip = idx + pl * P;
     for (int64_t oh = 0; oh < g.OH; oh++) {
+      float* best = y + pl * P + oh * g.OW;
+      int32_t* arg = idx + pl * P + oh * g.OW;
       for (int64_t ow = 0; ow < g.OW; ow++) {
-        const Window win(g, oh, ow);
-        float best = 0.f;
-        int64_t arg = -1;
-        for (int64_t h = win.h0; h < win.h1; h++) {
-          for (int64_t w = win.w0; w < win.w1; w++) {
-            const float v = xp[h * g.W + w];
-            // The first maximum wins; the first NaN wins over numbers, as in numpy.
-            if (arg < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
-              best = v;
-              arg = h * g.W + w;
-            }
-          }
-        }
-        yp[oh * g.OW + ow] = best;
-        ip[oh * g.OW + ow] = static_cast<int32_t>(arg);
+        best[ow] = lowest;
+        arg[ow] = -1;
       }
+      // Cells in window order: the first maximum wins, and the first NaN over numbers.
+      ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
+        const float* src = xp + ih * g.W + off;
+        const int32_t base = static_cast<int32_t>(ih * g.W + off);
+        for (int64_t ow = lo; ow < hi; ow++) {
+          const float v = src[ow * SW], b = best[ow];
+          const bool take = arg[ow] < 0 || v > b || (v != v && b == b);
+          best[ow] = take ? v : b;
+          arg[ow] = take ? base + static_cast<int32_t>(ow * SW) : arg[ow];
+        }
+      });
+      for (int64_t ow = 0; ow < g.OW; ow++)  // windows entirely in the padding
+        if (arg[ow] < 0) best[ow] = 0.f;
     }
   }
 }
 
 void AvgPool2d(Context*, const float* x, int64_t planes, const ConvGeom& g,
                bool count_include_pad, float* y) {
-  const int64_t HW = g.H * g.W, P = g.OH * g.OW;
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
+  const std::vector<float> inv = InverseCounts(g, count_include_pad);
+  const std::vector<ColRange> cols = ColRanges(g);
 #pragma omp parallel for schedule(static) if (planes * P * g.KH * g.KW > MS_OMP_MIN)
   for (int64_t pl = 0; pl < planes; pl++) {
     const float* xp = x + pl * HW;
-    float* yp = y + pl * P;
     for (int64_t oh = 0; oh < g.OH; oh++) {
-      for (int64_t ow = 0; ow < g.OW; ow++) {
-        const Window win(g, oh, ow);
-        float sum = 0.f;
-        for (int64_t h = win.h0; h < win.h1; h++)
-          for (int64_t w = win.w0; w < win.w1; w++) sum += xp[h * g.W + w];
-        const float div = Divisor(g, win, count_include_pad);
-        yp[oh * g.OW + ow] = div > 0 ? sum / div : 0.f;
-      }
+      float* sum = y + pl * P + oh * g.OW;
+      const float* scale = inv.data() + oh * g.OW;
+      for (int64_t ow = 0; ow < g.OW; ow++) sum[ow] = 0.f;
+      ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
+        const float* src = xp + ih * g.W + off;
+        for (int64_t ow = lo; ow < hi; ow++) sum[ow] += src[ow * SW];
+      });
+      for (int64_t ow = 0; ow < g.OW; ow++) sum[ow] *= scale[ow];
     }
   }
 }
@@ -98,21 +117,21 @@ void MaxPool2dBackward(Context*, const float* dy, const int32_t* idx, int64_t pl
 
 void AvgPool2dBackward(Context*, const float* dy, int64_t planes, const ConvGeom& g,
                        bool count_include_pad, float* dx) {
-  const int64_t HW = g.H * g.W, P = g.OH * g.OW;
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
+  const std::vector<float> inv = InverseCounts(g, count_include_pad);
+  const std::vector<ColRange> cols = ColRanges(g);
 #pragma omp parallel for schedule(static) if (planes * P * g.KH * g.KW > MS_OMP_MIN)
   for (int64_t pl = 0; pl < planes; pl++) {
     float* dp = dx + pl * HW;
     const float* gp = dy + pl * P;
     std::memset(dp, 0, sizeof(float) * HW);
     for (int64_t oh = 0; oh < g.OH; oh++) {
-      for (int64_t ow = 0; ow < g.OW; ow++) {
-        const Window win(g, oh, ow);
-        const float div = Divisor(g, win, count_include_pad);
-        if (div <= 0) continue;
-        const float v = gp[oh * g.OW + ow] / div;
-        for (int64_t h = win.h0; h < win.h1; h++)
-          for (int64_t w = win.w0; w < win.w1; w++) dp[h * g.W + w] += v;
-      }
+      const float* grow = gp + oh * g.OW;
+      const float* scale = inv.data() + oh * g.OW;
+      ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
+        float* dst = dp + ih * g.W + off;
+        for (int64_t ow = lo; ow < hi; ow++) dst[ow * SW] += grow[ow] * scale[ow];
+      });
     }
   }
 }
