@@ -17,9 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "examples", "cnn"))
 
-from minisinga import device, opt, tensor  # noqa: E402
-
 from bench_train import CNN, MLP  # noqa: E402
+
+from minisinga import device, opt, tensor  # noqa: E402
 
 
 def make(name):
@@ -30,7 +30,7 @@ def make(name):
     if name == "resnet18":
         from model import resnet  # examples/cnn/model/resnet.py
 
-        return resnet.resnet18(num_classes=10), (3, 64, 64)
+        return resnet.resnet18(num_classes=10, input_size=128), (3, 128, 128)
     raise ValueError(name)
 
 
@@ -69,7 +69,7 @@ def main():
           f"{'eager peak MB':>14} {'graph peak MB':>14} {'memory':>8}")
     for name, batch, steps in [("mlp", 64, args.steps), ("mlp", 16, args.steps),
                                ("cnn", 16, max(5, args.steps // 5)),
-                               ("resnet18", 4, max(2, args.steps // 25))]:
+                               ("resnet18", 8, max(2, args.steps // 25))]:
         try:
             e_tp, e_peak = run(name, batch, steps, False)
             g_tp, g_peak = run(name, batch, steps, True)

@@ -170,8 +170,12 @@ def conv_rows(args, dev) -> list[Row]:
         wt = rng.standard_normal((o, c // g, k, k)).astype(np.float32)
         tx, tw = to_core(x, dev), to_core(wt, dev)
         px, pw = torch.from_numpy(x), torch.from_numpy(wt)
-        core = lambda: _core.conv2d(tx, tw, None, [st, st], [pad] * 4, [1, 1], g)  # noqa: E731
-        ref = lambda: torch.nn.functional.conv2d(px, pw, None, st, pad, 1, g)  # noqa: E731
+        def core(tx=tx, tw=tw, st=st, pad=pad, g=g):
+            return _core.conv2d(tx, tw, None, [st, st], [pad] * 4, [1, 1], g)
+
+        def ref(px=px, pw=pw, st=st, pad=pad, g=g):
+            return torch.nn.functional.conv2d(px, pw, None, st, pad, 1, g)
+
         np.testing.assert_allclose(core().to_numpy(), ref().numpy(), rtol=1e-3, atol=1e-3)
         oh = (h + 2 * pad - k) // st + 1
         flops = 2.0 * n * o * oh * oh * (c // g) * k * k

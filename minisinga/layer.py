@@ -10,7 +10,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from . import autograd, tensor
-from .autograd.nn import pair, same_padding, _pads4
+from .autograd.nn import _pads4, pair, same_padding
 from .tensor import Tensor
 
 
@@ -198,7 +198,8 @@ class Gemm(Layer):
 
 
 class Conv2d(Layer):
-    """2-d convolution. `Conv2d(out, k)` infers in-channels; `Conv2d(in, out, k)` also works.
+    """2-d convolution. `Conv2d(out, k)` infers in-channels; `Conv2d(in, out, k[, stride[,
+    padding]])` also works (SINGA's positional form).
     padding: int, (ph, pw) or (top, bottom, left, right); pad_mode NOTSET, SAME_UPPER,
     SAME_LOWER or VALID; activation NOTSET or RELU (applied after the convolution)."""
 
@@ -207,8 +208,14 @@ class Conv2d(Layer):
                  activation: str = "NOTSET", **kwargs):
         super().__init__()
         self.in_channels = None
-        if args:  # Conv2d(in_channels, out_channels, kernel_size)
+        if len(args) > 3:
+            raise TypeError(f"Conv2d: too many positional arguments {args}")
+        if args:  # Conv2d(in_channels, out_channels, kernel_size, stride, padding)
             self.in_channels, nb_kernels, kernel_size = nb_kernels, kernel_size, args[0]
+            stride = args[1] if len(args) > 1 else stride
+            padding = args[2] if len(args) > 2 else padding
+        if kwargs:
+            raise TypeError(f"Conv2d: unexpected arguments {sorted(kwargs)}")
         self.nb_kernels = int(nb_kernels)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
@@ -264,10 +271,14 @@ class SeparableConv2d(Layer):
     def __init__(self, nb_kernels: int, kernel_size, *args, stride=1, padding=0,
                  bias: bool = False, **kwargs):
         super().__init__()
+        if len(args) > 3 or kwargs:
+            raise TypeError(f"SeparableConv2d: unexpected arguments {args} {sorted(kwargs)}")
+        if args:  # SeparableConv2d(in, out, k, stride, padding)
+            nb_kernels, kernel_size = kernel_size, args[0]
+            stride = args[1] if len(args) > 1 else stride
+            padding = args[2] if len(args) > 2 else padding
         self.nb_kernels, self.kernel_size = nb_kernels, kernel_size
         self.stride, self.padding, self.bias = stride, padding, bias
-        if args:  # SeparableConv2d(in, out, k)
-            self.nb_kernels, self.kernel_size = kernel_size, args[0]
 
     def initialize(self, x: Tensor) -> None:
         c = x.shape[1]

@@ -247,3 +247,5 @@ class RMSProp(Optimizer):
         s = self._buffer(name, "sq_avg", param)
         _core.rmsprop_update(param.data, grad.data, s.data, self.lr_value.data, self.rho,
                              self.epsilon, self.weight_decay)
+
+from .dist.distopt import DistOpt  # noqa: E402,F401 - SINGA's opt.DistOpt

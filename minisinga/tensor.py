@@ -36,7 +36,8 @@ def to_dtype(dtype) -> "_core.DType":
     try:
         nd = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"unsupported dtype {dtype!r}; expected float32, float16 or int32")
+        raise TypeError(
+            f"unsupported dtype {dtype!r}; expected float32, float16 or int32") from None
     if nd in _DTYPE_OF:
         return _DTYPE_OF[nd]
     raise TypeError(f"unsupported dtype {nd}; expected float32, float16 or int32")
@@ -48,7 +49,7 @@ def _shape_of(shape) -> tuple:
     try:
         shape = tuple(int(d) for d in shape)
     except TypeError:
-        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}")
+        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
     for d in shape:
         if d < 0:
             raise ValueError(f"shape {shape} has a negative dimension")
@@ -58,20 +59,21 @@ def _shape_of(shape) -> tuple:
 class Tensor:
     """An n-d array on a device, with the fields autograd needs.
 
-    Args:
+    Args (SINGA's order):
         shape: dimensions (ignored when `data` is given).
         device: where it lives (default: the default CPU device).
+        dtype: float32 (default), float16 or int32.
+        data: a numpy array to copy, or a `_core.Tensor` to wrap.
         requires_grad: whether autograd tracks it.
         stores_grad: whether backward yields its gradient (True for parameters).
-        data: a numpy array to copy, or a `_core.Tensor` to wrap.
         creator: the autograd Operator that produced it.
-        dtype: float32 (default), float16 or int32.
+        name: an optional name (parameters get their dotted layer path).
     """
 
     __array_priority__ = 100  # numpy defers `ndarray op Tensor` to Tensor's reflected ops
 
-    def __init__(self, shape=(), device=None, requires_grad=True, stores_grad=False,
-                 data=None, creator=None, dtype=float32, name: Optional[str] = None):
+    def __init__(self, shape=(), device=None, dtype=float32, data=None, requires_grad=True,
+                 stores_grad=False, creator=None, name: Optional[str] = None):
         if isinstance(data, _core.Tensor):
             self.data = data
         elif data is not None:

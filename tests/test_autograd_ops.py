@@ -4,11 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from gradcheck import check_op
 
 from minisinga import autograd as ag
 from minisinga import tensor
-
-from gradcheck import check_op
 
 R = np.random.default_rng(42)
 

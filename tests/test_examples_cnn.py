@@ -128,6 +128,28 @@ def test_train_cnn_grid(synthetic, model, data, extra):
     epochs(proc)
 
 
+def test_train_cnn_graph_and_eager_print_the_same(synthetic):
+    """The recorded-graph replay and eager execution give the same losses and accuracies."""
+    runs = [run_script("train_cnn.py", "cnn", "cifar10", "--data-dir", str(synthetic), "-m",
+                       "2", "-b", "4", "--max-steps", "5", "--device", "cpu", *g)
+            for g in ([], ["-g"])]
+    graph, eager = (epochs(p, 2) for p in runs)
+    assert graph == eager, (runs[0].stdout, runs[1].stdout)
+
+
+def test_run_signature_matches_spec(cnn_modules):
+    import inspect
+
+    train_cnn, _ = cnn_modules
+    params = list(inspect.signature(train_cnn.run).parameters.values())
+    names = [p.name for p in params[:13]]
+    assert names == ["global_rank", "world_size", "local_rank", "max_epoch", "batch_size",
+                     "model", "data", "sgd", "graph", "verbosity", "dist_option", "spars",
+                     "precision"]
+    assert [p.default for p in params[10:13]] == ["plain", None, "float32"]
+    assert all(p.default is not inspect.Parameter.empty for p in params[10:])
+
+
 def test_train_cnn_two_epochs_learn_synthetic(synthetic):
     """The CNN learns the synthetic MNIST patterns: loss falls from epoch 0 to epoch 2."""
     proc = run_script("train_cnn.py", "cnn", "mnist", "--data-dir", str(synthetic), "-m", "3",

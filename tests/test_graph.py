@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from minisinga import autograd as ag
 from minisinga import device, layer, model, opt, tensor
 
 
@@ -225,3 +224,61 @@ def test_profiling(capsys):
     assert "SoftmaxCrossEntropy" in report or "softmax" in report.lower()
     dev.SetVerbosity(0)
     m.eval()
+
+
+# ---- the example models of SPEC-cnn.md at small sizes ----
+
+def example_models():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "cnn"))
+    from model import alexnet, cnn, mlp, resnet, xceptionnet
+
+    return {
+        "mlp": (lambda: mlp.create_model(data_size=12, num_classes=4), (12,)),
+        "cnn": (lambda: cnn.create_model(num_classes=4, num_channels=1, input_size=16),
+                (1, 16, 16)),
+        "alexnet": (lambda: alexnet.create_model(num_classes=4, num_channels=1, input_size=99),
+                    (1, 99, 99)),
+        "resnet18": (lambda: resnet.resnet18(num_classes=4, input_size=32), (3, 32, 32)),
+        "resnet50": (lambda: resnet.resnet50(num_classes=4, input_size=32), (3, 32, 32)),
+        "xceptionnet": (lambda: xceptionnet.create_model(num_classes=4, num_channels=3,
+                                                         input_size=71), (3, 71, 71)),
+    }
+
+
+def train_example(name, graph, sequential, steps=3):
+    dev = device.create_cpu_device()
+    dev.SetRandSeed(1)
+    ctor, shape = example_models()[name]
+    r = np.random.default_rng(1)
+    bs = 2
+    tx = tensor.Tensor((bs,) + shape, dev)
+    ty = tensor.Tensor((bs,), dev, dtype=tensor.int32)
+    m = ctor()
+    m.set_optimizer(opt.SGD(0.01, momentum=0.9, weight_decay=1e-5))
+    m.compile([tx], is_train=True, use_graph=graph, sequential=sequential)
+    trace = []
+    for _ in range(steps):
+        tx.copy_from_numpy(r.standard_normal((bs,) + shape).astype(np.float32))
+        ty.copy_from_numpy(r.integers(0, 4, bs).astype(np.int32))
+        out, loss = m(tx, ty, "plain", None)
+        trace.append((out.to_numpy(), loss.to_numpy()))
+    states = {k: v.to_numpy() for k, v in m.get_states().items()}
+    m.eval()
+    return trace, states
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "alexnet", "resnet18", "resnet50",
+                                  "xceptionnet"])
+def test_example_models_eager_equals_graph(name):
+    ref_trace, ref_states = train_example(name, graph=False, sequential=True)
+    for sequential in (True, False):
+        trace, states = train_example(name, graph=True, sequential=sequential)
+        for step, ((o1, l1), (o2, l2)) in enumerate(zip(ref_trace, trace)):
+            np.testing.assert_allclose(o2, o1, rtol=1e-4, atol=1e-5, err_msg=f"out {step}")
+            np.testing.assert_allclose(l2, l1, rtol=1e-4, atol=1e-5, err_msg=f"loss {step}")
+        for k in ref_states:
+            np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-4, atol=1e-5,
+                                       err_msg=k)

@@ -158,3 +158,14 @@ def test_params_follow_the_input_device_and_dtype():
     assert fc2.W.dtype == tensor.float32
     fc2._match_inputs((h,))
     assert fc2.W.dtype == tensor.float16
+
+
+def test_singa_positional_forms():
+    c = layer.Conv2d(3, 8, 3, 2, 1)  # in, out, kernel, stride, padding
+    assert c(x_of(1, 3, 9, 9)).shape == (1, 8, 5, 5)
+    s = layer.SeparableConv2d(4, 6, 3, 2, 1)
+    assert s(x_of(1, 4, 9, 9)).shape == (1, 6, 5, 5)
+    with pytest.raises(TypeError, match="unexpected"):
+        layer.Conv2d(8, 3, strides=2)
+    t = tensor.Tensor((3,), device.get_default_device(), tensor.int32)  # SINGA: dtype third
+    assert t.dtype == tensor.int32

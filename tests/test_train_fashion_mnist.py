@@ -63,7 +63,7 @@ def test_cnn_learns_fashion_mnist():
     m.set_optimizer(opt.SGD(0.05, momentum=0.9, weight_decay=1e-5))
     m.compile([tx], is_train=True)
     losses = []
-    for epoch in range(2):
+    for _epoch in range(2):
         for i in range(0, len(x_train), bs):
             tx.copy_from_numpy(x_train[i:i + bs])
             ty.copy_from_numpy(y_train[i:i + bs])

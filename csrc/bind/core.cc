@@ -190,6 +190,33 @@ void InitCore(py::module_& m) {
   m.def("copy", &ops::Copy, py::arg("dst"), py::arg("src"));
   m.def("clone", &ops::Clone, py::arg("t"));
   m.def("to_device", &ops::ToDevice, py::arg("t"), py::arg("device"));
+
+  // ---- For minisinga.dist (communicators): zero-copy access to tensor memory ----
+  // host_view: a numpy array aliasing a CPU tensor's memory (allocated here if it was not yet;
+  // a never-written block reads as zeros). The array keeps the block alive, but a recorded
+  // graph may still release an internal block's memory after its last use: take views at run
+  // time (inside an exec_python node), not while recording.
+  auto tensor_cls = py::reinterpret_borrow<py::class_<Tensor>>(m.attr("Tensor"));
+  tensor_cls.def("host_view", [](const Tensor& t) {
+    MS_CHECK(!t.device()->is_cuda(), "host_view: tensor is on " << t.device()->name()
+                                          << "; only CPU tensors can be viewed from the host "
+                                             "(use data_ptr for device memory)");
+    char* base = static_cast<char*>(const_cast<void*>(t.block()->data())) + t.offset();
+    auto keep = new Tensor(t);
+    py::capsule owner(keep, [](void* p) { delete static_cast<Tensor*>(p); });
+    return py::array(NumpyDType(t.dtype()), t.shape(), base, owner);
+  });
+  // data_ptr: the address of the first element in the device's memory (for NCCL / cupy).
+  tensor_cls.def("data_ptr", [](const Tensor& t) {
+    return reinterpret_cast<uintptr_t>(
+        static_cast<char*>(const_cast<void*>(t.block()->data())) + t.offset());
+  });
+  // stream_handle: the device's cudaStream_t as an int (0 on CPU devices).
+  auto device_cls = py::reinterpret_borrow<py::class_<Device, std::unique_ptr<Device, py::nodelete>>>(
+      m.attr("Device"));
+  device_cls.def_property_readonly("stream_handle", [](Device& d) {
+    return reinterpret_cast<uintptr_t>(d.context()->stream);
+  });
 }
 
 }  // namespace minisinga

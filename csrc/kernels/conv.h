@@ -1,6 +1,6 @@
-// Convolution family (NCHW, float32): im2col / col2im and the GEMM they feed. The
-// convolution algorithm itself (chunking, groups, bias) lives in ops/conv.cc and runs on
-// every device through these kernels.
+// Convolution family (NCHW, float32): im2col / col2im, the GEMM they feed, NCHW <-> GEMM
+// layout passes, and direct depthwise kernels. The convolution algorithm itself (chunking,
+// groups, bias, which path) lives in ops/conv.cc and runs on every device through these.
 #pragma once
 
 #include <cstdint>
@@ -58,11 +58,6 @@ void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int6
 // (padding entries are dropped). The caller zeroes x first when it wants a plain result.
 void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
             int64_t rows, float* x);
-// Row-major C = alpha * op(A) * op(B) + beta * C, op(A) M x K, op(B) K x N. Conv's own
-// copy of the blas family's Gemm, to be unified with kernels::cpu::Gemm later.
-void ConvGemm(Context* ctx, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
-              float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-              float beta, float* C, int64_t ldc);
 // dst[b][c][i] = src[c][b][i] (+ bias[c] when bias is not null): a chunk's [C, B, HW]
 // GEMM result into NCHW. With batch == 1, src may equal dst (an in-place bias add).
 void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
@@ -89,9 +84,6 @@ void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int6
             int64_t rows, float* col);
 void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
             int64_t rows, float* x);
-void ConvGemm(Context* ctx, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
-              float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-              float beta, float* C, int64_t ldc);
 void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
                  int64_t channels, int64_t hw, float* dst);
 void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels, int64_t hw,

@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "core/dispatch.h"
+#include "kernels/blas.h"
 
 namespace minisinga {
 namespace ops {
@@ -203,7 +204,7 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
             float* C = nb == 1 ? yn + r0 * g.OW : ys;
             const int64_t ldc = nb == 1 ? p.P : cols;
             for (int64_t k = 0; k < p.groups; k++)
-              MS_DISPATCH(ctx, ConvGemm, false, false, p.Coutg, cols, p.Rg, 1.f,
+              MS_DISPATCH(ctx, Gemm, false, false, p.Coutg, cols, p.Rg, 1.f,
                           wp + k * p.Coutg * p.Rg, p.Rg, B + k * p.Rg * ldb, ldb, 0.f,
                           C + k * p.Coutg * ldc, ldc);
           }
@@ -259,7 +260,7 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
             float* C = p.direct ? dxp + n0 * xstep : col;
             const int64_t ldc = p.direct ? p.P : cols;
             for (int64_t k = 0; k < p.groups; k++)
-              MS_DISPATCH(ctx, ConvGemm, true, false, p.Rg, cols, p.Coutg, 1.f,
+              MS_DISPATCH(ctx, Gemm, true, false, p.Rg, cols, p.Coutg, 1.f,
                           wp + k * p.Coutg * p.Rg, p.Rg, D + k * p.Coutg * ldd, ldd, 0.f,
                           C + k * p.Rg * ldc, ldc);
             if (!p.direct) MS_DISPATCH(ctx, Col2Im, col, nb, g, r0, rows, dxp + n0 * xstep);
@@ -317,7 +318,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
             const int64_t ldd = nb == 1 ? p.P : cols;
             // dw_k += dy_k col_k^T
             for (int64_t k = 0; k < p.groups; k++)
-              MS_DISPATCH(ctx, ConvGemm, false, true, p.Coutg, p.Rg, cols, 1.f,
+              MS_DISPATCH(ctx, Gemm, false, true, p.Coutg, p.Rg, cols, 1.f,
                           D + k * p.Coutg * ldd, ldd, B + k * p.Rg * ldb, ldb, 1.f,
                           dwp + k * p.Coutg * p.Rg, p.Rg);
           }

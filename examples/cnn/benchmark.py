@@ -25,9 +25,9 @@ _REPO = os.path.dirname(os.path.dirname(HERE))
 if os.path.isdir(os.path.join(_REPO, "minisinga")) and _REPO not in sys.path:
     sys.path.append(_REPO)
 
-from minisinga import opt, tensor  # noqa: E402
-
 from train_cnn import UsageError, get_device  # noqa: E402
+
+from minisinga import opt, tensor  # noqa: E402
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 MODELS = RESNETS + ("alexnet", "xceptionnet", "cnn")

@@ -25,9 +25,9 @@ _REPO = os.path.dirname(os.path.dirname(HERE))
 if os.path.isdir(os.path.join(_REPO, "minisinga")) and _REPO not in sys.path:
     sys.path.append(_REPO)  # a source checkout without an installed minisinga
 
-from minisinga import device, opt, tensor  # noqa: E402
-
 from data.common import DatasetError  # noqa: E402
+
+from minisinga import device, opt, tensor  # noqa: E402
 
 MODELS = ("mlp", "cnn", "alexnet", "resnet", "xceptionnet")
 DATASETS = ("mnist", "cifar10", "cifar100")

@@ -3,7 +3,11 @@
 
 #include <cblas.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <climits>
+#include <vector>
 
 #include "core/common.h"
 #include "core/dispatch.h"
@@ -26,6 +30,8 @@ void CheckSizes(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64
 
 // OpenBLAS runs a GEMM of at most this many multiply-adds on one thread.
 constexpr int64_t kSmallGemm = 64 * 64 * 64;
+// Below this many multiply-adds a GEMM is not split over OpenMP threads.
+constexpr double kSplitWork = 1 << 18;
 // Batches with less total work than this stay on one thread.
 constexpr int64_t kParallelWork = 1 << 21;
 
@@ -44,6 +50,25 @@ void ScaleC(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   }
 }
 
+inline void Sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                  float* C, int64_t ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, Op(ta), Op(tb), static_cast<blasint>(M),
+                    static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
+                    static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
+                    static_cast<blasint>(ldc));
+}
+
+// All CPU parallelism comes from OpenMP: OpenBLAS is kept on one thread, because two thread
+// pools spinning on the same cores stall each other (tiny GEMMs took milliseconds).
+void BlasSingleThreaded() {
+  static const bool done = [] {
+    scipy_openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)done;
+}
+
 }  // namespace
 
 void Gemm(Context*, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -52,19 +77,59 @@ void Gemm(Context*, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   if (M == 0 || N == 0) return;
   if (K == 0) return ScaleC(M, N, beta, C, ldc);
   CheckSizes(M, N, K, lda, ldb, ldc);
-  scipy_cblas_sgemm(CblasRowMajor, Op(trans_a), Op(trans_b), static_cast<blasint>(M),
-                    static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
-                    static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
-                    static_cast<blasint>(ldc));
+  BlasSingleThreaded();
+  const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (T == 1 || static_cast<double>(M) * N * K < kSplitWork) {
+    Sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Split the larger output dimension in T blocks of a multiple of 16; if both are small,
+  // split K and sum the partial products in a fixed order.
+  if (std::max(M, N) >= 32 * T) {
+    const bool by_n = N >= M;
+    const int64_t D = by_n ? N : M;
+    const int64_t blk = ((D + T - 1) / T + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int t = 0; t < T; t++) {
+      const int64_t d0 = t * blk, d1 = std::min(D, d0 + blk);
+      if (d0 >= d1) continue;
+      if (by_n)
+        Sgemm(trans_a, trans_b, M, d1 - d0, K, alpha, A, lda, trans_b ? B + d0 * ldb : B + d0,
+              ldb, beta, C + d0, ldc);
+      else
+        Sgemm(trans_a, trans_b, d1 - d0, N, K, alpha, trans_a ? A + d0 : A + d0 * lda, lda, B,
+              ldb, beta, C + d0 * ldc, ldc);
+    }
+    return;
+  }
+  if (K < 64 * T) {
+    Sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  std::vector<float> part(static_cast<size_t>(T) * M * N);
+  const int64_t blk = (K + T - 1) / T;
+#pragma omp parallel for schedule(static) num_threads(T)
+  for (int t = 0; t < T; t++) {
+    const int64_t k0 = std::min(K, t * blk), k1 = std::min(K, k0 + blk);
+    Sgemm(trans_a, trans_b, M, N, k1 - k0, alpha, trans_a ? A + k0 * lda : A + k0, lda,
+          trans_b ? B + k0 : B + k0 * ldb, ldb, 0.f, part.data() + t * M * N, N);
+  }
+  for (int64_t i = 0; i < M; i++) {
+    for (int64_t j = 0; j < N; j++) {
+      float acc = 0.f;
+      for (int t = 0; t < T; t++) acc += part[(t * M + i) * N + j];
+      float& c = C[i * ldc + j];
+      c = beta == 0.f ? acc : beta * c + acc;
+    }
+  }
 }
 
 void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                         int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
                         const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
                         int64_t ldc, int64_t stride_c, int64_t batch) {
-  // OpenBLAS's own sgemm_batch_strided stalls for tens of ms on a busy machine (its thread
-  // pool waits on descheduled workers), so: small matrices (which OpenBLAS runs on the calling
-  // thread) are spread over OpenMP threads; large ones go one by one, each threaded by OpenBLAS.
+  // Small matrices are spread over OpenMP threads (Gemm then runs each on its thread); large
+  // ones go one by one, each split over the threads by Gemm.
   CheckSizes(M, N, K, lda, ldb, ldc);  // before the parallel loop: nothing throws inside it
   const int64_t work = M * N * K;
   if (work <= kSmallGemm) {

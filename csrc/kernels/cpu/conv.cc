@@ -1,7 +1,6 @@
 // CPU convolution kernels: im2col / col2im with the padding split out of the inner loop
 // (so the copy of the valid columns is a plain strided loop), OpenBLAS sgemm, and the
 // layout passes between a chunk's [C, B, HW] GEMM operands and NCHW tensors.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -74,91 +73,6 @@ void Col2Im(Context*, const float* col, int64_t batch, const ConvGeom& g, int64_
           }
         }
       }
-    }
-  }
-}
-
-namespace {
-
-// OpenBLAS runs single-threaded inside ConvGemm: the parallelism comes from OpenMP, as
-// everywhere else in the CPU kernels (two thread pools on the same cores fight).
-class BlasOneThread {
- public:
-  BlasOneThread() : prev_(scipy_openblas_get_num_threads()) {
-    if (prev_ != 1) scipy_openblas_set_num_threads(1);
-  }
-  ~BlasOneThread() {
-    if (prev_ != 1) scipy_openblas_set_num_threads(prev_);
-  }
-
- private:
-  int prev_;
-};
-
-inline void Sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                  float* C, int64_t ldc) {
-  scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                    tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(M),
-                    static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
-                    static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
-                    static_cast<blasint>(ldc));
-}
-
-// Below this many multiply-adds a GEMM runs on one thread.
-constexpr double kParallelWork = 1 << 18;
-
-}  // namespace
-
-// TODO(blas): unify with kernels::cpu::Gemm of the blas family once it lands.
-void ConvGemm(Context*, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-              const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-              int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  BlasOneThread one;
-  const int T = omp_get_max_threads();
-  if (T == 1 || static_cast<double>(M) * N * K < kParallelWork) {
-    Sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  // Split the larger output dimension in T blocks of a multiple of 16; if both are small,
-  // split K and sum the partial products. (Loops over blocks, not thread ids, so a smaller
-  // team, e.g. when nested in another parallel region, still covers everything.)
-  if (std::max(M, N) >= 32 * T) {
-    const bool by_n = N >= M;
-    const int64_t D = by_n ? N : M;
-    const int64_t blk = ((D + T - 1) / T + 15) / 16 * 16;
-#pragma omp parallel for schedule(static) num_threads(T)
-    for (int t = 0; t < T; t++) {
-      const int64_t d0 = t * blk, d1 = std::min(D, d0 + blk);
-      if (d0 >= d1) continue;
-      if (by_n)
-        Sgemm(transA, transB, M, d1 - d0, K, alpha, A, lda, transB ? B + d0 * ldb : B + d0,
-              ldb, beta, C + d0, ldc);
-      else
-        Sgemm(transA, transB, d1 - d0, N, K, alpha, transA ? A + d0 : A + d0 * lda, lda, B,
-              ldb, beta, C + d0 * ldc, ldc);
-    }
-    return;
-  }
-  if (K < 64 * T) {
-    Sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  std::vector<float> part(static_cast<size_t>(T) * M * N);
-  const int64_t blk = (K + T - 1) / T;
-#pragma omp parallel for schedule(static) num_threads(T)
-  for (int t = 0; t < T; t++) {
-    const int64_t k0 = std::min(K, t * blk), k1 = std::min(K, k0 + blk);
-    Sgemm(transA, transB, M, N, k1 - k0, alpha, transA ? A + k0 * lda : A + k0, lda,
-          transB ? B + k0 : B + k0 * ldb, ldb, 0.f, part.data() + t * M * N, N);
-  }
-  for (int64_t i = 0; i < M; i++) {
-    for (int64_t j = 0; j < N; j++) {
-      float acc = 0.f;
-      for (int t = 0; t < T; t++) acc += part[(t * M + i) * N + j];
-      float& c = C[i * ldc + j];
-      c = beta == 0.f ? acc : beta * c + acc;
     }
   }
 }
@@ -282,31 +196,34 @@ void DepthwiseConv2dBackwardWeight(Context*, const float* dy, const float* x, in
 #pragma omp parallel for schedule(static) if (batch * Cout * P * KK > MS_OMP_MIN)
   for (int64_t co = 0; co < Cout; co++) {
     const int64_t c = co / multiplier;
-    float* wk = dw + co * KK;
-    for (int64_t k = 0; k < KK; k++) wk[k] = 0.f;
+    // Per kernel cell, a row of per-column partial sums: the inner loop is an elementwise
+    // multiply-add (vectorised), reduced once at the end.
+    std::vector<float> acc(KK * g.OW, 0.f);
     for (int64_t n = 0; n < batch; n++) {
       const float* plane = x + (n * g.C + c) * g.H * g.W;
       const float* grad = dy + (n * Cout + co) * P;
-      for (int64_t kh = 0; kh < g.KH; kh++) {
-        for (int64_t kw = 0; kw < g.KW; kw++) {
-          const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
-          float acc = 0.f;
-          for (int64_t oh = 0; oh < g.OH; oh++) {
-            const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
-            if (ih < 0 || ih >= g.H) continue;
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        const float* row = grad + oh * g.OW;
+        for (int64_t kh = 0; kh < g.KH; kh++) {
+          const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t kw = 0; kw < g.KW; kw++) {
+            const int64_t off = cols[kw].off, lo = cols[kw].lo, hi = cols[kw].hi;
             const float* src = plane + ih * g.W + off;
-            const float* row = grad + oh * g.OW;
+            float* a = acc.data() + (kh * g.KW + kw) * g.OW;
             if (g.SW == 1) {
-#pragma omp simd reduction(+ : acc)
-              for (int64_t ow = lo; ow < hi; ow++) acc += row[ow] * src[ow];
+              for (int64_t ow = lo; ow < hi; ow++) a[ow] += row[ow] * src[ow];
             } else {
-#pragma omp simd reduction(+ : acc)
-              for (int64_t ow = lo; ow < hi; ow++) acc += row[ow] * src[ow * g.SW];
+              for (int64_t ow = lo; ow < hi; ow++) a[ow] += row[ow] * src[ow * g.SW];
             }
           }
-          wk[kh * g.KW + kw] += acc;
         }
       }
+    }
+    for (int64_t k = 0; k < KK; k++) {
+      float sum = 0.f;
+      for (int64_t ow = 0; ow < g.OW; ow++) sum += acc[k * g.OW + ow];
+      dw[co * KK + k] = sum;
     }
   }
 }

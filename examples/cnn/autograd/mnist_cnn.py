@@ -25,11 +25,11 @@ _REPO = os.path.dirname(os.path.dirname(CNN_DIR))
 if os.path.isdir(os.path.join(_REPO, "minisinga")) and _REPO not in sys.path:
     sys.path.append(_REPO)
 
-from minisinga import autograd, layer, opt, tensor  # noqa: E402
-
 from data import mnist  # noqa: E402
 from data.common import DatasetError  # noqa: E402
 from train_cnn import UsageError, augmentation, get_device, reduce_variable  # noqa: E402
+
+from minisinga import autograd, layer, opt, tensor  # noqa: E402
 
 
 class CNN(layer.Layer):

@@ -25,13 +25,19 @@ _REPO = os.path.dirname(os.path.dirname(CNN_DIR))
 if os.path.isdir(os.path.join(_REPO, "minisinga")) and _REPO not in sys.path:
     sys.path.append(_REPO)
 
-from minisinga import autograd, opt, tensor  # noqa: E402
-
 from data import cifar10  # noqa: E402
 from data.common import DatasetError  # noqa: E402
 from model import resnet  # noqa: E402
-from train_cnn import (UsageError, accuracy, augmentation, get_device,  # noqa: E402
-                       reduce_variable, resize_bilinear)
+from train_cnn import (  # noqa: E402
+    UsageError,
+    accuracy,
+    augmentation,
+    get_device,
+    reduce_variable,
+    resize_bilinear,
+)
+
+from minisinga import autograd, opt, tensor  # noqa: E402
 
 
 def synchronize(t, dist_opt) -> None:

@@ -23,10 +23,10 @@ _REPO = os.path.dirname(os.path.dirname(CNN_DIR))
 if os.path.isdir(os.path.join(_REPO, "minisinga")) and _REPO not in sys.path:
     sys.path.append(_REPO)
 
-from minisinga import autograd, opt, tensor  # noqa: E402
-
 from model.xceptionnet import Xception  # noqa: E402
 from train_cnn import UsageError, get_device  # noqa: E402
+
+from minisinga import autograd, opt, tensor  # noqa: E402
 
 
 def train(niters: int = 20, batch_size: int = 16, image_size: int = 299,

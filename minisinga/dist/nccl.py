@@ -1,0 +1,198 @@
+"""NCCL communicator for CUDA tensors, through `cupy.cuda.nccl` on our device pointers and the
+device's stream. cupy is imported only when this communicator is created, so CPU-only use
+never needs it.
+
+Every operation is enqueued on the device's stream (so it is ordered with the kernels, and a
+recorded graph replays it in place); fusion, fp16 conversion, clipping and the sparse
+selection run as cupy kernels on that same stream. `synchronize()` waits for the stream with
+the timeout and aborts the NCCL communicator when a peer does not answer, so a dead rank
+gives a DistError instead of a hang."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from .base import Backoff, Communicator, DistError, DoneHandle, select_sparse, timeout_seconds
+
+
+def import_cupy():
+    try:
+        import cupy
+        from cupy.cuda import nccl
+    except ImportError as e:
+        raise DistError("the NCCL communicator needs cupy: pip install 'minisinga[cuda]' "
+                        f"(cupy-cuda13x, nvidia-nccl-cu13) ({e})") from None
+    return cupy, nccl
+
+
+def make_unique_id():
+    """A new NCCL unique id (bytes or tuple, as cupy returns it)."""
+    _, nccl = import_cupy()
+    return nccl.get_unique_id()
+
+
+class NcclCommunicator(Communicator):
+    """One rank of an NCCL group on CUDA device `device`.
+
+    Args:
+        unique_id: the group's NCCL id (made once by one process, shared with all ranks).
+        rank, world_size: this rank and the group size.
+        device: the minisinga CUDA Device the tensors live on.
+        local_rank: rank on this host (informational).
+        timeout: seconds `synchronize()` may wait (default $MINISINGA_DIST_TIMEOUT or 60).
+    """
+
+    backend = "nccl"
+
+    def __init__(self, unique_id, rank: int, world_size: int, device, local_rank: int = 0,
+                 timeout: float | None = None):
+        if not device.is_cuda:
+            raise ValueError(f"nccl communicator: {device.name} is not a CUDA device")
+        cupy, nccl = import_cupy()
+        self._cp, self._nccl = cupy, nccl
+        self.world_size, self.rank, self.local_rank = world_size, rank, local_rank
+        self.device = device
+        self.timeout = timeout_seconds(timeout)
+        self._dtypes = {
+            "float32": nccl.NCCL_FLOAT32, "float16": nccl.NCCL_FLOAT16,
+            "int32": nccl.NCCL_INT32, "int64": nccl.NCCL_INT64, "uint8": nccl.NCCL_UINT8,
+        }
+        with cupy.cuda.Device(device.id):
+            self._stream = cupy.cuda.ExternalStream(device.stream_handle, device.id)
+            self._comm = nccl.NcclCommunicator(world_size, unique_id, rank)
+
+    # ---- helpers ----
+    def _array(self, t):
+        """A cupy array aliasing a `_core.Tensor` (or minisinga Tensor) on the device."""
+        core = getattr(t, "data", t)
+        if not core.device.is_cuda:
+            raise ValueError(f"nccl communicator: tensor is on {core.device.name}, not CUDA")
+        cp = self._cp
+        dtype = {"float32": cp.float32, "float16": cp.float16, "int32": cp.int32}[
+            core.dtype.name]
+        nbytes = core.nbytes
+        mem = cp.cuda.UnownedMemory(core.data_ptr(), nbytes, core, self.device.id)
+        return cp.ndarray(tuple(core.shape), dtype, cp.cuda.MemoryPointer(mem, 0))
+
+    @contextlib.contextmanager
+    def _ctx(self):
+        """cupy work inside runs on our GPU and on the device's stream."""
+        with self._cp.cuda.Device(self.device.id), self._stream:
+            yield
+
+    def _allreduce(self, buf) -> None:
+        self._comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, self._dtypes[buf.dtype.name],
+                             self._nccl.NCCL_SUM, self._stream.ptr)
+
+    def _allgather(self, buf):
+        out = self._cp.empty((self.world_size, buf.size), buf.dtype)
+        self._comm.allGather(buf.data.ptr, out.data.ptr, buf.size,
+                             self._dtypes[buf.dtype.name], self._stream.ptr)
+        return out
+
+    # ---- the interface ----
+    def start_all_reduce(self, tensors, scale=1.0, wire="float32", clip=None):
+        if wire not in ("float32", "float16"):
+            raise ValueError(f"all_reduce: wire dtype must be float32 or float16, got {wire!r}")
+        cp = self._cp
+        with self._ctx():
+            arrs = [self._array(t) for t in tensors]
+            if len(arrs) == 1 and wire == "float32" and clip is None:
+                buf = arrs[0].reshape(-1)
+                self._allreduce(buf)
+                if scale != 1.0:
+                    buf *= cp.float32(scale)
+                return DoneHandle("all_reduce")
+            buf = cp.concatenate([a.reshape(-1) for a in arrs])
+            if clip is not None:
+                cp.clip(buf, -clip, clip, out=buf)
+            if wire == "float16":
+                half = buf.astype(cp.float16)
+                self._allreduce(half)
+                buf[...] = half
+            else:
+                self._allreduce(buf)
+            if scale != 1.0:
+                buf *= cp.float32(scale)
+            self._scatter(buf, arrs)
+        return DoneHandle("all_reduce")
+
+    def start_sparse_all_reduce(self, tensors, residual, spars, topk, scale=1.0):
+        cp = self._cp
+        with self._ctx():
+            arrs = [self._array(t) for t in tensors]
+            buf = cp.concatenate([a.reshape(-1) for a in arrs])
+            res = self._array(residual).reshape(-1) if residual is not None else None
+            if res is not None:
+                buf += res
+            idx = select_sparse(buf, spars, topk, xp=cp)
+            vals = buf[idx]
+            if res is not None:
+                res[...] = buf
+                res[idx] = 0
+            counts = self._allgather(cp.array([idx.size], cp.int64))[:, 0]
+            m = int(counts.max().get())  # waits for the stream: sizes are needed on the host
+            payload = cp.zeros(2 * m, cp.int32)
+            payload[:idx.size] = idx
+            payload[m:m + idx.size] = vals.view(cp.int32)
+            parts = self._allgather(payload)
+            buf[...] = 0
+            for r, c in enumerate(counts.get().tolist()):
+                buf[parts[r, :c]] += parts[r, m:m + c].view(cp.float32)
+            if scale != 1.0:
+                buf *= cp.float32(scale)
+            self._scatter(buf, arrs)
+        return DoneHandle("sparse all_reduce")
+
+    def start_broadcast(self, tensors, root=0):
+        if not 0 <= root < self.world_size:
+            raise ValueError(f"broadcast: root {root} is not a rank (world size "
+                             f"{self.world_size})")
+        with self._ctx():
+            for t in tensors:
+                a = self._array(t).reshape(-1)
+                raw = a.view(self._cp.uint8)
+                self._comm.bcast(raw.data.ptr, raw.size, self._nccl.NCCL_UINT8, root,
+                                 self._stream.ptr)
+        return DoneHandle("broadcast")
+
+    def all_gather(self, t, out) -> None:
+        with self._ctx():
+            a, o = self._array(t), self._array(out)
+            if o.shape != (self.world_size,) + a.shape or o.dtype != a.dtype:
+                raise ValueError(f"all_gather: out has shape {o.shape}, expected "
+                                 f"{(self.world_size,) + a.shape}")
+            self._comm.allGather(a.data.ptr, o.data.ptr, a.size, self._dtypes[a.dtype.name],
+                                 self._stream.ptr)
+        self.synchronize()
+
+    def barrier(self) -> None:
+        with self._ctx():
+            self._allreduce(self._cp.zeros(1, self._cp.float32))
+        self.synchronize()
+
+    def synchronize(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        backoff = Backoff()
+        while not self._stream.done:
+            if time.monotonic() > deadline:
+                self._comm.abort()
+                raise DistError(f"nccl communicator: rank {self.rank} timed out after "
+                                f"{self.timeout:g} s waiting for the device stream (a peer is "
+                                "stuck or dead); the NCCL communicator was aborted")
+            backoff.pause()
+        self._comm.check_async_error()
+
+    def close(self) -> None:
+        if getattr(self, "_comm", None) is not None:
+            self._comm.destroy()
+            self._comm = None
+
+    @staticmethod
+    def _scatter(buf, arrs) -> None:
+        off = 0
+        for a in arrs:
+            n = a.size
+            a.reshape(-1)[...] = buf[off:off + n]
+            off += n

@@ -1,0 +1,174 @@
+"""The Python Tensor API (SINGA's names) against numpy."""
+
+import numpy as np
+import pytest
+
+from minisinga import device, tensor
+
+
+def T(a):
+    return tensor.from_numpy(np.asarray(a))
+
+
+def test_creation_and_properties():
+    t = tensor.Tensor((2, 3))
+    assert t.shape == (2, 3) and t.ndim() == 2 and t.size() == 6 and t.memsize() == 24
+    assert t.dtype == tensor.float32 and t.device == device.get_default_device()
+    np.testing.assert_array_equal(t.to_numpy(), 0)  # a never-written tensor reads as zeros
+    np.testing.assert_array_equal(tensor.zeros((2, 2)).to_numpy(), 0)
+    np.testing.assert_array_equal(tensor.ones((3,), dtype=tensor.int32).to_numpy(), 1)
+    assert tensor.ones_like(t).shape == (2, 3) and tensor.zeros_like(t).dtype == t.dtype
+    assert tensor.Tensor((4,), dtype="float16").dtype == tensor.float16
+    assert tensor.Tensor((4,), dtype=np.int32).dtype == tensor.int32
+
+
+def test_numpy_round_trips_and_dtype_conversion():
+    a = np.arange(12, dtype=np.float64).reshape(3, 4)
+    t = tensor.from_numpy(a)
+    assert t.dtype == tensor.float32
+    np.testing.assert_array_equal(t.to_numpy(), a)
+    assert tensor.from_numpy(np.arange(3)).dtype == tensor.int32
+    assert tensor.from_numpy(np.zeros(2, np.float16)).dtype == tensor.float16
+    assert tensor.from_numpy(np.array([True, False])).dtype == tensor.float32  # masks
+    t.copy_from_numpy(np.ones(12))  # any shape with the same number of elements
+    np.testing.assert_array_equal(tensor.to_numpy(t), np.ones((3, 4)))
+    f = np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(tensor.from_numpy(f).to_numpy(), f)
+
+
+def test_copy_clone_astype_to_device():
+    a = T(np.arange(6, dtype=np.float32).reshape(2, 3))
+    c = a.clone()
+    c += 1.0
+    np.testing.assert_array_equal(a.to_numpy(), np.arange(6).reshape(2, 3))
+    b = tensor.Tensor((2, 3))
+    b.copy_from(a)
+    np.testing.assert_array_equal(b.to_numpy(), a.to_numpy())
+    h = a.as_type(tensor.float16)
+    assert h.dtype == tensor.float16
+    np.testing.assert_array_equal(h.to_numpy(), a.to_numpy().astype(np.float16))
+    i = T([1.7, -1.7, 2.5]).as_type(tensor.int32)
+    np.testing.assert_array_equal(i.to_numpy(), [1, -1, 2])
+    other = device.create_cpu_device()
+    moved = a.clone().to_device(other)
+    assert moved.device == other
+    np.testing.assert_array_equal(moved.to_numpy(), a.to_numpy())
+    assert tensor.to_host(moved).device == device.get_default_device()
+
+
+def test_reshape_is_a_view_transpose_materialises():
+    a = T(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    r = a.reshape((4, -1))
+    assert r.shape == (4, 6) and r.data.same_block(a.data)
+    t = a.transpose((2, 0, 1))
+    np.testing.assert_array_equal(t.to_numpy(), np.arange(24).reshape(2, 3, 4).transpose(2, 0, 1))
+    assert not t.data.same_block(a.data)
+    np.testing.assert_array_equal(a.reshape((6, 4)).T().to_numpy(),
+                                  np.arange(24).reshape(6, 4).T)
+    np.testing.assert_array_equal(T([[1, 2], [3, 4]]).repeat(2, 1).to_numpy(),
+                                  [[1, 1, 2, 2], [3, 3, 4, 4]])
+
+
+def test_in_place_initialisers():
+    dev = device.get_default_device()
+    dev.SetRandSeed(7)
+    g = tensor.Tensor((20000,)).gaussian(1.0, 2.0).to_numpy()
+    assert abs(g.mean() - 1.0) < 0.1 and abs(g.std() - 2.0) < 0.1
+    u = tensor.Tensor((20000,)).uniform(-1, 3).to_numpy()
+    assert u.min() >= -1 and u.max() < 3 and abs(u.mean() - 1) < 0.1
+    b = tensor.Tensor((20000,)).bernoulli(0.25).to_numpy()
+    assert set(np.unique(b)) <= {0, 1} and abs(b.mean() - 0.25) < 0.02
+    np.testing.assert_array_equal(tensor.Tensor((3,)).set_value(2.5).to_numpy(), 2.5)
+    dev.SetRandSeed(7)
+    np.testing.assert_array_equal(tensor.Tensor((20000,)).gaussian(1.0, 2.0).to_numpy(), g)
+    r = tensor.random((1000,)).to_numpy()
+    assert 0 <= r.min() and r.max() < 1
+
+
+def test_arithmetic_and_comparison_operators():
+    x = np.array([[1.0, -2.0], [3.0, 0.5]], np.float32)
+    y = np.array([2.0, 4.0], np.float32)
+    a, b = T(x), T(y)
+    np.testing.assert_allclose((a + b).to_numpy(), x + y)
+    np.testing.assert_allclose((a - 1).to_numpy(), x - 1)
+    np.testing.assert_allclose((1 - a).to_numpy(), 1 - x)
+    np.testing.assert_allclose((a * b).to_numpy(), x * y)
+    np.testing.assert_allclose((a / b).to_numpy(), x / y)
+    np.testing.assert_allclose((2 / b).to_numpy(), 2 / y)
+    np.testing.assert_allclose((b ** 2).to_numpy(), y ** 2)
+    np.testing.assert_allclose((-a).to_numpy(), -x)
+    np.testing.assert_allclose((a @ a).to_numpy(), x @ x, rtol=1e-6)
+    np.testing.assert_array_equal((a > 0.7).to_numpy(), x > 0.7)
+    np.testing.assert_array_equal((a <= b).to_numpy(), x <= y)
+    np.testing.assert_array_equal((a == a).to_numpy(), 1)
+    c = a.clone()
+    c -= b
+    c *= 2
+    c /= 4
+    np.testing.assert_allclose(c.to_numpy(), (x - y) * 2 / 4)
+
+
+def test_module_functions():
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    a = T(x)
+    for name, ref in [("abs", np.abs), ("exp", np.exp), ("sign", np.sign),
+                      ("square", np.square), ("tanh", np.tanh),
+                      ("relu", lambda v: np.maximum(v, 0)),
+                      ("sigmoid", lambda v: 1 / (1 + np.exp(-v)))]:
+        np.testing.assert_allclose(getattr(tensor, name)(a).to_numpy(), ref(x), rtol=1e-5,
+                                   atol=1e-6)
+    np.testing.assert_allclose(tensor.sqrt(tensor.abs(a)).to_numpy(), np.sqrt(np.abs(x)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(tensor.log(tensor.exp(a)).to_numpy(), x, atol=1e-5)
+    np.testing.assert_allclose(tensor.clip(a, -0.5, 0.5).to_numpy(), np.clip(x, -0.5, 0.5))
+    np.testing.assert_allclose(tensor.pow(a, 2).to_numpy(), x ** 2, rtol=1e-6)
+    np.testing.assert_allclose(tensor.sum(a).to_numpy(), x.sum(), rtol=1e-5)
+    np.testing.assert_allclose(tensor.sum(a, 0).to_numpy(), x.sum(0), rtol=1e-5)
+    np.testing.assert_allclose(tensor.average(a, 1).to_numpy(), x.mean(1), rtol=1e-5)
+    np.testing.assert_allclose(tensor.max(a, 1).to_numpy(), x.max(1))
+    np.testing.assert_array_equal(tensor.argmax(a, 1).to_numpy(), x.argmax(1))
+    e = np.exp(x - x.max(1, keepdims=True))
+    np.testing.assert_allclose(tensor.softmax(a).to_numpy(), e / e.sum(1, keepdims=True),
+                               rtol=1e-5)
+    w = T(x.T.copy())
+    np.testing.assert_allclose(tensor.mult(a, w).to_numpy(), x @ x.T, rtol=1e-5)
+    c = tensor.zeros((3, 3)).set_value(1.0)
+    tensor.mult(a, w, c, alpha=2.0, beta=0.5)
+    np.testing.assert_allclose(c.to_numpy(), 2 * x @ x.T + 0.5, rtol=1e-5)
+    np.testing.assert_allclose(tensor.concatenate([a, a], 1).to_numpy(),
+                               np.concatenate([x, x], 1))
+    np.testing.assert_allclose(tensor.add(a, a).to_numpy(), 2 * x)
+    np.testing.assert_allclose(tensor.eltwise_mult(a, 3.0).to_numpy(), 3 * x)
+    np.testing.assert_allclose(tensor.div(1.0, tensor.exp(a)).to_numpy(), np.exp(-x),
+                               rtol=1e-5)
+    y = a.clone()
+    tensor.axpy(2.0, a, y)
+    np.testing.assert_allclose(y.to_numpy(), 3 * x, rtol=1e-6)
+    np.testing.assert_array_equal(tensor.where(a > 0, a, tensor.zeros((1,))).to_numpy(),
+                                  np.where(x > 0, x, 0))
+
+
+def test_bad_input_errors():
+    a = tensor.zeros((2, 3))
+    with pytest.raises(ValueError, match="does not fit tensor of shape"):
+        a.copy_from_numpy(np.zeros(5))
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        tensor.Tensor((2,), dtype=np.complex64)
+    with pytest.raises(TypeError, match="dtype"):
+        tensor.from_numpy(np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="negative"):
+        tensor.Tensor((2, -1))
+    with pytest.raises(ValueError, match="reshape"):
+        a.reshape((4, 2))
+    with pytest.raises(ValueError, match="not broadcastable"):
+        _ = a + tensor.zeros((4,))
+    with pytest.raises(TypeError, match="different devices"):
+        tensor.add(a, tensor.zeros((2, 3), device.create_cpu_device()))
+    with pytest.raises(ValueError, match="int32"):
+        tensor.from_numpy(np.array([2 ** 40]))
+    with pytest.raises(RuntimeError, match="without CUDA|no GPU|CUDA"):
+        if device.cuda_available():
+            raise RuntimeError("CUDA is available; nothing to check")
+        device.create_cuda_gpu_on(0)
+    with pytest.raises(ValueError, match="device id"):
+        device.create_cuda_gpu_on(-1)
