@@ -1,12 +1,11 @@
 // CUDA convolution kernels: im2col (one thread per col entry), col2im as a gather (one thread
 // per input cell, summing its window entries in the CPU's (kh, kw) order, so no atomics and
-// the same rounding), cuBLAS GEMM, the [C, B, HW] <-> NCHW layout passes and a deterministic
+// the same rounding), the [C, B, HW] <-> NCHW layout passes and a deterministic
 // per-channel bias gradient (block tree, double accumulation); depthwise convolution
 // computed directly (one thread per output / input cell, a block per weight).
 #include <climits>
 #include <cstdint>
 
-#include "kernels/blas.h"
 #include "kernels/conv.h"
 #include "kernels/cuda/util.cuh"
 
@@ -190,12 +189,6 @@ void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, in
   Col2ImKernel<<<cudak::Blocks(batch * g.C * (hi - lo) * g.W), kThreads, 0, s>>>(
       col, g, row0, rows, batch, lo, hi - lo, x);
   MS_CUDA_LAUNCH_CHECK("Col2ImKernel");
-}
-
-void ConvGemm(Context* ctx, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
-              float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-              float beta, float* C, int64_t ldc) {
-  Gemm(ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
