@@ -60,7 +60,7 @@ else
   say "no .whl/ folder: scipy-openblas32 must already be importable"
 fi
 
-if ! run build build 240 env MINISINGA_CUDA=1 MINISINGA_CUDA_ARCHS=90 "$PY" setup.py -q build_ext --inplace; then
+if ! run build build 240 env MINISINGA_CUDA=1 MINISINGA_CUDA_ARCHS=90 "$PY" setup.py -q build_ext --inplace --force; then
   say "--- build failed; end of build.log:"
   tail -40 "$OUT/build.log" >>"$REPORT"
   exit 1
