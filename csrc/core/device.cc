@@ -53,6 +53,12 @@ std::string Device::name() const {
 void Device::Exec(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writes,
                   const std::string& name, bool host) {
   if (buffering_) {
+    // An absent optional operand contributes no block.
+    auto drop_null = [](std::vector<BlockPtr>& v) {
+      v.erase(std::remove(v.begin(), v.end(), nullptr), v.end());
+    };
+    drop_null(reads);
+    drop_null(writes);
     graph_->Add(Node{std::move(fn), std::move(reads), std::move(writes), name,
                      graph_->current_phase, host});
   } else {
