@@ -5,6 +5,7 @@ mixed float16 training. Skipped as a whole without a CUDA build and a GPU."""
 import numpy as np
 import pytest
 from conftest import core_tensor
+from test_graph import CNN
 
 from minisinga import _core, device, layer, model, opt, tensor
 from minisinga import autograd as ag
@@ -556,30 +557,7 @@ def test_optim(gpu, cpu, rng, kind):
 # ---- models: eager == graph, CUDA-graph capture, float16 training ----
 
 
-class CNN(model.Model):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = layer.Conv2d(6, 3, padding=1)
-        self.bn1 = layer.BatchNorm2d()
-        self.relu = layer.ReLU()
-        self.pool = layer.MaxPool2d(2, 2)
-        self.conv2 = layer.Conv2d(8, 3, padding=1, activation="RELU")
-        self.gap = layer.AvgPool2d(4, 1)
-        self.flat = layer.Flatten()
-        self.drop = layer.Dropout(0.2)
-        self.fc = layer.Linear(4)
-        self.loss = layer.SoftMaxCrossEntropy()
-
-    def forward(self, x):
-        y = self.pool(self.relu(self.bn1(self.conv1(x))))
-        y = self.flat(self.gap(self.conv2(y)))
-        return self.fc(self.drop(y))
-
-    def train_one_batch(self, x, y):
-        out = self.forward(x)
-        loss = self.loss(out, y)
-        self.optimizer(loss)
-        return out, loss
+# The small CNN (BN, pooling, dropout) of the graph tests.
 
 
 def batches(n=6, bs=8, seed=0):
