@@ -2,6 +2,9 @@
 the family supports it, float16), eager == graph on the GPU, CUDA-graph capture of replays,
 mixed float16 training. Skipped as a whole without a CUDA build and a GPU."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 from conftest import core_tensor
@@ -22,6 +25,21 @@ B = _core.BinaryOp
 @pytest.fixture(scope="module")
 def gpu():
     return device.create_cuda_gpu_on(0)
+
+
+@pytest.fixture(autouse=True)
+def _sticky_error_ends_worker(gpu):
+    """A kernel fault leaves the CUDA context unusable, so every later test in this process
+    would fail too. Under pytest-xdist the worker exits instead and a fresh one (with a fresh
+    context) takes the remaining tests; the test that faulted is reported as crashed."""
+    yield
+    try:
+        gpu.Sync()
+    except RuntimeError as e:
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            print(f"CUDA context lost: {e}", file=sys.stderr, flush=True)
+            os._exit(3)
+        raise
 
 
 @pytest.fixture(scope="module")
