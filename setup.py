@@ -3,13 +3,13 @@ scipy-openblas32 wheel), plus the CUDA kernels when nvcc and cuBLAS are availabl
 
 Environment: MINISINGA_CUDA=1 forces the CUDA build, =0 disables it (default: on when nvcc
 and cuBLAS headers are found); MINISINGA_CUDA_ARCHS (default "80;90"); DEBUG=1 for -O0 -g;
-MINISINGA_JOBS parallel compile jobs (default: number of CPUs).
+MINISINGA_JOBS parallel compile jobs (default: number of CPUs); MINISINGA_MARCH the -march
+value (default "native"; empty for a portable build).
 """
 
 import glob
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
 
@@ -129,11 +129,15 @@ def make_extension():
     inc, libdir, lib = openblas()
     sources = sorted(glob.glob("csrc/**/*.cc", recursive=True))
     cxxflags = ["-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
-    cxxflags += ["-O0", "-g"] if DEBUG else ["-O3", "-march=native"]
+    march = os.environ.get("MINISINGA_MARCH", "native")  # "" for a portable build
+    cxxflags += ["-O0", "-g"] if DEBUG else ["-O3"] + ([f"-march={march}"] if march else [])
     macros = []
     include_dirs = [os.path.join(ROOT, "csrc"), inc]
     library_dirs = [libdir]
-    libraries = [lib]
+    # Named explicitly: setuptools may link with `gcc -shared`, which leaves libstdc++ out; the
+    # C++ runtime then binds to whatever library exports it (seen on a GPU machine: exceptions
+    # and stream formatting crashed once the real libstdc++ was loaded beside it).
+    libraries = [lib, "stdc++"]
     link_args = ["-fopenmp", f"-Wl,-rpath,{libdir}", "-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
     cuda = find_cuda()
     if cuda:

@@ -52,6 +52,15 @@ say "minisinga GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse
 say "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
 say "nvcc: $(nvcc --version 2>&1 | tail -1); python: $($PY --version 2>&1)"
 
+# Real Fashion-MNIST for the training checks: carry it as .data/fashion-mnist (git-ignored;
+# `cp -r /usr/share/datasets/fashion-mnist .data/` on a machine with dataset-fashion-mnist).
+FMNIST=/usr/share/datasets/fashion-mnist
+if [ ! -e "$FMNIST/train-images-idx3-ubyte.gz" ] && [ -d .data/fashion-mnist ]; then
+  mkdir -p "$(dirname "$FMNIST")" && cp -r .data/fashion-mnist "$FMNIST"
+fi
+# Open MPI refuses root unless told (the device machine runs commands as root).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
 if ls .whl/*.whl >/dev/null 2>&1; then
   run wheels build 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --upgrade --target /tmp/site .whl/*.whl
@@ -70,6 +79,7 @@ fi
 # The build comes back too, for a rerun that carries it (CHECK_PREBUILT=1 skips the build).
 cp minisinga/_core*.so "$OUT/" 2>/dev/null
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+say "_core links: $(readelf -d minisinga/_core*.so 2>&1 | grep -o 'NEEDED.*' | grep -o '\[.*\]' | tr '\n' ' ')"
 run sanity build 30 "$PY" -c "from minisinga import device as d; assert d.cuda_available(), 'no GPU'; print(d.create_cuda_gpu_on(0))" ||
   tail -5 "$OUT/build.log" >>"$REPORT"
 
@@ -86,6 +96,18 @@ grep -E '^(FAILED|ERROR) ' "$OUT/test_cuda.log" | head -40 >>"$REPORT"
 
 run nccl test_cuda 60 "$PY" -m pytest -q -rfE -p no:cacheprovider tests/test_dist_nccl.py
 say "NCCL: $(tail -n 30 "$OUT/test_cuda.log" | grep -E '[0-9]+ (passed|failed|skipped|error)' | tail -1)"
+
+# The main job on the GPU: real Fashion-MNIST, graph and eager, float32 and float16.
+if [ -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
+  for args in "-m 3" "-m 1 -g" "-m 1 -p float16"; do
+    n0=$(cat "$OUT/examples.log" 2>/dev/null | wc -l)
+    # shellcheck disable=SC2086
+    run train_cnn examples 60 "$PY" examples/cnn/train_cnn.py cnn mnist $args --device cuda \
+      --data-dir "$FMNIST"
+    say "train_cnn cnn mnist $args: $(tail -n +$((n0 + 1)) "$OUT/examples.log" |
+      grep -E 'Evaluation accuracy' | tr '\n' ' ')"
+  done
+fi
 
 if [ -f examples/cnn/benchmark.py ]; then
   for mode in graph no-graph; do
