@@ -4,7 +4,7 @@ scipy-openblas32 wheel), plus the CUDA kernels when nvcc and cuBLAS are availabl
 Environment: MINISINGA_CUDA=1 forces the CUDA build, =0 disables it (default: on when nvcc
 and cuBLAS headers are found); MINISINGA_CUDA_ARCHS (default "80;90"); DEBUG=1 for -O0 -g;
 MINISINGA_JOBS parallel compile jobs (default: number of CPUs); MINISINGA_MARCH the -march
-value (default "native"; empty for a portable build).
+value (default "native"; empty for a portable build); MINISINGA_LDFLAGS extra linker flags.
 """
 
 import glob
@@ -134,11 +134,14 @@ def make_extension():
     macros = []
     include_dirs = [os.path.join(ROOT, "csrc"), inc]
     library_dirs = [libdir]
-    # Named explicitly: setuptools may link with `gcc -shared`, which leaves libstdc++ out; the
-    # C++ runtime then binds to whatever library exports it (seen on a GPU machine: exceptions
-    # and stream formatting crashed once the real libstdc++ was loaded beside it).
-    libraries = [lib, "stdc++"]
-    link_args = ["-fopenmp", f"-Wl,-rpath,{libdir}", "-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
+    libraries = [lib]
+    # --exclude-libs: where the toolchain links libstdc++ (or anything) statically -- the GPU
+    # machine's build embedded libstdc++ -- its symbols stay private to _core. Exported, they
+    # mixed with the libstdc++ that torch loads: messages lost their numbers, and raising an
+    # exception crashed the interpreter.
+    link_args = ["-fopenmp", "-Wl,--exclude-libs,ALL"]
+    link_args += os.environ.get("MINISINGA_LDFLAGS", "").split()
+    link_args += [f"-Wl,-rpath,{libdir}", "-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
     cuda = find_cuda()
     if cuda:
         _, cinc, clib, clibs = cuda
