@@ -148,8 +148,11 @@ class Optimizer:
         bufs = self._states.setdefault(name, {})
         b = bufs.get(key)
         if b is None or tuple(b.shape) != tuple(like.shape) or b.device != like.device:
+            # float16 params keep float32 state: the update runs in float32 (csrc/ops/half.h)
+            # and small running averages would round away in float16.
+            dtype = tensor.float32 if like.dtype == tensor.float16 else like.dtype
             with eager(like.device):
-                b = tensor.full(like.shape, value, like.device, like.dtype)
+                b = tensor.full(like.shape, value, like.device, dtype)
             bufs[key] = b
         return b
 

@@ -95,8 +95,10 @@ def test_mpi_killed_rank_stops_the_job(tmp_path):
     proc, took = run_fault("mpi", tmp_path, "--fault", "die", "--fault-at", "2")
     out = proc.stdout
     assert proc.returncode != 0
-    # mpiexec notices the death first and ends the other ranks with its own report.
-    assert "BAD TERMINATION" in out or "timed out" in out, out[-3000:]
+    # mpiexec notices the death first and ends the other ranks with its own report (MPICH:
+    # "BAD TERMINATION"; Open MPI: "exited on signal 9"), or the survivors time out.
+    reports = ("BAD TERMINATION", "exited on signal 9", "timed out")
+    assert any(r in out for r in reports), out[-3000:]
     assert took < 60
 
 

@@ -4,6 +4,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/batchnorm.h"
+#include "ops/half.h"
 
 namespace minisinga {
 namespace ops {
@@ -15,8 +16,9 @@ struct Dims {
   int64_t n, c, s;
 };
 
+// float16 tensors never get here: the ops below run them in float32 (ops/half.h).
 Dims CheckInput(const char* op, const Tensor& x) {
-  CheckDType(op, x, {DType::kFloat32}, "x");
+  CheckDType(op, x, {DType::kFloat32, DType::kFloat16}, "x");
   MS_CHECK(x.ndim() >= 2, op << ": x must have shape (N, C) or (N, C, H, W), got "
                              << ShapeStr(x.shape()));
   Dims d{x.shape(0), x.shape(1), 1};
@@ -24,10 +26,10 @@ Dims CheckInput(const char* op, const Tensor& x) {
   return d;
 }
 
-// A per-channel tensor: float32, shape (C,), on x's device.
+// A per-channel tensor: float32 (or float16), shape (C,), on x's device.
 void CheckChannel(const char* op, const Tensor& x, const Tensor& t, const char* what) {
   CheckSameDevice(op, x, t);
-  CheckDType(op, t, {DType::kFloat32}, what);
+  CheckDType(op, t, {DType::kFloat32, DType::kFloat16}, what);
   MS_CHECK(t.shape() == Shape{x.shape(1)}, op << ": " << what << " has shape "
                                               << ShapeStr(t.shape()) << ", expected ("
                                               << x.shape(1) << ",) for x of shape "
@@ -50,6 +52,15 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
     const Tensor& x, const Tensor& scale, const Tensor& bias, const Tensor& running_mean,
     const Tensor& running_var, double momentum, double eps) {
   const char* op = "batchnorm_forward_training";
+  if (IsHalf(x) || IsHalf(scale) || IsHalf(bias) || IsHalf(running_mean) ||
+      IsHalf(running_var)) {
+    Tensor rm = ToF32(running_mean), rv = ToF32(running_var);
+    auto [y, mean, inv_std] = BatchNormForwardTraining(ToF32(x), ToF32(scale), ToF32(bias), rm,
+                                                       rv, momentum, eps);
+    CastInto(running_mean, rm);  // nothing to do where it was float32
+    CastInto(running_var, rv);
+    return {Like(y, x), mean, inv_std};
+  }
   Dims d = CheckInput(op, x);
   CheckChannel(op, x, scale, "scale");
   CheckChannel(op, x, bias, "bias");
@@ -80,6 +91,11 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
                                  const Tensor& running_mean, const Tensor& running_var,
                                  double eps) {
   const char* op = "batchnorm_forward_inference";
+  if (IsHalf(x) || IsHalf(scale) || IsHalf(bias) || IsHalf(running_mean) ||
+      IsHalf(running_var))
+    return Like(BatchNormForwardInference(ToF32(x), ToF32(scale), ToF32(bias),
+                                          ToF32(running_mean), ToF32(running_var), eps),
+                x);
   Dims d = CheckInput(op, x);
   CheckChannel(op, x, scale, "scale");
   CheckChannel(op, x, bias, "bias");
@@ -106,9 +122,14 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
                                                      const Tensor& saved_mean,
                                                      const Tensor& saved_inv_std) {
   const char* op = "batchnorm_backward";
+  if (IsHalf(dy) || IsHalf(x) || IsHalf(scale) || IsHalf(saved_mean) || IsHalf(saved_inv_std)) {
+    auto [dx, dscale, dbias] = BatchNormBackward(ToF32(dy), ToF32(x), ToF32(scale),
+                                                 ToF32(saved_mean), ToF32(saved_inv_std));
+    return {Like(dx, x), Like(dscale, scale), Like(dbias, scale)};
+  }
   Dims d = CheckInput(op, x);
   CheckSameDevice(op, x, dy);
-  CheckDType(op, dy, {DType::kFloat32}, "dy");
+  CheckDType(op, dy, {DType::kFloat32, DType::kFloat16}, "dy");
   MS_CHECK(dy.shape() == x.shape(), op << ": dy has shape " << ShapeStr(dy.shape())
                                        << ", expected x's shape " << ShapeStr(x.shape()));
   CheckChannel(op, x, scale, "scale");

@@ -8,6 +8,7 @@
 #include "core/dispatch.h"
 #include "kernels/blas.h"
 #include "ops/elementwise.h"
+#include "ops/half.h"
 
 namespace minisinga {
 namespace ops {
@@ -17,7 +18,7 @@ namespace {
 void CheckFloat32(const Tensor& t, const char* what) {
   MS_CHECK_TYPE(t.dtype() == DType::kFloat32,
                 "matmul: " << what << " has dtype " << DTypeName(t.dtype())
-                           << "; matmul supports float32 only, cast to float32 first");
+                           << "; matmul supports float32 and float16");
 }
 
 bool Overlap(const Tensor& x, const Tensor& y) {
@@ -36,6 +37,12 @@ Tensor Matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, doub
     return os.str();
   };
   CheckSameDevice("matmul", a, b);
+  if (IsHalf(a) || IsHalf(b) || IsHalf(out)) {  // float16: computed in float32 (ops/half.h)
+    Tensor c = Matmul(ToF32(a), ToF32(b), trans_a, trans_b, alpha, beta, ToF32(out));
+    if (!out) return ToHalf(c);
+    CastInto(*out, c);
+    return *out;
+  }
   CheckFloat32(a, "a");
   CheckFloat32(b, "b");
   MS_CHECK(a.ndim() >= 1 && b.ndim() >= 1,

@@ -18,5 +18,20 @@ Tensor AsType(const Tensor& x, DType dtype) {
   return y;
 }
 
+void CastInto(const Tensor& dst, const Tensor& src) {
+  CheckSameDevice("cast_into", dst, src);
+  MS_CHECK(dst.shape() == src.shape(), "cast_into: dst has shape " << ShapeStr(dst.shape())
+                                           << ", src " << ShapeStr(src.shape()));
+  if (dst.dtype() == src.dtype() && dst.block() == src.block() && dst.offset() == src.offset())
+    return;
+  TensorRef sr = src.ref(), dr = dst.ref();
+  DType from = src.dtype(), to = dst.dtype();
+  dst.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, Cast, from, to, sr.data<char>(), dr.mutable_data<char>(), sr.numel());
+      },
+      {src.block()}, {dst.block()}, "CastInto");
+}
+
 }  // namespace ops
 }  // namespace minisinga

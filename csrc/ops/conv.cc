@@ -5,6 +5,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/blas.h"
+#include "ops/half.h"
 
 namespace minisinga {
 namespace ops {
@@ -102,8 +103,9 @@ ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
   return p;
 }
 
+// float16 operands never get here: the ops below run them in float32 (ops/half.h).
 void CheckFloat(const char* op, const Tensor& t, const char* what) {
-  CheckDType(op, t, {DType::kFloat32}, what);
+  CheckDType(op, t, {DType::kFloat32, DType::kFloat16}, what);
 }
 
 }  // namespace
@@ -156,6 +158,8 @@ ConvGeom WindowGeom(const char* op, const Shape& x_shape, int64_t KH, int64_t KW
 Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
               const Ints& stride, const Ints& padding, const Ints& dilation, int64_t groups) {
   const char* op = "conv2d";
+  if (IsHalf(x) || IsHalf(w) || IsHalf(b))
+    return ToHalf(Conv2d(ToF32(x), ToF32(w), ToF32(b), stride, padding, dilation, groups));
   CheckFloat(op, x, "x");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, x, w);
@@ -222,6 +226,9 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
                           const Ints& stride, const Ints& padding, const Ints& dilation,
                           int64_t groups) {
   const char* op = "conv2d_backward_data";
+  if (IsHalf(dy) || IsHalf(w))
+    return ToHalf(Conv2dBackwardData(ToF32(dy), ToF32(w), x_shape, stride, padding, dilation,
+                                     groups));
   CheckFloat(op, dy, "dy");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, dy, w);
@@ -275,6 +282,9 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
                             const Ints& stride, const Ints& padding, const Ints& dilation,
                             int64_t groups) {
   const char* op = "conv2d_backward_weight";
+  if (IsHalf(dy) || IsHalf(x))
+    return ToHalf(Conv2dBackwardWeight(ToF32(dy), ToF32(x), w_shape, stride, padding, dilation,
+                                       groups));
   CheckFloat(op, dy, "dy");
   CheckFloat(op, x, "x");
   CheckSameDevice(op, dy, x);
@@ -330,6 +340,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
 
 Tensor Conv2dBackwardBias(const Tensor& dy) {
   const char* op = "conv2d_backward_bias";
+  if (IsHalf(dy)) return ToHalf(Conv2dBackwardBias(ToF32(dy)));
   CheckFloat(op, dy, "dy");
   MS_CHECK(dy.ndim() == 4, op << ": dy must be 4-D (N, Cout, OH, OW), got shape "
                               << ShapeStr(dy.shape()));

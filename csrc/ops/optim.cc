@@ -4,12 +4,15 @@
 
 #include "core/dispatch.h"
 #include "kernels/optim.h"
+#include "ops/half.h"
 
 namespace minisinga {
 namespace ops {
 
 namespace {
 
+// float16 params, grads and states never get here: the updates below run them in float32 and
+// write the results back (ops/half.h).
 void CheckParam(const char* op, const Tensor& param) {
   CheckDType(op, param, {DType::kFloat32}, "param");
 }
@@ -61,6 +64,14 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
                std::optional<Tensor> momentum_buf, double momentum, double dampening,
                double weight_decay, bool nesterov, std::optional<Tensor> step) {
   const char* op = "sgd_update";
+  if (IsHalf(param) || IsHalf(grad) || IsHalf(momentum_buf)) {
+    Tensor p = ToF32(param);
+    std::optional<Tensor> buf = ToF32(momentum_buf);
+    SgdUpdate(p, ToF32(grad), lr, buf, momentum, dampening, weight_decay, nesterov, step);
+    CastInto(param, p);
+    if (buf) CastInto(*momentum_buf, *buf);
+    return;
+  }
   CheckCommon(op, param, grad, lr, weight_decay);
   MS_CHECK(momentum >= 0 && std::isfinite(momentum),
            op << ": momentum must be finite and >= 0, got " << momentum);
@@ -104,6 +115,14 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
                 const Tensor& lr, const Tensor& step, double beta1, double beta2, double eps,
                 double weight_decay) {
   const char* op = "adam_update";
+  if (IsHalf(param) || IsHalf(grad) || IsHalf(m) || IsHalf(v)) {
+    Tensor p = ToF32(param), m32 = ToF32(m), v32 = ToF32(v);
+    AdamUpdate(p, ToF32(grad), m32, v32, lr, step, beta1, beta2, eps, weight_decay);
+    CastInto(param, p);
+    CastInto(m, m32);
+    CastInto(v, v32);
+    return;
+  }
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, m, "m");
   CheckLike(op, param, v, "v");
@@ -128,6 +147,13 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
 void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq,
                    const Tensor& lr, double eps, double weight_decay) {
   const char* op = "adagrad_update";
+  if (IsHalf(param) || IsHalf(grad) || IsHalf(sum_sq)) {
+    Tensor p = ToF32(param), s = ToF32(sum_sq);
+    AdagradUpdate(p, ToF32(grad), s, lr, eps, weight_decay);
+    CastInto(param, p);
+    CastInto(sum_sq, s);
+    return;
+  }
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, sum_sq, "sum_sq");
   CheckEps(op, eps);
@@ -145,6 +171,13 @@ void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq
 void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg,
                    const Tensor& lr, double rho, double eps, double weight_decay) {
   const char* op = "rmsprop_update";
+  if (IsHalf(param) || IsHalf(grad) || IsHalf(sq_avg)) {
+    Tensor p = ToF32(param), s = ToF32(sq_avg);
+    RmspropUpdate(p, ToF32(grad), s, lr, rho, eps, weight_decay);
+    CastInto(param, p);
+    CastInto(sq_avg, s);
+    return;
+  }
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, sq_avg, "sq_avg");
   CheckRange(op, "rho", rho, 0, 1);

@@ -4,6 +4,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/pool.h"
+#include "ops/half.h"
 
 namespace minisinga {
 namespace ops {
@@ -28,7 +29,11 @@ std::tuple<Tensor, std::optional<Tensor>> Pool2d(const Tensor& x, const Ints& ke
                                                  const Ints& stride, const Ints& padding,
                                                  bool is_max, bool count_include_pad) {
   const char* op = "pool2d";
-  CheckDType(op, x, {DType::kFloat32}, "x");
+  if (IsHalf(x)) {  // float16: computed in float32 (ops/half.h)
+    auto [y, idx] = Pool2d(ToF32(x), kernel, stride, padding, is_max, count_include_pad);
+    return {ToHalf(y), idx};
+  }
+  CheckDType(op, x, {DType::kFloat32, DType::kFloat16}, "x");
   const ConvGeom g = PoolGeom(op, x.shape(), kernel, stride, padding);
   const Shape y_shape{x.shape(0), g.C, g.OH, g.OW};
   const int64_t planes = x.shape(0) * g.C;
@@ -61,7 +66,10 @@ Tensor Pool2dBackward(const Tensor& dy, const Shape& x_shape,
                       const Ints& stride, const Ints& padding, bool is_max,
                       bool count_include_pad) {
   const char* op = "pool2d_backward";
-  CheckDType(op, dy, {DType::kFloat32}, "dy");
+  if (IsHalf(dy))
+    return ToHalf(Pool2dBackward(ToF32(dy), x_shape, indices, kernel, stride, padding, is_max,
+                                 count_include_pad));
+  CheckDType(op, dy, {DType::kFloat32, DType::kFloat16}, "dy");
   const ConvGeom g = PoolGeom(op, x_shape, kernel, stride, padding);
   const Shape y_shape{x_shape[0], g.C, g.OH, g.OW};
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())

@@ -35,10 +35,6 @@ np_dtype = {"float16": np.float16, "float32": np.float32}
 singa_dtype = {"float16": tensor.float16, "float32": tensor.float32}
 
 
-class Float16Unsupported(RuntimeError):
-    """`-p float16` hit an operation this build cannot run in float16."""
-
-
 class UsageError(ValueError):
     """A bad command-line setting (sizes, device): reported in one line, no traceback."""
 
@@ -161,22 +157,6 @@ def get_device(kind: str = "auto", device_id: int = 0):
     return device.create_cuda_gpu_on(device_id)
 
 
-def _float16_guard(precision: str, what: str, fn, *args, **kwargs):
-    """Runs fn; with float16, turns a kernel's dtype error into Float16Unsupported."""
-    if precision != "float16":
-        return fn(*args, **kwargs)
-    try:
-        return fn(*args, **kwargs)
-    except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:
-        msg = str(e).lower()
-        if "float16" not in msg and "dtype" not in msg and "half" not in msg:
-            raise
-        raise Float16Unsupported(
-            f"float16 training failed while {what}: {e}\nAn operation used by this model has "
-            "no float16 kernel on this device in this build; train in float32 (-p float32)"
-        ) from e
-
-
 def _progress(iterable, total: int, enabled: bool, desc: str):
     """A tqdm progress bar when stderr is an interactive terminal, else the iterable."""
     if not enabled or not sys.stderr.isatty():
@@ -261,8 +241,7 @@ def run(global_rank: int, world_size: int, local_rank: int, max_epoch: int, batc
     idx = np.arange(train_x.shape[0], dtype=np.int32)
 
     net.set_optimizer(sgd)
-    _float16_guard(precision, "creating the model's parameters", net.compile, [tx],
-                   is_train=True, use_graph=graph, sequential=sequential)
+    net.compile([tx], is_train=True, use_graph=graph, sequential=sequential)
     dev.SetVerbosity(verbosity)
     show = global_rank == 0
 
@@ -292,11 +271,7 @@ def run(global_rank: int, world_size: int, local_rank: int, max_epoch: int, batc
             y = train_y[sel]
             tx.copy_from_numpy(x)
             ty.copy_from_numpy(y)
-            if epoch == 0 and b == 0:
-                out, loss = _float16_guard(precision, "running the first training step", net,
-                                           tx, ty, dist_option, spars)
-            else:
-                out, loss = net(tx, ty, dist_option, spars)
+            out, loss = net(tx, ty, dist_option, spars)
             train_correct += accuracy(tensor.to_numpy(out), y)
             train_loss += float(tensor.to_numpy(loss).reshape(-1)[0])
 
@@ -383,9 +358,6 @@ def main(argv=None) -> int:
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except Float16Unsupported as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -77,7 +77,7 @@ def run_rank(args, sgd) -> int:
                       args.dist_option, args.spars, args.precision, device=args.device,
                       data_dir=args.data_dir, max_steps=args.max_steps, seed=args.seed,
                       image_size=args.image_size)
-    except (train_cnn.DatasetError, train_cnn.UsageError, train_cnn.Float16Unsupported) as e:
+    except (train_cnn.DatasetError, train_cnn.UsageError) as e:
         print(f"error (rank {sgd.global_rank}): {e}", file=sys.stderr, flush=True)
         return 1
     return 0
