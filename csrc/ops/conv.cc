@@ -52,9 +52,9 @@ struct ConvPlan {
   int64_t col_floats = 0, ys_floats = 0;  // scratch: col matrix, [Cout, nb*P] operand
 };
 
-ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
-                  const Ints& stride, const Ints& padding, const Ints& dilation,
-                  int64_t groups) {
+ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
+                  const Shape& w_shape, const Ints& stride, const Ints& padding,
+                  const Ints& dilation, int64_t groups) {
   MS_CHECK(x_shape.size() == 4, op << ": x must be 4-D (N, C, H, W), got shape "
                                    << ShapeStr(x_shape));
   MS_CHECK(w_shape.size() == 4, op << ": w must be 4-D (Cout, C/groups, KH, KW), got shape "
@@ -85,14 +85,19 @@ ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
   MS_CHECK(p.P < INT_MAX && p.R < INT_MAX && p.Cout < INT_MAX,
            op << ": x " << ShapeStr(x_shape) << " and w " << ShapeStr(w_shape)
               << " are too large for 32-bit BLAS indices");
+  // On a GPU, kernel launches rather than caches are the cost: one GEMM per chunk as wide as
+  // the hard scratch bound allows, whatever the image size (a 1x1 convolution then pays one
+  // im2col copy instead of one GEMM per image).
+  const bool gpu = dev->is_cuda();
   p.direct = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PB == 0 &&
-             g.PL == 0 && g.PR == 0;
+             g.PL == 0 && g.PR == 0 && !(gpu && p.N > 1);
   p.rows = g.OH;
   p.depthwise = groups > 1 && p.Cg == 1;
   if (p.direct || p.depthwise) return p;
   // Several images per GEMM when one image makes a narrow GEMM, within the scratch bound.
-  if (p.P < kTargetCols && p.N > 1)
-    p.nb = std::max<int64_t>(1, std::min(p.N, kChunkFloats / ((p.R + p.Cout) * p.P)));
+  const int64_t chunk = gpu ? kScratchFloats : kChunkFloats;
+  if ((gpu || p.P < kTargetCols) && p.N > 1)
+    p.nb = std::max<int64_t>(1, std::min(p.N, chunk / ((p.R + p.Cout) * p.P)));
   if (p.nb > 1) {
     p.col_floats = p.R * p.nb * p.P;
     p.ys_floats = p.Cout * p.nb * p.P;
@@ -163,7 +168,8 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
   CheckFloat(op, x, "x");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, x, w);
-  ConvPlan p = MakePlan(op, x.shape(), w.shape(), stride, padding, dilation, groups);
+  ConvPlan p = MakePlan(op, x.device(), x.shape(), w.shape(), stride, padding, dilation,
+                        groups);
   if (b) {
     CheckFloat(op, *b, "b");
     CheckSameDevice(op, x, *b);
@@ -232,7 +238,8 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
   CheckFloat(op, dy, "dy");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, dy, w);
-  ConvPlan p = MakePlan(op, x_shape, w.shape(), stride, padding, dilation, groups);
+  ConvPlan p = MakePlan(op, w.device(), x_shape, w.shape(), stride, padding, dilation,
+                        groups);
   const Shape y_shape{p.N, p.Cout, p.g.OH, p.g.OW};
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
                                      << ", expected " << ShapeStr(y_shape) << " for x "
@@ -288,7 +295,8 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
   CheckFloat(op, dy, "dy");
   CheckFloat(op, x, "x");
   CheckSameDevice(op, dy, x);
-  ConvPlan p = MakePlan(op, x.shape(), w_shape, stride, padding, dilation, groups);
+  ConvPlan p = MakePlan(op, x.device(), x.shape(), w_shape, stride, padding, dilation,
+                        groups);
   const Shape y_shape{p.N, p.Cout, p.g.OH, p.g.OW};
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
                                      << ", expected " << ShapeStr(y_shape) << " for x "

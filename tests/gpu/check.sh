@@ -2,7 +2,7 @@
 # One GPU check of minisinga's CUDA backend, for a machine with an NVIDIA GPU and no network
 # (the device tool's nvidia-h100-x1 / nvidia-h200: Python 3.12 with torch, torchvision, cupy,
 # pybind11, numpy, pytest(-xdist), nvcc and the nvidia-cublas wheel already there). It builds
-# for sm_90, runs tests/test_cuda.py, the ResNet-50 benchmark (graph and eager),
+# for sm_90, runs tests/test_cuda.py and tests/test_half.py, the ResNet-50 benchmark (graph and eager),
 # benchmarks/bench_gpu.py (minisinga vs PyTorch) and the CPU suite, and writes
 # $OUT/report.txt plus the logs. Every step has a timeout cut to what is left of an 8-minute budget.
 #
@@ -90,7 +90,7 @@ PAR=()
 "$PY" -c "import xdist" 2>/dev/null && PAR+=(-n 4)
 "$PY" -c "import pytest_timeout" 2>/dev/null && PAR+=(--timeout 90)
 run test_cuda test_cuda 170 env CUDA_LAUNCH_BLOCKING=1 "$PY" -m pytest -q -rfE -p no:cacheprovider \
-  "${PAR[@]}" tests/test_cuda.py
+  "${PAR[@]}" tests/test_cuda.py tests/test_half.py
 say "test_cuda: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT/test_cuda.log" | tail -1)"
 grep -E '^(FAILED|ERROR) ' "$OUT/test_cuda.log" | head -40 >>"$REPORT"
 
@@ -121,6 +121,8 @@ if [ -f examples/cnn/benchmark.py ]; then
 fi
 
 run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --small-iters 200 --out "$OUT/bench_gpu.txt"
+run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --tf32 --iters 10 --skip 3 \
+  --out "$OUT/bench_gpu.txt"
 if [ -f "$OUT/bench_gpu.txt" ]; then
   cat "$OUT/bench_gpu.txt" >>"$REPORT"
 else
