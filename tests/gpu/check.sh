@@ -48,7 +48,11 @@ run() {
   return $rc
 }
 
-say "minisinga GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+# The sources' fingerprint, not git's HEAD: the copy of the tree may carry a stale .git.
+# The same command gives it for a checkout elsewhere.
+FP=$(find csrc minisinga setup.py -type f \( -name '*.cc' -o -name '*.cu' -o -name '*.h' \
+  -o -name '*.cuh' -o -name '*.py' \) | LC_ALL=C sort | xargs cat | sha1sum | cut -c1-12)
+say "minisinga GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), sources $FP"
 say "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
 say "nvcc: $(nvcc --version 2>&1 | tail -1); python: $($PY --version 2>&1)"
 
