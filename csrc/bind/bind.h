@@ -20,4 +20,5 @@ void InitBatchNorm(py::module_& m);
 void InitRandom(py::module_& m);
 void InitCast(py::module_& m);
 void InitOptim(py::module_& m);
+void InitSelect(py::module_& m);
 }  // namespace minisinga

@@ -27,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   minisinga::InitRandom(m);
   minisinga::InitCast(m);
   minisinga::InitOptim(m);
+  minisinga::InitSelect(m);
 }

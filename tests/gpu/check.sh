@@ -94,7 +94,7 @@ PAR=()
 "$PY" -c "import xdist" 2>/dev/null && PAR+=(-n 4)
 "$PY" -c "import pytest_timeout" 2>/dev/null && PAR+=(--timeout 90)
 run test_cuda test_cuda 170 env CUDA_LAUNCH_BLOCKING=1 "$PY" -m pytest -q -rfE -p no:cacheprovider \
-  "${PAR[@]}" tests/test_cuda.py tests/test_half.py
+  "${PAR[@]}" tests/test_cuda.py tests/test_half.py tests/test_select.py
 say "test_cuda: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT/test_cuda.log" | tail -1)"
 grep -E '^(FAILED|ERROR) ' "$OUT/test_cuda.log" | head -40 >>"$REPORT"
 
