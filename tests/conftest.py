@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from minisinga import _core
+from minisinga import _core, device
 
 DTYPES = {
     np.dtype("float32"): _core.DType.float32,
@@ -21,3 +21,15 @@ def core_tensor(a, device=None):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=[
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not device.cuda_available(),
+                                                  reason="needs a CUDA build and a GPU")),
+])
+def dev(request):
+    """Each device a test should run on: the CPU, and GPU 0 where there is one."""
+    if request.param == "cpu":
+        return device.get_default_device()
+    return device.create_cuda_gpu_on(0)

@@ -7,23 +7,9 @@ import numpy as np
 import pytest
 from conftest import core_tensor
 
-from minisinga import _core, autograd, device, layer, model, opt, tensor
+from minisinga import _core, autograd, layer, model, opt, tensor
 
 F16, F32, I32 = np.float16, np.float32, np.int32
-
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not device.cuda_available(),
-                                                  reason="needs a CUDA build and a GPU")),
-]
-
-
-@pytest.fixture(params=DEVICES)
-def dev(request):
-    if request.param == "cpu":
-        return device.get_default_device()
-    return device.create_cuda_gpu_on(0)
-
 
 def h(rng, *shape):
     """Random float16 values (so the float32 reference sees exactly the same inputs)."""

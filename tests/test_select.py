@@ -6,20 +6,7 @@ import numpy as np
 import pytest
 from conftest import core_tensor
 
-from minisinga import _core, device
-
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not device.cuda_available(),
-                                                  reason="needs a CUDA build and a GPU")),
-]
-
-
-@pytest.fixture(params=DEVICES)
-def dev(request):
-    if request.param == "cpu":
-        return device.get_default_device()
-    return device.create_cuda_gpu_on(0)
+from minisinga import _core
 
 
 def reference(v, spars, topk):
