@@ -9,7 +9,6 @@ from dist_helpers import need_data, ok, params, ranks, reference, run_worker
 
 from minisinga import _core, opt, tensor
 from minisinga.dist import DistError, NcclIdHolder, ShmCommunicator, timeout_seconds
-from minisinga.dist.base import select_sparse
 
 # ---- arguments ----
 
@@ -66,13 +65,37 @@ def test_nccl_id_holder_pickles_and_needs_no_gpu():
         assert h.id is None
 
 
-def test_select_sparse_matches_sorting():
-    v = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
-    idx = select_sparse(v, 0.05, True)
-    assert idx.size == 50
-    assert set(idx) == set(np.argsort(-np.abs(v))[:50])
-    idx = select_sparse(v, 1.0, False)
-    np.testing.assert_array_equal(idx, np.flatnonzero(np.abs(v) >= 1.0))
+def test_host_sparse_all_reduce_selects_with_the_select_kernels():
+    # One rank: what is sent is what the select kernels pick (ties at the k-th magnitude in
+    # index order, NaN never sent), the residual keeps the rest; float16 tensors take part.
+    c = ShmCommunicator(NcclIdHolder().token, 0, 1)
+    v = np.random.default_rng(0).integers(-3, 4, 400).astype(np.float32)
+    v[[5, 9]] = np.nan
+    cases = [(True, 0.1), (True, 1.0), (False, 2.0)]
+    for topk, spars in cases:
+        a = tensor.Tensor((300,), data=v[:300])
+        b = tensor.Tensor((100,), dtype=tensor.float16, data=v[300:].astype(np.float16))
+        res = tensor.zeros((400,))
+        c.start_sparse_all_reduce([a.data, b.data], res.data, spars, topk).wait()
+        want = _core.select_sparse(_core_tensor(v), spars, topk).to_numpy()
+        mag = np.where(np.isnan(v), 0, np.abs(v))
+        if topk:
+            k = int(np.ceil(spars * v.size))
+            order = np.lexsort((np.arange(v.size), -mag))
+            assert want.tolist() == sorted(order[:min(k, np.count_nonzero(mag))].tolist())
+        sent = np.zeros_like(v)
+        sent[want] = v[want]
+        got = np.concatenate([a.to_numpy(), b.to_numpy().astype(np.float32)])
+        np.testing.assert_array_equal(got, sent)
+        kept = np.where(sent != 0, 0, v)
+        np.testing.assert_array_equal(res.to_numpy(), kept)
+    c.close()
+
+
+def _core_tensor(a):
+    t = _core.Tensor(list(a.shape), _core.default_device(), _core.DType.float32)
+    t.copy_from_numpy(a)
+    return t
 
 
 def test_modes_reject_bad_options():

@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from .. import _core
+
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -162,6 +164,7 @@ class HostCommunicator(Communicator):
         self._broken: BaseException | None = None
         self._inflight: list[Handle] = []
         self._closed = False
+        self._cpu = None
         self._worker = threading.Thread(target=self._work, name="minisinga-comm", daemon=True)
         self._worker.start()
 
@@ -185,6 +188,12 @@ class HostCommunicator(Communicator):
                 self._broken = e
                 self._on_failure(e)
                 handle._finish(e)
+
+    def _select_device(self):
+        """A CPU device of the worker thread's own (created on first use)."""
+        if self._cpu is None:
+            self._cpu = _core.create_cpu_device()
+        return self._cpu
 
     def _on_failure(self, error: BaseException) -> None:
         """Called once in the worker when a collective fails (e.g. to tell the peers)."""
@@ -243,10 +252,14 @@ class HostCommunicator(Communicator):
                                  f"tensors have {n}")
 
         def run():
-            buf = _concat(views)
+            # The fused buffer is a tensor of the worker's own CPU device, so the selection
+            # runs in the select kernels (the main thread's devices are never touched here).
+            fused = _core.Tensor([n], self._select_device(), _core.DType.float32)
+            buf = fused.host_view()
+            np.concatenate([v.reshape(-1) for v in views], out=buf)
             if res is not None:
                 buf += res
-            idx = select_sparse(buf, spars, topk)
+            idx = _core.select_sparse(fused, spars, topk).to_numpy()
             vals = buf[idx]
             if res is not None:  # error feedback: keep what was not sent
                 res[:] = buf
@@ -331,25 +344,6 @@ class HostCommunicator(Communicator):
 
     def _barrier(self) -> None:
         raise NotImplementedError
-
-
-def select_sparse(v, spars: float, topk: bool, xp=np):
-    """Indices (int32, sorted) of the entries of 1-D `v` to send: the ceil(spars * n) largest
-    in magnitude when `topk` (only the nonzero ones when fewer are nonzero), else those with
-    |v| >= spars. `xp` is numpy or cupy."""
-    mag = xp.abs(v)
-    if topk:
-        k = min(v.size, max(1, int(np.ceil(spars * v.size))))
-        if int(xp.count_nonzero(mag)) <= k:  # zeros add nothing to the sum: send the rest
-            idx = xp.flatnonzero(mag)
-        else:
-            # Selecting the k smallest of -|v| stays fast when |v| has many equal (zero)
-            # entries, where selecting the n-k'th of |v| degrades badly.
-            idx = xp.argpartition(-mag, k - 1)[:k]
-            idx.sort()
-    else:
-        idx = xp.flatnonzero(mag >= spars)
-    return idx.astype(xp.int32)
 
 
 def _view(t, op: str) -> np.ndarray:

@@ -3,17 +3,18 @@ device's stream. cupy is imported only when this communicator is created, so CPU
 never needs it.
 
 Every operation is enqueued on the device's stream (so it is ordered with the kernels, and a
-recorded graph replays it in place); fusion, fp16 conversion, clipping and the sparse
-selection run as cupy kernels on that same stream. `synchronize()` waits for the stream with
-the timeout and aborts the NCCL communicator when a peer does not answer, so a dead rank
-gives a DistError instead of a hang."""
+recorded graph replays it in place); fusion, fp16 conversion and clipping run as cupy kernels
+on that same stream, the sparse modes' selection as our select kernels. `synchronize()` waits
+for the stream with the timeout and aborts the NCCL communicator when a peer does not answer,
+so a dead rank gives a DistError instead of a hang."""
 
 from __future__ import annotations
 
 import contextlib
 import time
 
-from .base import Backoff, Communicator, DistError, DoneHandle, select_sparse, timeout_seconds
+from .. import _core
+from .base import Backoff, Communicator, DistError, DoneHandle, timeout_seconds
 
 
 def import_cupy():
@@ -122,11 +123,16 @@ class NcclCommunicator(Communicator):
         cp = self._cp
         with self._ctx():
             arrs = [self._array(t) for t in tensors]
-            buf = cp.concatenate([a.reshape(-1) for a in arrs])
+            # The fused buffer is one of our tensors on the device, so the selection runs in
+            # the select kernels on the same stream (it waits for the count it returns).
+            fused = _core.Tensor([sum(a.size for a in arrs)], self.device, _core.DType.float32)
+            buf = self._array(fused)
+            cp.concatenate([a.reshape(-1) for a in arrs], out=buf)
             res = self._array(residual).reshape(-1) if residual is not None else None
             if res is not None:
                 buf += res
-            idx = select_sparse(buf, spars, topk, xp=cp)
+            sel = _core.select_sparse(fused, spars, topk)
+            idx = self._array(sel) if sel.numel else cp.zeros(0, cp.int32)
             vals = buf[idx]
             if res is not None:
                 res[...] = buf
