@@ -78,6 +78,15 @@ def run_conv(x, w, b, stride, pad, dil, groups):
     ).to_numpy()
 
 
+@pytest.fixture(params=["cpu-plan", "gpu-plan"])
+def plan(request):
+    """Runs a test with the CPU's convolution plan and again with the GPU's (wide chunks,
+    strided-batched GEMMs straight into NCHW), which then runs on the CPU."""
+    old = _core._set_conv_gpu_plan_on_cpu(request.param == "gpu-plan")
+    yield request.param
+    _core._set_conv_gpu_plan_on_cpu(old)
+
+
 def rand(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -105,7 +114,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_forward(rng, case):
+def test_forward(rng, case, plan):
     xs, ws, stride, pad, dil, groups, bias = case
     x, w = rand(rng, *xs), rand(rng, *ws)
     b = rand(rng, ws[0]) if bias else None
@@ -114,7 +123,7 @@ def test_forward(rng, case):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_backward_matches_derivative(rng, case):
+def test_backward_matches_derivative(rng, case, plan):
     xs, ws, stride, pad, dil, groups, _ = case
     x, w = rand(rng, *xs), rand(rng, *ws)
     dy = rand(rng, *conv_ref(x, w, None, stride, pad, dil, groups).shape)
@@ -192,7 +201,7 @@ def test_backward_finite_differences(rng, case):
         ((1, 16, 3, 3), (256, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
     ],
 )
-def test_adjoint_identity(rng, case):
+def test_adjoint_identity(rng, case, plan):
     """<conv(x), dy> == <x, backward_data(dy)> == <w, backward_weight(dy)>."""
     xs, ws, stride, pad, dil, groups = case
     x, w = rand(rng, *xs), rand(rng, *ws)
@@ -212,7 +221,40 @@ def test_adjoint_identity(rng, case):
     np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-3)
 
 
-def test_large_image_in_row_bands(rng):
+# The GPU plan's strided-batched path: N > 1 images of >= 1024 output pixels each.
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((3, 3, 33, 32), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+        ((2, 4, 34, 33), (6, 2, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, False),  # groups
+        ((3, 6, 32, 40), (5, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # 1x1 direct
+        ((2, 6, 32, 33), (4, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, True),  # 1x1 groups
+        ((2, 3, 66, 66), (4, 3, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, False),  # 1x1 s2
+        ((30, 64, 32, 32), (3, 64, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, False),  # 2 chunks
+    ],
+)
+def test_gpu_plan_batched_gemms(rng, case, plan):
+    xs, ws, stride, pad, dil, groups, bias = case
+    x, w = rand(rng, *xs), rand(rng, *ws)
+    b = rand(rng, ws[0]) if bias else None
+    kw = {"stride": list(stride), "padding": list(pad), "dilation": list(dil), "groups": groups}
+    y = run_conv(x, w, b, stride, pad, dil, groups)
+    np.testing.assert_allclose(y, conv_ref(x, w, b, stride, pad, dil, groups), rtol=1e-4,
+                               atol=1e-3)
+    dy = rand(rng, *y.shape)
+    dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, dil, groups)
+    dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), **kw)
+    dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
+    np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-2)
+
+
+def test_gpu_plan_switch_returns_previous():
+    assert _core._set_conv_gpu_plan_on_cpu(True) is False
+    assert _core._set_conv_gpu_plan_on_cpu(False) is True
+
+
+def test_large_image_in_row_bands(rng, plan):
     """An image whose col matrix exceeds the 64 MiB scratch bound runs in bands of rows."""
     xs, ws, stride, pad = (1, 128, 130, 130), (2, 128, 3, 3), (1, 1), (1, 1, 1, 1)
     x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, 2)

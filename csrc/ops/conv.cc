@@ -1,6 +1,7 @@
 #include "ops/conv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 
 #include "core/dispatch.h"
@@ -40,6 +41,13 @@ constexpr int64_t kScratchFloats = (int64_t{64} << 20) / sizeof(float);
 constexpr int64_t kChunkFloats = (int64_t{2} << 20) / sizeof(float);
 // Images whose output has fewer pixels than this are batched into one GEMM.
 constexpr int64_t kTargetCols = 4096;
+// GPU: images with at least this many output pixels go through one strided-batched GEMM, a
+// GEMM per image straight between NCHW and the col matrix, with no layout pass; narrower
+// images would make narrow GEMMs, so they share one wide GEMM and ConvScatter / ConvGather.
+constexpr int64_t kBatchedCols = 1024;
+
+// Whether CPU devices plan as GPUs do (tests check the GPU's plan on a CPU with it).
+std::atomic<bool> g_gpu_plan_on_cpu{false};
 
 // Everything a conv closure needs, computed (and checked) before Exec.
 struct ConvPlan {
@@ -48,13 +56,16 @@ struct ConvPlan {
   int64_t Rg = 0, R = 0, P = 0;  // col rows per group / in all, output pixels per image
   bool direct = false;           // 1x1, stride 1, no padding: x itself is the col matrix
   bool depthwise = false;        // groups == C > 1: direct kernels, no im2col
+  bool batched = false;          // nb images, one strided-batched GEMM per group, in NCHW
   int64_t nb = 1, rows = 0;      // images per chunk; output rows per chunk when nb == 1
   int64_t col_floats = 0, ys_floats = 0;  // scratch: col matrix, [Cout, nb*P] operand
 };
 
+// `wgrad`: the plan of the weight gradient, which sums over the images and so always needs
+// them side by side in one GEMM operand (never batched).
 ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
                   const Shape& w_shape, const Ints& stride, const Ints& padding,
-                  const Ints& dilation, int64_t groups) {
+                  const Ints& dilation, int64_t groups, bool wgrad = false) {
   MS_CHECK(x_shape.size() == 4, op << ": x must be 4-D (N, C, H, W), got shape "
                                    << ShapeStr(x_shape));
   MS_CHECK(w_shape.size() == 4, op << ": w must be 4-D (Cout, C/groups, KH, KW), got shape "
@@ -85,23 +96,31 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
   MS_CHECK(p.P < INT_MAX && p.R < INT_MAX && p.Cout < INT_MAX,
            op << ": x " << ShapeStr(x_shape) << " and w " << ShapeStr(w_shape)
               << " are too large for 32-bit BLAS indices");
-  // On a GPU, kernel launches rather than caches are the cost: one GEMM per chunk as wide as
-  // the hard scratch bound allows, whatever the image size (a 1x1 convolution then pays one
-  // im2col copy instead of one GEMM per image).
-  const bool gpu = dev->is_cuda();
-  p.direct = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PB == 0 &&
-             g.PL == 0 && g.PR == 0 && !(gpu && p.N > 1);
-  p.rows = g.OH;
+  // On a GPU, kernel launches rather than caches are the cost: as many images per call as
+  // the hard scratch bound allows, whatever the image size (a narrow 1x1 convolution then
+  // pays one im2col copy instead of one GEMM per image).
+  const bool gpu = dev->is_cuda() || g_gpu_plan_on_cpu.load();
+  const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 &&
+                         g.PB == 0 && g.PL == 0 && g.PR == 0;
   p.depthwise = groups > 1 && p.Cg == 1;
-  if (p.direct || p.depthwise) return p;
+  p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 && p.P >= kBatchedCols;
+  p.direct = pointwise && (!gpu || p.N == 1 || p.batched);
+  p.rows = g.OH;
+  if (p.depthwise) return p;
+  if (p.direct) {
+    if (p.batched) p.nb = p.N;  // no scratch: every image in one call
+    return p;
+  }
   // Several images per GEMM when one image makes a narrow GEMM, within the scratch bound.
   const int64_t chunk = gpu ? kScratchFloats : kChunkFloats;
+  const int64_t per_image = (p.R + (p.batched ? 0 : p.Cout)) * p.P;
   if ((gpu || p.P < kTargetCols) && p.N > 1)
-    p.nb = std::max<int64_t>(1, std::min(p.N, chunk / ((p.R + p.Cout) * p.P)));
+    p.nb = std::max<int64_t>(1, std::min(p.N, chunk / per_image));
   if (p.nb > 1) {
     p.col_floats = p.R * p.nb * p.P;
-    p.ys_floats = p.Cout * p.nb * p.P;
+    p.ys_floats = p.batched ? 0 : p.Cout * p.nb * p.P;
   } else {  // one image, in bands of output rows when its col matrix is too large
+    p.batched = false;
     p.rows = std::max<int64_t>(1, std::min(g.OH, kScratchFloats / (p.R * g.OW)));
     p.col_floats = p.R * p.rows * g.OW;
   }
@@ -201,6 +220,26 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
         for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
           const int64_t nb = std::min(p.nb, p.N - n0);
           float* yn = yp + n0 * p.Cout * p.P;
+          if (p.batched) {  // y_b = w col_b for each image b, per group
+            const float* B = xp + n0 * xstep;
+            int64_t ldb = p.P, stride_b = xstep;
+            if (!p.direct) {
+              MS_DISPATCH(ctx, Im2Col, B, nb, g, 0, g.OH, col);
+              B = col;
+              ldb = nb * p.P;
+              stride_b = p.P;
+            }
+            for (int64_t k = 0; k < p.groups; k++)
+              MS_DISPATCH(ctx, GemmStridedBatched, false, false, p.Coutg, p.P, p.Rg, 1.f,
+                          wp + k * p.Coutg * p.Rg, p.Rg, 0, B + k * p.Rg * ldb, ldb, stride_b,
+                          0.f, yn + k * p.Coutg * p.P, p.P, p.Cout * p.P, nb);
+            if (bp)
+              for (int64_t b = 0; b < nb; b++) {
+                float* yb = yn + b * p.Cout * p.P;
+                MS_DISPATCH(ctx, ConvScatter, yb, bp, 1, p.Cout, p.P, yb);
+              }
+            continue;
+          }
           for (int64_t r0 = 0; r0 < g.OH; r0 += p.rows) {
             const int64_t cols = nb * std::min(p.rows, g.OH - r0) * g.OW;
             const float* B = xp + n0 * xstep;
@@ -265,6 +304,16 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
         for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
           const int64_t nb = std::min(p.nb, p.N - n0);
           const float* dyn = dyp + n0 * p.Cout * p.P;
+          if (p.batched) {  // col_b = w^T dy_b for each image b, per group
+            float* C = p.direct ? dxp + n0 * xstep : col;
+            const int64_t ldc = p.direct ? p.P : nb * p.P, stride_c = p.direct ? xstep : p.P;
+            for (int64_t k = 0; k < p.groups; k++)
+              MS_DISPATCH(ctx, GemmStridedBatched, true, false, p.Rg, p.P, p.Coutg, 1.f,
+                          wp + k * p.Coutg * p.Rg, p.Rg, 0, dyn + k * p.Coutg * p.P, p.P,
+                          p.Cout * p.P, 0.f, C + k * p.Rg * ldc, ldc, stride_c, nb);
+            if (!p.direct) MS_DISPATCH(ctx, Col2Im, col, nb, g, 0, g.OH, dxp + n0 * xstep);
+            continue;
+          }
           if (nb > 1) MS_DISPATCH(ctx, ConvGather, dyn, nb, p.Cout, p.P, ys);
           for (int64_t r0 = 0; r0 < g.OH; r0 += p.rows) {
             const int64_t rows = std::min(p.rows, g.OH - r0), cols = nb * rows * g.OW;
@@ -296,7 +345,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
   CheckFloat(op, x, "x");
   CheckSameDevice(op, dy, x);
   ConvPlan p = MakePlan(op, x.device(), x.shape(), w_shape, stride, padding, dilation,
-                        groups);
+                        groups, /*wgrad=*/true);
   const Shape y_shape{p.N, p.Cout, p.g.OH, p.g.OW};
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
                                      << ", expected " << ShapeStr(y_shape) << " for x "
@@ -362,6 +411,8 @@ Tensor Conv2dBackwardBias(const Tensor& dy) {
       {dy.block()}, {db.block()}, "Conv2dBackwardBias");
   return db;
 }
+
+bool SetConvGpuPlanOnCpu(bool on) { return g_gpu_plan_on_cpu.exchange(on); }
 
 std::tuple<int64_t, int64_t, int64_t, int64_t> Conv2dSamePadding(const Ints& in_hw,
                                                                  const Ints& kernel,

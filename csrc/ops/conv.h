@@ -40,6 +40,10 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
 // Gradient with respect to b: dy summed over N, H and W -> (Cout,).
 Tensor Conv2dBackwardBias(const Tensor& dy);
 
+// Makes CPU devices plan convolutions as GPUs do (wide chunks, strided-batched GEMMs), so
+// tests can check the GPU's plan without a GPU; returns the previous setting.
+bool SetConvGpuPlanOnCpu(bool on);
+
 // ONNX auto_pad: the (top, bottom, left, right) padding that gives ceil(in / stride)
 // outputs; mode "SAME_UPPER" puts the odd cell at the end, "SAME_LOWER" at the start.
 std::tuple<int64_t, int64_t, int64_t, int64_t> Conv2dSamePadding(const Ints& in_hw,

@@ -1,4 +1,4 @@
-// CUDA batch norm. Per-channel statistics are deterministic two-stage reductions in double:
+// CUDA batch norm (index arithmetic by FastDiv). Per-channel statistics are deterministic two-stage reductions in double:
 // blocks (channel, part) reduce a fixed range of the channel's N * S values with a block
 // tree, then per-channel kernels combine the parts in order (two passes as on the CPU: mean,
 // then squared deviations). The per-channel coefficients are computed once, in double with the
@@ -26,15 +26,20 @@ int64_t Parts(int64_t c, int64_t m) {
   return std::min<int64_t>(p, 64);
 }
 
-// Element e (< N * S) of channel ch.
-__device__ __forceinline__ int64_t At(int64_t e, int64_t ch, int64_t c, int64_t s) {
-  return (e / s * c + ch) * s + e % s;
+// Indices are split by FastDiv (uint32_t) when the tensor has fewer than 2^31 elements, else
+// by SlowDiv (int64_t): the kernels take the index type I and the divider Dv.
+
+// Element e (< N * S) of channel ch; s divides by S.
+template <typename I, typename Dv>
+__device__ __forceinline__ int64_t At(I e, int64_t ch, int64_t c, const Dv& s) {
+  return (static_cast<int64_t>(s.Div(e)) * c + ch) * static_cast<int64_t>(s.divisor()) +
+         s.Mod(e);
 }
 
 // Block (ch, p): partial[ch * parts + p] = sum over its range of x (first pass), or of
 // (x - mean)^2 with the mean from the first pass's partials (second pass).
-template <bool kSquares>
-__global__ void StatKernel(const float* x, int64_t c, int64_t s, int64_t m, int64_t parts,
+template <bool kSquares, typename I, typename Dv>
+__global__ void StatKernel(const float* x, int64_t c, const Dv s, int64_t m, int64_t parts,
                            const double* sums, double* partial) {
   const int64_t ch = blockIdx.x, p = blockIdx.y;
   double mean = 0;
@@ -42,9 +47,9 @@ __global__ void StatKernel(const float* x, int64_t c, int64_t s, int64_t m, int6
     for (int64_t k = 0; k < parts; k++) mean += sums[ch * parts + k];
     mean /= static_cast<double>(m);
   }
-  const int64_t e0 = m * p / parts, e1 = m * (p + 1) / parts;
+  const I e0 = static_cast<I>(m * p / parts), e1 = static_cast<I>(m * (p + 1) / parts);
   double acc = 0;
-  for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+  for (I e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
     const double v = x[At(e, ch, c, s)];
     acc += kSquares ? (v - mean) * (v - mean) : v;
   }
@@ -52,11 +57,13 @@ __global__ void StatKernel(const float* x, int64_t c, int64_t s, int64_t m, int6
   if (threadIdx.x == 0) partial[ch * parts + p] = acc;
 }
 
-// y = (x - coef[2ch]) * coef[2ch + 1] + bias.
+// y = (x - coef[2ch]) * coef[2ch + 1] + bias, ch = e / S % C.
+template <typename I, typename Dv>
 __global__ void ApplyKernel(const float* x, const float* coef, const float* bias, float* y,
-                            int64_t c, int64_t s, int64_t total) {
-  MS_CUDA_LOOP(e, total) {
-    const int64_t ch = e / s % c;
+                            const Dv c, const Dv s, I total) {
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const I ch = c.Mod(s.Div(e));
     y[e] = (x[e] - coef[2 * ch]) * coef[2 * ch + 1] + bias[ch];
   }
 }
@@ -92,14 +99,15 @@ __global__ void InferenceCoefKernel(const float* scale, const float* running_mea
 }
 
 // Block (ch, p): partial sums of dy and of dy * xhat over its range.
+template <typename I, typename Dv>
 __global__ void GradStatKernel(const float* dy, const float* x, const float* saved_mean,
-                               const float* saved_inv_std, int64_t c, int64_t s, int64_t m,
+                               const float* saved_inv_std, int64_t c, const Dv s, int64_t m,
                                int64_t parts, double* pdb, double* pds) {
   const int64_t ch = blockIdx.x, p = blockIdx.y;
   const double mean = saved_mean[ch], inv_std = saved_inv_std[ch];
-  const int64_t e0 = m * p / parts, e1 = m * (p + 1) / parts;
+  const I e0 = static_cast<I>(m * p / parts), e1 = static_cast<I>(m * (p + 1) / parts);
   double db = 0, ds = 0;
-  for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+  for (I e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
     const int64_t k = At(e, ch, c, s);
     const double g = dy[k];
     db += g;
@@ -134,12 +142,25 @@ __global__ void GradCoefKernel(const double* pdb, const double* pds, int64_t c, 
   }
 }
 
+template <typename I, typename Dv>
 __global__ void GradApplyKernel(const float* dy, const float* x, const float* coef, float* dx,
-                                int64_t c, int64_t s, int64_t total) {
-  MS_CUDA_LOOP(e, total) {
-    const float* k = coef + 4 * (e / s % c);
+                                const Dv c, const Dv s, I total) {
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const float* k = coef + 4 * c.Mod(s.Div(e));
     dx[e] = dy[e] * k[1] + (x[e] - k[0]) * k[2] + k[3];
   }
+}
+
+// Runs f(I{}, divider of C, divider of S, total) with the 32-bit types when n * c * s fits.
+template <typename F>
+void WithIndex(int64_t n, int64_t c, int64_t s, F f) {
+  const int64_t total = n * c * s;
+  if (cudak::Fits31(total))
+    f(uint32_t{}, FastDiv(std::max<int64_t>(c, 1)), FastDiv(std::max<int64_t>(s, 1)),
+      static_cast<uint32_t>(total));
+  else
+    f(int64_t{}, cudak::SlowDiv(c), cudak::SlowDiv(s), total);
 }
 
 }  // namespace
@@ -156,16 +177,21 @@ void BatchNormForwardTraining(Context* ctx, const float* x, const float* scale,
   double* ssds = sums + c * parts;
   float* coef = reinterpret_cast<float*>(ssds + c * parts);
   const dim3 grid(static_cast<unsigned>(c), static_cast<unsigned>(parts));
-  StatKernel<false><<<grid, kThreads, 0, st>>>(x, c, s, m, parts, nullptr, sums);
-  MS_CUDA_LAUNCH_CHECK("StatKernel");
-  StatKernel<true><<<grid, kThreads, 0, st>>>(x, c, s, m, parts, sums, ssds);
-  MS_CUDA_LAUNCH_CHECK("StatKernel");
+  WithIndex(n, c, s, [&](auto i, auto, auto ds, auto) {
+    using I = decltype(i);
+    StatKernel<false, I><<<grid, kThreads, 0, st>>>(x, c, ds, m, parts, nullptr, sums);
+    MS_CUDA_LAUNCH_CHECK("StatKernel");
+    StatKernel<true, I><<<grid, kThreads, 0, st>>>(x, c, ds, m, parts, sums, ssds);
+    MS_CUDA_LAUNCH_CHECK("StatKernel");
+  });
   TrainStatsKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(sums, ssds, c, parts, m, scale,
                                                           running_mean, running_var, saved_mean,
                                                           saved_inv_std, momentum, eps, coef);
   MS_CUDA_LAUNCH_CHECK("TrainStatsKernel");
   if (m == 0) return;
-  ApplyKernel<<<cudak::Blocks(n * c * s), kThreads, 0, st>>>(x, coef, bias, y, c, s, n * c * s);
+  WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto total) {
+    ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, bias, y, dc, ds, total);
+  });
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
 
@@ -181,7 +207,9 @@ void BatchNormForwardInference(Context* ctx, const float* x, const float* scale,
   InferenceCoefKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(scale, running_mean, running_var, c,
                                                              eps, coef);
   MS_CUDA_LAUNCH_CHECK("InferenceCoefKernel");
-  ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, bias, y, c, s, total);
+  WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto t) {
+    ApplyKernel<<<cudak::Blocks(t), kThreads, 0, st>>>(x, coef, bias, y, dc, ds, t);
+  });
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
 
@@ -196,15 +224,18 @@ void BatchNormBackward(Context* ctx, const float* dy, const float* x, const floa
   double* pds = pdb + c * parts;
   float* coef = reinterpret_cast<float*>(pds + c * parts);
   const dim3 grid(static_cast<unsigned>(c), static_cast<unsigned>(parts));
-  GradStatKernel<<<grid, kThreads, 0, st>>>(dy, x, saved_mean, saved_inv_std, c, s, m, parts,
-                                            pdb, pds);
+  WithIndex(n, c, s, [&](auto i, auto, auto ds, auto) {
+    GradStatKernel<decltype(i)><<<grid, kThreads, 0, st>>>(dy, x, saved_mean, saved_inv_std, c,
+                                                           ds, m, parts, pdb, pds);
+  });
   MS_CUDA_LAUNCH_CHECK("GradStatKernel");
   GradCoefKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(pdb, pds, c, parts, m, scale, saved_mean,
                                                         saved_inv_std, dscale, dbias, coef);
   MS_CUDA_LAUNCH_CHECK("GradCoefKernel");
   if (m == 0) return;
-  GradApplyKernel<<<cudak::Blocks(n * c * s), kThreads, 0, st>>>(dy, x, coef, dx, c, s,
-                                                                 n * c * s);
+  WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto total) {
+    GradApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(dy, x, coef, dx, dc, ds, total);
+  });
   MS_CUDA_LAUNCH_CHECK("GradApplyKernel");
 }
 

@@ -1,8 +1,8 @@
 // CUDA convolution kernels: im2col (one thread per col entry), col2im as a gather (one thread
 // per input cell, summing its window entries in the CPU's (kh, kw) order, so no atomics and
-// the same rounding), the [C, B, HW] <-> NCHW layout passes and a deterministic
-// per-channel bias gradient (block tree, double accumulation); depthwise convolution
-// computed directly (one thread per output / input cell, a block per weight).
+// the same rounding), the [C, B, HW] <-> NCHW layout passes (indices split by FastDiv), a
+// deterministic per-channel bias gradient (block tree, double accumulation); depthwise
+// convolution computed directly (one thread per output / input cell, a block per weight).
 #include <climits>
 #include <cstdint>
 
@@ -17,18 +17,24 @@ namespace {
 
 using cudak::kThreads;
 
-template <typename I>
-__global__ void Im2ColKernel(const float* x, const ConvGeom g, int64_t row0, int64_t rows,
-                             int64_t batch, float* col) {
-  const I OW = static_cast<I>(g.OW), KW = static_cast<I>(g.KW), KK = static_cast<I>(g.KH * g.KW);
-  const I cols_img = static_cast<I>(rows) * OW, ld = static_cast<I>(batch) * cols_img;
-  const I total = static_cast<I>(g.C) * KK * ld;
+// The index kernels below decompose flat indices with FastDiv (uint32_t indices) when every
+// index fits 31 bits, else with SlowDiv (int64_t): both are Dv, I the matching index type.
+
+template <typename Dv>
+struct Im2ColDivs {
+  Dv ld, cols_img, OW, KK, KW;  // col entry e = r * ld + b * cols_img + i * OW + ow
+};
+
+template <typename I, typename Dv>
+__global__ void Im2ColKernel(const float* x, const ConvGeom g, int64_t row0, I total,
+                             const Im2ColDivs<Dv> dv, float* col) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
-    const I r = e / ld, cidx = e % ld;
-    const I b = cidx / cols_img, rem = cidx % cols_img;
-    const I i = rem / OW, ow = rem % OW;
-    const I c = r / KK, kh = r % KK / KW, kw = r % KW;
+    const I r = dv.ld.Div(e), cidx = dv.ld.Mod(e);
+    const I b = dv.cols_img.Div(cidx), rem = dv.cols_img.Mod(cidx);
+    const I i = dv.OW.Div(rem), ow = dv.OW.Mod(rem);
+    const I c = dv.KK.Div(r), k = dv.KK.Mod(r);
+    const I kh = dv.KW.Div(k), kw = dv.KW.Mod(k);
     const int64_t ih = (row0 + i) * g.SH - g.PT + kh * g.DH;
     const int64_t iw = ow * g.SW - g.PL + kw * g.DW;
     col[e] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
@@ -37,26 +43,35 @@ __global__ void Im2ColKernel(const float* x, const ConvGeom g, int64_t row0, int
   }
 }
 
+template <typename Dv>
+struct Col2ImDivs {
+  Dv W, nh, C, SH, SW;  // cell e = ((b * C + c) * nh + ih - ih0) * W + iw; the strides
+};
+
 // Cells of input rows [ih0, ih0 + nh): x += the col entries that im2col read from them.
+template <typename I, typename Dv>
 __global__ void Col2ImKernel(const float* col, const ConvGeom g, int64_t row0, int64_t rows,
-                             int64_t batch, int64_t ih0, int64_t nh, float* x) {
+                             int64_t batch, int64_t ih0, I total, const Col2ImDivs<Dv> dv,
+                             float* x) {
   const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
-  MS_CUDA_LOOP(e, batch * g.C * nh * g.W) {
-    const int64_t iw = e % g.W, t = e / g.W;
-    const int64_t ih = ih0 + t % nh, bc = t / nh;  // bc = b * C + c
-    const int64_t b = bc / g.C, c = bc % g.C;
-    float* cell = x + (bc * g.H + ih) * g.W + iw;
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const I iw = dv.W.Mod(e), t = dv.W.Div(e);
+    const int64_t ih = ih0 + dv.nh.Mod(t);
+    const I bc = dv.nh.Div(t);  // b * C + c
+    const int64_t b = dv.C.Div(bc), c = dv.C.Mod(bc);
+    float* cell = x + (static_cast<int64_t>(bc) * g.H + ih) * g.W + iw;
     float v = *cell;
     for (int64_t kh = 0; kh < g.KH; kh++) {
       const int64_t hh = ih + g.PT - kh * g.DH;  // = oh * SH
-      if (hh < 0 || hh % g.SH != 0) continue;
-      const int64_t oh = hh / g.SH;
-      if (oh < row0 || oh >= row0 + rows || oh >= g.OH) continue;
+      if (hh < 0) continue;
+      const int64_t oh = dv.SH.Div(static_cast<I>(hh));
+      if (oh * g.SH != hh || oh < row0 || oh >= row0 + rows || oh >= g.OH) continue;
       for (int64_t kw = 0; kw < g.KW; kw++) {
         const int64_t ww = iw + g.PL - kw * g.DW;  // = ow * SW
-        if (ww < 0 || ww % g.SW != 0) continue;
-        const int64_t ow = ww / g.SW;
-        if (ow >= g.OW) continue;
+        if (ww < 0) continue;
+        const int64_t ow = dv.SW.Div(static_cast<I>(ww));
+        if (ow * g.SW != ww || ow >= g.OW) continue;
         v += col[((c * g.KH + kh) * g.KW + kw) * ld + b * cols_img + (oh - row0) * g.OW + ow];
       }
     }
@@ -64,21 +79,27 @@ __global__ void Col2ImKernel(const float* col, const ConvGeom g, int64_t row0, i
   }
 }
 
-__global__ void ScatterKernel(const float* src, const float* bias, int64_t batch,
-                              int64_t channels, int64_t hw, float* dst) {
-  MS_CUDA_LOOP(e, batch * channels * hw) {
-    const int64_t i = e % hw, bc = e / hw;
-    const int64_t b = bc / channels, c = bc % channels;
-    dst[e] = src[(c * batch + b) * hw + i] + (bias ? bias[c] : 0.f);
+// dst[b][c][i] = src[c][b][i] (+ bias[c]); e = (b * channels + c) * hw + i.
+template <typename I, typename Dv>
+__global__ void ScatterKernel(const float* src, const float* bias, I total, I batch,
+                              const Dv hw, const Dv channels, float* dst) {
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const I i = hw.Mod(e), bc = hw.Div(e);
+    const I b = channels.Div(bc), c = channels.Mod(bc);
+    dst[e] = src[(c * batch + b) * static_cast<I>(hw.divisor()) + i] + (bias ? bias[c] : 0.f);
   }
 }
 
-__global__ void GatherKernel(const float* src, int64_t batch, int64_t channels, int64_t hw,
-                             float* dst) {
-  MS_CUDA_LOOP(e, batch * channels * hw) {
-    const int64_t i = e % hw, cb = e / hw;
-    const int64_t c = cb / batch, b = cb % batch;
-    dst[e] = src[(b * channels + c) * hw + i];
+// dst[c][b][i] = src[b][c][i]; e = (c * batch + b) * hw + i.
+template <typename I, typename Dv>
+__global__ void GatherKernel(const float* src, I total, I channels, const Dv hw,
+                             const Dv batch, float* dst) {
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const I i = hw.Mod(e), cb = hw.Div(e);
+    const I c = batch.Div(cb), b = batch.Mod(cb);
+    dst[e] = src[(b * channels + c) * static_cast<I>(hw.divisor()) + i];
   }
 }
 
@@ -167,13 +188,22 @@ __global__ void DepthwiseWeightKernel(const float* dy, const float* x, int64_t b
 
 void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
             int64_t rows, float* col) {
-  const int64_t total = g.C * g.KH * g.KW * batch * rows * g.OW;
+  const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
+  const int64_t total = g.C * g.KH * g.KW * ld;
   if (total <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  if (total <= INT_MAX)
-    Im2ColKernel<uint32_t><<<cudak::Blocks(total), kThreads, 0, s>>>(x, g, row0, rows, batch, col);
-  else
-    Im2ColKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(x, g, row0, rows, batch, col);
+  const int64_t KK = g.KH * g.KW;
+  if (cudak::Fits31(total)) {
+    const Im2ColDivs<FastDiv> dv{FastDiv(ld), FastDiv(cols_img), FastDiv(g.OW), FastDiv(KK),
+                                 FastDiv(g.KW)};
+    Im2ColKernel<uint32_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
+        x, g, row0, static_cast<uint32_t>(total), dv, col);
+  } else {
+    const Im2ColDivs<cudak::SlowDiv> dv{cudak::SlowDiv(ld), cudak::SlowDiv(cols_img),
+                                        cudak::SlowDiv(g.OW), cudak::SlowDiv(KK),
+                                        cudak::SlowDiv(g.KW)};
+    Im2ColKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(x, g, row0, total, dv, col);
+  }
   MS_CUDA_LAUNCH_CHECK("Im2ColKernel");
 }
 
@@ -186,8 +216,20 @@ void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, in
   const int64_t hi = std::min<int64_t>(g.H, last + 1);
   if (hi <= lo) return;
   cudaStream_t s = cudak::Stream(ctx);
-  Col2ImKernel<<<cudak::Blocks(batch * g.C * (hi - lo) * g.W), kThreads, 0, s>>>(
-      col, g, row0, rows, batch, lo, hi - lo, x);
+  const int64_t nh = hi - lo, total = batch * g.C * nh * g.W;
+  // hh and ww (the dividends by the strides) are below H + PT and W + PL.
+  if (cudak::Fits31(total) && cudak::Fits31(g.H + g.PT) && cudak::Fits31(g.W + g.PL)) {
+    const Col2ImDivs<FastDiv> dv{FastDiv(g.W), FastDiv(nh), FastDiv(g.C), FastDiv(g.SH),
+                                 FastDiv(g.SW)};
+    Col2ImKernel<uint32_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
+        col, g, row0, rows, batch, lo, static_cast<uint32_t>(total), dv, x);
+  } else {
+    const Col2ImDivs<cudak::SlowDiv> dv{cudak::SlowDiv(g.W), cudak::SlowDiv(nh),
+                                        cudak::SlowDiv(g.C), cudak::SlowDiv(g.SH),
+                                        cudak::SlowDiv(g.SW)};
+    Col2ImKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(col, g, row0, rows, batch,
+                                                                    lo, total, dv, x);
+  }
   MS_CUDA_LAUNCH_CHECK("Col2ImKernel");
 }
 
@@ -196,7 +238,13 @@ void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batc
   const int64_t total = batch * channels * hw;
   if (total <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  ScatterKernel<<<cudak::Blocks(total), kThreads, 0, s>>>(src, bias, batch, channels, hw, dst);
+  if (cudak::Fits31(total))
+    ScatterKernel<uint32_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
+        src, bias, static_cast<uint32_t>(total), static_cast<uint32_t>(batch), FastDiv(hw),
+        FastDiv(channels), dst);
+  else
+    ScatterKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
+        src, bias, total, batch, cudak::SlowDiv(hw), cudak::SlowDiv(channels), dst);
   MS_CUDA_LAUNCH_CHECK("ScatterKernel");
 }
 
@@ -205,7 +253,13 @@ void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels,
   const int64_t total = batch * channels * hw;
   if (total <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  GatherKernel<<<cudak::Blocks(total), kThreads, 0, s>>>(src, batch, channels, hw, dst);
+  if (cudak::Fits31(total))
+    GatherKernel<uint32_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
+        src, static_cast<uint32_t>(total), static_cast<uint32_t>(channels), FastDiv(hw),
+        FastDiv(batch), dst);
+  else
+    GatherKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
+        src, total, channels, cudak::SlowDiv(hw), cudak::SlowDiv(batch), dst);
   MS_CUDA_LAUNCH_CHECK("GatherKernel");
 }
 

@@ -12,6 +12,7 @@
 #include "core/cuda_device.h"
 #include "core/device.h"
 #include "core/dtype.h"
+#include "kernels/fastdiv.h"
 
 namespace minisinga {
 namespace cudak {
@@ -35,6 +36,20 @@ inline unsigned Blocks(int64_t n, int threads = kThreads) {
 #define MS_CUDA_LOOP(i, n)                                                             \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+// Division with FastDiv's interface for the 64-bit paths of kernels whose sizes may not fit
+// FastDiv (index type int64_t there); kernels take either as a template parameter.
+struct SlowDiv {
+  int64_t d = 1;
+  SlowDiv() = default;
+  explicit SlowDiv(int64_t v) : d(v) {}
+  __device__ __forceinline__ int64_t Div(int64_t n) const { return n / d; }
+  __device__ __forceinline__ int64_t Mod(int64_t n) const { return n % d; }
+  __device__ __forceinline__ int64_t divisor() const { return d; }
+};
+
+// Whether every index below `n` (a count of elements) fits FastDiv's dividends (< 2^31).
+inline bool Fits31(int64_t n) { return n >= 0 && n < (int64_t{1} << 31); }
 
 // Loads and stores as the compute type, like Cvt<T> but with the hardware float16
 // conversions on the device (round to nearest even, the same results as Cvt<half_t>).
