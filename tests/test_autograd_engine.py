@@ -107,3 +107,42 @@ def test_unused_output_of_multi_output_op_gets_zero_gradient():
         a, b = ag.split(w, 1, [1, 2])
         y = ag.reduce_sum(b, None, False)
     np.testing.assert_allclose(ag.gradients(y)[w].to_numpy(), [[0, 1, 1], [0, 1, 1]])
+
+
+def test_unused_input_gradients_are_not_computed():
+    # The input images need no gradient (not a parameter, no creator): conv and matmul skip
+    # computing it, which the recorded graph shows; parameter gradients are unchanged.
+    from minisinga import device
+
+    rng = np.random.default_rng(0)
+    dev = device.create_cpu_device()
+    xa = rng.standard_normal((2, 1, 6, 6)).astype(np.float32)
+    w1a = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    w2a = rng.standard_normal((36, 4)).astype(np.float32)
+
+    def run(x_is_param, graph):
+        x = tensor.Tensor(data=xa, device=dev, stores_grad=x_is_param)
+        w1 = tensor.Tensor(data=w1a, device=dev, stores_grad=True)
+        w2 = tensor.Tensor(data=w2a, device=dev, stores_grad=True)
+        dev.EnableGraph(graph)
+        with ag.train_mode(True):
+            h = ag.reshape(ag.relu(ag.conv2d(x, w1, padding=1)), (2, 3 * 36))
+            y = ag.matmul(ag.reshape(h, (6, 36)), w2)
+            grads = {id(p): g for p, g in ag.backward(ag.reduce_sum(y))}
+        names = dev.graph_node_names() if graph else []
+        dev.EnableGraph(False)
+        if graph:
+            dev.RunGraph(True)
+            dev.ResetGraph()
+        return [grads.get(id(t)) for t in (x, w1, w2)], names
+
+    (gx, g1, g2), names = run(False, True)
+    assert gx is None
+    assert "Conv2dBackwardData" not in names and "Conv2dBackwardWeight" in names
+    (px, p1, p2), names = run(True, True)
+    assert "Conv2dBackwardData" in names
+    (ex, e1, e2), _ = run(True, False)
+    np.testing.assert_allclose(g1.to_numpy(), p1.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(g2.to_numpy(), e2.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(px.to_numpy(), ex.to_numpy(), rtol=1e-6)
+    assert px.shape == (2, 1, 6, 6)

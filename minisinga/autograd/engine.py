@@ -44,7 +44,9 @@ class Operator:
 
     `forward(*xs)` returns one core tensor or a tuple; `backward(*dys)` returns one gradient per
     input (None where an input needs none). Save what backward needs only when
-    `self.requires_grad` is True.
+    `self.requires_grad` is True. `self.needs_grad[i]` says whether input i's gradient is used
+    (it is a parameter, or comes from an op that needs gradients): a costly backward may skip
+    the others and return None for them.
     """
 
     def __init__(self, name: Optional[str] = None):
@@ -62,6 +64,10 @@ class Operator:
         if self.requires_grad:
             # (creator, output index, tensor) of each input: enough to route gradients.
             self.src = [(x.creator, getattr(x, "_out_idx", 0), x) for x in xs]
+            # backward() below drops the gradients of the other inputs (data, constants).
+            self.needs_grad = tuple(bool(x.stores_grad) or (x.creator is not None and
+                                                            x.creator.requires_grad)
+                                    for x in xs)
             self._out_meta = [(y.shape, y.dtype, y.device) for y in ys]
         outs = []
         for i, y in enumerate(ys):
@@ -70,6 +76,12 @@ class Operator:
             t._out_idx = i
             outs.append(t)
         return outs[0] if single else tuple(outs)
+
+    needs_grad: Tuple[bool, ...] = ()  # set by __call__
+
+    def need(self, i: int) -> bool:
+        """Whether input i's gradient is used (True when unknown: a direct backward call)."""
+        return i >= len(self.needs_grad) or self.needs_grad[i]
 
     def forward(self, *xs):
         raise NotImplementedError

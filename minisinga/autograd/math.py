@@ -402,15 +402,16 @@ class Matmul(Operator):
 
     def backward(self, dy):
         a, b = self.a, self.b
+        need_a, need_b = self.need(0), self.need(1)
+        da = F.core.matmul(dy, b, False, True, 1.0, 0.0, None) if need_a else None
         if b.ndim == 2 and a.ndim > 2:  # shared weight: fold the batch into rows
             a2 = a.reshape([-1, a.shape[-1]])
             dy2 = dy.reshape([-1, dy.shape[-1]])
-            da = F.core.matmul(dy, b, False, True, 1.0, 0.0, None)
-            db = F.core.matmul(a2, dy2, True, False, 1.0, 0.0, None)
+            db = F.core.matmul(a2, dy2, True, False, 1.0, 0.0, None) if need_b else None
             return da, db
-        da = F.core.matmul(dy, b, False, True, 1.0, 0.0, None)
-        db = F.core.matmul(a, dy, True, False, 1.0, 0.0, None)
-        return F.sum_to(da, a.shape), F.sum_to(db, b.shape)
+        db = F.core.matmul(a, dy, True, False, 1.0, 0.0, None) if need_b else None
+        return (F.sum_to(da, a.shape) if need_a else None,
+                F.sum_to(db, b.shape) if need_b else None)
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

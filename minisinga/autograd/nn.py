@@ -52,10 +52,12 @@ class Conv2d(Operator):
 
     def backward(self, dy):
         args = (self.stride, self.padding, self.dilation, self.groups)
-        dx = F.core.conv2d_backward_data(dy, self.w, list(self.x.shape), *args)
-        dw = F.core.conv2d_backward_weight(dy, self.x, list(self.w.shape), *args)
+        dx = F.core.conv2d_backward_data(dy, self.w, list(self.x.shape), *args) \
+            if self.need(0) else None  # e.g. the first layer's input images
+        dw = F.core.conv2d_backward_weight(dy, self.x, list(self.w.shape), *args) \
+            if self.need(1) else None
         if self.has_b:
-            return dx, dw, F.core.conv2d_backward_bias(dy)
+            return dx, dw, F.core.conv2d_backward_bias(dy) if self.need(2) else None
         return dx, dw
 
 
