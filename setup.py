@@ -152,9 +152,13 @@ def make_extension():
         libraries += clibs
         link_args += [f"-Wl,-rpath,{d}" for d in clib]
     print(f"minisinga: building {'with' if cuda else 'without'} CUDA, {len(sources)} sources")
+    # Headers too: a change to one rebuilds the extension (ccache recompiles what it affects).
+    headers = sorted(glob.glob("csrc/**/*.h", recursive=True) +
+                     glob.glob("csrc/**/*.cuh", recursive=True))
     return Pybind11Extension(
         "minisinga._core",
         sources,
+        depends=headers,
         include_dirs=include_dirs,
         library_dirs=library_dirs,
         libraries=libraries,

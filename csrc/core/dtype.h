@@ -31,56 +31,47 @@ struct half_t {
   uint16_t bits;
 };
 
-MS_HD float HalfToFloat(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t man = h & 0x3ff;
-  uint32_t f;
-  if (exp == 0) {
-    if (man == 0) {
-      f = sign;
-    } else {  // subnormal: normalise
-      exp = 127 - 15 + 1;
-      while ((man & 0x400) == 0) {
-        man <<= 1;
-        exp--;
-      }
-      man &= 0x3ff;
-      f = sign | (exp << 23) | (man << 13);
-    }
-  } else if (exp == 31) {
-    f = sign | 0x7f800000u | (man << 13);
-  } else {
-    f = sign | ((exp + 127 - 15) << 23) | (man << 13);
-  }
-  float out;
-  memcpy(&out, &f, 4);
-  return out;
+// The conversions are branch-free (selects only), so the compiler vectorises the loops that
+// use them. Exact: subnormals are renormalised and rounded by float arithmetic, which is
+// exact or round-to-nearest-even here (nothing in minisinga changes the rounding mode).
+MS_HD float BitsToFloat(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+MS_HD uint32_t FloatToBits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
 }
 
-// Round to nearest even, with overflow to inf and gradual underflow.
+MS_HD float HalfToFloat(uint16_t h) {
+  const uint32_t em = static_cast<uint32_t>(h & 0x7fff) << 13;  // exponent and mantissa
+  const uint32_t exp = em & (0x1fu << 23);
+  const uint32_t normal = em + ((127 - 15) << 23);
+  // inf / NaN: the largest exponent (NaN payloads kept); zero / subnormal: m * 2^-24,
+  // computed as (2^-14 + m * 2^-24) - 2^-14, which is exact.
+  const uint32_t special = normal + ((128 - 16) << 23);
+  const uint32_t tiny = FloatToBits(BitsToFloat(normal + (1u << 23)) - BitsToFloat(113u << 23));
+  const uint32_t mag = exp == (0x1fu << 23) ? special : exp == 0 ? tiny : normal;
+  return BitsToFloat(mag | (static_cast<uint32_t>(h & 0x8000) << 16));
+}
+
+// Round to nearest even, with overflow to inf and gradual underflow; NaN -> quiet NaN.
 MS_HD uint16_t FloatToHalf(float v) {
-  uint32_t x;
-  memcpy(&x, &v, 4);
-  uint32_t sign = (x >> 16) & 0x8000;
-  uint32_t absx = x & 0x7fffffff;
-  if (absx >= 0x7f800000u) return sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0);  // inf/nan
-  if (absx >= 0x477ff000u) return sign | 0x7c00;  // rounds past 65504
-  if (absx < 0x38800000u) {  // result is subnormal or zero
-    if (absx < 0x33000000u) return sign;
-    uint32_t e = absx >> 23;
-    uint32_t m = (absx & 0x7fffff) | 0x800000;
-    uint32_t shift = 126 - e;  // 14 - (e - 127) + 10 + ... => bits to drop
-    uint32_t r = m >> (shift);
-    uint32_t rem = m & ((1u << shift) - 1);
-    uint32_t halfway = 1u << (shift - 1);
-    if (rem > halfway || (rem == halfway && (r & 1))) r++;
-    return sign | r;
-  }
-  uint32_t r = ((absx - 0x38000000u) >> 13);
-  uint32_t rem = absx & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) r++;
-  return sign | r;
+  const uint32_t x = FloatToBits(v);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const uint32_t a = x & 0x7fffffff;
+  // |v| >= 65536 (and inf, NaN): inf, or a quiet NaN.
+  const uint32_t big = a > 0x7f800000u ? 0x7e00u : 0x7c00u;
+  // |v| < 2^-14: adding 0.5 aligns the half's 10 subnormal mantissa bits at the bottom of
+  // the float's, rounded to nearest even by the addition itself.
+  const uint32_t tiny = FloatToBits(BitsToFloat(a) + 0.5f) - FloatToBits(0.5f);
+  // Normal: rebias the exponent and round the 13 dropped bits to nearest even; a carry
+  // may overflow into the exponent, up to inf, as it should.
+  const uint32_t normal = (a + ((15u - 127u) << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
+  const uint32_t h = a >= (143u << 23) ? big : a < (113u << 23) ? tiny : normal;
+  return static_cast<uint16_t>(h | sign);
 }
 
 // Load/store any storage type as float: kernels compute in float32.
