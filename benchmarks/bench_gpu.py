@@ -3,7 +3,7 @@ graph) and PyTorch eager on the same GPU, float32, one full training step each (
 backward, SGD with momentum 0.9 and weight decay 1e-5), in images per second.
 
     python benchmarks/bench_gpu.py [--models resnet50,cnn,mlp] [--iters 20] [--skip 5]
-        [--tf32] [--out FILE]
+        [--tf32] [--out FILE] [--profile-torch STEPS]
 
 Models: ResNet-50 at batch 32 (3x224x224, 1000 classes; torchvision's resnet50 for PyTorch),
 the examples' LeNet-style CNN and MLP at batch 64 (1x28x28 / 784 features, 10 classes; the
@@ -138,9 +138,23 @@ def time_torch(name: str, iters: int, skip: int, tf32: bool) -> dict:
     seconds = time.perf_counter() - start
     return {
         "img_s": iters * batch / seconds,
-        "loss": float(loss),
+        "loss": loss.item(),
         "peak_mb": torch.cuda.max_memory_allocated() / 2**20,
+        "step": step,
     }
+
+
+def profile_torch(step, steps: int) -> str:
+    """PyTorch's own per-op CUDA times over `steps` training steps (what cuDNN spends on
+    each kind of convolution, for comparison with minisinga's --verbosity 2 profile)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=20)
 
 
 def main(argv=None) -> int:
@@ -152,6 +166,8 @@ def main(argv=None) -> int:
                    help="timed steps for the CNN and MLP (a step takes well under 1 ms)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 GEMMs on both sides")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--profile-torch", type=int, default=0, metavar="STEPS",
+                   help="print PyTorch's per-op CUDA times over STEPS steps of each model")
     p.add_argument("--out", help="also append the table to this file")
     args = p.parse_args(argv)
     if not device.cuda_available():
@@ -182,6 +198,9 @@ def main(argv=None) -> int:
             f"{t_img:10.1f}{graph['img_s'] / t_img:13.2f}  {note}"
         )
         print(lines[-1], flush=True)
+        if torch and args.profile_torch:
+            print(f"PyTorch profile, {name}, {args.profile_torch} steps:", flush=True)
+            print(profile_torch(torch["step"], args.profile_torch), flush=True)
     if args.out:
         with open(args.out, "a") as f:
             f.write("\n".join(lines) + "\n")

@@ -105,6 +105,38 @@ def test_batchnorm_training_inference_backward(dev, rng):
         dy_, x_, s_, core_tensor(mean, dev), core_tensor(inv_std, dev)), dy, x, scale)
 
 
+def test_mixed_float16_and_float32_operands(dev, rng):
+    # One float16 operand is enough for a float16 result (batch-norm: x's dtype), equal to
+    # the float32 op on the same values rounded once; float32 running statistics stay float32.
+    def t(a):
+        return core_tensor(a, dev)
+
+    def f32(rng_, *shape):
+        return rng_.uniform(-2, 2, shape).astype(F32)
+
+    a, b = h(rng, 5, 7), f32(rng, 7, 3)
+    for x, y in ((a, b), (b.T.copy(), a.T.copy())):
+        got = _core.matmul(t(x), t(y))
+        want = _core.matmul(t(x.astype(F32)), t(y.astype(F32))).to_numpy().astype(F16)
+        assert got.dtype == _core.DType.float16
+        np.testing.assert_array_equal(got.to_numpy(), want)
+    x, w, bias = h(rng, 2, 3, 6, 6), f32(rng, 4, 3, 3, 3), f32(rng, 4)
+    got = _core.conv2d(t(x), t(w), t(bias), [1, 1], [1, 1, 1, 1], [1, 1], 1)
+    want = _core.conv2d(t(x.astype(F32)), t(w), t(bias), [1, 1], [1, 1, 1, 1], [1, 1], 1)
+    assert got.dtype == _core.DType.float16
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy().astype(F16))
+    x = h(rng, 4, 3, 2, 5)
+    scale, bias, rm, rv = f32(rng, 3), f32(rng, 3), f32(rng, 3), np.abs(f32(rng, 3)) + 0.5
+    rm_h, rv_h, rm_f, rv_f = t(rm), t(rv), t(rm), t(rv)
+    y, _, _ = _core.batchnorm_forward_training(t(x), t(scale), t(bias), rm_h, rv_h, 0.1, 1e-5)
+    yf, _, _ = _core.batchnorm_forward_training(t(x.astype(F32)), t(scale), t(bias), rm_f, rv_f,
+                                                0.1, 1e-5)
+    assert y.dtype == _core.DType.float16 and rm_h.dtype == _core.DType.float32
+    np.testing.assert_array_equal(y.to_numpy(), yf.to_numpy().astype(F16))
+    np.testing.assert_array_equal(rm_h.to_numpy(), rm_f.to_numpy())
+    np.testing.assert_array_equal(rv_h.to_numpy(), rv_f.to_numpy())
+
+
 def test_optimizer_updates(dev, rng):
     p, g = h(rng, 6, 5), h(rng, 6, 5)
     buf = rng.uniform(-1, 1, (6, 5)).astype(F32)  # float32 state beside a float16 param

@@ -129,6 +129,9 @@ n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
 run profile bench 60 "$PY" examples/cnn/benchmark.py --device cuda --model resnet50 \
   --batch-size 32 --iters 3 --skip 2 --verbosity 2
 tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -A 16 'Time profiling' >>"$REPORT"
+# The same step in PyTorch, per op (cuDNN's convolutions), for comparison (in bench.log).
+run profile bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --iters 3 --skip 2 \
+  --profile-torch 3
 
 run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --small-iters 200 --out "$OUT/bench_gpu.txt"
 run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --tf32 --iters 10 --skip 3 \
