@@ -154,7 +154,7 @@ def profile_torch(step, steps: int) -> str:
         for _ in range(steps):
             step()
         torch.cuda.synchronize()
-    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=20)
+    return prof.key_averages().table(sort_by="device_time_total", row_limit=20)
 
 
 def main(argv=None) -> int:
