@@ -415,3 +415,45 @@ def test_backward_bad_shapes():
         _core.conv2d_backward_weight(f32(1, 2, 3, 3), f32(1, 3, 5, 5), [2, 3, 3, 3], groups=2)
     with pytest.raises(ValueError, match="conv2d_backward_bias: dy must be 4-D"):
         _core.conv2d_backward_bias(f32(2, 3))
+
+
+def _run_with_env(code, **env):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    e = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
+                          timeout=300)
+
+
+def test_batched_cols_override_from_environment():
+    # MINISINGA_CONV_BATCHED_COLS=1: every image takes the strided-batched path of the GPU
+    # plan (here on the CPU); the results match the CPU plan's. A bad value is named.
+    code = (
+        "import numpy as np\n"
+        "from minisinga import _core\n"
+        "rng = np.random.default_rng(0)\n"
+        "def t(a):\n"
+        "    r = _core.Tensor(list(a.shape), _core.default_device(), _core.DType.float32)\n"
+        "    r.copy_from_numpy(a)\n"
+        "    return r\n"
+        "x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)\n"
+        "w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)\n"
+        "outs = []\n"
+        "for gpu in (False, True):\n"
+        "    _core._set_conv_gpu_plan_on_cpu(gpu)\n"
+        "    y = _core.conv2d(t(x), t(w), None, [1, 1], [1, 1, 1, 1], [1, 1], 2)\n"
+        "    dx = _core.conv2d_backward_data(y, t(w), [3, 4, 5, 6], [1, 1], [1, 1, 1, 1],\n"
+        "                                    [1, 1], 2)\n"
+        "    outs.append((y.to_numpy(), dx.to_numpy()))\n"
+        "for a, b in zip(*outs):\n"
+        "    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)\n"
+        "print('ok')\n"
+    )
+    r = _run_with_env(code, MINISINGA_CONV_BATCHED_COLS="1")
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+    r = _run_with_env(code, MINISINGA_CONV_BATCHED_COLS="lots")
+    assert r.returncode != 0
+    assert "MINISINGA_CONV_BATCHED_COLS must be an integer >= 0" in r.stderr, r.stderr[-2000:]

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 
 #include "core/dispatch.h"
 #include "kernels/blas.h"
@@ -44,7 +45,19 @@ constexpr int64_t kTargetCols = 4096;
 // GPU: images with at least this many output pixels go through one strided-batched GEMM, a
 // GEMM per image straight between NCHW and the col matrix, with no layout pass; narrower
 // images would make narrow GEMMs, so they share one wide GEMM and ConvScatter / ConvGather.
-constexpr int64_t kBatchedCols = 1024;
+// $MINISINGA_CONV_BATCHED_COLS overrides it (read once; for tuning on a new GPU).
+int64_t BatchedCols() {
+  static const int64_t cols = [] {
+    const char* env = std::getenv("MINISINGA_CONV_BATCHED_COLS");
+    if (env == nullptr || *env == '\0') return int64_t{1024};
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    MS_CHECK(*end == '\0' && v >= 0, "MINISINGA_CONV_BATCHED_COLS must be an integer >= 0 "
+                                      "(output pixels per image), got '" << env << "'");
+    return static_cast<int64_t>(v);
+  }();
+  return cols;
+}
 
 // Whether CPU devices plan as GPUs do (tests check the GPU's plan on a CPU with it).
 std::atomic<bool> g_gpu_plan_on_cpu{false};
@@ -103,7 +116,7 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 &&
                          g.PB == 0 && g.PL == 0 && g.PR == 0;
   p.depthwise = groups > 1 && p.Cg == 1;
-  p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 && p.P >= kBatchedCols;
+  p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 && p.P >= BatchedCols();
   p.direct = pointwise && (!gpu || p.N == 1 || p.batched);
   p.rows = g.OH;
   if (p.depthwise) return p;

@@ -2,9 +2,11 @@
 # One GPU check of minisinga's CUDA backend, for a machine with an NVIDIA GPU and no network
 # (the device tool's nvidia-h100-x1 / nvidia-h200: Python 3.12 with torch, torchvision, cupy,
 # pybind11, numpy, pytest(-xdist), nvcc and the nvidia-cublas wheel already there). It builds
-# for sm_90, runs tests/test_cuda.py and tests/test_half.py, the ResNet-50 benchmark (graph and eager),
-# benchmarks/bench_gpu.py (minisinga vs PyTorch) and the CPU suite, and writes
-# $OUT/report.txt plus the logs. Every step has a timeout cut to what is left of an 8-minute budget.
+# for sm_90, runs the CUDA tests (test_cuda, test_half, test_select, test_dist_nccl),
+# train_cnn.py on real Fashion-MNIST, the ResNet-50 benchmark (graph and eager, and the conv
+# plan's A/B), per-op ResNet-50 profiles of minisinga and PyTorch, benchmarks/bench_gpu.py
+# (minisinga vs PyTorch) and the CPU suite, and writes $OUT/report.txt plus the logs. Every
+# step has a timeout cut to what is left of an 8-minute budget.
 #
 # scipy-openblas32 is not installed there: carry it as a wheel in .whl/ (git-ignored). Once,
 # on a machine with network access, in the repository root:
@@ -121,6 +123,17 @@ if [ -f examples/cnn/benchmark.py ]; then
     run benchmark.py bench 75 "$PY" examples/cnn/benchmark.py --device cuda --model resnet50 \
       --batch-size 32 --iters 10 --skip 3 "${flag[@]}"
     say "ResNet-50 batch 32 ($mode): $(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
+  done
+fi
+
+# Conv plan A/B: the strided-batched GEMMs for images of >= N output pixels (default 1024;
+# 1000000000 = never, the plan before them).
+if [ -f examples/cnn/benchmark.py ]; then
+  for cols in 1000000000 196 1; do
+    n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
+    run batched_cols bench 60 env MINISINGA_CONV_BATCHED_COLS=$cols "$PY" examples/cnn/benchmark.py \
+      --device cuda --model resnet50 --batch-size 32 --iters 10 --skip 3
+    say "ResNet-50 batch 32 (graph, MINISINGA_CONV_BATCHED_COLS=$cols): $(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
   done
 fi
 
