@@ -51,6 +51,7 @@ BINARY = {
     B.Pow: np.power, B.Maximum: np.maximum, B.Minimum: np.minimum, B.Lt: np.less,
     B.Le: np.less_equal, B.Gt: np.greater, B.Ge: np.greater_equal, B.Eq: np.equal,
     B.Ne: np.not_equal,
+    B.ReluBackward: lambda dy, x: np.where(x > 0, dy, 0.0),  # ReLU's gradient: dy where x > 0
 }
 
 SHAPE_PAIRS = [((3, 4), (3, 4)), ((1,), (5,)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)),

@@ -97,7 +97,8 @@ MS_HD C Softplus(C x) {
   X(Gt, C(x > y))               \
   X(Ge, C(x >= y))              \
   X(Eq, C(x == y))              \
-  X(Ne, C(x != y))
+  X(Ne, C(x != y))              \
+  X(ReluBackward, y > C(0) ? x : C(0))
 
 #define MS_DEFINE_UNARY(Name, expr)                     \
   struct Name##F {                                      \
