@@ -131,9 +131,10 @@ fi
 if [ -f examples/cnn/benchmark.py ]; then
   for cols in 1000000000 196 1; do
     n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
-    run batched_cols bench 60 env MINISINGA_CONV_BATCHED_COLS=$cols "$PY" examples/cnn/benchmark.py \
-      --device cuda --model resnet50 --batch-size 32 --iters 10 --skip 3
-    say "ResNet-50 batch 32 (graph, MINISINGA_CONV_BATCHED_COLS=$cols): $(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
+    run batched_cols bench 60 env MINISINGA_CONV_BATCHED_COLS=$cols "$PY" \
+      examples/cnn/benchmark.py --device cuda --model resnet50 --batch-size 32 --iters 10 --skip 3
+    say "ResNet-50 batch 32 (graph, MINISINGA_CONV_BATCHED_COLS=$cols):" \
+      "$(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
   done
 fi
 

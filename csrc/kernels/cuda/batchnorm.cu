@@ -1,8 +1,8 @@
-// CUDA batch norm (index arithmetic by FastDiv). Per-channel statistics are deterministic two-stage reductions in double:
-// blocks (channel, part) reduce a fixed range of the channel's N * S values with a block
-// tree, then per-channel kernels combine the parts in order (two passes as on the CPU: mean,
-// then squared deviations). The per-channel coefficients are computed once, in double with the
-// CPU's roundings, and an elementwise kernel applies them.
+// CUDA batch norm (indices split by FastDiv). Per-channel statistics are deterministic
+// two-stage reductions in double: blocks (channel, part) reduce a fixed range of the channel's
+// N * S values with a block tree, then per-channel kernels combine the parts in order (two
+// passes as on the CPU: mean, then squared deviations). The per-channel coefficients are
+// computed once, in double with the CPU's roundings, and an elementwise kernel applies them.
 #include <cstdint>
 
 #include "kernels/batchnorm.h"
