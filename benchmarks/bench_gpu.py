@@ -3,7 +3,7 @@ graph) and PyTorch eager on the same GPU, float32, one full training step each (
 backward, SGD with momentum 0.9 and weight decay 1e-5), in images per second.
 
     python benchmarks/bench_gpu.py [--models resnet50,cnn,mlp] [--iters 20] [--skip 5]
-        [--tf32] [--out FILE] [--profile-torch STEPS]
+        [--tf32] [--float16] [--out FILE] [--profile-torch STEPS]
 
 Models: ResNet-50 at batch 32 (3x224x224, 1000 classes; torchvision's resnet50 for PyTorch),
 the examples' LeNet-style CNN and MLP at batch 64 (1x28x28 / 784 features, 10 classes; the
@@ -47,18 +47,21 @@ def minisinga_model(name: str):
     return mlp.create_model(data_size=784, perceptron_size=100, num_classes=10)
 
 
-def time_minisinga(name: str, graph: bool, iters: int, skip: int, tf32: bool) -> dict:
+def time_minisinga(name: str, graph: bool, iters: int, skip: int, tf32: bool,
+                   half: bool = False) -> dict:
     batch, shape, classes = MODELS[name]
     dev = device.create_cuda_gpu_on(0)
     dev.set_allow_tf32(tf32)
     dev.SetRandSeed(0)
     rng = np.random.default_rng(0)
-    tx = tensor.Tensor((batch,) + shape, dev, requires_grad=False)
+    dtype = tensor.float16 if half else tensor.float32  # as train_cnn.py -p float16
+    tx = tensor.Tensor((batch,) + shape, dev, dtype=dtype, requires_grad=False)
     ty = tensor.Tensor((batch,), dev, dtype=tensor.int32, requires_grad=False)
-    tx.copy_from_numpy(rng.standard_normal((batch,) + shape, dtype=np.float32))
+    x = rng.standard_normal((batch,) + shape, dtype=np.float32)
+    tx.copy_from_numpy(x.astype(np.float16) if half else x)
     ty.copy_from_numpy(rng.integers(0, classes, batch, dtype=np.int32))
     m = minisinga_model(name)
-    m.set_optimizer(opt.SGD(lr=0.05, momentum=0.9, weight_decay=1e-5))
+    m.set_optimizer(opt.SGD(lr=0.05, momentum=0.9, weight_decay=1e-5, dtype=dtype))
     m.compile([tx], is_train=True, use_graph=graph)
     dev.reset_peak()
     launches0 = dev.cuda_graph_launches
@@ -106,7 +109,7 @@ def torch_model(name: str):
     return nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
 
 
-def time_torch(name: str, iters: int, skip: int, tf32: bool) -> dict:
+def time_torch(name: str, iters: int, skip: int, tf32: bool, half: bool = False) -> dict:
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -115,10 +118,11 @@ def time_torch(name: str, iters: int, skip: int, tf32: bool) -> dict:
     batch, shape, classes = MODELS[name]
     torch.manual_seed(0)
     torch.cuda.reset_peak_memory_stats()
-    m = torch_model(name).cuda().train()
+    dtype = torch.float16 if half else torch.float32  # float16 parameters, as ours
+    m = torch_model(name).cuda().to(dtype).train()
     sgd = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-5)
     loss_fn = torch.nn.CrossEntropyLoss()
-    x = torch.randn((batch,) + shape, device="cuda")
+    x = torch.randn((batch,) + shape, device="cuda", dtype=dtype)
     y = torch.randint(0, classes, (batch,), device="cuda")
 
     def step():
@@ -165,6 +169,9 @@ def main(argv=None) -> int:
     p.add_argument("--small-iters", type=int, default=200,
                    help="timed steps for the CNN and MLP (a step takes well under 1 ms)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 GEMMs on both sides")
+    p.add_argument("--float16", action="store_true",
+                   help="float16 inputs and parameters on both sides (train_cnn.py -p float16; "
+                        "PyTorch: the model in half precision)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--profile-torch", type=int, default=0, metavar="STEPS",
                    help="print PyTorch's per-op CUDA times over STEPS steps of each model")
@@ -176,16 +183,18 @@ def main(argv=None) -> int:
     lines = [
         (
             f"{'model':10s}{'batch':>6s}{'eager':>10s}{'graph':>10s}{'torch':>10s}"
-            f"{'graph/torch':>13s}  (images/s, float32, TF32 {'on' if args.tf32 else 'off'})"
+            f"{'graph/torch':>13s}  (images/s, {'float16' if args.float16 else 'float32'}, "
+            f"TF32 {'on' if args.tf32 else 'off'})"
         )
     ]
     print(lines[0], flush=True)
     for name in args.models.split(","):
         batch = MODELS[name][0]
         iters = args.iters if name == "resnet50" else max(args.iters, args.small_iters)
-        eager = time_minisinga(name, False, iters, args.skip, args.tf32)
-        graph = time_minisinga(name, True, iters, args.skip, args.tf32)
-        torch = None if args.no_torch else time_torch(name, iters, args.skip, args.tf32)
+        eager = time_minisinga(name, False, iters, args.skip, args.tf32, args.float16)
+        graph = time_minisinga(name, True, iters, args.skip, args.tf32, args.float16)
+        torch = None if args.no_torch else time_torch(name, iters, args.skip, args.tf32,
+                                                      args.float16)
         t_img = torch["img_s"] if torch else float("nan")
         note = (
             f"CUDA-graph launches {graph['launches']}/{iters + args.skip}"

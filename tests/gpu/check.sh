@@ -150,6 +150,10 @@ run profile bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --iters 3 -
 run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --small-iters 200 --out "$OUT/bench_gpu.txt"
 run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --tf32 --iters 10 --skip 3 \
   --out "$OUT/bench_gpu.txt"
+# float16 (train_cnn.py -p float16) against PyTorch's half-precision model; shows whether the
+# float16 steps are captured as CUDA graphs too.
+run bench_gpu bench 90 "$PY" benchmarks/bench_gpu.py --float16 --iters 10 --skip 3 \
+  --small-iters 200 --out "$OUT/bench_gpu.txt"
 if [ -f "$OUT/bench_gpu.txt" ]; then
   cat "$OUT/bench_gpu.txt" >>"$REPORT"
 else
