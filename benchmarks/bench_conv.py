@@ -1,8 +1,12 @@
 """conv2d forward (and, with --backward, data/weight gradient) time and GFLOP/s:
-minisinga vs PyTorch CPU in the same run, on the same number of threads.
+minisinga vs PyTorch in the same run, on the CPU (same number of threads) or on a GPU
+(`--device cuda`: cuBLAS-based convolutions against cuDNN, TF32 off on both sides).
 
     python benchmarks/bench_conv.py [--backward] [--repeat 5] [--min-time 0.3]
+        [--device cpu|cuda] [--resnet50]
 
+`--resnet50`: the 20 distinct convolution shapes of ResNet-50 at batch 32 instead of the small
+set, each with how often it occurs in the network, and per pass the step's total (time x count).
 The ratio column is PyTorch time / minisinga time (> 1: minisinga is faster); times are the
 best of --repeat samples. PyTorch is optional; without it only minisinga is timed.
 """
@@ -26,9 +30,31 @@ LAYERS = [
 ]
 
 
+# ResNet-50 at batch 32 (torchvision layout, stride on the 3x3): name, x shape, w shape,
+# stride, padding, groups, occurrences in the network.
+def _r50(cin, cout, k, s, h, count):
+    p = k // 2
+    return (f"r50 {k}x{k} s{s} {cin}->{cout} @{h}", (32, cin, h, h), (cout, cin, k, k), (s, s),
+            (p, p, p, p), 1, count)
+
+
+RESNET50 = [
+    _r50(3, 64, 7, 2, 224, 1),
+    _r50(64, 64, 1, 1, 56, 1), _r50(256, 64, 1, 1, 56, 2), _r50(64, 64, 3, 1, 56, 3),
+    _r50(64, 256, 1, 1, 56, 4),
+    _r50(256, 128, 1, 1, 56, 1), _r50(512, 128, 1, 1, 28, 3), _r50(128, 128, 3, 2, 56, 1),
+    _r50(128, 128, 3, 1, 28, 3), _r50(128, 512, 1, 1, 28, 4), _r50(256, 512, 1, 2, 56, 1),
+    _r50(512, 256, 1, 1, 28, 1), _r50(1024, 256, 1, 1, 14, 5), _r50(256, 256, 3, 2, 28, 1),
+    _r50(256, 256, 3, 1, 14, 5), _r50(256, 1024, 1, 1, 14, 6), _r50(512, 1024, 1, 2, 28, 1),
+    _r50(1024, 512, 1, 1, 14, 1), _r50(2048, 512, 1, 1, 7, 2), _r50(512, 512, 3, 2, 14, 1),
+    _r50(512, 512, 3, 1, 7, 2), _r50(512, 2048, 1, 1, 7, 3), _r50(1024, 2048, 1, 2, 14, 1),
+]
+
+
 def bench(fn, repeat, min_time):
     """Best of `repeat` samples, each the mean time of fn() over about min_time seconds
-    (the minimum is the least disturbed by other processes on a shared machine)."""
+    (the minimum is the least disturbed by other processes on a shared machine). fn must
+    wait for its own work (the GPU versions synchronise)."""
     fn()
     n = 1
     while True:
@@ -49,27 +75,37 @@ def bench(fn, repeat, min_time):
     return min(samples)
 
 
-def core_tensor(a):
+def core_tensor(a, dev):
     dt = {np.dtype("float32"): _core.DType.float32}[a.dtype]
-    t = _core.Tensor(list(a.shape), _core.default_device(), dt)
+    t = _core.Tensor(list(a.shape), dev, dt)
     t.copy_from_numpy(np.ascontiguousarray(a))
     return t
 
 
-def minisinga_fns(x, w, b, dy, stride, pad, groups):
-    xt, wt, bt, dyt = (core_tensor(a) for a in (x, w, b, dy))
+def minisinga_fns(dev, x, w, b, dy, stride, pad, groups):
+    xt, wt, bt, dyt = (core_tensor(a, dev) for a in (x, w, b, dy))
     kw = {"stride": list(stride), "padding": list(pad), "dilation": [1, 1], "groups": groups}
+
+    def synced(f):
+        def run():
+            f()
+            dev.Sync()
+
+        return run
+
     return {
-        "fwd": lambda: _core.conv2d(xt, wt, bt, **kw),
-        "bwd data": lambda: _core.conv2d_backward_data(dyt, wt, list(x.shape), **kw),
-        "bwd weight": lambda: _core.conv2d_backward_weight(dyt, xt, list(w.shape), **kw),
+        "fwd": synced(lambda: _core.conv2d(xt, wt, bt, **kw)),
+        "bwd data": synced(lambda: _core.conv2d_backward_data(dyt, wt, list(x.shape), **kw)),
+        "bwd weight": synced(lambda: _core.conv2d_backward_weight(dyt, xt, list(w.shape), **kw)),
     }
 
 
-def torch_fns(torch, x, w, b, dy, stride, pad, groups):
+def torch_fns(torch, x, w, b, dy, stride, pad, groups, cuda=False):
     import torch.nn.functional as F
 
     xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
+    if cuda:
+        xt, wt, bt, dyt = (t.cuda() for t in (xt, wt, bt, dyt))
     top, bottom, left, right = pad
     if top == bottom and left == right:
         pre, padding = (lambda t: t), (top, left)
@@ -81,10 +117,18 @@ def torch_fns(torch, x, w, b, dy, stride, pad, groups):
             dyt, pre(xt), wt, None, list(stride), list(padding), [1, 1], False, [0, 0], groups, mask
         )
 
+    def synced(f):
+        def run():
+            f()
+            if cuda:
+                torch.cuda.synchronize()
+
+        return run
+
     return {
-        "fwd": lambda: F.conv2d(pre(xt), wt, bt, stride, padding, 1, groups),
-        "bwd data": bwd([True, False, False]),
-        "bwd weight": bwd([False, True, False]),
+        "fwd": synced(lambda: F.conv2d(pre(xt), wt, bt, stride, padding, 1, groups)),
+        "bwd data": synced(bwd([True, False, False])),
+        "bwd weight": synced(bwd([False, True, False])),
     }
 
 
@@ -93,22 +137,42 @@ def main():
     ap.add_argument("--backward", action="store_true", help="also time the gradients")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.3, help="seconds per sample")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--resnet50", action="store_true",
+                    help="ResNet-50's convolution shapes at batch 32, with step totals")
     args = ap.parse_args()
+    cuda = args.device == "cuda"
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
     try:
         import torch
 
         torch.set_num_threads(threads)
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
     except ImportError:
         torch = None
-    print(f"threads: {threads}; PyTorch: {torch.__version__ if torch else 'not installed'}")
-    head = f"{'layer':24} {'pass':10} {'minisinga ms':>12} {'GFLOP/s':>8}"
+    if cuda:
+        from minisinga import device
+
+        if not device.cuda_available():
+            raise SystemExit("bench_conv: no GPU visible (or minisinga built without CUDA)")
+        dev = device.create_cuda_gpu_on(0)
+        dev.set_allow_tf32(False)
+    else:
+        dev = _core.default_device()
+    print(f"device: {args.device}; threads: {threads}; "
+          f"PyTorch: {torch.__version__ if torch else 'not installed'}")
+    head = f"{'layer':30} {'pass':10} {'minisinga ms':>12} {'GFLOP/s':>8}"
     if torch:
         head += f" {'torch ms':>9} {'GFLOP/s':>8} {'ratio':>6}"
     print(head)
     rng = np.random.default_rng(0)
     passes = ["fwd", "bwd data", "bwd weight"] if args.backward else ["fwd"]
-    for name, xs, ws, stride, pad, groups in LAYERS:
+    layers = RESNET50 if args.resnet50 else [layer + (1,) for layer in LAYERS]
+    totals = {p: [0.0, 0.0] for p in passes}  # per pass: sum of count x time, ours and theirs
+    for name, xs, ws, stride, pad, groups, count in layers:
         x = rng.standard_normal(xs, dtype=np.float32)
         w = rng.standard_normal(ws, dtype=np.float32)
         b = rng.standard_normal(ws[0], dtype=np.float32)
@@ -116,15 +180,24 @@ def main():
         ow = (xs[3] + pad[2] + pad[3] - ws[3]) // stride[1] + 1
         dy = rng.standard_normal((xs[0], ws[0], oh, ow), dtype=np.float32)
         flops = 2.0 * xs[0] * ws[0] * oh * ow * ws[1] * ws[2] * ws[3]
-        ours = minisinga_fns(x, w, b, dy, stride, pad, groups)
-        theirs = torch_fns(torch, x, w, b, dy, stride, pad, groups) if torch else None
+        ours = minisinga_fns(dev, x, w, b, dy, stride, pad, groups)
+        theirs = torch_fns(torch, x, w, b, dy, stride, pad, groups, cuda) if torch else None
         for p in passes:
             t = bench(ours[p], args.repeat, args.min_time)
-            line = f"{name:24} {p:10} {t * 1e3:12.3f} {flops / t / 1e9:8.1f}"
+            totals[p][0] += count * t
+            line = f"{name:30} {p:10} {t * 1e3:12.3f} {flops / t / 1e9:8.1f}"
             if theirs:
                 with torch.no_grad():
                     tt = bench(theirs[p], args.repeat, args.min_time)
+                totals[p][1] += count * tt
                 line += f" {tt * 1e3:9.3f} {flops / tt / 1e9:8.1f} {tt / t:6.2f}"
+            print(line, flush=True)
+    if args.resnet50:
+        for p in passes:
+            ours_ms, theirs_ms = totals[p][0] * 1e3, totals[p][1] * 1e3
+            line = f"{'ResNet-50 step total':30} {p:10} {ours_ms:12.3f} {'':8}"
+            if torch:
+                line += f" {theirs_ms:9.3f} {'':8} {theirs_ms / ours_ms:6.2f}"
             print(line, flush=True)
 
 

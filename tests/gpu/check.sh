@@ -160,6 +160,13 @@ else
   tail -15 "$OUT/bench.log" >>"$REPORT"
 fi
 
+# Every ResNet-50 convolution shape (batch 32), each pass, against cuDNN: the whole table goes
+# to bench.log, the step totals to the report.
+n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
+run bench_conv bench 90 "$PY" benchmarks/bench_conv.py --device cuda --resnet50 --backward \
+  --repeat 3 --min-time 0.05
+tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^(device|layer|ResNet-50 step total)' >>"$REPORT"
+
 # The CPU suite last (CI runs it too): whatever time is left.
 run suite suite 200 "$PY" -m pytest -q -rfE -p no:cacheprovider "${PAR[@]}" tests \
   --ignore=tests/test_cuda.py --deselect tests/test_train_fashion_mnist.py
