@@ -5,7 +5,7 @@ minisinga vs PyTorch in the same run, on the CPU (same number of threads) or on 
     python benchmarks/bench_conv.py [--backward] [--repeat 5] [--min-time 0.3]
         [--device cpu|cuda] [--resnet50]
 
-`--resnet50`: the 20 distinct convolution shapes of ResNet-50 at batch 32 instead of the small
+`--resnet50`: the 23 distinct convolution shapes of ResNet-50 at batch 32 instead of the small
 set, each with how often it occurs in the network, and per pass the step's total (time x count).
 The ratio column is PyTorch time / minisinga time (> 1: minisinga is faster); times are the
 best of --repeat samples. PyTorch is optional; without it only minisinga is timed.
