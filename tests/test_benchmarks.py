@@ -1,0 +1,72 @@
+"""The benchmark scripts still run: each one, at its smallest size, prints its table (the
+figures themselves are reported in the READMEs, never asserted)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from minisinga import device
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def run(script, *args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+
+
+def rows(out, first_words):
+    """The output lines starting with each of `first_words` (one each, in order)."""
+    lines = out.splitlines()
+    found = [next((ln for ln in lines if ln.split()[:1] == [w]), None) for w in first_words]
+    assert all(found), (first_words, out[-2000:])
+    return found
+
+
+def test_bench_conv():
+    r = run("bench_conv.py", "--repeat", "1", "--min-time", "0.001", "--backward")
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = [ln for ln in r.stdout.splitlines() if " fwd " in ln or " bwd " in ln]
+    assert len(table) == 6 * 3, r.stdout
+
+
+def test_bench_graph_train_kernels():
+    r = run("bench_graph.py", "--steps", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows(r.stdout, ["mlp", "cnn", "resnet18"])
+    r = run("bench_train.py", "--steps", "2", "--batch", "4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows(r.stdout, ["mlp", "cnn"])
+    r = run("bench_kernels.py", "--quick", "--repeats", "1", "--warmup", "0", "--only",
+            "elementwise")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "relu" in r.stdout and "GB/s" in r.stdout, r.stdout
+
+
+def test_bench_epoch():
+    if not os.path.exists(os.path.join(DATA, "train-images-idx3-ubyte.gz")):
+        pytest.fail(f"{DATA} is missing: install the Debian package dataset-fashion-mnist")
+    r = run("bench_epoch.py", "--steps", "3")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows(r.stdout, ["mlp", "cnn"])
+
+
+def test_bench_dist():
+    r = run("bench_dist.py", "--steps", "2", "--reps", "1", "--skip-mpi", "--model", "mlp")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "sparseTopK" in r.stdout and "resnet18" in r.stdout, r.stdout
+
+
+def test_bench_gpu():
+    if device.cuda_available():
+        r = run("bench_gpu.py", "--models", "mlp", "--iters", "2", "--skip", "1",
+                "--small-iters", "2", "--no-torch")
+        assert r.returncode == 0, r.stderr[-2000:]
+        rows(r.stdout, ["mlp"])
+    else:  # a clear refusal, not a traceback
+        r = run("bench_gpu.py", "--models", "mlp")
+        assert r.returncode == 2 and "no GPU visible" in r.stderr, r.stderr[-2000:]
