@@ -73,7 +73,7 @@ class Optimizer:
     def _backward_and_apply(self, loss: Tensor) -> None:
         dev = loss.device
         dev.set_graph_phase("backward")  # labels recorded nodes for profiling
-        for p, g in autograd.backward(loss):
+        for p, g in autograd.backward(loss, retain_graph=False):
             dev.set_graph_phase("update")
             self.apply(self._name(p), p, g)
             dev.set_graph_phase("backward")

@@ -245,8 +245,8 @@ def test_communication_starts_before_backward_ends(monkeypatch):
     events = []
     real_backward = distopt.autograd.backward
 
-    def logged_backward(loss):
-        for p, g in real_backward(loss):
+    def logged_backward(loss, **kw):
+        for p, g in real_backward(loss, **kw):
             events.append("grad")
             yield p, g
 

@@ -83,11 +83,26 @@ class Operator:
         """Whether input i's gradient is used (True when unknown: a direct backward call)."""
         return i >= len(self.needs_grad) or self.needs_grad[i]
 
+    def release(self) -> None:
+        """Drops the tensors kept for backward once it has run (backward with
+        retain_graph=False), so their memory returns to the pool during the backward pass
+        rather than when the whole graph goes. A second backward through this op is refused."""
+        for k, v in list(vars(self).items()):
+            if _holds_tensor(v):
+                setattr(self, k, None)
+        self._released = True
+
     def forward(self, *xs):
         raise NotImplementedError
 
     def backward(self, *dys):
         raise NotImplementedError
+
+
+def _holds_tensor(v) -> bool:
+    if isinstance(v, (list, tuple)):
+        return any(_holds_tensor(e) for e in v)
+    return isinstance(v, (_core.Tensor, Tensor))
 
 
 def _zeros(meta) -> "_core.Tensor":
@@ -103,13 +118,17 @@ def _accumulate(old, new):
     return _core.binary(_core.BinaryOp.Add, old, new)
 
 
-def backward(y: Tensor, dy: Optional[Tensor] = None) -> Iterator[Tuple[Tensor, Tensor]]:
+def backward(y: Tensor, dy: Optional[Tensor] = None,
+             retain_graph: bool = True) -> Iterator[Tuple[Tensor, Tensor]]:
     """Back-propagates from `y`, yielding (param, grad) for each tensor with `stores_grad`
     as soon as its gradient is final. Iterative (no recursion); gradients of shared nodes add.
 
     Args:
         y: the output (usually a scalar loss) produced while `training` was on.
         dy: its gradient; ones of y's shape by default.
+        retain_graph: True (SINGA's behaviour) keeps what each op saved, so the graph can be
+            back-propagated again; False frees it as soon as the op's backward has run, which
+            lowers eager mode's peak memory (the optimizers' training step uses False).
     """
     if y.creator is None:
         raise ValueError("backward: y has no creator; run the forward pass with "
@@ -130,6 +149,9 @@ def backward(y: Tensor, dy: Optional[Tensor] = None) -> Iterator[Tuple[Tensor, T
     stack = [y.creator]
     while stack:
         op = stack.pop()
+        if getattr(op, "_released", False):
+            raise RuntimeError(f"backward: {op.name} was already back-propagated and its saved "
+                               "tensors are freed; run the forward pass again")
         for creator, _, x in op.src:
             if x.stores_grad:
                 param_uses[id(x)] = param_uses.get(id(x), 0) + 1
@@ -167,6 +189,9 @@ def backward(y: Tensor, dy: Optional[Tensor] = None) -> Iterator[Tuple[Tensor, T
                 pending[id(creator)] -= 1
                 if pending[id(creator)] == 0:
                     ready.append(creator)
+        if not retain_graph:
+            op.release()
+        del grads_out, dxs
 
 
 def gradients(y: Tensor, dy: Optional[Tensor] = None) -> Dict[Tensor, Tensor]:

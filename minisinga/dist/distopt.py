@@ -268,7 +268,7 @@ class DistOpt:
         buckets: list[_Bucket] = []
         cur = _Bucket(0)
         dev.set_graph_phase("backward")
-        for p, g in autograd.backward(loss):
+        for p, g in autograd.backward(loss, retain_graph=False):
             dev.set_graph_phase("communication")
             if first:
                 with eager(dev):
