@@ -178,3 +178,18 @@ def test_retain_graph_false_frees_saved_tensors_early():
     ag.gradients(y_kept)  # retained: may run again
     with pytest.raises(RuntimeError, match="already back-propagated"):
         ag.gradients(y_freed)
+
+
+def test_release_keeps_what_the_op_was_built_with():
+    # A script may build an op once and call it at every step (SINGA style); freeing what
+    # forward saved must leave what __init__ configured (here the labels) usable.
+    labels = tensor.Tensor(data=np.array([1, 0], np.int32), requires_grad=False)
+    ce = ag.SoftMaxCrossEntropy(labels)
+    w = param(np.zeros((2, 3), np.float32))
+    grads = []
+    for _ in range(2):
+        with ag.train_mode():
+            loss = ce(w)
+        grads.append({id(p): g.to_numpy() for p, g in ag.backward(loss, retain_graph=False)})
+    assert ce.t is labels and ce.prob is None  # labels kept, saved probabilities freed
+    np.testing.assert_array_equal(grads[0][id(w)], grads[1][id(w)])

@@ -58,10 +58,16 @@ class Operator:
             if not isinstance(x, Tensor):
                 raise TypeError(f"{self.name}: inputs must be Tensors, got {type(x).__name__}")
         self.requires_grad = is_training() and any(x.requires_grad for x in xs)
+        before = dict(vars(self))
         ys = self.forward(*[x.data for x in xs])
         single = not isinstance(ys, tuple)
         ys = (ys,) if single else ys
         if self.requires_grad:
+            # What forward saved for backward (not what __init__ configured, e.g. the labels
+            # of a SoftMaxCrossEntropy that a script calls at every step): release() drops it.
+            self._saved = [k for k, v in vars(self).items()
+                           if _holds_tensor(v) and before.get(k) is not v]
+            self._released = False
             # (creator, output index, tensor) of each input: enough to route gradients.
             self.src = [(x.creator, getattr(x, "_out_idx", 0), x) for x in xs]
             # backward() below drops the gradients of the other inputs (data, constants).
@@ -87,9 +93,8 @@ class Operator:
         """Drops the tensors kept for backward once it has run (backward with
         retain_graph=False), so their memory returns to the pool during the backward pass
         rather than when the whole graph goes. A second backward through this op is refused."""
-        for k, v in list(vars(self).items()):
-            if _holds_tensor(v):
-                setattr(self, k, None)
+        for k in self._saved + ["src"]:
+            setattr(self, k, None)
         self._released = True
 
     def forward(self, *xs):
