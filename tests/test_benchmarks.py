@@ -5,12 +5,9 @@ import os
 import subprocess
 import sys
 
-import pytest
+from dist_helpers import ROOT, need_data
 
 from minisinga import device
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = "/usr/share/datasets/fashion-mnist"
 
 
 def run(script, *args, timeout=300):
@@ -48,8 +45,7 @@ def test_bench_graph_train_kernels():
 
 
 def test_bench_epoch():
-    if not os.path.exists(os.path.join(DATA, "train-images-idx3-ubyte.gz")):
-        pytest.fail(f"{DATA} is missing: install the Debian package dataset-fashion-mnist")
+    need_data()
     r = run("bench_epoch.py", "--steps", "3")
     assert r.returncode == 0, r.stderr[-2000:]
     rows(r.stdout, ["mlp", "cnn"])
