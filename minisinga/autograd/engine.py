@@ -58,7 +58,7 @@ class Operator:
             if not isinstance(x, Tensor):
                 raise TypeError(f"{self.name}: inputs must be Tensors, got {type(x).__name__}")
         self.requires_grad = is_training() and any(x.requires_grad for x in xs)
-        before = dict(vars(self))
+        before = dict(vars(self)) if self.requires_grad else None
         ys = self.forward(*[x.data for x in xs])
         single = not isinstance(ys, tuple)
         ys = (ys,) if single else ys
