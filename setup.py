@@ -2,7 +2,9 @@
 scipy-openblas32 wheel), plus the CUDA kernels when nvcc and cuBLAS are available.
 
 Environment: MINISINGA_CUDA=1 forces the CUDA build, =0 disables it (default: on when nvcc
-and cuBLAS headers are found); MINISINGA_CUDA_ARCHS (default "80;90"); DEBUG=1 for -O0 -g;
+and cuBLAS headers are found), =emu builds the CUDA code for the CUDA emulator in
+tests/cuda_emu (a test build: the CUDA tests run without a GPU, see tests/cuda_emu/run.sh);
+MINISINGA_CUDA_ARCHS (default "80;90"); DEBUG=1 for -O0 -g;
 MINISINGA_JOBS parallel compile jobs (default: number of CPUs); MINISINGA_MARCH the -march
 value (default "native"; empty for a portable build); MINISINGA_LDFLAGS extra linker flags.
 """
@@ -57,6 +59,8 @@ def find_cuda():
     flag = os.environ.get("MINISINGA_CUDA", "")
     if flag == "0":
         return None
+    if flag == "emu":
+        return "emu", [os.path.join(ROOT, "tests", "cuda_emu", "include")], [], []
     nvcc = shutil.which("nvcc") or (
         "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None
     )
@@ -98,7 +102,14 @@ class BuildExt(build_ext):
         orig = self.compiler._compile
 
         def compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts):
-            if src.endswith(".cu"):
+            if src.endswith(".cu") and cuda[0] == "emu":  # host C++ with rewritten launches
+                sys.path.insert(0, os.path.join(ROOT, "tests", "cuda_emu"))
+                import launches
+
+                rewritten = obj + ".emu.cc"
+                launches.main([None, src, rewritten])
+                orig(obj, rewritten, ext, cc_args, extra_postargs, pp_opts)
+            elif src.endswith(".cu"):
                 nvcc = cuda[0]
                 archs = os.environ.get("MINISINGA_CUDA_ARCHS", "80;90").split(";")
                 gencode = []
@@ -146,12 +157,15 @@ def make_extension():
     if cuda:
         _, cinc, clib, clibs = cuda
         sources += sorted(glob.glob("csrc/**/*.cu", recursive=True))
+        if cuda[0] == "emu":
+            sources.append("tests/cuda_emu/runtime.cc")
         macros.append(("MS_WITH_CUDA", "1"))
         include_dirs += cinc
         library_dirs += clib
         libraries += clibs
         link_args += [f"-Wl,-rpath,{d}" for d in clib]
-    print(f"minisinga: building {'with' if cuda else 'without'} CUDA, {len(sources)} sources")
+    kind = "with CUDA" + (" (emulated)" if cuda[0] == "emu" else "") if cuda else "without CUDA"
+    print(f"minisinga: building {kind}, {len(sources)} sources")
     # Headers too: a change to one rebuilds the extension (ccache recompiles what it affects).
     headers = sorted(glob.glob("csrc/**/*.h", recursive=True) +
                      glob.glob("csrc/**/*.cuh", recursive=True))

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.append(os.path.join(HERE, ".."))  # a checkout without an installed minisinga
 sys.path.insert(0, os.path.join(HERE, "..", "examples", "cnn"))
 
 import train_cnn  # noqa: E402

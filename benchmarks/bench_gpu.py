@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.append(ROOT)  # a checkout without an installed minisinga
 sys.path.insert(0, os.path.join(ROOT, "examples", "cnn"))
 
 from minisinga import device, opt, tensor  # noqa: E402

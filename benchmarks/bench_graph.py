@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.append(os.path.join(HERE, ".."))  # a checkout without an installed minisinga
 sys.path.insert(0, os.path.join(HERE, "..", "examples", "cnn"))
 
 from bench_train import CNN, MLP  # noqa: E402

@@ -17,9 +17,16 @@ WORKER = os.path.join(HERE, "dist_worker.py")
 DATA = "/usr/share/datasets/fashion-mnist"
 
 
+def pythonpath(*extra: str) -> str:
+    """PYTHONPATH for a subprocess: the caller's entries first (so a minisinga found there,
+    e.g. tests/cuda_emu/run.sh's build, stays the one imported), then the checkout, `extra`."""
+    have = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join(have + [ROOT, *extra])
+
+
 def env(**extra) -> dict:
     e = dict(os.environ)
-    e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+    e["PYTHONPATH"] = pythonpath()
     e["OMP_NUM_THREADS"] = "1"  # two ranks share the cores
     e.setdefault("MINISINGA_DIST_TIMEOUT", "30")
     e.update({k: str(v) for k, v in extra.items()})

@@ -5,13 +5,13 @@ import os
 import subprocess
 import sys
 
-from dist_helpers import ROOT, need_data
+from dist_helpers import ROOT, need_data, pythonpath
 
 from minisinga import device
 
 
 def run(script, *args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=pythonpath())
     return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
 

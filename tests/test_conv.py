@@ -422,8 +422,9 @@ def _run_with_env(code, **env):
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    e = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), **env)
+    from dist_helpers import pythonpath
+
+    e = dict(os.environ, PYTHONPATH=pythonpath(), **env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
                           timeout=300)
 

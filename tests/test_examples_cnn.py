@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dist_helpers import pythonpath
 
 REPO = Path(__file__).resolve().parents[1]
 CNN_DIR = REPO / "examples" / "cnn"
@@ -33,7 +34,7 @@ EVAL_RE = re.compile(rf"^Evaluation accuracy = ({FLOAT}), Elapsed Time = ({FLOAT
 # ---- helpers ----
 def run_script(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = pythonpath()
     env.pop("MINISINGA_DATA", None)
     # One OpenMP thread unless told otherwise: on a shared two-core machine, spinning OpenMP
     # threads slowed a CNN step 50-fold (23 ms -> 1.4 s) when other processes held the cores.

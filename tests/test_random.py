@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from dist_helpers import pythonpath
 
 from minisinga import _core
 
@@ -202,7 +203,7 @@ def stream_digest():
 
 def test_independent_of_thread_count():
     tests = os.path.dirname(os.path.abspath(__file__))
-    path = os.pathsep.join([os.path.dirname(tests), tests, os.environ.get("PYTHONPATH", "")])
+    path = pythonpath(tests)
     digests = []
     for threads in ("1", "2", "3"):
         env = dict(os.environ, OMP_NUM_THREADS=threads, PYTHONPATH=path)

@@ -46,7 +46,7 @@ __device__ unsigned BlockExclusiveScan(unsigned x, unsigned* total) {
   s[threadIdx.x] = x;
   __syncthreads();
   for (int off = 1; off < kSelThreads; off <<= 1) {
-    const unsigned y = threadIdx.x >= off ? s[threadIdx.x - off] : 0u;
+    const unsigned y = static_cast<int>(threadIdx.x) >= off ? s[threadIdx.x - off] : 0u;
     __syncthreads();
     s[threadIdx.x] += y;
     __syncthreads();

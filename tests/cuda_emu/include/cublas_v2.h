@@ -1,0 +1,3 @@
+// The CUDA emulator's stand-in for the toolkit header (see msemu.h).
+#pragma once
+#include "msemu.h"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs minisinga's CUDA tests on the CPU, in the CUDA emulator (include/msemu.h): builds _core
+# with MINISINGA_CUDA=emu into $MSEMU_DIR (default /tmp/minisinga-emu; the in-place build is
+# left alone), puts the package's Python files beside that _core, and runs pytest there.
+#   bash tests/cuda_emu/run.sh [pytest arguments]   (default: the tests with CUDA cases)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DIR="${MSEMU_DIR:-/tmp/minisinga-emu}"
+PY="${PYTHON:-python}"
+MINISINGA_CUDA=emu "$PY" setup.py -q build_ext -b "$DIR/build" -t "$DIR/tmp" >"$DIR.build.log" 2>&1 ||
+  { tail -40 "$DIR.build.log"; exit 1; }
+rm -rf "$DIR/pkg"
+mkdir -p "$DIR/pkg/minisinga"
+for f in minisinga/*; do
+  case "$f" in *.so | *__pycache__) ;; *) ln -s "$PWD/$f" "$DIR/pkg/$f" ;; esac
+done
+ln -s "$DIR"/build/minisinga/_core*.so "$DIR/pkg/minisinga/"
+export PYTHONPATH="$DIR/pkg${PYTHONPATH:+:$PYTHONPATH}"
+"$PY" -P -c 'import minisinga, sys; from minisinga import _core, device
+assert _core.__file__.startswith(sys.argv[1]), _core.__file__
+assert device.cuda_available(), "the emulated GPU is not visible"' "$DIR/pkg"
+if [ $# -eq 0 ]; then
+  set -- tests/test_cuda.py tests/test_tensor.py tests/test_half.py tests/test_select.py \
+    tests/test_dist.py -q -x
+fi
+# -P: the checkout (the current directory) is not put ahead of PYTHONPATH.
+exec "$PY" -P -m pytest "$@"
