@@ -2,7 +2,9 @@
 # Runs minisinga's CUDA tests on the CPU, in the CUDA emulator (include/msemu.h): builds _core
 # with MINISINGA_CUDA=emu into $MSEMU_DIR (default /tmp/minisinga-emu; the in-place build is
 # left alone), puts the package's Python files beside that _core, and runs pytest there.
-#   bash tests/cuda_emu/run.sh [pytest arguments]   (default: the tests with CUDA cases)
+#   bash tests/cuda_emu/run.sh [pytest arguments]
+# (default: every test case on the CUDA device: tests/test_cuda.py and the `cuda` cases of
+# the device-parametrised tests, about 460; `tests` runs the whole suite on this build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR="${MSEMU_DIR:-/tmp/minisinga-emu}"
@@ -20,8 +22,7 @@ export PYTHONPATH="$DIR/pkg${PYTHONPATH:+:$PYTHONPATH}"
 assert _core.__file__.startswith(sys.argv[1]), _core.__file__
 assert device.cuda_available(), "the emulated GPU is not visible"' "$DIR/pkg"
 if [ $# -eq 0 ]; then
-  set -- tests/test_cuda.py tests/test_tensor.py tests/test_half.py tests/test_select.py \
-    tests/test_dist.py -q -x
+  set -- tests -q -x -k cuda
 fi
 # -P: the checkout (the current directory) is not put ahead of PYTHONPATH.
 exec "$PY" -P -m pytest "$@"

@@ -1,0 +1,47 @@
+"""The CUDA emulator (tests/cuda_emu), which runs the CUDA tests on machines without a GPU:
+its own checks (tests/cuda_emu/selftest.cu, built here with the C++ compiler) and the launch
+rewriting. `bash tests/cuda_emu/run.sh` runs the CUDA test cases in it."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMU = os.path.join(ROOT, "tests", "cuda_emu")
+sys.path.insert(0, EMU)
+import launches  # noqa: E402
+
+
+def test_launch_rewriting():
+    src = "K<T, F<U>><<<grid, dim3(4, 2), 0, s>>>(a, f(b, c));\nZ<<<1, 1>>>( );\n"
+    out = launches.rewrite(src, "x.cu").splitlines()
+    assert out[0] == '#line 1 "x.cu"'
+    assert out[1] == ("::msemu::Launch(::msemu::Config(grid, dim3(4, 2), 0, s), [](auto... msemu_a)"
+                      " { K<T, F<U>>(msemu_a...); }, a, f(b, c));")
+    assert out[2] == ("::msemu::Launch(::msemu::Config(1, 1), [](auto... msemu_a)"
+                      " { Z(msemu_a...); } );")
+    with pytest.raises(ValueError, match="x.cu:1: a launch must read"):
+        launches.rewrite("K<<<1, 1>>>;", "x.cu")
+
+
+def test_emulator_selftest(tmp_path):
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not cxx:
+        pytest.fail("no C++ compiler found (set CXX); the extension itself needs one")
+    import scipy_openblas32 as ob
+
+    src = tmp_path / "selftest.cc"
+    launches.main([None, os.path.join(EMU, "selftest.cu"), str(src)])
+    exe = tmp_path / "selftest"
+    r = subprocess.run([cxx, "-std=c++17", "-O1", "-Wall", "-I", os.path.join(EMU, "include"),
+                        "-I", ob.get_include_dir(), str(src), os.path.join(EMU, "runtime.cc"),
+                        "-L", ob.get_lib_dir(), f"-l{ob.get_library()}",
+                        f"-Wl,-rpath,{ob.get_lib_dir()}", "-o", str(exe)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.endswith("all passed\n"), r.stdout + r.stderr
+    assert r.stdout.count("ok ") == 21, r.stdout
