@@ -4,7 +4,8 @@ scipy-openblas32 wheel), plus the CUDA kernels when nvcc and cuBLAS are availabl
 Environment: MINISINGA_CUDA=1 forces the CUDA build, =0 disables it (default: on when nvcc
 and cuBLAS headers are found), =emu builds the CUDA code for the CUDA emulator in
 tests/cuda_emu (a test build: the CUDA tests run without a GPU, see tests/cuda_emu/run.sh);
-MINISINGA_CUDA_ARCHS (default "80;90"); DEBUG=1 for -O0 -g;
+MINISINGA_CUDA_ARCHS (default "80;90"); DEBUG=1 for -O0 -g; MINISINGA_SANITIZE=address builds
+with AddressSanitizer (CPU or emulated CUDA; import with libasan in LD_PRELOAD);
 MINISINGA_JOBS parallel compile jobs (default: number of CPUs); MINISINGA_MARCH the -march
 value (default "native"; empty for a portable build); MINISINGA_LDFLAGS extra linker flags.
 """
@@ -154,6 +155,12 @@ def make_extension():
     link_args += os.environ.get("MINISINGA_LDFLAGS", "").split()
     link_args += [f"-Wl,-rpath,{libdir}", "-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
     cuda = find_cuda()
+    sanitize = os.environ.get("MINISINGA_SANITIZE", "")
+    if sanitize:
+        if cuda and cuda[0] != "emu":
+            sys.exit("MINISINGA_SANITIZE needs a CPU build (MINISINGA_CUDA=0) or MINISINGA_CUDA=emu")
+        cxxflags += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
+        link_args += [f"-fsanitize={sanitize}"]
     if cuda:
         _, cinc, clib, clibs = cuda
         sources += sorted(glob.glob("csrc/**/*.cu", recursive=True))

@@ -5,10 +5,23 @@
 #   bash tests/cuda_emu/run.sh [pytest arguments]
 # (default: every test case on the CUDA device: tests/test_cuda.py and the `cuda` cases of
 # the device-parametrised tests, about 460; `tests` runs the whole suite on this build).
+# MSEMU_ASAN=1: an AddressSanitizer build (kernels reading or writing past a tensor, into
+# freed or cached memory, are reported and fail the test run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR="${MSEMU_DIR:-/tmp/minisinga-emu}"
 PY="${PYTHON:-python}"
+if [ "${MSEMU_ASAN:-0}" = 1 ]; then
+  DIR="$DIR-asan"
+  export MINISINGA_SANITIZE=address
+  # Python is not instrumented: its allocations are not leaks to report. Reports go to
+  # files (pytest captures stderr, and the process ends at the first report).
+  rm -f "$DIR"/asan.*
+  export ASAN_OPTIONS="detect_leaks=0:log_path=$DIR/asan:${ASAN_OPTIONS:-}"
+  # libstdc++ too: ASan's exception interceptors need it loaded before Python loads _core.
+  ASAN_LIB="$(${CXX:-g++} -print-file-name=libasan.so) $(${CXX:-g++} -print-file-name=libstdc++.so)"
+fi
+mkdir -p "$DIR"
 MINISINGA_CUDA=emu "$PY" setup.py -q build_ext -b "$DIR/build" -t "$DIR/tmp" >"$DIR.build.log" 2>&1 ||
   { tail -40 "$DIR.build.log"; exit 1; }
 rm -rf "$DIR/pkg"
@@ -18,6 +31,7 @@ for f in minisinga/*; do
 done
 ln -s "$DIR"/build/minisinga/_core*.so "$DIR/pkg/minisinga/"
 export PYTHONPATH="$DIR/pkg${PYTHONPATH:+:$PYTHONPATH}"
+[ -n "${ASAN_LIB:-}" ] && export LD_PRELOAD="$ASAN_LIB${LD_PRELOAD:+:$LD_PRELOAD}"
 "$PY" -P -c 'import minisinga, sys; from minisinga import _core, device
 assert _core.__file__.startswith(sys.argv[1]), _core.__file__
 assert device.cuda_available(), "the emulated GPU is not visible"' "$DIR/pkg"
@@ -25,4 +39,11 @@ if [ $# -eq 0 ]; then
   set -- tests -q -x -k cuda
 fi
 # -P: the checkout (the current directory) is not put ahead of PYTHONPATH.
-exec "$PY" -P -m pytest "$@"
+rc=0
+"$PY" -P -m pytest "$@" || rc=$?
+if ls "$DIR"/asan.* >/dev/null 2>&1; then
+  echo "AddressSanitizer reports ($DIR/asan.*):"
+  grep -hE "ERROR: AddressSanitizer|^    #[0-9] |SUMMARY" "$DIR"/asan.* | head -60
+  exit 1
+fi
+exit $rc

@@ -19,6 +19,10 @@
 
 #include "msemu.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 struct MsEmuStream {
   bool capturing = false;
   bool invalidated = false;
@@ -238,6 +242,14 @@ void EnsureStacks(size_t n) {
   for (size_t i = 0; i < n; i++) mprotect(g_stacks + i * each, 4096, PROT_NONE);  // guard
 }
 
+// Fibers abandoned mid-kernel (a deadlock, a fault) leave their frames' AddressSanitizer
+// poison on the stacks; the next blocks reuse them.
+void ForgetStacks() {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_UNPOISON_MEMORY_REGION(g_stacks, g_stack_count * (kStack + 4096));
+#endif
+}
+
 void RunBlock(int n) {
   EnsureStacks(n);
   g_fibers.resize(n);
@@ -266,10 +278,15 @@ void RunBlock(int n) {
       if (f.done) remaining--;
     }
     g_cur = nullptr;
-    if (g_fault) std::rethrow_exception(std::exchange(g_fault, nullptr));
-    if (remaining > 0 && g_progress == before)
+    if (g_fault) {
+      ForgetStacks();
+      std::rethrow_exception(std::exchange(g_fault, nullptr));
+    }
+    if (remaining > 0 && g_progress == before) {
+      ForgetStacks();
       throw std::runtime_error(std::string("msemu: deadlock: threads wait at barriers that ") +
                                "the rest of the block never reaches (" + g_site + ")");
+    }
   }
 }
 
