@@ -44,4 +44,4 @@ def test_emulator_selftest(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.endswith("all passed\n"), r.stdout + r.stderr
-    assert r.stdout.count("ok ") == 21, r.stdout
+    assert r.stdout.count("ok ") == 22, r.stdout

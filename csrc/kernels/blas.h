@@ -1,4 +1,4 @@
-// BLAS family: row-major float32 GEMM, single and strided-batched. Device-agnostic entry
+// BLAS family: row-major GEMM, single and strided-batched, float32 or float16. Device-agnostic entry
 // points reused by other families (convolution's im2col GEMM); CPU uses OpenBLAS, CUDA cuBLAS.
 //
 // Gemm: C = alpha * op(A) * op(B) + beta * C with row-major storage; op(A) is M x K (A is
@@ -8,11 +8,14 @@
 // GemmStridedBatched: `batch` independent GEMMs; matrix i uses A + i * stride_a,
 //   B + i * stride_b and C + i * stride_c (elements). stride_a or stride_b may be 0 to
 //   broadcast one operand over the batch; the C matrices must not overlap.
+// The float16 overloads: products and sums in float32 (tensor cores on CUDA, float32 copies
+//   through OpenBLAS on the CPU), alpha and beta applied in float32, C rounded once.
 #pragma once
 
 #include <cstdint>
 
 #include "core/device.h"
+#include "core/dtype.h"
 
 namespace minisinga {
 namespace kernels {
@@ -25,6 +28,13 @@ void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int
                         int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
                         const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
                         int64_t ldc, int64_t stride_c, int64_t batch);
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
+          half_t* C, int64_t ldc);
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
+                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch);
 }  // namespace cpu
 
 namespace cuda {
@@ -34,6 +44,13 @@ void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                         int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
                         const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch);
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
+          half_t* C, int64_t ldc);
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
+                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
                         int64_t ldc, int64_t stride_c, int64_t batch);
 }  // namespace cuda
 

@@ -15,10 +15,19 @@ namespace ops {
 
 namespace {
 
-void CheckFloat32(const Tensor& t, const char* what) {
-  MS_CHECK_TYPE(t.dtype() == DType::kFloat32,
+void CheckFloat(const Tensor& t, const char* what) {
+  MS_CHECK_TYPE(t.dtype() == DType::kFloat32 || t.dtype() == DType::kFloat16,
                 "matmul: " << what << " has dtype " << DTypeName(t.dtype())
                            << "; matmul supports float32 and float16");
+}
+
+// f(float{}) or f(half_t{}) for a float dtype (checked before).
+template <typename F>
+void FloatSwitch(DType dt, F f) {
+  if (dt == DType::kFloat16)
+    f(half_t{});
+  else
+    f(float{});
 }
 
 bool Overlap(const Tensor& x, const Tensor& y) {
@@ -37,14 +46,18 @@ Tensor Matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, doub
     return os.str();
   };
   CheckSameDevice("matmul", a, b);
-  if (IsHalf(a) || IsHalf(b) || IsHalf(out)) {  // float16: computed in float32 (ops/half.h)
+  CheckFloat(a, "a");
+  CheckFloat(b, "b");
+  if (out) CheckFloat(*out, "out");
+  // All float16: float16 GEMMs (float32 arithmetic, kernels/blas.h). Mixed float16 and
+  // float32: the float32 GEMM on float32 copies, a float16 result (ops/half.h).
+  const DType dt = a.dtype();
+  if (b.dtype() != dt || (out && out->dtype() != dt)) {
     Tensor c = Matmul(ToF32(a), ToF32(b), trans_a, trans_b, alpha, beta, ToF32(out));
     if (!out) return ToHalf(c);
     CastInto(*out, c);
     return *out;
   }
-  CheckFloat32(a, "a");
-  CheckFloat32(b, "b");
   MS_CHECK(a.ndim() >= 1 && b.ndim() >= 1,
            "matmul: operands need at least 1 dimension, got " << desc());
   MS_CHECK(!(trans_a && a.ndim() == 1), "matmul: trans_a needs a matrix, got " << desc());
@@ -78,7 +91,6 @@ Tensor Matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, doub
   MS_CHECK(beta == 0.0 || out.has_value(),
            "matmul: beta = " << beta << " accumulates into out, but no out was given");
   if (out) {
-    CheckFloat32(*out, "out");
     MS_CHECK(out->shape() == shape, "matmul: out has shape " << ShapeStr(out->shape())
                                                              << ", expected " << ShapeStr(shape)
                                                              << " for " << desc());
@@ -88,7 +100,7 @@ Tensor Matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, doub
     MS_CHECK(!Overlap(*out, a) && !Overlap(*out, b),
              "matmul: out shares memory with an input; pass a separate tensor");
   }
-  Tensor c = out ? *out : Tensor(shape, a.device(), DType::kFloat32);
+  Tensor c = out ? *out : Tensor(shape, a.device(), dt);
   const int64_t nbatch = Numel(batch);
   if (nbatch == 0 || M == 0 || N == 0) return c;
 
@@ -105,8 +117,11 @@ Tensor Matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, doub
     const int64_t rows = nbatch * M;
     a.device()->Exec(
         [=](Context* ctx) {
-          MS_DISPATCH(ctx, Gemm, false, trans_b, rows, N, K, fa, ar.data<float>(), lda,
-                      br.data<float>(), ldb, fb, cr.mutable_data<float>(), ldc);
+          FloatSwitch(dt, [&](auto tag) {
+            using T = decltype(tag);
+            MS_DISPATCH(ctx, Gemm, false, trans_b, rows, N, K, fa, ar.data<T>(), lda,
+                        br.data<T>(), ldb, fb, cr.mutable_data<T>(), ldc);
+          });
         },
         reads, {c.block()}, "Matmul");
     return c;
@@ -118,24 +133,27 @@ Tensor Matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, doub
   const int64_t mat_a = ra * ca, mat_b = rb * cb, mat_c = M * N;
   a.device()->Exec(
       [=](Context* ctx) {
-        const int last = plan.ndim - 1;
-        const int64_t inner = plan.shape[last];
-        const float* A = ar.data<float>();
-        const float* B = br.data<float>();
-        float* C = cr.mutable_data<float>();
-        for (int64_t row = 0; row < plan.numel / inner; row++) {
-          int64_t oa = 0, ob = 0, r = row;
-          for (int d = last - 1; d >= 0; d--) {
-            const int64_t i = r % plan.shape[d];
-            r /= plan.shape[d];
-            oa += i * plan.stride[0][d];
-            ob += i * plan.stride[1][d];
+        FloatSwitch(dt, [&](auto tag) {
+          using T = decltype(tag);
+          const int last = plan.ndim - 1;
+          const int64_t inner = plan.shape[last];
+          const T* A = ar.data<T>();
+          const T* B = br.data<T>();
+          T* C = cr.mutable_data<T>();
+          for (int64_t row = 0; row < plan.numel / inner; row++) {
+            int64_t oa = 0, ob = 0, r = row;
+            for (int d = last - 1; d >= 0; d--) {
+              const int64_t i = r % plan.shape[d];
+              r /= plan.shape[d];
+              oa += i * plan.stride[0][d];
+              ob += i * plan.stride[1][d];
+            }
+            MS_DISPATCH(ctx, GemmStridedBatched, trans_a, trans_b, M, N, K, fa, A + oa * mat_a,
+                        lda, plan.stride[0][last] * mat_a, B + ob * mat_b, ldb,
+                        plan.stride[1][last] * mat_b, fb, C + row * inner * mat_c, ldc, mat_c,
+                        inner);
           }
-          MS_DISPATCH(ctx, GemmStridedBatched, trans_a, trans_b, M, N, K, fa, A + oa * mat_a,
-                      lda, plan.stride[0][last] * mat_a, B + ob * mat_b, ldb,
-                      plan.stride[1][last] * mat_b, fb, C + row * inner * mat_c, ldc, mat_c,
-                      inner);
-        }
+        });
       },
       reads, {c.block()}, "Matmul");
   return c;

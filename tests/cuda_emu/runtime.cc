@@ -150,7 +150,8 @@ struct Context {
 void Switch(Context& from, Context& to) { msemu_switch(&from.sp, to.sp); }
 // A stack whose first switch "returns" into entry, aligned as after a call.
 void NewStack(Context& c, char* stack, size_t size, void (*entry)()) {
-  void** sp = reinterpret_cast<void**>((reinterpret_cast<uintptr_t>(stack + size)) & ~uintptr_t{15});
+  const uintptr_t top = reinterpret_cast<uintptr_t>(stack + size) & ~uintptr_t{15};
+  void** sp = reinterpret_cast<void**>(top);
   *--sp = nullptr;  // entry's return address: it never returns
   *--sp = reinterpret_cast<void*>(entry);
   for (int i = 0; i < 6; i++) *--sp = nullptr;  // rbp rbx r12-r15
@@ -357,7 +358,8 @@ float HalfToFloat(unsigned short h) {
     const float v = std::ldexp(static_cast<float>(m), -24);
     return sign ? -v : v;
   }
-  const uint32_t bits = e == 31 ? sign | 0x7f800000u | (m << 13) : sign | ((e + 112) << 23) | (m << 13);
+  const uint32_t bits =
+      e == 31 ? sign | 0x7f800000u | (m << 13) : sign | ((e + 112) << 23) | (m << 13);
   return msemu_bits<float>(bits);
 }
 
@@ -368,7 +370,8 @@ unsigned short FloatToHalf(float f) {
   if (ax >= 0x477ff000u) return static_cast<unsigned short>(sign | 0x7c00);  // >= 65520: inf
   if (ax < 0x38800000u) {  // below 2^-14: a subnormal half, m * 2^-24
     const float a = msemu_bits<float>(ax);
-    return static_cast<unsigned short>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0f)));
+    const uint32_t m = static_cast<uint32_t>(std::nearbyint(a * 16777216.0f));  // exact scaling
+    return static_cast<unsigned short>(sign | m);
   }
   const uint32_t e = ax - 0x38000000u;  // rebias 127 -> 15
   uint32_t h = e >> 13;
@@ -630,51 +633,76 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t) {
 
 namespace {
 
-// A column-major rows x cols operand with leading dimension ld, `batch` of them `stride`
-// apart: the bytes it spans must be device memory.
-bool Spans(const float* p, int rows, int cols, int ld, long long stride, int batch) {
+// A column-major rows x cols operand of `size`-byte elements with leading dimension ld,
+// `batch` of them `stride` apart: the bytes it spans must be device memory.
+bool Spans(const void* p, size_t size, int rows, int cols, int ld, long long stride, int batch) {
   if (rows == 0 || cols == 0 || batch == 0) return true;
   const size_t last = static_cast<size_t>(batch - 1) * static_cast<size_t>(stride) +
                       static_cast<size_t>(cols - 1) * ld + rows;
-  return msemu::IsDevice(p, last * sizeof(float));
+  return msemu::IsDevice(p, last * size);
+}
+
+size_t SizeOf(cudaDataType_t t) { return t == CUDA_R_16F ? 2 : 4; }
+
+// Matrix b of an operand as a compact column-major float32 copy (ld = rows).
+std::vector<float> Widen(const void* p, cudaDataType_t t, int rows, int cols, int ld,
+                         long long stride, int b) {
+  std::vector<float> w(static_cast<size_t>(rows) * cols);
+  for (int j = 0; j < cols; j++)
+    for (int i = 0; i < rows; i++) {
+      const size_t e = static_cast<size_t>(b) * stride + static_cast<size_t>(j) * ld + i;
+      w[static_cast<size_t>(j) * rows + i] =
+          t == CUDA_R_16F ? msemu::HalfToFloat(static_cast<const unsigned short*>(p)[e])
+                          : static_cast<const float*>(p)[e];
+    }
+  return w;
 }
 
 cublasStatus_t Gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
-                    int k, const float* alpha, const float* A, int lda, long long sa,
-                    const float* B, int ldb, long long sb, const float* beta, float* C, int ldc,
-                    long long sc, int batch) {
+                    int k, float al, const void* A, cudaDataType_t at, int lda, long long sa,
+                    const void* B, cudaDataType_t bt, int ldb, long long sb, float be, void* C,
+                    cudaDataType_t ct, int ldc, long long sc, int batch) {
   if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   const int ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
   const int br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
   if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < std::max(1, ar) || ldb < std::max(1, br) ||
       ldc < std::max(1, m) || sa < 0 || sb < 0 || sc < 0) {
-    Fail(cudaErrorInvalidValue, "cublasSgemm: invalid sizes or leading dimensions");
+    Fail(cudaErrorInvalidValue, "cublas GEMM: invalid sizes or leading dimensions");
     return CUBLAS_STATUS_INVALID_VALUE;
   }
   {
     std::lock_guard<std::recursive_mutex> lock(msemu::g_mu);
-    if (!Spans(A, ar, ac, lda, sa, batch) || !Spans(B, br, bc, ldb, sb, batch) ||
-        !Spans(C, m, n, ldc, sc, batch)) {
-      Fail(cudaErrorInvalidValue, "cublasSgemm: an operand runs past its allocation");
+    if (!Spans(A, SizeOf(at), ar, ac, lda, sa, batch) ||
+        !Spans(B, SizeOf(bt), br, bc, ldb, sb, batch) ||
+        !Spans(C, SizeOf(ct), m, n, ldc, sc, batch)) {
+      Fail(cudaErrorInvalidValue, "cublas GEMM: an operand runs past its allocation");
       return CUBLAS_STATUS_INVALID_VALUE;
     }
   }
   if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
-  const float al = *alpha, be = *beta;  // host pointer mode: read at the call
   msemu::Enqueue(h->stream, [=] {
     for (int b = 0; b < batch; b++) {
-      float* c = C + b * sc;
+      // float32 products and sums (cuBLAS's CUBLAS_COMPUTE_32F), C rounded once
+      const std::vector<float> a = Widen(A, at, ar, ac, lda, sa, b);
+      const std::vector<float> bm = Widen(B, bt, br, bc, ldb, sb, b);
+      std::vector<float> c = be != 0.f ? Widen(C, ct, m, n, ldc, sc, b)
+                                       : std::vector<float>(static_cast<size_t>(m) * n);
       if (k == 0) {  // C = beta C, C not read when beta == 0
-        for (int j = 0; j < n; j++)
-          for (int i = 0; i < m; i++) {
-            float& v = c[i + static_cast<size_t>(j) * ldc];
-            v = be == 0.f ? 0.f : v * be;
-          }
-        continue;
+        for (float& v : c) v = be == 0.f ? 0.f : v * be;
+      } else {
+        scipy_cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                          tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, a.data(),
+                          std::max(1, ar), bm.data(), std::max(1, br), be, c.data(), m);
       }
-      scipy_cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
-                        tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, A + b * sa,
-                        lda, B + b * sb, ldb, be, c, ldc);
+      for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+          const size_t e = static_cast<size_t>(b) * sc + static_cast<size_t>(j) * ldc + i;
+          const float v = c[static_cast<size_t>(j) * m + i];
+          if (ct == CUDA_R_16F)
+            static_cast<unsigned short*>(C)[e] = msemu::FloatToHalf(v);
+          else
+            static_cast<float*>(C)[e] = v;
+        }
     }
   });
   return CUBLAS_STATUS_SUCCESS;
@@ -685,7 +713,8 @@ cublasStatus_t Gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
                            int n, int k, const float* alpha, const float* A, int lda,
                            const float* B, int ldb, const float* beta, float* C, int ldc) {
-  return Gemm(h, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+  return Gemm(h, ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, 0, B, CUDA_R_32F, ldb, 0, *beta, C,
+              CUDA_R_32F, ldc, 0, 1);
 }
 
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
@@ -694,5 +723,19 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          long long sa, const float* B, int ldb, long long sb,
                                          const float* beta, float* C, int ldc, long long sc,
                                          int batch) {
-  return Gemm(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+  return Gemm(h, ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, sa, B, CUDA_R_32F, ldb, sb, *beta,
+              C, CUDA_R_32F, ldc, sc, batch);
+}
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta,
+                                          cublasOperation_t tb, int m, int n, int k,
+                                          const void* alpha, const void* A, cudaDataType_t at,
+                                          int lda, long long sa, const void* B,
+                                          cudaDataType_t bt, int ldb, long long sb,
+                                          const void* beta, void* C, cudaDataType_t ct, int ldc,
+                                          long long sc, int batch, cublasComputeType_t compute,
+                                          cublasGemmAlgo_t) {
+  if (compute != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+  return Gemm(h, ta, tb, m, n, k, *static_cast<const float*>(alpha), A, at, lda, sa, B, bt, ldb,
+              sb, *static_cast<const float*>(beta), C, ct, ldc, sc, batch);
 }

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -105,8 +106,9 @@ int main() {
     std::vector<int> t(blocks), w(blocks);
     cudaMemcpyAsync(t.data(), tree, blocks * sizeof(int), cudaMemcpyDeviceToHost, s);
     cudaMemcpyAsync(w.data(), shfl, blocks * sizeof(int), cudaMemcpyDeviceToHost, s);
-    Check(t == want, "block tree reduction", std::to_string(t[0]) + " vs " + std::to_string(want[0]));
-    Check(w == want, "warp shuffle reduction", std::to_string(w[0]) + " vs " + std::to_string(want[0]));
+    const std::string expected = " vs " + std::to_string(want[0]);
+    Check(t == want, "block tree reduction", std::to_string(t[0]) + expected);
+    Check(w == want, "warp shuffle reduction", std::to_string(w[0]) + expected);
     cudaFree(in), cudaFree(tree), cudaFree(shfl);
   }
 
@@ -161,7 +163,8 @@ int main() {
               cudaErrorInvalidValue,
           "overlapping copy refused");
     Check(cudaFree(h.data()) == cudaErrorInvalidValue, "foreign free refused");
-    Check(cudaFree(d) == cudaSuccess && cudaFree(d) == cudaErrorInvalidValue, "double free refused");
+    Check(cudaFree(d) == cudaSuccess && cudaFree(d) == cudaErrorInvalidValue,
+          "double free refused");
     (void)cudaGetLastError();
   }
 
@@ -186,9 +189,10 @@ int main() {
     const cudaError_t alloc = cudaMalloc(&p, 64);
     const cudaError_t sync = cudaStreamSynchronize(s);
     const cudaError_t end2 = cudaStreamEndCapture(s, &g);
-    Check(copy == cudaErrorStreamCaptureUnsupported && alloc == cudaErrorStreamCaptureUnsupported &&
-              sync == cudaErrorStreamCaptureUnsupported && end2 == cudaErrorStreamCaptureInvalidated &&
-              g == nullptr,
+    Check(copy == cudaErrorStreamCaptureUnsupported &&
+              alloc == cudaErrorStreamCaptureUnsupported &&
+              sync == cudaErrorStreamCaptureUnsupported &&
+              end2 == cudaErrorStreamCaptureInvalidated && g == nullptr,
           "capture refuses host copies, cudaMalloc and syncs");
     (void)cudaGetLastError();
     cudaFree(d);
@@ -200,7 +204,10 @@ int main() {
     cublasSetStream(hb, s);
     const int m = 3, n = 4, k = 5, batch = 2;
     std::vector<float> A(batch * 40), B(batch * 40), C(batch * 12, 0.f);
-    for (size_t i = 0; i < A.size(); i++) A[i] = 0.1f * (i % 7) - 0.3f, B[i] = 0.2f * (i % 5) - 0.4f;
+    for (size_t i = 0; i < A.size(); i++) {
+      A[i] = 0.1f * (i % 7) - 0.3f;
+      B[i] = 0.2f * (i % 5) - 0.4f;
+    }
     float *dA, *dB, *dC;
     cudaMalloc(&dA, A.size() * 4), cudaMalloc(&dB, B.size() * 4), cudaMalloc(&dC, C.size() * 4);
     cudaMemcpyAsync(dA, A.data(), A.size() * 4, cudaMemcpyHostToDevice, s);
@@ -212,7 +219,8 @@ int main() {
     cudaMemcpyAsync(C.data(), dC, C.size() * 4, cudaMemcpyDeviceToHost, s);
     Check(st == CUBLAS_STATUS_SUCCESS &&
               NaiveGemmOk(true, false, m, n, k, A.data(), k, B.data(), k, C.data(), m) &&
-              NaiveGemmOk(true, false, m, n, k, A.data() + 20, k, B.data() + 20, k, C.data() + 12, m),
+              NaiveGemmOk(true, false, m, n, k, A.data() + 20, k, B.data() + 20, k,
+                          C.data() + 12, m),
           "strided batched GEMM");
     Check(cublasSgemm(hb, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, 2, dB, k, &zero, dC, m) ==
               CUBLAS_STATUS_INVALID_VALUE,
@@ -220,8 +228,33 @@ int main() {
     Check(cublasSgemmStridedBatched(hb, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, dA, k, 20, dB, k,
                                     20, &zero, dC, m, 12, 3) == CUBLAS_STATUS_INVALID_VALUE,
           "GEMM past an allocation refused");
+    // float16 operands and result, float32 arithmetic (cublasGemmStridedBatchedEx)
+    std::vector<__half> hA(40), hB(40), hC(12);
+    std::vector<float> rA(40), rB(40);
+    for (int i = 0; i < 40; i++) {
+      hA[i] = __float2half_rn(A[i]), hB[i] = __float2half_rn(B[i]);
+      rA[i] = __half2float(hA[i]), rB[i] = __half2float(hB[i]);
+    }
+    __half *dhA, *dhB, *dhC;
+    cudaMalloc(&dhA, 80), cudaMalloc(&dhB, 80), cudaMalloc(&dhC, 24);
+    cudaMemcpyAsync(dhA, hA.data(), 80, cudaMemcpyHostToDevice, s);
+    cudaMemcpyAsync(dhB, hB.data(), 80, cudaMemcpyHostToDevice, s);
+    st = cublasGemmStridedBatchedEx(hb, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, dhA, CUDA_R_16F,
+                                    k, 0, dhB, CUDA_R_16F, k, 0, &zero, dhC, CUDA_R_16F, m, 0, 1,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    cudaMemcpyAsync(hC.data(), dhC, 24, cudaMemcpyDeviceToHost, s);
+    std::vector<float> fC(12);
+    for (int i = 0; i < 12; i++) fC[i] = __half2float(hC[i]);
+    bool half_ok = st == CUBLAS_STATUS_SUCCESS;
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) {
+        float ref = 0;
+        for (int p = 0; p < k; p++) ref += rA[p + i * k] * rB[p + j * k];
+        half_ok &= std::fabs(fC[i + j * m] - ref) <= 1e-3f * std::max(1.f, std::fabs(ref));
+      }
+    Check(half_ok, "float16 GEMM with float32 compute");
     (void)cudaGetLastError();
-    cudaFree(dA), cudaFree(dB), cudaFree(dC);
+    cudaFree(dA), cudaFree(dB), cudaFree(dC), cudaFree(dhA), cudaFree(dhB), cudaFree(dhC);
   }
 
   {  // float16: round to nearest even, overflow, subnormals, every half round-trips

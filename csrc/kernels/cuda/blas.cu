@@ -1,6 +1,7 @@
 // CUDA GEMM through cuBLAS on the device's handle (bound to its stream). Row-major C = op(A)
 // op(B) is computed as the column-major C^T = op(B)^T op(A)^T: the operands are swapped and
 // each keeps its own transpose flag, so no data moves. TF32 only when the device allows it.
+// float16 GEMMs are cublasGemmEx calls with float32 compute: tensor cores, C rounded once.
 #include <climits>
 #include <cstdint>
 
@@ -26,17 +27,19 @@ void CheckSizes(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64
 cublasOperation_t Op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
 // C = beta * C for K == 0 (beta == 0 writes zeros, never reading C), `batch` matrices.
-__global__ void ScaleKernel(float* C, int64_t M, int64_t N, int64_t ldc, int64_t stride_c,
+template <typename T>
+__global__ void ScaleKernel(T* C, int64_t M, int64_t N, int64_t ldc, int64_t stride_c,
                             int64_t batch, float beta) {
   const int64_t mn = M * N;
   MS_CUDA_LOOP(e, batch * mn) {
     const int64_t b = e / mn, r = e % mn;
-    float* c = C + b * stride_c + r / N * ldc + r % N;
-    *c = beta == 0.f ? 0.f : *c * beta;
+    T* c = C + b * stride_c + r / N * ldc + r % N;
+    *c = cudak::DCvt<T>::Store(beta == 0.f ? 0.f : cudak::DCvt<T>::Load(*c) * beta);
   }
 }
 
-void Scale(Context* ctx, float* C, int64_t M, int64_t N, int64_t ldc, int64_t stride_c,
+template <typename T>
+void Scale(Context* ctx, T* C, int64_t M, int64_t N, int64_t ldc, int64_t stride_c,
            int64_t batch, float beta) {
   cudaStream_t s = cudak::Stream(ctx);
   ScaleKernel<<<cudak::Blocks(batch * M * N), cudak::kThreads, 0, s>>>(C, M, N, ldc, stride_c,
@@ -79,6 +82,32 @@ void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int
         static_cast<int>(K), &alpha, B + b0 * stride_b, static_cast<int>(ldb), stride_b,
         A + b0 * stride_a, static_cast<int>(lda), stride_a, &beta, C + b0 * stride_c,
         static_cast<int>(ldc), stride_c, nb));
+  }
+}
+
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
+          half_t* C, int64_t ldc) {
+  GemmStridedBatched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
+                     0, 1);
+}
+
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
+                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch) {
+  if (M == 0 || N == 0 || batch <= 0) return;
+  if (K == 0) return Scale(ctx, C, M, N, ldc, stride_c, batch, beta);
+  CheckSizes(M, N, K, lda, ldb, ldc);
+  cublasHandle_t h = Handle(ctx);
+  for (int64_t b0 = 0; b0 < batch; b0 += INT_MAX) {
+    const int nb = static_cast<int>(std::min<int64_t>(INT_MAX, batch - b0));
+    MS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        h, Op(trans_b), Op(trans_a), static_cast<int>(N), static_cast<int>(M),
+        static_cast<int>(K), &alpha, B + b0 * stride_b, CUDA_R_16F, static_cast<int>(ldb),
+        stride_b, A + b0 * stride_a, CUDA_R_16F, static_cast<int>(lda), stride_a, &beta,
+        C + b0 * stride_c, CUDA_R_16F, static_cast<int>(ldc), stride_c, nb, CUBLAS_COMPUTE_32F,
+        CUBLAS_GEMM_DEFAULT));
   }
 }
 

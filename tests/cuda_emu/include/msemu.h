@@ -124,6 +124,9 @@ enum cublasStatus_t {
 };
 enum cublasOperation_t { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1, CUBLAS_OP_C = 2 };
 enum cublasMath_t { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 };
+enum cudaDataType_t { CUDA_R_32F = 0, CUDA_R_16F = 2 };
+enum cublasComputeType_t { CUBLAS_COMPUTE_32F = 68 };
+enum cublasGemmAlgo_t { CUBLAS_GEMM_DEFAULT = -1 };
 typedef struct MsEmuBlas* cublasHandle_t;
 
 cublasStatus_t cublasCreate(cublasHandle_t* h);
@@ -139,6 +142,14 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          long long stride_a, const float* B, int ldb,
                                          long long stride_b, const float* beta, float* C,
                                          int ldc, long long stride_c, int batch);
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta,
+                                          cublasOperation_t tb, int m, int n, int k,
+                                          const void* alpha, const void* A, cudaDataType_t at,
+                                          int lda, long long stride_a, const void* B,
+                                          cudaDataType_t bt, int ldb, long long stride_b,
+                                          const void* beta, void* C, cudaDataType_t ct, int ldc,
+                                          long long stride_c, int batch,
+                                          cublasComputeType_t compute, cublasGemmAlgo_t algo);
 
 // ---- float16 ----
 

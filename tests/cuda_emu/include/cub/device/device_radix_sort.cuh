@@ -28,10 +28,9 @@ struct DeviceRadixSort {
         !msemu::IsDeviceRange(vals_out, n * sizeof(V)))
       return msemu::FailCall(cudaErrorInvalidValue, "cub::DeviceRadixSort::SortPairs");
     msemu::EnqueueWork(s, [=] {
-      const K mask = static_cast<K>(
-          (end_bit - begin_bit >= static_cast<int>(sizeof(K) * 8) ? ~uint64_t{0}
-                                                                   : (uint64_t{1} << (end_bit - begin_bit)) - 1)
-          << begin_bit);
+      const int bits = end_bit - begin_bit;
+      const uint64_t ones = bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+      const K mask = static_cast<K>(ones << begin_bit);
       std::vector<int> order(n);
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(),
