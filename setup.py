@@ -158,7 +158,7 @@ def make_extension():
     sanitize = os.environ.get("MINISINGA_SANITIZE", "")
     if sanitize:
         if cuda and cuda[0] != "emu":
-            sys.exit("MINISINGA_SANITIZE needs a CPU build (MINISINGA_CUDA=0) or MINISINGA_CUDA=emu")
+            sys.exit("MINISINGA_SANITIZE needs MINISINGA_CUDA=0 (CPU) or MINISINGA_CUDA=emu")
         cxxflags += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
         link_args += [f"-fsanitize={sanitize}"]
     if cuda:
