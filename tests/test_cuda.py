@@ -193,6 +193,8 @@ SHAPES = [
     ((1,), (3, 4)),
     ((6, 1, 1, 7), (1, 5, 2, 1)),
     ((3, 70000), (3, 1)),
+    ((9,), (1,)),  # 1-D plans with a broadcast (stride 0) operand: the kernel's 1-D path
+    ((1,), (9,)),
 ]
 
 
@@ -218,6 +220,14 @@ def test_where(gpu, cpu, rng, cdtype, dtype):
     c = (rng.uniform(size=(4, 1, 6)) > 0.5).astype(cdtype)
     a, b = rand(rng, (3, 6), dtype), rand(rng, (4, 3, 1), dtype)
     check(gpu, cpu, lambda c_, x, y: _core.where(c_, x, y), c, a, b)
+
+
+@pytest.mark.parametrize("cdtype", [I32, F32, F16])
+def test_where_any_nonzero_condition(gpu, cpu, rng, cdtype):
+    """Every nonzero condition selects x: negative values, -inf and NaN too (-0.0 is zero)."""
+    vals = [-3, -1, 0, 1, 2] if cdtype == I32 else [-2.5, -0.5, -0.0, 0.0, 0.5, np.nan, -np.inf]
+    c = np.resize(np.array(vals, cdtype), (6, 7))
+    check(gpu, cpu, lambda c_, x, y: _core.where(c_, x, y), c, rand(rng, (6, 7)), rand(rng, (7,)))
 
 
 @pytest.mark.parametrize("dtype", [F32, F16, I32])
@@ -263,6 +273,23 @@ def test_reduce(gpu, cpu, rng, fn, dtype, case):
         check(gpu, cpu, lambda x, keep=keep: getattr(_core, fn)(x, axes, keep), a, **k)
 
 
+@pytest.mark.parametrize("dtype", [F32, F16])
+@pytest.mark.parametrize(
+    "shape,axes", [((3, 5000), [1]), ((300, 7), [0]), ((4, 90, 3), [1]), ((5, 7), None)], ids=str
+)
+def test_reduce_nan_and_infinities(gpu, cpu, rng, dtype, shape, axes):
+    """A NaN makes max / min / sum NaN, +-inf win max / min (rows, columns, split paths)."""
+    a = rand(rng, shape, dtype, -9, 9)
+    flat = a.reshape(-1)
+    pos = rng.permutation(flat.size)
+    flat[pos[:2]] = np.nan
+    flat[pos[2:4]] = np.inf
+    flat[pos[4:6]] = -np.inf
+    k = {"rtol": 1e-2, "atol": 1e-2} if dtype == F16 else {}
+    for fn in ("reduce_max", "reduce_min", "reduce_sum", "reduce_mean"):
+        check(gpu, cpu, lambda x, f=fn: getattr(_core, f)(x, axes, False), a, **k)
+
+
 @pytest.mark.parametrize("dtype", [F32, F16, I32])
 def test_argmax_argmin_ties_and_nan(gpu, cpu, rng, dtype):
     a = rand(rng, (6, 300, 4), dtype, -3, 3)  # many ties: the first index must win
@@ -295,6 +322,67 @@ def test_softmax_family(gpu, cpu, rng, dtype, shape, axis):
         (_core.log_softmax, _core.log_softmax_backward),
     ):
         check(gpu, cpu, lambda x, dy, f=fwd, b=bwd: [f(x, axis), b(f(x, axis), dy, axis)], a, g)
+
+
+@pytest.mark.parametrize("dtype", [F32, F16])
+@pytest.mark.parametrize("shape,axis", [((6, 10), -1), ((3, 2000), 1), ((3, 7, 4), 1)], ids=str)
+def test_softmax_family_very_negative_logits(gpu, cpu, rng, dtype, shape, axis):
+    """Logits near -200: exp(x) underflows unless the row max is subtracted (warp rows, block
+    rows, columns; softmax_cross_entropy on rows)."""
+    a = (rng.uniform(-4, 4, shape) - 200).astype(dtype)
+    for f in (_core.softmax, _core.log_softmax):
+        check(gpu, cpu, lambda x, f=f: f(x, axis), a)
+    if axis == -1:
+        labels = rng.integers(0, shape[1], shape[0]).astype(I32)
+        check(gpu, cpu, lambda x, t: list(_core.softmax_cross_entropy(x, t)), a, labels)
+
+
+@pytest.mark.parametrize("dtype", [F32, F16])
+def test_cross_entropy_zero_probabilities(gpu, cpu, rng, dtype):
+    """Zero probabilities are clamped (finite loss), for labels and soft targets."""
+    p = rng.dirichlet(np.ones(6), 5).astype(dtype)
+    p[:, ::2] = 0
+    labels = np.array([0, 2, 4, 1, 0], I32)  # mostly at zero probabilities
+    soft = rng.dirichlet(np.ones(6), 5).astype(dtype)
+    dloss = rand(rng, (5,), dtype, 0.1, 1.0)
+    for target in (labels, soft):
+        check(
+            gpu,
+            cpu,
+            lambda p_, t, d: [_core.cross_entropy(p_, t), _core.cross_entropy_backward(p_, t, d)],
+            p,
+            target,
+            dloss,
+        )
+
+
+def test_out_of_range_labels_in_graph_mode(gpu, cpu, rng):
+    """Labels refilled while recording are not checked: out-of-range rows give NaN losses and
+    NaN gradient rows on both devices."""
+    x = rand(rng, (3, 4))
+    outs = []
+    for dev in (gpu, cpu):
+        xt, lab = core_tensor(x, dev), core_tensor(np.array([1, 2, 3], I32), dev)
+        dl = core_tensor(np.ones(3, F32), dev)
+        dev.ResetGraph()
+        dev.EnableGraph(True)
+        try:
+            lab.copy_from_numpy(np.array([1, 7, -2], I32))
+            loss, prob = _core.softmax_cross_entropy(xt, lab)
+            dx = _core.softmax_cross_entropy_backward(prob, lab, dl)
+            ce = _core.cross_entropy(prob, lab)
+            dce = _core.cross_entropy_backward(prob, lab, dl)
+        finally:
+            dev.EnableGraph(False)
+        try:
+            dev.RunGraph(True)
+            outs.append([host(t) for t in (loss, prob, dx, ce, dce)])
+        finally:
+            dev.ResetGraph()
+    for i, (a, b) in enumerate(zip(*outs)):
+        if i != 1:  # loss, dx, ce, dce (not prob): NaN in the rows of the bad labels
+            assert np.isnan(b[1:]).all() and np.isfinite(b[0]).all(), i
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=str(i))
 
 
 @pytest.mark.parametrize("dtype", [F32, F16])
@@ -345,6 +433,35 @@ def test_matmul_batched_and_accumulate(gpu, cpu, rng):
     check(
         gpu, cpu, lambda x, y: _core.matmul(x, y), np.zeros((5, 0), F32), np.zeros((0, 4), F32)
     )  # K == 0 gives zeros
+
+
+def test_matmul_both_batched_and_empty_k_with_beta(gpu, cpu, rng):
+    k = {"rtol": 1e-4, "atol": 1e-4}
+    # every operand batched: strided-batched GEMMs with both batch strides nonzero
+    check(
+        gpu,
+        cpu,
+        lambda x, y: _core.matmul(x, y),
+        rand(rng, (3, 20, 30)),
+        rand(rng, (3, 30, 10)),
+        **k,
+    )
+    check(
+        gpu,
+        cpu,
+        lambda x, y: _core.matmul(x, y, True, True),
+        rand(rng, (2, 3, 30, 20)),
+        rand(rng, (2, 3, 10, 30)),
+        **k,
+    )
+
+    def acc(x, y, out):
+        _core.matmul(x, y, beta=0.5, out=out)
+        return out
+
+    # K == 0 with beta: out = beta * out, one matrix and a batch of them
+    check(gpu, cpu, acc, np.zeros((5, 0), F32), np.zeros((0, 4), F32), rand(rng, (5, 4)))
+    check(gpu, cpu, acc, np.zeros((3, 5, 0), F32), np.zeros((3, 0, 4), F32), rand(rng, (3, 5, 4)))
 
 
 def test_tf32_switch(gpu, rng):
@@ -398,6 +515,8 @@ def test_take_and_backward(gpu, cpu, rng, dtype):
     bad = np.array([0, 50], I32)
     with pytest.raises(ValueError, match="out of range"):
         _core.take(core_tensor(x, gpu), core_tensor(bad, gpu), 1)
+    with pytest.raises(ValueError, match="out of range"):  # -51 + 50 is still negative
+        _core.take(core_tensor(x, gpu), core_tensor(np.array([0, -51], I32), gpu), 1)
     with pytest.raises(ValueError, match="out of range"):
         _core.take_backward(
             core_tensor(rand(rng, (3, 2, 4), dtype), gpu), core_tensor(bad, gpu), 1, [3, 50, 4]
@@ -433,6 +552,8 @@ CONVS = [  # x shape, w shape, stride, padding, dilation, groups
     ((3, 4, 33, 32), (6, 4, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 1),
     ((3, 8, 32, 33), (6, 4, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1], 2),
     ((2, 3, 70, 40), (4, 3, 3, 2), [2, 1], [1, 1, 0, 1], [1, 2], 1),
+    # depthwise (multiplier 2) with dilation and every size different along H and W
+    ((2, 3, 10, 11), (6, 1, 3, 2), [2, 1], [1, 2, 0, 1], [2, 1], 3),
 ]
 
 
@@ -464,6 +585,7 @@ POOLS = [
     ((2, 2, 8, 7), [2, 2], [2, 2], [0, 0, 0, 0]),
     ((1, 4, 10, 10), [3, 2], [1, 1], [1, 0, 1, 1]),
     ((3, 2, 5, 5), [5, 5], [1, 1], [0, 0, 0, 0]),
+    ((2, 2, 7, 9), [3, 2], [1, 2], [2, 0, 0, 1]),  # every size different along H and W
 ]
 
 
@@ -486,10 +608,43 @@ def test_pool2d(gpu, cpu, rng, case, mode):
     check(gpu, cpu, fn, x, rtol=1e-5, atol=1e-6)
 
 
+def test_max_pool_nan(gpu, cpu, rng):
+    """The first NaN of a window wins over numbers and over later NaNs."""
+    x = rand(rng, (2, 2, 6, 7))
+    x[0, 0, 1, 1] = x[0, 0, 2, 2] = x[1, 1, 4, 5] = np.nan
+
+    def fn(x_):
+        y, idx = _core.pool2d(x_, [3, 3], [1, 1], [1, 1, 1, 1], True)
+        return [
+            y,
+            idx,
+            _core.pool2d_backward(y, [2, 2, 6, 7], idx, [3, 3], [1, 1], [1, 1, 1, 1], True),
+        ]
+
+    check(gpu, cpu, fn, x)
+
+
+def test_max_pool_backward_any_indices(gpu, cpu, rng):
+    """Indices not made by pool2d: in the window, elsewhere in the plane (added too), outside
+    the plane (skipped)."""
+    xs, kern, st, pad = [2, 3, 6, 5], [2, 2], [2, 2], [0, 0, 0, 0]
+    idx = rng.integers(-3, 6 * 5 + 3, (2, 3, 3, 2)).astype(I32)
+    check(
+        gpu,
+        cpu,
+        lambda d, i: _core.pool2d_backward(d, xs, i, kern, st, pad, True),
+        rand(rng, (2, 3, 3, 2)),
+        idx,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 # ---- batchnorm ----
 
 
-@pytest.mark.parametrize("shape", [(16, 5), (4, 3, 7, 7), (2, 64, 40, 40)], ids=str)
+# (4, 2, 48, 48): N * H * W > 8192 values per channel, statistics in two parts per channel
+@pytest.mark.parametrize("shape", [(16, 5), (4, 3, 7, 7), (2, 64, 40, 40), (4, 2, 48, 48)], ids=str)
 def test_batchnorm(gpu, cpu, rng, shape):
     c = shape[1]
     x, dy = rand(rng, shape, low=-3, high=5), rand(rng, shape)
@@ -556,6 +711,13 @@ def test_cast(gpu, cpu, rng, src, dst):
     check(gpu, cpu, lambda x: _core.as_type(x, getattr(_core.DType, name)), a, rtol=0, atol=0)
 
 
+def test_cast_single_element(gpu, cpu):
+    for src in (F32, F16, I32):
+        for dst in ("float32", "float16", "int32"):
+            for a in (np.array(-7, src), np.array([3], src)):
+                check(gpu, cpu, lambda x, d=dst: _core.as_type(x, getattr(_core.DType, d)), a)
+
+
 @pytest.mark.parametrize("kind", ["sgd", "sgd_nesterov", "adam", "adagrad", "rmsprop"])
 def test_optim(gpu, cpu, rng, kind):
     n = 10007
@@ -577,6 +739,39 @@ def test_optim(gpu, cpu, rng, kind):
                 _core.adagrad_update(p_, g_, s1, lr, 1e-10, 1e-4)
             else:
                 _core.rmsprop_update(p_, g_, s1, lr, 0.9, 1e-8, 1e-4)
+            _core.unary(U.AddScalar, step, 1.0, out=step)
+        return [p_, s1, s2]
+
+    check(gpu, cpu, fn, p, g, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "sgd_dampening", "adam", "adagrad", "rmsprop"])
+def test_optim_edge_values(gpu, cpu, rng, kind):
+    """weight_decay == 0 skips the decay term (an infinite parameter stays infinite, no NaN),
+    zero gradients (eps keeps 0 / 0 away), SGD's first step with dampening."""
+    n = 1000
+    p, g = rand(rng, (n,)), rand(rng, (n,))
+    g[::7] = 0
+    p[3], p[4] = np.inf, -np.inf
+
+    def fn(p_, g_):
+        dev = p_.device
+        lr = core_tensor(np.array([0.05], F32), dev)
+        s1, s2 = _core.Tensor([n], dev), _core.Tensor([n], dev)
+        _core.fill(s1, 0.0)
+        _core.fill(s2, 0.0)
+        step = core_tensor(np.array([1.0], F32), dev)
+        for _ in range(3):
+            if kind.startswith("sgd"):
+                _core.sgd_update(
+                    p_, g_, lr, s1, 0.9, 0.5 if kind == "sgd_dampening" else 0.0, 0.0, False, step
+                )
+            elif kind == "adam":
+                _core.adam_update(p_, g_, s1, s2, lr, step, 0.9, 0.999, 1e-8, 0.0)
+            elif kind == "adagrad":
+                _core.adagrad_update(p_, g_, s1, lr, 1e-10, 0.0)
+            else:
+                _core.rmsprop_update(p_, g_, s1, lr, 0.9, 1e-8, 0.0)
             _core.unary(U.AddScalar, step, 1.0, out=step)
         return [p_, s1, s2]
 
