@@ -580,6 +580,17 @@ def test_conv2d(gpu, cpu, rng, case):
     check(gpu, cpu, bwd, dy, x, w, norm_atol=2e-6, **k)
 
 
+def test_conv2d_in_row_bands(gpu, cpu, rng):
+    """One image whose col matrix exceeds the 64 MiB scratch bound: bands of output rows."""
+    xs, ws, st, pad = (1, 128, 130, 130), (2, 128, 3, 3), [1, 1], [1, 1, 1, 1]
+    x, w, b = rand(rng, xs), rand(rng, ws), rand(rng, (2,))
+    k = {"rtol": 1e-4, "atol": 1e-4}
+    check(gpu, cpu, lambda x_, w_, b_: _core.conv2d(x_, w_, b_, st, pad), x, w, b, **k)
+    dy = rand(rng, (1, 2, 130, 130))
+    check(gpu, cpu, lambda dy_, w_: _core.conv2d_backward_data(dy_, w_, list(xs), st, pad),
+          dy, w, **k)
+
+
 POOLS = [
     ((2, 3, 9, 9), [3, 3], [2, 2], [1, 1, 1, 1]),
     ((2, 2, 8, 7), [2, 2], [2, 2], [0, 0, 0, 0]),
