@@ -290,6 +290,14 @@ def test_reduce_nan_and_infinities(gpu, cpu, rng, dtype, shape, axes):
         check(gpu, cpu, lambda x, f=fn: getattr(_core, f)(x, axes, False), a, **k)
 
 
+def test_more_rows_and_planes_than_a_grid_dimension(gpu, cpu, rng):
+    """Grids are capped at 65535 blocks along y and z (and along x for the rows reduction):
+    the kernels loop over the rest (65537 rows, 65537 transposed planes)."""
+    check(gpu, cpu, lambda x: _core.reduce_sum(x, [1], False), rand(rng, (65537, 64)),
+          rtol=1e-4, atol=1e-4)
+    check(gpu, cpu, lambda x: _core.transpose(x, [0, 2, 1]), rand(rng, (65537, 4, 5)))
+
+
 @pytest.mark.parametrize("dtype", [F32, F16, I32])
 def test_argmax_argmin_ties_and_nan(gpu, cpu, rng, dtype):
     a = rand(rng, (6, 300, 4), dtype, -3, 3)  # many ties: the first index must win
