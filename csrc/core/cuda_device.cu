@@ -14,6 +14,9 @@ namespace minisinga {
 namespace {
 
 constexpr size_t kBlasWorkspace = size_t{32} << 20;  // cuBLAS's recommendation for Hopper
+// Hold-mode replays before the capture (see cuda_device.h): the first allocates what outlives
+// a run, the second repeats exactly what the captured one will allocate.
+constexpr int kWarmRuns = 2;
 
 cudaStream_t StreamOf(const Context& ctx) { return static_cast<cudaStream_t>(ctx.stream); }
 
@@ -186,13 +189,13 @@ void CudaGPU::SetCudaGraph(bool enable) {
 // ---- CUDA-graph replay ----
 
 void CudaGPU::DropCapture() {
-  if (exec_ != nullptr || warmed_) {
+  if (exec_ != nullptr || warm_runs_ > 0) {
     Sync();  // nothing of the captured graph may still be running
     if (exec_ != nullptr) MS_CUDA_CHECK(cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_)));
     pool_->ReleaseHeld();
   }
   exec_ = nullptr;
-  warmed_ = false;
+  warm_runs_ = 0;
   failed_ = false;
   failure_.clear();
 }
@@ -216,10 +219,10 @@ bool CudaGPU::ReplayGraph(Graph& graph) {
     Launch();
     return true;
   }
-  if (!warmed_) {  // run 1: plain replay whose freed memory stays with the graph
+  if (warm_runs_ < kWarmRuns) {  // runs 1, 2: plain replays, freed memory kept for the graph
     HoldScope hold(pool_.get());
     graph.Replay(this);
-    warmed_ = true;
+    warm_runs_++;
     return true;
   }
   return Capture(graph);

@@ -6,13 +6,16 @@
 // memory returned to the caching pool can be handed to the next kernel without a sync.
 //
 // CUDA-graph replay. Graph::Run calls ReplayGraph once the plan is made:
-//   run 1 after recording: a plain replay with the pool in hold mode, so the memory the graph
-//     frees (intermediates released after their last use, conv scratch) lands in a private
-//     free list that only the graph's own runs reuse;
-//   run 2: the same replay captured on the stream (cudaStreamBeginCapture ... EndCapture),
-//     still in hold mode. Its allocations are served from that private list (the sequence of
-//     sizes repeats exactly), so no cudaMalloc happens during capture, and every pointer baked
-//     into the CUDA graph stays reserved for it; then cudaGraphLaunch;
+//   runs 1 and 2 after recording: plain replays with the pool in hold mode, so the memory the
+//     graph frees (intermediates released after their last use, conv scratch) lands in a
+//     private free list that only the graph's own runs reuse. Run 1 also allocates what
+//     outlives a run (outputs, optimizer state), possibly from blocks its intermediates freed
+//     earlier in the run; run 2 is the first run in the steady state;
+//   run 3: the same replay captured on the stream (cudaStreamBeginCapture ... EndCapture),
+//     still in hold mode. Its allocations are served from that private list (they repeat
+//     run 2's exactly, and run 2 freed every block it took), so no cudaMalloc happens during
+//     capture, and every pointer baked into the CUDA graph stays reserved for it; then
+//     cudaGraphLaunch;
 //   later runs: one cudaGraphLaunch each.
 // The private list is returned to the shared cache when the graph is reset or re-recorded.
 // Random kernels captured in the graph read (seed, offset delta) from a device word that is
@@ -89,7 +92,7 @@ class CudaGPU : public Device {
   bool capturing_ = false;
   uint64_t key_version_ = ~uint64_t{0};
   bool key_sequential_ = false;
-  bool warmed_ = false;      // the hold-mode run is done
+  int warm_runs_ = 0;        // hold-mode replays done (capture after kWarmRuns)
   bool failed_ = false;      // capture failed: plain replays until re-recorded
   void* exec_ = nullptr;     // cudaGraphExec_t
   uint64_t rng_base_ = 0;    // host rng offset when captured
