@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs minisinga's CUDA tests on the CPU, in the CUDA emulator (include/msemu.h): builds _core
-# with MINISINGA_CUDA=emu into $MSEMU_DIR (default /tmp/minisinga-emu; the in-place build is
-# left alone), puts the package's Python files beside that _core, and runs pytest there.
+# with MINISINGA_CUDA=emu into $MSEMU_DIR (default: a folder of /tmp named after this checkout,
+# so two checkouts never share one; the in-place build is left alone), puts the package's
+# Python files beside that _core, and runs pytest there.
 #   bash tests/cuda_emu/run.sh [pytest arguments]
 # (default: every test case on the CUDA device: tests/test_cuda.py and the `cuda` cases of
 # the device-parametrised tests, about 460; `tests` runs the whole suite on this build).
@@ -9,7 +10,7 @@
 # freed or cached memory, are reported and fail the test run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DIR="${MSEMU_DIR:-/tmp/minisinga-emu}"
+DIR="${MSEMU_DIR:-${TMPDIR:-/tmp}/minisinga-emu-$(pwd | sha1sum | cut -c1-8)}"
 PY="${PYTHON:-python}"
 if [ "${MSEMU_ASAN:-0}" = 1 ]; then
   DIR="$DIR-asan"
