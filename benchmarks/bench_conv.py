@@ -13,6 +13,7 @@ best of --repeat samples. PyTorch is optional; without it only minisinga is time
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -152,6 +153,9 @@ def main():
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
     except ImportError:
+        torch = None
+    if torch is not None and cuda and not torch.cuda.is_available():
+        print("bench_conv: this PyTorch has no CUDA; its columns are left out", file=sys.stderr)
         torch = None
     if cuda:
         from minisinga import device

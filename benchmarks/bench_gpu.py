@@ -161,6 +161,14 @@ def profile_torch(step, steps: int) -> str:
     return prof.key_averages().table(sort_by="device_time_total", row_limit=20)
 
 
+def torch_with_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="resnet50,cnn,mlp")
@@ -180,6 +188,9 @@ def main(argv=None) -> int:
     if not device.cuda_available():
         print("bench_gpu: no GPU visible (or minisinga built without CUDA)", file=sys.stderr)
         return 2
+    use_torch = not args.no_torch and torch_with_cuda()
+    if not args.no_torch and not use_torch:
+        print("bench_gpu: no PyTorch with CUDA here; its column is left out", file=sys.stderr)
     lines = [
         (
             f"{'model':10s}{'batch':>6s}{'eager':>10s}{'graph':>10s}{'torch':>10s}"
@@ -193,8 +204,7 @@ def main(argv=None) -> int:
         iters = args.iters if name == "resnet50" else max(args.iters, args.small_iters)
         eager = time_minisinga(name, False, iters, args.skip, args.tf32, args.float16)
         graph = time_minisinga(name, True, iters, args.skip, args.tf32, args.float16)
-        torch = None if args.no_torch else time_torch(name, iters, args.skip, args.tf32,
-                                                      args.float16)
+        torch = time_torch(name, iters, args.skip, args.tf32, args.float16) if use_torch else None
         t_img = torch["img_s"] if torch else float("nan")
         note = (
             f"CUDA-graph launches {graph['launches']}/{iters + args.skip}"

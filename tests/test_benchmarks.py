@@ -59,10 +59,16 @@ def test_bench_dist():
 
 def test_bench_gpu():
     if device.cuda_available():
+        # PyTorch's column where it has CUDA; left out, with a note, where it has not
         r = run("bench_gpu.py", "--models", "mlp", "--iters", "2", "--skip", "1",
-                "--small-iters", "2", "--no-torch")
+                "--small-iters", "2")
         assert r.returncode == 0, r.stderr[-2000:]
         rows(r.stdout, ["mlp"])
+        r = run("bench_conv.py", "--device", "cuda", "--repeat", "1", "--min-time", "0.001",
+                "--backward")
+        assert r.returncode == 0, r.stderr[-2000:]
+        table = [ln for ln in r.stdout.splitlines() if " fwd " in ln or " bwd " in ln]
+        assert len(table) == 6 * 3, r.stdout
     else:  # a clear refusal, not a traceback
         r = run("bench_gpu.py", "--models", "mlp")
         assert r.returncode == 2 and "no GPU visible" in r.stderr, r.stderr[-2000:]
