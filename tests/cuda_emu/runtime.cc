@@ -119,6 +119,7 @@ constexpr size_t kStack = 64 << 10;  // per fiber, above a guard page
 #if defined(__x86_64__)
 // Fiber switch: saves the callee-saved registers on the running stack, stores the stack
 // pointer in *from and continues on `to` (a stack saved the same way, or made by NewStack).
+// The floating-point control words (MXCSR, x87) are not switched: no kernel changes them.
 extern "C" void msemu_switch(void** from, void* to);
 asm(R"(
   .text
