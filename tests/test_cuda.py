@@ -834,6 +834,8 @@ def train(
         ty.copy_from_numpy(y)
         out, loss = m(tx, ty)
         trace.append((out.to_numpy().astype(F32), loss.to_numpy().astype(F32)))
+    if graph and dev.is_cuda and steps >= 3:  # captured at the third run, never given up
+        assert dev.cuda_graph_captured and dev.cuda_graph_failure == "", dev.cuda_graph_failure
     states = {k: v.to_numpy() for k, v in m.get_states().items()}
     m.eval()
     return trace, states, m
