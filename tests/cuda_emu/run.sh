@@ -21,6 +21,9 @@ if [ "${MSEMU_ASAN:-0}" = 1 ]; then
   export ASAN_OPTIONS="detect_leaks=0:log_path=$DIR/asan:${ASAN_OPTIONS:-}"
   # libstdc++ too: ASan's exception interceptors need it loaded before Python loads _core.
   ASAN_LIB="$(${CXX:-g++} -print-file-name=libasan.so) $(${CXX:-g++} -print-file-name=libstdc++.so)"
+  for lib in $ASAN_LIB; do
+    [ -f "$lib" ] || { echo "run.sh: $lib not found (MSEMU_ASAN=1 needs GCC's libasan)"; exit 1; }
+  done
 fi
 mkdir -p "$DIR"
 MINISINGA_CUDA=emu "$PY" setup.py -q build_ext -b "$DIR/build" -t "$DIR/tmp" >"$DIR.build.log" 2>&1 ||
