@@ -1,7 +1,10 @@
 """Eager vs recorded-graph execution on CPU, in one run: training throughput (MLP and CNN at
 small batches, where Python overhead shows) and peak memory (CNN, ResNet-18 at a small input).
+--resnet50-gpu-memory adds the eager peak of a ResNet-50 training step at batch 32 with the
+GPU's convolution plan: the pool and the plan are the code a GPU runs, so it is the GPU's eager
+peak (bench_gpu.py's) without a GPU.
 
-    python benchmarks/bench_graph.py [--steps 50]
+    python benchmarks/bench_graph.py [--steps 50] [--resnet50-gpu-memory]
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "examples", "cnn"))
 
 from bench_train import CNN, MLP  # noqa: E402
 
-from minisinga import device, opt, tensor  # noqa: E402
+from minisinga import _core, device, opt, tensor  # noqa: E402
 
 
 def make(name):
@@ -31,6 +34,10 @@ def make(name):
         from model import resnet  # examples/cnn/model/resnet.py
 
         return resnet.resnet18(num_classes=10, input_size=128), (3, 128, 128)
+    if name == "resnet50":
+        from model import resnet
+
+        return resnet.resnet50(num_classes=1000, input_size=224), (3, 224, 224)
     raise ValueError(name)
 
 
@@ -42,7 +49,7 @@ def run(name, batch, steps, graph):
     m, shape = make(name)
     r = np.random.default_rng(0)
     x = r.random((batch,) + shape, dtype=np.float32)
-    y = r.integers(0, 10, batch).astype(np.int32)
+    y = r.integers(0, 10, batch).astype(np.int32)  # classes 0..9 exist in every model
     tx, ty = tensor.from_numpy(x, dev), tensor.from_numpy(y, dev)
     m.set_optimizer(opt.SGD(0.01, momentum=0.9))
     m.compile([tx], is_train=True, use_graph=graph, sequential=True)
@@ -63,6 +70,7 @@ def run(name, batch, steps, graph):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--resnet50-gpu-memory", action="store_true")
     args = ap.parse_args()
     print(f"eager vs graph on CPU ({os.cpu_count()} cores)")
     print(f"{'model':9} {'batch':>5} {'eager img/s':>12} {'graph img/s':>12} {'speedup':>8} "
@@ -79,6 +87,13 @@ def main():
         print(f"{name:9} {batch:5d} {e_tp:12.1f} {g_tp:12.1f} {g_tp / e_tp:7.2f}x "
               f"{e_peak / 2**20:14.2f} {g_peak / 2**20:14.2f} {g_peak / e_peak - 1:+7.0%}",
               flush=True)
+    if args.resnet50_gpu_memory:
+        previous = _core._set_conv_gpu_plan_on_cpu(True)
+        try:
+            _, peak = run("resnet50", 32, 1, False)
+        finally:
+            _core._set_conv_gpu_plan_on_cpu(previous)
+        print(f"resnet50 batch 32, eager, the GPU's conv plan: peak {peak / 2**20:.0f} MB")
 
 
 if __name__ == "__main__":
