@@ -737,10 +737,8 @@ def test_cast_single_element(gpu, cpu):
                 check(gpu, cpu, lambda x, d=dst: _core.as_type(x, getattr(_core.DType, d)), a)
 
 
-@pytest.mark.parametrize("kind", ["sgd", "sgd_nesterov", "adam", "adagrad", "rmsprop"])
-def test_optim(gpu, cpu, rng, kind):
-    n = 10007
-    p, g = rand(rng, (n,)), rand(rng, (n,))
+def optim_steps(kind, n, weight_decay, dampening=0.0):
+    """fn(p, g) for `check`: three fused `kind` updates of p (lr 0.05), then p and the state."""
 
     def fn(p_, g_):
         dev = p_.device
@@ -751,17 +749,25 @@ def test_optim(gpu, cpu, rng, kind):
         step = core_tensor(np.array([1.0], F32), dev)
         for _ in range(3):
             if kind.startswith("sgd"):
-                _core.sgd_update(p_, g_, lr, s1, 0.9, 0.0, 1e-4, kind == "sgd_nesterov", step)
+                _core.sgd_update(p_, g_, lr, s1, 0.9, dampening, weight_decay,
+                                 kind == "sgd_nesterov", step)
             elif kind == "adam":
-                _core.adam_update(p_, g_, s1, s2, lr, step, 0.9, 0.999, 1e-8, 1e-4)
+                _core.adam_update(p_, g_, s1, s2, lr, step, 0.9, 0.999, 1e-8, weight_decay)
             elif kind == "adagrad":
-                _core.adagrad_update(p_, g_, s1, lr, 1e-10, 1e-4)
+                _core.adagrad_update(p_, g_, s1, lr, 1e-10, weight_decay)
             else:
-                _core.rmsprop_update(p_, g_, s1, lr, 0.9, 1e-8, 1e-4)
+                _core.rmsprop_update(p_, g_, s1, lr, 0.9, 1e-8, weight_decay)
             _core.unary(U.AddScalar, step, 1.0, out=step)
         return [p_, s1, s2]
 
-    check(gpu, cpu, fn, p, g, rtol=1e-5, atol=1e-6)
+    return fn
+
+
+@pytest.mark.parametrize("kind", ["sgd", "sgd_nesterov", "adam", "adagrad", "rmsprop"])
+def test_optim(gpu, cpu, rng, kind):
+    n = 10007
+    p, g = rand(rng, (n,)), rand(rng, (n,))
+    check(gpu, cpu, optim_steps(kind, n, 1e-4), p, g, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["sgd", "sgd_dampening", "adam", "adagrad", "rmsprop"])
@@ -772,28 +778,7 @@ def test_optim_edge_values(gpu, cpu, rng, kind):
     p, g = rand(rng, (n,)), rand(rng, (n,))
     g[::7] = 0
     p[3], p[4] = np.inf, -np.inf
-
-    def fn(p_, g_):
-        dev = p_.device
-        lr = core_tensor(np.array([0.05], F32), dev)
-        s1, s2 = _core.Tensor([n], dev), _core.Tensor([n], dev)
-        _core.fill(s1, 0.0)
-        _core.fill(s2, 0.0)
-        step = core_tensor(np.array([1.0], F32), dev)
-        for _ in range(3):
-            if kind.startswith("sgd"):
-                _core.sgd_update(
-                    p_, g_, lr, s1, 0.9, 0.5 if kind == "sgd_dampening" else 0.0, 0.0, False, step
-                )
-            elif kind == "adam":
-                _core.adam_update(p_, g_, s1, s2, lr, step, 0.9, 0.999, 1e-8, 0.0)
-            elif kind == "adagrad":
-                _core.adagrad_update(p_, g_, s1, lr, 1e-10, 0.0)
-            else:
-                _core.rmsprop_update(p_, g_, s1, lr, 0.9, 1e-8, 0.0)
-            _core.unary(U.AddScalar, step, 1.0, out=step)
-        return [p_, s1, s2]
-
+    fn = optim_steps(kind, n, 0.0, 0.5 if kind == "sgd_dampening" else 0.0)
     check(gpu, cpu, fn, p, g, rtol=1e-5, atol=1e-6)
 
 

@@ -52,6 +52,42 @@ cublasHandle_t Handle(Context* ctx) {
   return static_cast<cublasHandle_t>(ctx->blas);
 }
 
+// One cuBLAS strided-batched call in the column-major form (operands swapped, see above).
+cublasStatus_t BatchedCall(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const float* alpha, const float* A, int lda,
+                           int64_t sa, const float* B, int ldb, int64_t sb, const float* beta,
+                           float* C, int ldc, int64_t sc, int nb) {
+  return cublasSgemmStridedBatched(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C,
+                                   ldc, sc, nb);
+}
+cublasStatus_t BatchedCall(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const float* alpha, const half_t* A, int lda,
+                           int64_t sa, const half_t* B, int ldb, int64_t sb, const float* beta,
+                           half_t* C, int ldc, int64_t sc, int nb) {
+  return cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, alpha, A, CUDA_R_16F, lda, sa, B,
+                                    CUDA_R_16F, ldb, sb, beta, C, CUDA_R_16F, ldc, sc, nb,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
+template <typename T>
+void Batched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+             float alpha, const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb,
+             int64_t stride_b, float beta, T* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+  if (M == 0 || N == 0 || batch <= 0) return;
+  if (K == 0) return Scale(ctx, C, M, N, ldc, stride_c, batch, beta);
+  CheckSizes(M, N, K, lda, ldb, ldc);
+  cublasHandle_t h = Handle(ctx);
+  // cuBLAS takes the batch count as an int: chunks of at most INT_MAX matrices.
+  for (int64_t b0 = 0; b0 < batch; b0 += INT_MAX) {
+    const int nb = static_cast<int>(std::min<int64_t>(INT_MAX, batch - b0));
+    MS_CUBLAS_CHECK(BatchedCall(h, Op(trans_b), Op(trans_a), static_cast<int>(N),
+                                static_cast<int>(M), static_cast<int>(K), &alpha,
+                                B + b0 * stride_b, static_cast<int>(ldb), stride_b,
+                                A + b0 * stride_a, static_cast<int>(lda), stride_a, &beta,
+                                C + b0 * stride_c, static_cast<int>(ldc), stride_c, nb));
+  }
+}
+
 }  // namespace
 
 void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
@@ -70,45 +106,22 @@ void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int
                         int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
                         const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
                         int64_t ldc, int64_t stride_c, int64_t batch) {
-  if (M == 0 || N == 0 || batch <= 0) return;
-  if (K == 0) return Scale(ctx, C, M, N, ldc, stride_c, batch, beta);
-  CheckSizes(M, N, K, lda, ldb, ldc);
-  cublasHandle_t h = Handle(ctx);
-  // cuBLAS takes the batch count as an int: chunks of at most INT_MAX matrices.
-  for (int64_t b0 = 0; b0 < batch; b0 += INT_MAX) {
-    const int nb = static_cast<int>(std::min<int64_t>(INT_MAX, batch - b0));
-    MS_CUBLAS_CHECK(cublasSgemmStridedBatched(
-        h, Op(trans_b), Op(trans_a), static_cast<int>(N), static_cast<int>(M),
-        static_cast<int>(K), &alpha, B + b0 * stride_b, static_cast<int>(ldb), stride_b,
-        A + b0 * stride_a, static_cast<int>(lda), stride_a, &beta, C + b0 * stride_c,
-        static_cast<int>(ldc), stride_c, nb));
-  }
+  Batched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
+          ldc, stride_c, batch);
 }
 
 void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
           float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
           half_t* C, int64_t ldc) {
-  GemmStridedBatched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
-                     0, 1);
+  Batched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
 void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                         int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
                         const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
                         int64_t ldc, int64_t stride_c, int64_t batch) {
-  if (M == 0 || N == 0 || batch <= 0) return;
-  if (K == 0) return Scale(ctx, C, M, N, ldc, stride_c, batch, beta);
-  CheckSizes(M, N, K, lda, ldb, ldc);
-  cublasHandle_t h = Handle(ctx);
-  for (int64_t b0 = 0; b0 < batch; b0 += INT_MAX) {
-    const int nb = static_cast<int>(std::min<int64_t>(INT_MAX, batch - b0));
-    MS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-        h, Op(trans_b), Op(trans_a), static_cast<int>(N), static_cast<int>(M),
-        static_cast<int>(K), &alpha, B + b0 * stride_b, CUDA_R_16F, static_cast<int>(ldb),
-        stride_b, A + b0 * stride_a, CUDA_R_16F, static_cast<int>(lda), stride_a, &beta,
-        C + b0 * stride_c, CUDA_R_16F, static_cast<int>(ldc), stride_c, nb, CUBLAS_COMPUTE_32F,
-        CUBLAS_GEMM_DEFAULT));
-  }
+  Batched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
+          ldc, stride_c, batch);
 }
 
 }  // namespace cuda

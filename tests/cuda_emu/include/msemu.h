@@ -213,30 +213,31 @@ void Launch(const Config& c, K kernel, A&&... args) {
 
 inline void __syncthreads() { msemu::SyncThreads(); }
 
+namespace msemu {
+// The value of lane `src` of the caller's warp; outside the caller's `width`-lane group the
+// caller keeps its own value, as on the GPU.
 template <typename T>
-T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
-  const int lane = msemu::LaneId();
-  int src = lane ^ lane_mask;
+T ShuffleFrom(T v, int src, int width) {
+  const int lane = LaneId();
   if ((src & ~(width - 1)) != (lane & ~(width - 1))) src = lane;
   T out;
-  msemu::WarpShuffle(&v, &out, sizeof(T), src);
+  WarpShuffle(&v, &out, sizeof(T), src);
   return out;
+}
+}  // namespace msemu
+
+template <typename T>
+T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
+  return msemu::ShuffleFrom(v, msemu::LaneId() ^ lane_mask, width);
 }
 template <typename T>
 T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
-  const int lane = msemu::LaneId();
-  int src = lane + static_cast<int>(delta);
-  if ((src & ~(width - 1)) != (lane & ~(width - 1))) src = lane;
-  T out;
-  msemu::WarpShuffle(&v, &out, sizeof(T), src);
-  return out;
+  return msemu::ShuffleFrom(v, msemu::LaneId() + static_cast<int>(delta), width);
 }
 template <typename T>
 T __shfl_sync(unsigned, T v, int src_lane, int width = 32) {
-  const int lane = msemu::LaneId();
-  T out;
-  msemu::WarpShuffle(&v, &out, sizeof(T), (lane & ~(width - 1)) + (src_lane & (width - 1)));
-  return out;
+  return msemu::ShuffleFrom(v, (msemu::LaneId() & ~(width - 1)) + (src_lane & (width - 1)),
+                            width);
 }
 
 // Threads never run at the same time, so read-modify-write is atomic.
