@@ -154,11 +154,14 @@ def make_extension():
     link_args = ["-fopenmp", "-Wl,--exclude-libs,ALL"]
     link_args += os.environ.get("MINISINGA_LDFLAGS", "").split()
     link_args += [f"-Wl,-rpath,{libdir}", "-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
-    cuda = find_cuda()
     sanitize = os.environ.get("MINISINGA_SANITIZE", "")
+    refusal = "MINISINGA_SANITIZE needs MINISINGA_CUDA=0 (CPU) or MINISINGA_CUDA=emu"
+    if sanitize and os.environ.get("MINISINGA_CUDA", "") == "1":
+        sys.exit(refusal)  # before looking for nvcc: the answer is the same without one
+    cuda = find_cuda()
     if sanitize:
         if cuda and cuda[0] != "emu":
-            sys.exit("MINISINGA_SANITIZE needs MINISINGA_CUDA=0 (CPU) or MINISINGA_CUDA=emu")
+            sys.exit(refusal)
         cxxflags += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
         link_args += [f"-fsanitize={sanitize}"]
     if cuda:

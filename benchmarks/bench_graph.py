@@ -4,7 +4,7 @@ small batches, where Python overhead shows) and peak memory (CNN, ResNet-18 at a
 GPU's convolution plan: the pool and the plan are the code a GPU runs, so it is the GPU's eager
 peak (bench_gpu.py's) without a GPU.
 
-    python benchmarks/bench_graph.py [--steps 50] [--resnet50-gpu-memory]
+    python benchmarks/bench_graph.py [--steps 50] [--resnet50-gpu-memory [--resnet50-batch 32]]
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--resnet50-gpu-memory", action="store_true")
+    ap.add_argument("--resnet50-batch", type=int, default=32)
     args = ap.parse_args()
     print(f"eager vs graph on CPU ({os.cpu_count()} cores)")
     print(f"{'model':9} {'batch':>5} {'eager img/s':>12} {'graph img/s':>12} {'speedup':>8} "
@@ -90,10 +91,10 @@ def main():
     if args.resnet50_gpu_memory:
         previous = _core._set_conv_gpu_plan_on_cpu(True)
         try:
-            _, peak = run("resnet50", 32, 1, False)
+            _, peak = run("resnet50", args.resnet50_batch, 1, False)
         finally:
             _core._set_conv_gpu_plan_on_cpu(previous)
-        print(f"resnet50 batch 32, eager, the GPU's conv plan: peak {peak / 2**20:.0f} MB")
+        print(f"resnet50 batch {args.resnet50_batch}, eager, the GPU's conv plan: peak {peak / 2**20:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 figures themselves are reported in the READMEs, never asserted)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -32,9 +33,12 @@ def test_bench_conv():
 
 
 def test_bench_graph_train_kernels():
-    r = run("bench_graph.py", "--steps", "2")
+    r = run("bench_graph.py", "--steps", "2", "--resnet50-gpu-memory", "--resnet50-batch", "2")
     assert r.returncode == 0, r.stderr[-2000:]
     rows(r.stdout, ["mlp", "cnn", "resnet18"])
+    # The peak holds at least ResNet-50's 25.6M parameters, their gradients and momenta.
+    m = re.search(r"resnet50 batch 2, eager, the GPU's conv plan: peak (\d+) MB", r.stdout)
+    assert m and int(m.group(1)) > 3 * 25.5e6 * 4 / 2**20, r.stdout
     r = run("bench_train.py", "--steps", "2", "--batch", "4")
     assert r.returncode == 0, r.stderr[-2000:]
     rows(r.stdout, ["mlp", "cnn"])

@@ -38,3 +38,13 @@ def test_errors_keep_their_numbers_after_torch_loaded():
                        timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "axis 5 is out of range for a 2-d tensor" in r.stdout, r.stdout
+
+
+def test_sanitizer_build_refuses_real_cuda():
+    # AddressSanitizer instruments host code only; with nvcc's device code it would report
+    # nothing useful, so setup.py refuses (the emulated CUDA build is the sanitized one).
+    env = dict(os.environ, MINISINGA_CUDA="1", MINISINGA_SANITIZE="address")
+    r = subprocess.run([sys.executable, "setup.py", "--name"], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=120)
+    assert r.returncode == 1, (r.stdout, r.stderr[-2000:])
+    assert "MINISINGA_SANITIZE needs MINISINGA_CUDA=0 (CPU) or MINISINGA_CUDA=emu" in r.stderr

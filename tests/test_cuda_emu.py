@@ -45,3 +45,17 @@ def test_emulator_selftest(tmp_path):
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.endswith("all passed\n"), r.stdout + r.stderr
     assert r.stdout.count("ok ") == 22, r.stdout
+
+
+def test_asan_mode_names_a_missing_libasan(tmp_path):
+    # A compiler without libasan answers -print-file-name with the bare name; run.sh must say
+    # so before building anything, not fail later with a loader error.
+    fake = tmp_path / "cxx"
+    fake.write_text("#!/bin/sh\necho \"${1#-print-file-name=}\"\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, MSEMU_ASAN="1", CXX=str(fake), MSEMU_DIR=str(tmp_path / "emu"))
+    r = subprocess.run(["bash", os.path.join(EMU, "run.sh")], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "run.sh: libasan.so not found (MSEMU_ASAN=1 needs GCC's libasan)" in r.stdout
+    assert not (tmp_path / "emu-asan" / "build").exists()
