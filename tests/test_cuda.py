@@ -588,6 +588,30 @@ def test_conv2d(gpu, cpu, rng, case):
     check(gpu, cpu, bwd, dy, x, w, norm_atol=2e-6, **k)
 
 
+@pytest.mark.parametrize("case", CONVS, ids=str)
+def test_conv2d_float16(gpu, cpu, rng, case):
+    """float16 convolutions: float16 im2col and layout passes, cuBLAS float16 GEMMs on tensor
+    cores (float32 sums), float32 col matrices and weight-gradient sums."""
+    xs, ws, st, pad, dil, grp = case
+    x, w, b = rand(rng, xs, F16), rand(rng, ws, F16), rand(rng, (ws[0],), F16)
+
+    def fwd(x_, w_, b_):
+        return _core.conv2d(x_, w_, b_, st, pad, dil, grp)
+
+    # 1 ulp of the largest output more: GEMMs sum in another order, and a bias can be added
+    # to a rounded sum on one device and not on the other (see test_half.py).
+    check(gpu, cpu, fwd, x, w, b, norm_atol=1e-3, **tol(F16))
+    dy = rand(rng, host(fwd(*(core_tensor(a, cpu) for a in (x, w, b)))).shape, F16)
+
+    def bwd(dy_, x_, w_):
+        return [
+            _core.conv2d_backward_data(dy_, w_, list(xs), st, pad, dil, grp),
+            _core.conv2d_backward_weight(dy_, x_, list(ws), st, pad, dil, grp),
+        ]
+
+    check(gpu, cpu, bwd, dy, x, w, norm_atol=1e-3, **tol(F16))
+
+
 def test_conv2d_in_row_bands(gpu, cpu, rng):
     """One image whose col matrix exceeds the 64 MiB scratch bound: bands of output rows."""
     xs, ws, st, pad = (1, 128, 130, 130), (2, 128, 3, 3), [1, 1], [1, 1, 1, 1]

@@ -94,6 +94,72 @@ def test_conv2d_and_backward(dev, rng):
                                                      [1, 1], 3), x, wd)
 
 
+# Every path of the convolution plan (ops/conv.cc) with float16 operands: x, w shapes,
+# stride, padding, groups.
+HALF_CONVS = [
+    ((3, 3, 9, 8), (4, 3, 3, 3), [2, 1], [1, 1, 0, 1], 1),  # several images per GEMM
+    ((2, 4, 34, 33), (6, 2, 3, 3), [1, 1], [1, 1, 1, 1], 2),  # GPU plan: batched GEMMs, groups
+    ((2, 8, 33, 32), (4, 8, 1, 1), [1, 1], [0, 0, 0, 0], 1),  # 1x1: x is the col matrix
+    ((2, 4, 66, 65), (3, 4, 3, 2), [1, 1], [1, 1, 0, 1], 1),  # CPU plan: a GEMM per image
+]
+
+
+@pytest.fixture(params=["cpu-plan", "gpu-plan"])
+def plan(request):
+    """The CPU's convolution plan and the GPU's (which the CPU then runs too)."""
+    old = _core._set_conv_gpu_plan_on_cpu(request.param == "gpu-plan")
+    yield request.param
+    _core._set_conv_gpu_plan_on_cpu(old)
+
+
+@pytest.mark.parametrize("case", HALF_CONVS, ids=str)
+def test_conv2d_float16_runs_on_float16_gemms(dev, rng, plan, case):
+    """float16 convolutions in the GPU's plan run im2col, the layout passes and the GEMMs on
+    float16 operands (tensor cores on CUDA), not on float32 copies; every result is a float32 sum rounded once
+    to float16, as from the float32 convolution on the same values. The one exception: a
+    bias added to a result the GEMM already rounded (one image per GEMM, or batched GEMMs),
+    as PyTorch adds it too, within half an ulp of the unbiased sum more."""
+    xs, ws, st, pad, grp = case
+    x, w, b = h(rng, *xs), h(rng, *ws), h(rng, ws[0])
+    args = (st, pad, [1, 1], grp)
+    u = gemm_ulp(dev)
+    (y,) = same_as_float32(dev, lambda x_, w_: _core.conv2d(x_, w_, None, *args), x, w,
+                           maxulp=u)
+    dy = h(rng, *y.shape)
+    got = same_as_float32(
+        dev,
+        lambda dy_, x_, w_: [
+            _core.conv2d_backward_data(dy_, w_, list(xs), *args),
+            _core.conv2d_backward_weight(dy_, x_, list(ws), *args),
+        ],
+        dy, x, w, maxulp=u,
+    )
+    assert [g.shape for g in got] == [xs, ws]
+    t = [core_tensor(a, dev) for a in (x, w, b)]
+    yb = _core.conv2d(*t, *args).to_numpy().astype(F32)
+    t32 = [core_tensor(a.astype(F32), dev) for a in (x, w, b)]
+    want = _core.conv2d(*t32, *args).to_numpy()
+    slack = np.spacing(np.abs(want).astype(F16)).astype(F32) + np.spacing(
+        np.abs(y.astype(F32)).astype(F16)).astype(F32) / 2
+    assert np.all(np.abs(yb - want) <= slack * (1 + u)), np.abs(yb - want).max()
+    # No float32 copies: the graph records the convolutions and nothing else.
+    d, tdy = t[0].device, core_tensor(dy, dev)
+    d.ResetGraph()  # another test's model may have left its graph on the device
+    d.EnableGraph(True)
+    try:
+        _core.conv2d(*t, *args)
+        _core.conv2d_backward_data(tdy, t[1], list(xs), *args)
+        _core.conv2d_backward_weight(tdy, t[0], list(ws), *args)
+        names = d.graph_node_names()
+    finally:
+        d.EnableGraph(False)
+        d.ResetGraph()
+    if dev.is_cuda or plan == "gpu-plan":
+        assert names == ["Conv2d", "Conv2dBackwardData", "Conv2dBackwardWeight"], names
+    else:  # the CPU's plan widens x and w (and dy) to float32 first: fewer conversions
+        assert "AsType" in names, names
+
+
 @pytest.mark.parametrize("is_max", [True, False])
 def test_pool2d_and_backward(dev, rng, is_max):
     x = h(rng, 2, 3, 7, 6)

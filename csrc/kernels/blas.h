@@ -9,7 +9,8 @@
 //   B + i * stride_b and C + i * stride_c (elements). stride_a or stride_b may be 0 to
 //   broadcast one operand over the batch; the C matrices must not overlap.
 // The float16 overloads: products and sums in float32 (tensor cores on CUDA, float32 copies
-//   through OpenBLAS on the CPU), alpha and beta applied in float32, C rounded once.
+//   through OpenBLAS on the CPU), alpha and beta applied in float32, C rounded once; the
+//   mixed ones (float16 A and B, float32 C) keep C in float32, for sums over several calls.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,13 @@ void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int
                         int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
                         const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
                         int64_t ldc, int64_t stride_c, int64_t batch);
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
+          float* C, int64_t ldc);
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
+                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch);
 }  // namespace cpu
 
 namespace cuda {
@@ -51,6 +59,13 @@ void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                         int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
                         const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch);
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
+          float* C, int64_t ldc);
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
+                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, float* C,
                         int64_t ldc, int64_t stride_c, int64_t batch);
 }  // namespace cuda
 

@@ -1,6 +1,7 @@
-// Convolution family (NCHW, float32): im2col / col2im, the GEMM they feed, NCHW <-> GEMM
-// layout passes, and direct depthwise kernels. The convolution algorithm itself (chunking,
-// groups, bias, which path) lives in ops/conv.cc and runs on every device through these.
+// Convolution family (NCHW): im2col / col2im, the GEMM they feed, NCHW <-> GEMM layout
+// passes (float32 and float16), and direct depthwise kernels (float32). The convolution
+// algorithm itself (chunking, groups, bias, which path) lives in ops/conv.cc and runs on
+// every device through these.
 #pragma once
 
 #include <cstdint>
@@ -47,57 +48,62 @@ inline std::vector<ColRange> ColRanges(const ConvGeom& g) {
 }
 
 namespace kernels {
+// Declared once for both namespaces (cpu, cuda). The layout kernels also take float16
+// tensors (T = half_t) for the float16 convolution: its col matrices and [C, B, HW] operands
+// are float16 where a GEMM reads them and float32 where a GEMM writes them, so every sum is
+// rounded to float16 once.
+#define MS_CONV_KERNELS                                                                       \
+  /* For `batch` images starting at x (image stride C*H*W) and the output rows              \
+     [row0, row0 + rows): col[(c*KH + kh)*KW + kw][(b*rows + oh - row0)*OW + ow] =          \
+     x[b][c][ih][iw], 0 where (ih, iw) falls in the padding. col has C*KH*KW rows of        \
+     batch*rows*OW columns. */                                                              \
+  void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0, \
+              int64_t rows, float* col);                                                    \
+  void Im2Col(Context* ctx, const half_t* x, int64_t batch, const ConvGeom& g, int64_t row0, \
+              int64_t rows, half_t* col);                                                   \
+  /* The adjoint of Im2Col: ACCUMULATES every col entry into the x cell it was read from    \
+     (padding entries are dropped; a float16 cell is summed in float32, rounded once). The  \
+     caller zeroes x first when it wants a plain result. */                                 \
+  void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0, \
+              int64_t rows, float* x);                                                      \
+  void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0, \
+              int64_t rows, half_t* x);                                                     \
+  /* dst[b][c][i] = src[c][b][i] (+ bias[c] when bias is not null): a chunk's [C, B, HW]    \
+     GEMM result into NCHW. With batch == 1, src may equal dst (an in-place bias add). */   \
+  void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,        \
+                   int64_t channels, int64_t hw, float* dst);                               \
+  void ConvScatter(Context* ctx, const float* src, const half_t* bias, int64_t batch,       \
+                   int64_t channels, int64_t hw, half_t* dst);                              \
+  void ConvScatter(Context* ctx, const half_t* src, const half_t* bias, int64_t batch,      \
+                   int64_t channels, int64_t hw, half_t* dst);                              \
+  /* dst[c][b][i] = src[b][c][i]: NCHW gradients into the [C, B, HW] layout of a GEMM       \
+     operand. */                                                                            \
+  void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels,          \
+                  int64_t hw, float* dst);                                                  \
+  void ConvGather(Context* ctx, const half_t* src, int64_t batch, int64_t channels,         \
+                  int64_t hw, half_t* dst);                                                 \
+  /* db[c] = sum over b, i of dy[b][c][i] (dy is N x C x HW), written (not accumulated). */ \
+  void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels,         \
+                    int64_t hw, float* db);                                                 \
+  /* Depthwise convolution (groups == C, one input channel per group), computed directly:   \
+     output channel co = c*multiplier + j reads input channel c with the KH x KW filter     \
+     w[co]. y gets bias[co] added when bias is not null. All three write their output. */   \
+  void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,     \
+                       int64_t batch, const ConvGeom& g, int64_t multiplier, float* y);     \
+  void DepthwiseConv2dBackwardData(Context* ctx, const float* dy, const float* w,           \
+                                   int64_t batch, const ConvGeom& g, int64_t multiplier,    \
+                                   float* dx);                                              \
+  void DepthwiseConv2dBackwardWeight(Context* ctx, const float* dy, const float* x,         \
+                                     int64_t batch, const ConvGeom& g, int64_t multiplier,  \
+                                     float* dw);
+
 namespace cpu {
-// For `batch` images starting at x (image stride C*H*W) and the output rows
-// [row0, row0 + rows): col[(c*KH + kh)*KW + kw][(b*rows + oh - row0)*OW + ow] =
-// x[b][c][ih][iw], 0 where (ih, iw) falls in the padding. col has C*KH*KW rows of
-// batch*rows*OW columns.
-void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* col);
-// The adjoint of Im2Col: ACCUMULATES every col entry into the x cell it was read from
-// (padding entries are dropped). The caller zeroes x first when it wants a plain result.
-void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* x);
-// dst[b][c][i] = src[c][b][i] (+ bias[c] when bias is not null): a chunk's [C, B, HW]
-// GEMM result into NCHW. With batch == 1, src may equal dst (an in-place bias add).
-void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
-                 int64_t channels, int64_t hw, float* dst);
-// dst[c][b][i] = src[b][c][i]: NCHW gradients into the [C, B, HW] layout of a GEMM operand.
-void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels, int64_t hw,
-                float* dst);
-// db[c] = sum over b, i of dy[b][c][i] (dy is N x C x HW), written (not accumulated).
-void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
-                  float* db);
-// Depthwise convolution (groups == C, one input channel per group), computed directly:
-// output channel co = c*multiplier + j reads input channel c with the KH x KW filter
-// w[co]. y gets bias[co] added when bias is not null. All three write their output.
-void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,
-                     int64_t batch, const ConvGeom& g, int64_t multiplier, float* y);
-void DepthwiseConv2dBackwardData(Context* ctx, const float* dy, const float* w, int64_t batch,
-                                 const ConvGeom& g, int64_t multiplier, float* dx);
-void DepthwiseConv2dBackwardWeight(Context* ctx, const float* dy, const float* x,
-                                   int64_t batch, const ConvGeom& g, int64_t multiplier,
-                                   float* dw);
+MS_CONV_KERNELS
 }  // namespace cpu
 namespace cuda {
-void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* col);
-void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* x);
-void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
-                 int64_t channels, int64_t hw, float* dst);
-void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels, int64_t hw,
-                float* dst);
-void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
-                  float* db);
-void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,
-                     int64_t batch, const ConvGeom& g, int64_t multiplier, float* y);
-void DepthwiseConv2dBackwardData(Context* ctx, const float* dy, const float* w, int64_t batch,
-                                 const ConvGeom& g, int64_t multiplier, float* dx);
-void DepthwiseConv2dBackwardWeight(Context* ctx, const float* dy, const float* x,
-                                   int64_t batch, const ConvGeom& g, int64_t multiplier,
-                                   float* dw);
+MS_CONV_KERNELS
 }  // namespace cuda
+#undef MS_CONV_KERNELS
 }  // namespace kernels
 
 }  // namespace minisinga

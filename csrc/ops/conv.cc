@@ -4,9 +4,13 @@
 #include <atomic>
 #include <climits>
 #include <cstdlib>
+#include <initializer_list>
+#include <type_traits>
 
 #include "core/dispatch.h"
 #include "kernels/blas.h"
+#include "kernels/cast.h"
+#include "kernels/conv.h"
 #include "ops/half.h"
 
 namespace minisinga {
@@ -19,21 +23,24 @@ std::string IntsStr(const Ints& v) { return ShapeStr(Shape(v.begin(), v.end()));
 // Scratch from the device pool for the length of one kernel closure.
 class Scratch {
  public:
-  Scratch(Device* dev, int64_t floats)
-      : dev_(dev), bytes_(static_cast<size_t>(floats) * sizeof(float)) {
-    if (bytes_) p_ = static_cast<float*>(dev_->Malloc(bytes_));
+  Scratch(Device* dev, size_t bytes) : dev_(dev), bytes_(bytes) {
+    if (bytes_) p_ = static_cast<char*>(dev_->Malloc(bytes_));
   }
   ~Scratch() {
     if (p_) dev_->Free(p_, bytes_);
   }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
-  float* get() const { return p_; }
+  // The part of `count` elements of type T at byte `offset`.
+  template <typename T>
+  T* at(size_t offset) const {
+    return reinterpret_cast<T*>(p_ + offset);
+  }
 
  private:
   Device* dev_;
   size_t bytes_;
-  float* p_ = nullptr;
+  char* p_ = nullptr;
 };
 
 // Bounds of the im2col scratch: hard (an image is split into bands of rows beyond it) and
@@ -67,11 +74,14 @@ struct ConvPlan {
   ConvGeom g;
   int64_t N = 0, Cout = 0, groups = 1, Cg = 0, Coutg = 0;
   int64_t Rg = 0, R = 0, P = 0;  // col rows per group / in all, output pixels per image
+  bool gpu = false;              // planned for a GPU (or as one, see g_gpu_plan_on_cpu)
   bool direct = false;           // 1x1, stride 1, no padding: x itself is the col matrix
   bool depthwise = false;        // groups == C > 1: direct kernels, no im2col
   bool batched = false;          // nb images, one strided-batched GEMM per group, in NCHW
   int64_t nb = 1, rows = 0;      // images per chunk; output rows per chunk when nb == 1
-  int64_t col_floats = 0, ys_floats = 0;  // scratch: col matrix, [Cout, nb*P] operand
+  // Scratch elements: col matrix, [Cout, nb*P] operand. Sized for float32 elements; float16
+  // convolutions keep whichever of them a GEMM writes in float32 (see Conv2d).
+  int64_t col_floats = 0, ys_floats = 0;
 };
 
 // `wgrad`: the plan of the weight gradient, which sums over the images and so always needs
@@ -112,7 +122,7 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
   // On a GPU, kernel launches rather than caches are the cost: as many images per call as
   // the hard scratch bound allows, whatever the image size (a narrow 1x1 convolution then
   // pays one im2col copy instead of one GEMM per image).
-  const bool gpu = dev->is_cuda() || g_gpu_plan_on_cpu.load();
+  const bool gpu = p.gpu = dev->is_cuda() || g_gpu_plan_on_cpu.load();
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 &&
                          g.PB == 0 && g.PL == 0 && g.PR == 0;
   p.depthwise = groups > 1 && p.Cg == 1;
@@ -140,9 +150,186 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
   return p;
 }
 
-// float16 operands never get here: the ops below run them in float32 (ops/half.h).
 void CheckFloat(const char* op, const Tensor& t, const char* what) {
   CheckDType(op, t, {DType::kFloat32, DType::kFloat16}, what);
+}
+
+// float16 convolutions run on float16 operands in the GPU's plan, where every operand is
+// float16 and the plan goes through GEMMs (tensor cores on CUDA). The rest run in float32 on
+// float32 copies (ops/half.h): depthwise and mixed-dtype ones, and all of them on CPUs, whose
+// float16 GEMMs widen their operands (widening x and w first is 9x fewer conversions than
+// widening a 3x3 col matrix: measured 30% faster).
+bool NativeHalf(const ConvPlan& p, std::initializer_list<const Tensor*> operands) {
+  if (!p.gpu || p.depthwise) return false;
+  for (const Tensor* t : operands)
+    if (t && !IsHalf(*t)) return false;
+  return true;
+}
+
+template <typename T>
+constexpr bool kF32 = std::is_same<T, float>::value;
+
+// y = conv(x, w) (+ b). Float16: each output is one GEMM sum rounded once; a bias is added
+// in that same rounding where a chunk's result goes through ys (several images per GEMM),
+// else to the rounded sum (one more rounding).
+template <typename T>
+void ConvForward(Context* ctx, const ConvPlan& p, const T* xp, const T* wp, const T* bp,
+                 T* yp) {
+  const ConvGeom& g = p.g;
+  if constexpr (kF32<T>) {
+    if (p.depthwise) return MS_DISPATCH(ctx, DepthwiseConv2d, xp, wp, bp, p.N, g, p.Coutg, yp);
+  }
+  // [ys: float32][col: T]
+  Scratch s(ctx->dev, p.ys_floats * sizeof(float) + p.col_floats * sizeof(T));
+  float* ys = s.at<float>(0);
+  T* col = s.at<T>(p.ys_floats * sizeof(float));
+  const int64_t xstep = g.C * g.H * g.W;
+  for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
+    const int64_t nb = std::min(p.nb, p.N - n0);
+    T* yn = yp + n0 * p.Cout * p.P;
+    if (p.batched) {  // y_b = w col_b for each image b, per group
+      const T* B = xp + n0 * xstep;
+      int64_t ldb = p.P, stride_b = xstep;
+      if (!p.direct) {
+        MS_DISPATCH(ctx, Im2Col, B, nb, g, 0, g.OH, col);
+        B = col;
+        ldb = nb * p.P;
+        stride_b = p.P;
+      }
+      for (int64_t k = 0; k < p.groups; k++)
+        MS_DISPATCH(ctx, GemmStridedBatched, false, false, p.Coutg, p.P, p.Rg, 1.f,
+                    wp + k * p.Coutg * p.Rg, p.Rg, 0, B + k * p.Rg * ldb, ldb, stride_b, 0.f,
+                    yn + k * p.Coutg * p.P, p.P, p.Cout * p.P, nb);
+      if (bp)
+        for (int64_t b = 0; b < nb; b++) {
+          T* yb = yn + b * p.Cout * p.P;
+          MS_DISPATCH(ctx, ConvScatter, yb, bp, 1, p.Cout, p.P, yb);
+        }
+      continue;
+    }
+    for (int64_t r0 = 0; r0 < g.OH; r0 += p.rows) {
+      const int64_t cols = nb * std::min(p.rows, g.OH - r0) * g.OW;
+      const T* B = xp + n0 * xstep;
+      int64_t ldb = p.P;
+      if (!p.direct) {
+        MS_DISPATCH(ctx, Im2Col, B, nb, g, r0, std::min(p.rows, g.OH - r0), col);
+        B = col;
+        ldb = cols;
+      }
+      // One image: straight into y (rows r0.. of every channel); else via ys.
+      for (int64_t k = 0; k < p.groups; k++) {
+        const T* A = wp + k * p.Coutg * p.Rg;
+        if (nb == 1)
+          MS_DISPATCH(ctx, Gemm, false, false, p.Coutg, cols, p.Rg, 1.f, A, p.Rg,
+                      B + k * p.Rg * ldb, ldb, 0.f, yn + r0 * g.OW + k * p.Coutg * p.P, p.P);
+        else
+          MS_DISPATCH(ctx, Gemm, false, false, p.Coutg, cols, p.Rg, 1.f, A, p.Rg,
+                      B + k * p.Rg * ldb, ldb, 0.f, ys + k * p.Coutg * cols, cols);
+      }
+    }
+    if (nb > 1)
+      MS_DISPATCH(ctx, ConvScatter, static_cast<const float*>(ys), bp, nb, p.Cout, p.P, yn);
+    else if (bp)
+      MS_DISPATCH(ctx, ConvScatter, static_cast<const T*>(yn), bp, 1, p.Cout, p.P, yn);
+  }
+}
+
+// dx = conv^T(dy, w). Float16: col entries stay float32 until Col2Im sums them (rounded once).
+template <typename T>
+void ConvBackwardData(Context* ctx, const ConvPlan& p, const T* dyp, const T* wp, T* dxp,
+                      int64_t dx_numel) {
+  const ConvGeom& g = p.g;
+  if constexpr (kF32<T>) {
+    if (p.depthwise)
+      return MS_DISPATCH(ctx, DepthwiseConv2dBackwardData, dyp, wp, p.N, g, p.Coutg, dxp);
+  }
+  // [col: float32][ys: T]
+  Scratch s(ctx->dev, p.col_floats * sizeof(float) + p.ys_floats * sizeof(T));
+  float* col = s.at<float>(0);
+  T* ys = s.at<T>(p.col_floats * sizeof(float));
+  const int64_t xstep = g.C * g.H * g.W;
+  if (!p.direct) ctx->dev->Memset0(dxp, dx_numel * sizeof(T));  // Col2Im adds
+  for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
+    const int64_t nb = std::min(p.nb, p.N - n0);
+    const T* dyn = dyp + n0 * p.Cout * p.P;
+    T* dxn = dxp + n0 * xstep;
+    if (p.batched) {  // col_b = w^T dy_b for each image b, per group (dx_b for 1x1)
+      for (int64_t k = 0; k < p.groups; k++) {
+        const T* A = wp + k * p.Coutg * p.Rg;
+        const T* D = dyn + k * p.Coutg * p.P;
+        if (p.direct)
+          MS_DISPATCH(ctx, GemmStridedBatched, true, false, p.Rg, p.P, p.Coutg, 1.f, A, p.Rg,
+                      0, D, p.P, p.Cout * p.P, 0.f, dxn + k * p.Rg * p.P, p.P, xstep, nb);
+        else
+          MS_DISPATCH(ctx, GemmStridedBatched, true, false, p.Rg, p.P, p.Coutg, 1.f, A, p.Rg,
+                      0, D, p.P, p.Cout * p.P, 0.f, col + k * p.Rg * nb * p.P, nb * p.P, p.P,
+                      nb);
+      }
+      if (!p.direct) MS_DISPATCH(ctx, Col2Im, static_cast<const float*>(col), nb, g, 0, g.OH, dxn);
+      continue;
+    }
+    if (nb > 1) MS_DISPATCH(ctx, ConvGather, dyn, nb, p.Cout, p.P, ys);
+    for (int64_t r0 = 0; r0 < g.OH; r0 += p.rows) {
+      const int64_t rows = std::min(p.rows, g.OH - r0), cols = nb * rows * g.OW;
+      const T* D = nb == 1 ? dyn + r0 * g.OW : ys;
+      const int64_t ldd = nb == 1 ? p.P : cols;
+      // col = w^T dy per group; for 1x1 convolutions col is dx itself.
+      for (int64_t k = 0; k < p.groups; k++) {
+        const T* A = wp + k * p.Coutg * p.Rg;
+        if (p.direct)
+          MS_DISPATCH(ctx, Gemm, true, false, p.Rg, cols, p.Coutg, 1.f, A, p.Rg,
+                      D + k * p.Coutg * ldd, ldd, 0.f, dxn + k * p.Rg * p.P, p.P);
+        else
+          MS_DISPATCH(ctx, Gemm, true, false, p.Rg, cols, p.Coutg, 1.f, A, p.Rg,
+                      D + k * p.Coutg * ldd, ldd, 0.f, col + k * p.Rg * cols, cols);
+      }
+      if (!p.direct)
+        MS_DISPATCH(ctx, Col2Im, static_cast<const float*>(col), nb, g, r0, rows, dxn);
+    }
+  }
+}
+
+// dw = sum over images of dy col^T. Float16: summed in a float32 copy, rounded once.
+template <typename T>
+void ConvBackwardWeight(Context* ctx, const ConvPlan& p, const T* dyp, const T* xp, T* dwp,
+                        int64_t dw_numel) {
+  const ConvGeom& g = p.g;
+  ctx->dev->Memset0(dwp, dw_numel * sizeof(T));  // +0 in both types; the GEMMs accumulate
+  if (p.N == 0) return;
+  if constexpr (kF32<T>) {
+    if (p.depthwise)
+      return MS_DISPATCH(ctx, DepthwiseConv2dBackwardWeight, dyp, xp, p.N, g, p.Coutg, dwp);
+  }
+  // [dw32: float32, float16 only][col: T][ys: T]
+  const int64_t acc_floats = kF32<T> ? 0 : dw_numel;
+  Scratch s(ctx->dev, acc_floats * sizeof(float) + (p.col_floats + p.ys_floats) * sizeof(T));
+  float* acc = kF32<T> ? reinterpret_cast<float*>(dwp) : s.at<float>(0);
+  T* col = s.at<T>(acc_floats * sizeof(float));
+  T* ys = col + p.col_floats;
+  if (!kF32<T>) ctx->dev->Memset0(acc, dw_numel * sizeof(float));
+  const int64_t xstep = g.C * g.H * g.W;
+  for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
+    const int64_t nb = std::min(p.nb, p.N - n0);
+    const T* dyn = dyp + n0 * p.Cout * p.P;
+    if (nb > 1) MS_DISPATCH(ctx, ConvGather, dyn, nb, p.Cout, p.P, ys);
+    for (int64_t r0 = 0; r0 < g.OH; r0 += p.rows) {
+      const int64_t rows = std::min(p.rows, g.OH - r0), cols = nb * rows * g.OW;
+      const T* B = xp + n0 * xstep;
+      int64_t ldb = p.P;
+      if (!p.direct) {
+        MS_DISPATCH(ctx, Im2Col, B, nb, g, r0, rows, col);
+        B = col;
+        ldb = cols;
+      }
+      const T* D = nb == 1 ? dyn + r0 * g.OW : ys;
+      const int64_t ldd = nb == 1 ? p.P : cols;
+      // dw_k += dy_k col_k^T
+      for (int64_t k = 0; k < p.groups; k++)
+        MS_DISPATCH(ctx, Gemm, false, true, p.Coutg, p.Rg, cols, 1.f, D + k * p.Coutg * ldd,
+                    ldd, B + k * p.Rg * ldb, ldb, 1.f, acc + k * p.Coutg * p.Rg, p.Rg);
+    }
+  }
+  if (!kF32<T>) MS_DISPATCH(ctx, Cast, DType::kFloat32, DType::kFloat16, acc, dwp, dw_numel);
 }
 
 }  // namespace
@@ -195,8 +382,6 @@ ConvGeom WindowGeom(const char* op, const Shape& x_shape, int64_t KH, int64_t KW
 Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
               const Ints& stride, const Ints& padding, const Ints& dilation, int64_t groups) {
   const char* op = "conv2d";
-  if (IsHalf(x) || IsHalf(w) || IsHalf(b))
-    return ToHalf(Conv2d(ToF32(x), ToF32(w), ToF32(b), stride, padding, dilation, groups));
   CheckFloat(op, x, "x");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, x, w);
@@ -209,7 +394,10 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
              op << ": b has shape " << ShapeStr(b->shape()) << ", expected (" << p.Cout
                 << ",) for w " << ShapeStr(w.shape()));
   }
-  Tensor y({p.N, p.Cout, p.g.OH, p.g.OW}, x.device());
+  const bool half = NativeHalf(p, {&x, &w, b ? &*b : nullptr});
+  if (!half && (IsHalf(x) || IsHalf(w) || IsHalf(b)))
+    return ToHalf(Conv2d(ToF32(x), ToF32(w), ToF32(b), stride, padding, dilation, groups));
+  Tensor y({p.N, p.Cout, p.g.OH, p.g.OW}, x.device(), x.dtype());
   if (y.numel() == 0) return y;
   const bool has_b = b.has_value();
   TensorRef xr = x.ref(), wr = w.ref(), yr = y.ref(), br = has_b ? b->ref() : TensorRef();
@@ -217,64 +405,12 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
   if (has_b) reads.push_back(b->block());
   x.device()->Exec(
       [=](Context* ctx) {
-        const ConvGeom& g = p.g;
-        const float* xp = xr.data<float>();
-        const float* wp = wr.data<float>();
-        const float* bp = has_b ? br.data<float>() : nullptr;
-        float* yp = yr.mutable_data<float>();
-        if (p.depthwise) {
-          MS_DISPATCH(ctx, DepthwiseConv2d, xp, wp, bp, p.N, g, p.Coutg, yp);
-          return;
-        }
-        Scratch s(ctx->dev, p.col_floats + p.ys_floats);
-        float* col = s.get();
-        float* ys = col + p.col_floats;
-        const int64_t xstep = g.C * g.H * g.W;
-        for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
-          const int64_t nb = std::min(p.nb, p.N - n0);
-          float* yn = yp + n0 * p.Cout * p.P;
-          if (p.batched) {  // y_b = w col_b for each image b, per group
-            const float* B = xp + n0 * xstep;
-            int64_t ldb = p.P, stride_b = xstep;
-            if (!p.direct) {
-              MS_DISPATCH(ctx, Im2Col, B, nb, g, 0, g.OH, col);
-              B = col;
-              ldb = nb * p.P;
-              stride_b = p.P;
-            }
-            for (int64_t k = 0; k < p.groups; k++)
-              MS_DISPATCH(ctx, GemmStridedBatched, false, false, p.Coutg, p.P, p.Rg, 1.f,
-                          wp + k * p.Coutg * p.Rg, p.Rg, 0, B + k * p.Rg * ldb, ldb, stride_b,
-                          0.f, yn + k * p.Coutg * p.P, p.P, p.Cout * p.P, nb);
-            if (bp)
-              for (int64_t b = 0; b < nb; b++) {
-                float* yb = yn + b * p.Cout * p.P;
-                MS_DISPATCH(ctx, ConvScatter, yb, bp, 1, p.Cout, p.P, yb);
-              }
-            continue;
-          }
-          for (int64_t r0 = 0; r0 < g.OH; r0 += p.rows) {
-            const int64_t cols = nb * std::min(p.rows, g.OH - r0) * g.OW;
-            const float* B = xp + n0 * xstep;
-            int64_t ldb = p.P;
-            if (!p.direct) {
-              MS_DISPATCH(ctx, Im2Col, B, nb, g, r0, std::min(p.rows, g.OH - r0), col);
-              B = col;
-              ldb = cols;
-            }
-            // One image: straight into y (rows r0.. of every channel); else via ys.
-            float* C = nb == 1 ? yn + r0 * g.OW : ys;
-            const int64_t ldc = nb == 1 ? p.P : cols;
-            for (int64_t k = 0; k < p.groups; k++)
-              MS_DISPATCH(ctx, Gemm, false, false, p.Coutg, cols, p.Rg, 1.f,
-                          wp + k * p.Coutg * p.Rg, p.Rg, B + k * p.Rg * ldb, ldb, 0.f,
-                          C + k * p.Coutg * ldc, ldc);
-          }
-          if (nb > 1)
-            MS_DISPATCH(ctx, ConvScatter, ys, bp, nb, p.Cout, p.P, yn);
-          else if (bp)
-            MS_DISPATCH(ctx, ConvScatter, yn, bp, 1, p.Cout, p.P, yn);
-        }
+        if (half)
+          ConvForward(ctx, p, xr.data<half_t>(), wr.data<half_t>(),
+                      has_b ? br.data<half_t>() : nullptr, yr.mutable_data<half_t>());
+        else
+          ConvForward(ctx, p, xr.data<float>(), wr.data<float>(),
+                      has_b ? br.data<float>() : nullptr, yr.mutable_data<float>());
       },
       reads, {y.block()}, "Conv2d");
   return y;
@@ -284,9 +420,6 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
                           const Ints& stride, const Ints& padding, const Ints& dilation,
                           int64_t groups) {
   const char* op = "conv2d_backward_data";
-  if (IsHalf(dy) || IsHalf(w))
-    return ToHalf(Conv2dBackwardData(ToF32(dy), ToF32(w), x_shape, stride, padding, dilation,
-                                     groups));
   CheckFloat(op, dy, "dy");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, dy, w);
@@ -296,52 +429,21 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
                                      << ", expected " << ShapeStr(y_shape) << " for x "
                                      << ShapeStr(x_shape) << " and w " << ShapeStr(w.shape()));
-  Tensor dx(x_shape, dy.device());
+  const bool half = NativeHalf(p, {&dy, &w});
+  if (!half && (IsHalf(dy) || IsHalf(w)))
+    return ToHalf(Conv2dBackwardData(ToF32(dy), ToF32(w), x_shape, stride, padding, dilation,
+                                     groups));
+  Tensor dx(x_shape, dy.device(), dy.dtype());
   if (dx.numel() == 0) return dx;
   TensorRef dyr = dy.ref(), wr = w.ref(), dxr = dx.ref();
   dy.device()->Exec(
       [=](Context* ctx) {
-        const ConvGeom& g = p.g;
-        const float* dyp = dyr.data<float>();
-        const float* wp = wr.data<float>();
-        float* dxp = dxr.mutable_data<float>();
-        if (p.depthwise) {
-          MS_DISPATCH(ctx, DepthwiseConv2dBackwardData, dyp, wp, p.N, g, p.Coutg, dxp);
-          return;
-        }
-        Scratch s(ctx->dev, p.col_floats + p.ys_floats);
-        float* col = s.get();
-        float* ys = col + p.col_floats;
-        const int64_t xstep = g.C * g.H * g.W;
-        if (!p.direct) ctx->dev->Memset0(dxp, dxr.numel() * sizeof(float));  // Col2Im adds
-        for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
-          const int64_t nb = std::min(p.nb, p.N - n0);
-          const float* dyn = dyp + n0 * p.Cout * p.P;
-          if (p.batched) {  // col_b = w^T dy_b for each image b, per group
-            float* C = p.direct ? dxp + n0 * xstep : col;
-            const int64_t ldc = p.direct ? p.P : nb * p.P, stride_c = p.direct ? xstep : p.P;
-            for (int64_t k = 0; k < p.groups; k++)
-              MS_DISPATCH(ctx, GemmStridedBatched, true, false, p.Rg, p.P, p.Coutg, 1.f,
-                          wp + k * p.Coutg * p.Rg, p.Rg, 0, dyn + k * p.Coutg * p.P, p.P,
-                          p.Cout * p.P, 0.f, C + k * p.Rg * ldc, ldc, stride_c, nb);
-            if (!p.direct) MS_DISPATCH(ctx, Col2Im, col, nb, g, 0, g.OH, dxp + n0 * xstep);
-            continue;
-          }
-          if (nb > 1) MS_DISPATCH(ctx, ConvGather, dyn, nb, p.Cout, p.P, ys);
-          for (int64_t r0 = 0; r0 < g.OH; r0 += p.rows) {
-            const int64_t rows = std::min(p.rows, g.OH - r0), cols = nb * rows * g.OW;
-            const float* D = nb == 1 ? dyn + r0 * g.OW : ys;
-            const int64_t ldd = nb == 1 ? p.P : cols;
-            // col = w^T dy per group; for 1x1 convolutions col is dx itself.
-            float* C = p.direct ? dxp + n0 * xstep : col;
-            const int64_t ldc = p.direct ? p.P : cols;
-            for (int64_t k = 0; k < p.groups; k++)
-              MS_DISPATCH(ctx, Gemm, true, false, p.Rg, cols, p.Coutg, 1.f,
-                          wp + k * p.Coutg * p.Rg, p.Rg, D + k * p.Coutg * ldd, ldd, 0.f,
-                          C + k * p.Rg * ldc, ldc);
-            if (!p.direct) MS_DISPATCH(ctx, Col2Im, col, nb, g, r0, rows, dxp + n0 * xstep);
-          }
-        }
+        if (half)
+          ConvBackwardData(ctx, p, dyr.data<half_t>(), wr.data<half_t>(),
+                           dxr.mutable_data<half_t>(), dxr.numel());
+        else
+          ConvBackwardData(ctx, p, dyr.data<float>(), wr.data<float>(),
+                           dxr.mutable_data<float>(), dxr.numel());
       },
       {dy.block(), w.block()}, {dx.block()}, "Conv2dBackwardData");
   return dx;
@@ -351,9 +453,6 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
                             const Ints& stride, const Ints& padding, const Ints& dilation,
                             int64_t groups) {
   const char* op = "conv2d_backward_weight";
-  if (IsHalf(dy) || IsHalf(x))
-    return ToHalf(Conv2dBackwardWeight(ToF32(dy), ToF32(x), w_shape, stride, padding, dilation,
-                                       groups));
   CheckFloat(op, dy, "dy");
   CheckFloat(op, x, "x");
   CheckSameDevice(op, dy, x);
@@ -363,46 +462,20 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
                                      << ", expected " << ShapeStr(y_shape) << " for x "
                                      << ShapeStr(x.shape()) << " and w " << ShapeStr(w_shape));
-  Tensor dw(w_shape, x.device());
+  const bool half = NativeHalf(p, {&dy, &x});
+  if (!half && (IsHalf(dy) || IsHalf(x)))
+    return ToHalf(Conv2dBackwardWeight(ToF32(dy), ToF32(x), w_shape, stride, padding, dilation,
+                                       groups));
+  Tensor dw(w_shape, x.device(), x.dtype());
   TensorRef dyr = dy.ref(), xr = x.ref(), dwr = dw.ref();
   x.device()->Exec(
       [=](Context* ctx) {
-        const ConvGeom& g = p.g;
-        float* dwp = dwr.mutable_data<float>();
-        ctx->dev->Memset0(dwp, dwr.numel() * sizeof(float));  // GEMMs accumulate
-        if (p.N == 0) return;
-        const float* dyp = dyr.data<float>();
-        const float* xp = xr.data<float>();
-        if (p.depthwise) {
-          MS_DISPATCH(ctx, DepthwiseConv2dBackwardWeight, dyp, xp, p.N, g, p.Coutg, dwp);
-          return;
-        }
-        Scratch s(ctx->dev, p.col_floats + p.ys_floats);
-        float* col = s.get();
-        float* ys = col + p.col_floats;
-        const int64_t xstep = g.C * g.H * g.W;
-        for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
-          const int64_t nb = std::min(p.nb, p.N - n0);
-          const float* dyn = dyp + n0 * p.Cout * p.P;
-          if (nb > 1) MS_DISPATCH(ctx, ConvGather, dyn, nb, p.Cout, p.P, ys);
-          for (int64_t r0 = 0; r0 < g.OH; r0 += p.rows) {
-            const int64_t rows = std::min(p.rows, g.OH - r0), cols = nb * rows * g.OW;
-            const float* B = xp + n0 * xstep;
-            int64_t ldb = p.P;
-            if (!p.direct) {
-              MS_DISPATCH(ctx, Im2Col, B, nb, g, r0, rows, col);
-              B = col;
-              ldb = cols;
-            }
-            const float* D = nb == 1 ? dyn + r0 * g.OW : ys;
-            const int64_t ldd = nb == 1 ? p.P : cols;
-            // dw_k += dy_k col_k^T
-            for (int64_t k = 0; k < p.groups; k++)
-              MS_DISPATCH(ctx, Gemm, false, true, p.Coutg, p.Rg, cols, 1.f,
-                          D + k * p.Coutg * ldd, ldd, B + k * p.Rg * ldb, ldb, 1.f,
-                          dwp + k * p.Coutg * p.Rg, p.Rg);
-          }
-        }
+        if (half)
+          ConvBackwardWeight(ctx, p, dyr.data<half_t>(), xr.data<half_t>(),
+                             dwr.mutable_data<half_t>(), dwr.numel());
+        else
+          ConvBackwardWeight(ctx, p, dyr.data<float>(), xr.data<float>(),
+                             dwr.mutable_data<float>(), dwr.numel());
       },
       {dy.block(), x.block()}, {dw.block()}, "Conv2dBackwardWeight");
   return dw;

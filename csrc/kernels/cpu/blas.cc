@@ -162,23 +162,50 @@ std::vector<float> Widen(const half_t* p, int64_t rows, int64_t cols, int64_t ld
   return w;
 }
 
+// float16 A and B as float32 copies, C as given (float32), or the float32 result of a float16
+// C (below).
+void WideGemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              float alpha, const half_t* A, int64_t lda, int64_t stride_a, const half_t* B,
+              int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
+              int64_t stride_c, int64_t batch) {
+  int64_t sa = 0, sb = 0;
+  const std::vector<float> a =
+      Widen(A, trans_a ? K : M, trans_a ? M : K, lda, stride_a, batch, &sa);
+  const std::vector<float> b =
+      Widen(B, trans_b ? N : K, trans_b ? K : N, ldb, stride_b, batch, &sb);
+  GemmStridedBatched(ctx, trans_a, trans_b, M, N, K, alpha, a.data(), trans_a ? M : K, sa,
+                     b.data(), trans_b ? K : N, sb, beta, C, ldc, stride_c, batch);
+}
+
 }  // namespace
+
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
+                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch) {
+  if (M == 0 || N == 0 || batch <= 0) return;
+  WideGemm(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
+           ldc, stride_c, batch);
+}
+
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
+          float* C, int64_t ldc) {
+  GemmStridedBatched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc,
+                     0, 1);
+}
 
 void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                         int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
                         const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
                         int64_t ldc, int64_t stride_c, int64_t batch) {
   if (M == 0 || N == 0 || batch <= 0) return;
-  int64_t sa = 0, sb = 0, sc = 0;
-  const std::vector<float> a =
-      Widen(A, trans_a ? K : M, trans_a ? M : K, lda, stride_a, batch, &sa);
-  const std::vector<float> b =
-      Widen(B, trans_b ? N : K, trans_b ? K : N, ldb, stride_b, batch, &sb);
+  int64_t sc = 0;
   std::vector<float> c = beta != 0.f ? Widen(C, M, N, ldc, stride_c, batch, &sc)
                                      : std::vector<float>(static_cast<size_t>(batch * M * N));
   sc = M * N;
-  GemmStridedBatched(ctx, trans_a, trans_b, M, N, K, alpha, a.data(), trans_a ? M : K, sa,
-                     b.data(), trans_b ? K : N, sb, beta, c.data(), N, sc, batch);
+  WideGemm(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
+           c.data(), N, sc, batch);
 #pragma omp parallel for schedule(static) if (batch * M * N > MS_OMP_MIN)
   for (int64_t r = 0; r < batch * M; r++) {
     half_t* dst = C + (r / M) * stride_c + (r % M) * ldc;

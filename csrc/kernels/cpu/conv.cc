@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -14,92 +15,153 @@ namespace minisinga {
 namespace kernels {
 namespace cpu {
 
-void Im2Col(Context*, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* col) {
+namespace {
+
+template <typename T>
+void Im2ColT(const T* x, int64_t batch, const ConvGeom& g, int64_t row0, int64_t rows,
+             T* col) {
   const int64_t KK = g.KH * g.KW, R = g.C * KK;
   const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
   const int64_t items = R * batch;
+  const T zero{};  // +0 in both types
   // Image-major, so that each thread fills the columns its share of the GEMM reads.
 #pragma omp parallel for schedule(static) if (R * ld > MS_OMP_MIN)
   for (int64_t it = 0; it < items; it++) {
     const int64_t b = it / R, r = it % R;
     const int64_t c = r / KK, kh = (r % KK) / g.KW, kw = r % g.KW;
-    const float* plane = x + (b * g.C + c) * g.H * g.W;
-    float* dst = col + r * ld + b * cols_img;
+    const T* plane = x + (b * g.C + c) * g.H * g.W;
+    T* dst = col + r * ld + b * cols_img;
     const int64_t off = kw * g.DW - g.PL;
     int64_t lo, hi;
     ValidRange(off, g.SW, g.W, g.OW, &lo, &hi);
     for (int64_t i = 0; i < rows; i++, dst += g.OW) {
       const int64_t ih = (row0 + i) * g.SH - g.PT + kh * g.DH;
       if (ih < 0 || ih >= g.H) {
-        std::memset(dst, 0, sizeof(float) * g.OW);
+        std::fill(dst, dst + g.OW, zero);
         continue;
       }
-      const float* src = plane + ih * g.W + off;
-      for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
+      const T* src = plane + ih * g.W + off;
+      for (int64_t ow = 0; ow < lo; ow++) dst[ow] = zero;
       if (g.SW == 1) {
         for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow];
       } else {
         for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * g.SW];
       }
-      for (int64_t ow = hi; ow < g.OW; ow++) dst[ow] = 0.f;
+      for (int64_t ow = hi; ow < g.OW; ow++) dst[ow] = zero;
     }
   }
 }
 
-void Col2Im(Context*, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* x) {
-  const int64_t KK = g.KH * g.KW;
-  const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
-  const int64_t items = batch * g.C;  // one input plane each: no two items write one cell
-#pragma omp parallel for schedule(static) if (g.C * KK * ld > MS_OMP_MIN)
-  for (int64_t it = 0; it < items; it++) {
-    const int64_t b = it / g.C, c = it % g.C;
-    float* plane = x + it * g.H * g.W;
-    for (int64_t kh = 0; kh < g.KH; kh++) {
-      for (int64_t kw = 0; kw < g.KW; kw++) {
-        const float* src = col + ((c * g.KH + kh) * g.KW + kw) * ld + b * cols_img;
-        const int64_t off = kw * g.DW - g.PL;
-        int64_t lo, hi;
-        ValidRange(off, g.SW, g.W, g.OW, &lo, &hi);
-        for (int64_t i = 0; i < rows; i++, src += g.OW) {
-          const int64_t ih = (row0 + i) * g.SH - g.PT + kh * g.DH;
-          if (ih < 0 || ih >= g.H) continue;
-          float* dst = plane + ih * g.W + off;
-          if (g.SW == 1) {
-            for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
-          } else {
-            for (int64_t ow = lo; ow < hi; ow++) dst[ow * g.SW] += src[ow];
-          }
+// Sums one image plane's col entries into acc (H x W, float32).
+void Col2ImPlane(const float* col, const ConvGeom& g, int64_t row0, int64_t rows, int64_t ld,
+                 int64_t c, int64_t img_off, float* acc) {
+  for (int64_t kh = 0; kh < g.KH; kh++) {
+    for (int64_t kw = 0; kw < g.KW; kw++) {
+      const float* src = col + ((c * g.KH + kh) * g.KW + kw) * ld + img_off;
+      const int64_t off = kw * g.DW - g.PL;
+      int64_t lo, hi;
+      ValidRange(off, g.SW, g.W, g.OW, &lo, &hi);
+      for (int64_t i = 0; i < rows; i++, src += g.OW) {
+        const int64_t ih = (row0 + i) * g.SH - g.PT + kh * g.DH;
+        if (ih < 0 || ih >= g.H) continue;
+        float* dst = acc + ih * g.W + off;
+        if (g.SW == 1) {
+          for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+        } else {
+          for (int64_t ow = lo; ow < hi; ow++) dst[ow * g.SW] += src[ow];
         }
       }
     }
   }
 }
 
-void ConvScatter(Context*, const float* src, const float* bias, int64_t batch,
-                 int64_t channels, int64_t hw, float* dst) {
+template <typename T>
+void Col2ImT(const float* col, int64_t batch, const ConvGeom& g, int64_t row0, int64_t rows,
+             T* x) {
+  const int64_t KK = g.KH * g.KW, HW = g.H * g.W;
+  const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
+  const int64_t items = batch * g.C;  // one input plane each: no two items write one cell
+#pragma omp parallel if (g.C * KK * ld > MS_OMP_MIN)
+  {
+    std::vector<float> buf(std::is_same<T, float>::value ? 0 : HW);  // float16: a float32 sum
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; it++) {
+      T* plane = x + it * HW;
+      if constexpr (std::is_same<T, float>::value) {
+        Col2ImPlane(col, g, row0, rows, ld, it % g.C, it / g.C * cols_img, plane);
+      } else {
+        for (int64_t i = 0; i < HW; i++) buf[i] = Cvt<T>::Load(plane[i]);
+        Col2ImPlane(col, g, row0, rows, ld, it % g.C, it / g.C * cols_img, buf.data());
+        for (int64_t i = 0; i < HW; i++) plane[i] = Cvt<T>::Store(buf[i]);
+      }
+    }
+  }
+}
+
+template <typename S, typename T>
+void ScatterT(const S* src, const T* bias, int64_t batch, int64_t channels, int64_t hw,
+              T* dst) {
   const int64_t items = batch * channels;
 #pragma omp parallel for schedule(static) if (items * hw > MS_OMP_MIN)
   for (int64_t it = 0; it < items; it++) {
     const int64_t b = it / channels, c = it % channels;
-    const float* s = src + (c * batch + b) * hw;
-    float* d = dst + it * hw;
-    const float v = bias ? bias[c] : 0.f;
-    for (int64_t i = 0; i < hw; i++) d[i] = s[i] + v;
+    const S* s = src + (c * batch + b) * hw;
+    T* d = dst + it * hw;
+    const float v = bias ? Cvt<T>::Load(bias[c]) : 0.f;
+    for (int64_t i = 0; i < hw; i++) d[i] = Cvt<T>::Store(Cvt<S>::Load(s[i]) + v);
   }
 }
 
-void ConvGather(Context*, const float* src, int64_t batch, int64_t channels, int64_t hw,
-                float* dst) {
+template <typename T>
+void GatherT(const T* src, int64_t batch, int64_t channels, int64_t hw, T* dst) {
   const int64_t items = batch * channels;
 #pragma omp parallel for schedule(static) if (items * hw > MS_OMP_MIN)
   for (int64_t it = 0; it < items; it++) {  // image-major, like Im2Col
     const int64_t b = it / channels, c = it % channels;
-    const float* s = src + it * hw;
-    float* d = dst + (c * batch + b) * hw;
-    for (int64_t i = 0; i < hw; i++) d[i] = s[i];
+    std::copy(src + it * hw, src + (it + 1) * hw, dst + (c * batch + b) * hw);
   }
+}
+
+}  // namespace
+
+void Im2Col(Context*, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, float* col) {
+  Im2ColT(x, batch, g, row0, rows, col);
+}
+void Im2Col(Context*, const half_t* x, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, half_t* col) {
+  Im2ColT(x, batch, g, row0, rows, col);
+}
+
+void Col2Im(Context*, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, float* x) {
+  Col2ImT(col, batch, g, row0, rows, x);
+}
+void Col2Im(Context*, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, half_t* x) {
+  Col2ImT(col, batch, g, row0, rows, x);
+}
+
+void ConvScatter(Context*, const float* src, const float* bias, int64_t batch,
+                 int64_t channels, int64_t hw, float* dst) {
+  ScatterT(src, bias, batch, channels, hw, dst);
+}
+void ConvScatter(Context*, const float* src, const half_t* bias, int64_t batch,
+                 int64_t channels, int64_t hw, half_t* dst) {
+  ScatterT(src, bias, batch, channels, hw, dst);
+}
+void ConvScatter(Context*, const half_t* src, const half_t* bias, int64_t batch,
+                 int64_t channels, int64_t hw, half_t* dst) {
+  ScatterT(src, bias, batch, channels, hw, dst);
+}
+
+void ConvGather(Context*, const float* src, int64_t batch, int64_t channels, int64_t hw,
+                float* dst) {
+  GatherT(src, batch, channels, hw, dst);
+}
+void ConvGather(Context*, const half_t* src, int64_t batch, int64_t channels, int64_t hw,
+                half_t* dst) {
+  GatherT(src, batch, channels, hw, dst);
 }
 
 void ConvBiasGrad(Context*, const float* dy, int64_t batch, int64_t channels, int64_t hw,

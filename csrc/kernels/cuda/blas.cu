@@ -1,7 +1,8 @@
 // CUDA GEMM through cuBLAS on the device's handle (bound to its stream). Row-major C = op(A)
 // op(B) is computed as the column-major C^T = op(B)^T op(A)^T: the operands are swapped and
 // each keeps its own transpose flag, so no data moves. TF32 only when the device allows it.
-// float16 GEMMs are cublasGemmEx calls with float32 compute: tensor cores, C rounded once.
+// float16 GEMMs are cublasGemmEx calls with float32 compute: tensor cores, C rounded once
+// (or kept in float32: the mixed overloads).
 #include <climits>
 #include <cstdint>
 
@@ -69,10 +70,19 @@ cublasStatus_t BatchedCall(cublasHandle_t h, cublasOperation_t ta, cublasOperati
                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
 
-template <typename T>
+cublasStatus_t BatchedCall(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const float* alpha, const half_t* A, int lda,
+                           int64_t sa, const half_t* B, int ldb, int64_t sb, const float* beta,
+                           float* C, int ldc, int64_t sc, int nb) {
+  return cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, alpha, A, CUDA_R_16F, lda, sa, B,
+                                    CUDA_R_16F, ldb, sb, beta, C, CUDA_R_32F, ldc, sc, nb,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
+template <typename T, typename TC>
 void Batched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
              float alpha, const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb,
-             int64_t stride_b, float beta, T* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+             int64_t stride_b, float beta, TC* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   if (M == 0 || N == 0 || batch <= 0) return;
   if (K == 0) return Scale(ctx, C, M, N, ldc, stride_c, batch, beta);
   CheckSizes(M, N, K, lda, ldb, ldc);
@@ -119,6 +129,20 @@ void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                         int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
                         const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
+                        int64_t ldc, int64_t stride_c, int64_t batch) {
+  Batched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
+          ldc, stride_c, batch);
+}
+
+void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
+          float* C, int64_t ldc) {
+  Batched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+}
+
+void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
+                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, float* C,
                         int64_t ldc, int64_t stride_c, int64_t batch) {
   Batched(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
           ldc, stride_c, batch);

@@ -25,9 +25,9 @@ struct Im2ColDivs {
   Dv ld, cols_img, OW, KK, KW;  // col entry e = r * ld + b * cols_img + i * OW + ow
 };
 
-template <typename I, typename Dv>
-__global__ void Im2ColKernel(const float* x, const ConvGeom g, int64_t row0, I total,
-                             const Im2ColDivs<Dv> dv, float* col) {
+template <typename I, typename Dv, typename T>
+__global__ void Im2ColKernel(const T* x, const ConvGeom g, int64_t row0, I total,
+                             const Im2ColDivs<Dv> dv, T* col) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const I r = dv.ld.Div(e), cidx = dv.ld.Mod(e);
@@ -39,7 +39,7 @@ __global__ void Im2ColKernel(const float* x, const ConvGeom g, int64_t row0, I t
     const int64_t iw = ow * g.SW - g.PL + kw * g.DW;
     col[e] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
                  ? x[((static_cast<int64_t>(b) * g.C + c) * g.H + ih) * g.W + iw]
-                 : 0.f;
+                 : T{};
   }
 }
 
@@ -49,10 +49,10 @@ struct Col2ImDivs {
 };
 
 // Cells of input rows [ih0, ih0 + nh): x += the col entries that im2col read from them.
-template <typename I, typename Dv>
+template <typename I, typename Dv, typename T>
 __global__ void Col2ImKernel(const float* col, const ConvGeom g, int64_t row0, int64_t rows,
                              int64_t batch, int64_t ih0, I total, const Col2ImDivs<Dv> dv,
-                             float* x) {
+                             T* x) {
   const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
@@ -60,8 +60,8 @@ __global__ void Col2ImKernel(const float* col, const ConvGeom g, int64_t row0, i
     const int64_t ih = ih0 + dv.nh.Mod(t);
     const I bc = dv.nh.Div(t);  // b * C + c
     const int64_t b = dv.C.Div(bc), c = dv.C.Mod(bc);
-    float* cell = x + (static_cast<int64_t>(bc) * g.H + ih) * g.W + iw;
-    float v = *cell;
+    T* cell = x + (static_cast<int64_t>(bc) * g.H + ih) * g.W + iw;
+    float v = cudak::DCvt<T>::Load(*cell);
     for (int64_t kh = 0; kh < g.KH; kh++) {
       const int64_t hh = ih + g.PT - kh * g.DH;  // = oh * SH
       if (hh < 0) continue;
@@ -75,26 +75,27 @@ __global__ void Col2ImKernel(const float* col, const ConvGeom g, int64_t row0, i
         v += col[((c * g.KH + kh) * g.KW + kw) * ld + b * cols_img + (oh - row0) * g.OW + ow];
       }
     }
-    *cell = v;
+    *cell = cudak::DCvt<T>::Store(v);
   }
 }
 
 // dst[b][c][i] = src[c][b][i] (+ bias[c]); e = (b * channels + c) * hw + i.
-template <typename I, typename Dv>
-__global__ void ScatterKernel(const float* src, const float* bias, I total, I batch,
-                              const Dv hw, const Dv channels, float* dst) {
+template <typename I, typename Dv, typename S, typename T>
+__global__ void ScatterKernel(const S* src, const T* bias, I total, I batch, const Dv hw,
+                              const Dv channels, T* dst) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const I i = hw.Mod(e), bc = hw.Div(e);
     const I b = channels.Div(bc), c = channels.Mod(bc);
-    dst[e] = src[(c * batch + b) * static_cast<I>(hw.divisor()) + i] + (bias ? bias[c] : 0.f);
+    const float v = cudak::DCvt<S>::Load(src[(c * batch + b) * static_cast<I>(hw.divisor()) + i]);
+    dst[e] = cudak::DCvt<T>::Store(v + (bias ? cudak::DCvt<T>::Load(bias[c]) : 0.f));
   }
 }
 
 // dst[c][b][i] = src[b][c][i]; e = (c * batch + b) * hw + i.
-template <typename I, typename Dv>
-__global__ void GatherKernel(const float* src, I total, I channels, const Dv hw,
-                             const Dv batch, float* dst) {
+template <typename I, typename Dv, typename T>
+__global__ void GatherKernel(const T* src, I total, I channels, const Dv hw, const Dv batch,
+                             T* dst) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const I i = hw.Mod(e), cb = hw.Div(e);
@@ -184,10 +185,10 @@ __global__ void DepthwiseWeightKernel(const float* dy, const float* x, int64_t b
   }
 }
 
-}  // namespace
 
-void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* col) {
+template <typename T>
+void Im2ColT(Context* ctx, const T* x, int64_t batch, const ConvGeom& g, int64_t row0,
+             int64_t rows, T* col) {
   const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
   const int64_t total = g.C * g.KH * g.KW * ld;
   if (total <= 0) return;
@@ -207,8 +208,9 @@ void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int6
   MS_CUDA_LAUNCH_CHECK("Im2ColKernel");
 }
 
-void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* x) {
+template <typename T>
+void Col2ImT(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
+             int64_t rows, T* x) {
   if (batch <= 0 || rows <= 0) return;
   // Input rows the band's windows reach.
   const int64_t lo = std::max<int64_t>(0, row0 * g.SH - g.PT);
@@ -233,8 +235,9 @@ void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, in
   MS_CUDA_LAUNCH_CHECK("Col2ImKernel");
 }
 
-void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
-                 int64_t channels, int64_t hw, float* dst) {
+template <typename S, typename T>
+void ScatterT(Context* ctx, const S* src, const T* bias, int64_t batch, int64_t channels,
+              int64_t hw, T* dst) {
   const int64_t total = batch * channels * hw;
   if (total <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
@@ -248,8 +251,8 @@ void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batc
   MS_CUDA_LAUNCH_CHECK("ScatterKernel");
 }
 
-void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels, int64_t hw,
-                float* dst) {
+template <typename T>
+void GatherT(Context* ctx, const T* src, int64_t batch, int64_t channels, int64_t hw, T* dst) {
   const int64_t total = batch * channels * hw;
   if (total <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
@@ -261,6 +264,48 @@ void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels,
     GatherKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
         src, total, channels, cudak::SlowDiv(hw), cudak::SlowDiv(batch), dst);
   MS_CUDA_LAUNCH_CHECK("GatherKernel");
+}
+
+}  // namespace
+
+void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, float* col) {
+  Im2ColT(ctx, x, batch, g, row0, rows, col);
+}
+void Im2Col(Context* ctx, const half_t* x, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, half_t* col) {
+  Im2ColT(ctx, x, batch, g, row0, rows, col);
+}
+
+void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, float* x) {
+  Col2ImT(ctx, col, batch, g, row0, rows, x);
+}
+void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
+            int64_t rows, half_t* x) {
+  Col2ImT(ctx, col, batch, g, row0, rows, x);
+}
+
+void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
+                 int64_t channels, int64_t hw, float* dst) {
+  ScatterT(ctx, src, bias, batch, channels, hw, dst);
+}
+void ConvScatter(Context* ctx, const float* src, const half_t* bias, int64_t batch,
+                 int64_t channels, int64_t hw, half_t* dst) {
+  ScatterT(ctx, src, bias, batch, channels, hw, dst);
+}
+void ConvScatter(Context* ctx, const half_t* src, const half_t* bias, int64_t batch,
+                 int64_t channels, int64_t hw, half_t* dst) {
+  ScatterT(ctx, src, bias, batch, channels, hw, dst);
+}
+
+void ConvGather(Context* ctx, const float* src, int64_t batch, int64_t channels, int64_t hw,
+                float* dst) {
+  GatherT(ctx, src, batch, channels, hw, dst);
+}
+void ConvGather(Context* ctx, const half_t* src, int64_t batch, int64_t channels, int64_t hw,
+                half_t* dst) {
+  GatherT(ctx, src, batch, channels, hw, dst);
 }
 
 void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
