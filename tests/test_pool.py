@@ -112,11 +112,14 @@ def test_window_entirely_in_padding(rng):
     assert ya.to_numpy()[0, 0, 0, 0] == 0
 
 
-def test_bad_indices_are_skipped():
-    """Out-of-range indices (not made by pool2d) never write outside dx."""
-    dy = core_tensor(np.ones((1, 1, 2, 2), np.float32))
-    idx = core_tensor(np.array([[[[-5, 0], [3, 1000]]]], np.int32))
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_bad_indices_are_skipped(dev, dtype):
+    """Out-of-range indices (not made by pool2d) never write outside dx; indices outside
+    their own window (0 and 3 here, not made by pool2d either) still name dx's cell."""
+    dy = core_tensor(np.ones((1, 1, 2, 2), dtype), dev)
+    idx = core_tensor(np.array([[[[-5, 0], [3, 1000]]]], np.int32), dev)
     dx = _core.pool2d_backward(dy, [1, 1, 2, 2], idx, [1, 1], [1, 1], [0, 0, 0, 0], True)
+    assert dx.to_numpy().dtype == dtype
     np.testing.assert_array_equal(dx.to_numpy(), [[[[1, 0], [0, 1]]]])
 
 
@@ -142,6 +145,58 @@ def test_large_parallel_planes(rng):
     for n, c in np.ndindex(x.shape[:2]):
         np.add.at(dx_ref[n, c], idx_ref[n, c].ravel(), dy[n, c].ravel())
     np.testing.assert_allclose(dx, dx_ref.reshape(x.shape), rtol=1e-5, atol=1e-6)
+
+
+# float16 cases (x shape, kernel, stride, padding)
+HALF_CASES = [
+    ((2, 3, 7, 6), (3, 3), (2, 2), (1, 1, 1, 1)),  # overlapping windows: dx cells sum dy
+    ((2, 2, 9, 5), (3, 2), (2, 1), (1, 0, 0, 1)),  # H != W, different strides
+    ((1, 2, 2, 3), (1, 1), (1, 1), (1, 0, 1, 0)),  # windows entirely in the padding
+    ((4, 16, 32, 32), (3, 3), (2, 2), (1, 1, 1, 1)),  # enough work for the OpenMP path
+]
+
+
+@pytest.mark.parametrize("case", HALF_CASES, ids=str)
+@pytest.mark.parametrize("mode", ["max", "avg_incl", "avg_excl"])
+def test_float16_pooling_runs_on_float16(dev, rng, case, mode):
+    """float16 pooling reads and writes float16 (the graph records no casts) and equals the
+    float32 op on the same values rounded once to float16, bit for bit; ties and NaNs pick
+    the same winners."""
+    xs, kernel, stride, pad = case
+    is_max, incl = mode == "max", mode != "avg_excl"
+    geo = (list(kernel), list(stride), list(pad))
+    x = (np.round(rng.uniform(-2, 2, xs) * 2) / 2).astype(np.float16)  # many ties
+    x[..., 1::4, 1::4] = 4  # max pooling: each wins all its windows, summing up to 4 dy
+    x.flat[::11] = np.nan
+
+    def run(dtype, dy=None):
+        y, idx = _core.pool2d(core_tensor(x.astype(dtype), dev), *geo, is_max, incl)
+        dy = rng.uniform(-2, 2, y.shape).astype(np.float16) if dy is None else dy
+        dx = _core.pool2d_backward(core_tensor(dy.astype(dtype), dev), list(xs), idx, *geo,
+                                   is_max, incl)
+        return [y.to_numpy(), dx.to_numpy()], idx, dy
+
+    (y16, dx16), idx16, dy = run(np.float16)
+    (y32, dx32), idx32, _ = run(np.float32, dy)
+    assert y16.dtype == dx16.dtype == np.float16
+    np.testing.assert_array_equal(y16, y32.astype(np.float16))
+    np.testing.assert_array_equal(dx16, dx32.astype(np.float16))
+    if is_max:
+        np.testing.assert_array_equal(idx16.to_numpy(), idx32.to_numpy())
+    t, tdy = core_tensor(x, dev), core_tensor(dy, dev)
+    d = t.device
+    d.ResetGraph()  # another test's model may have left its graph on the device
+    d.EnableGraph(True)
+    try:
+        _, idx = _core.pool2d(t, *geo, is_max, incl)
+        _core.pool2d_backward(tdy, list(xs), idx, *geo, is_max, incl)
+        names = d.graph_node_names()
+    finally:
+        d.EnableGraph(False)
+        d.ResetGraph()
+    assert not any("AsType" in n or "CastInto" in n for n in names), names
+    kind = "MaxPool2d" if is_max else "AvgPool2d"
+    assert names == [kind, kind + "Backward"], names
 
 
 def f32(*shape):

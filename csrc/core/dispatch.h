@@ -34,5 +34,17 @@
     }                                             \
   }
 
+namespace minisinga {
+// f(float{}) or f(half_t{}) for a float dtype (checked before): the element type of a
+// float32 or float16 tensor, for calling a kernel's overload.
+template <typename F>
+void FloatSwitch(DType dt, F f) {
+  if (dt == DType::kFloat16)
+    f(half_t{});
+  else
+    f(float{});
+}
+}  // namespace minisinga
+
 // Below this many elements a CPU loop runs on one thread.
 #define MS_OMP_MIN 32768

@@ -1,10 +1,10 @@
-// Float16 storage, float32 arithmetic. Pooling, batch-norm and the fused optimizers have
+// Float16 storage, float32 arithmetic. Batch-norm and the fused optimizers have
 // float32 kernels; given float16 tensors, their ops run the float32 op on float32 copies
 // (ToF32) and hand back float16 results (ToHalf, CastInto for tensors updated in place).
 // Results equal the float32 op on the same values, rounded once to float16. Extra traffic:
-// one cast per operand and result, on every device alike. GEMMs with float16 operands, and
-// convolutions in the GPU's plan, run on float16 operands instead (kernels/blas.h,
-// ops/conv.cc), with float32 sums rounded once.
+// one cast per operand and result, on every device alike. GEMMs with float16 operands,
+// convolutions in the GPU's plan, and pooling run on float16 operands instead
+// (kernels/blas.h, ops/conv.cc, kernels/pool.h), with float32 sums rounded once.
 #pragma once
 
 #include <optional>

@@ -4,7 +4,6 @@
 
 #include "core/dispatch.h"
 #include "kernels/pool.h"
-#include "ops/half.h"
 
 namespace minisinga {
 namespace ops {
@@ -29,15 +28,12 @@ std::tuple<Tensor, std::optional<Tensor>> Pool2d(const Tensor& x, const Ints& ke
                                                  const Ints& stride, const Ints& padding,
                                                  bool is_max, bool count_include_pad) {
   const char* op = "pool2d";
-  if (IsHalf(x)) {  // float16: computed in float32 (ops/half.h)
-    auto [y, idx] = Pool2d(ToF32(x), kernel, stride, padding, is_max, count_include_pad);
-    return {ToHalf(y), idx};
-  }
   CheckDType(op, x, {DType::kFloat32, DType::kFloat16}, "x");
   const ConvGeom g = PoolGeom(op, x.shape(), kernel, stride, padding);
   const Shape y_shape{x.shape(0), g.C, g.OH, g.OW};
   const int64_t planes = x.shape(0) * g.C;
-  Tensor y(y_shape, x.device());
+  const DType dt = x.dtype();
+  Tensor y(y_shape, x.device(), dt);
   std::optional<Tensor> idx;
   if (is_max) idx = Tensor(y_shape, x.device(), DType::kInt32);
   if (y.numel() == 0) return {y, idx};
@@ -46,15 +42,21 @@ std::tuple<Tensor, std::optional<Tensor>> Pool2d(const Tensor& x, const Ints& ke
     TensorRef ir = idx->ref();
     x.device()->Exec(
         [=](Context* ctx) {
-          MS_DISPATCH(ctx, MaxPool2d, xr.data<float>(), planes, g, yr.mutable_data<float>(),
-                      ir.mutable_data<int32_t>());
+          FloatSwitch(dt, [&](auto tag) {
+            using T = decltype(tag);
+            MS_DISPATCH(ctx, MaxPool2d, xr.data<T>(), planes, g, yr.mutable_data<T>(),
+                        ir.mutable_data<int32_t>());
+          });
         },
         {x.block()}, {y.block(), idx->block()}, "MaxPool2d");
   } else {
     x.device()->Exec(
         [=](Context* ctx) {
-          MS_DISPATCH(ctx, AvgPool2d, xr.data<float>(), planes, g, count_include_pad,
-                      yr.mutable_data<float>());
+          FloatSwitch(dt, [&](auto tag) {
+            using T = decltype(tag);
+            MS_DISPATCH(ctx, AvgPool2d, xr.data<T>(), planes, g, count_include_pad,
+                        yr.mutable_data<T>());
+          });
         },
         {x.block()}, {y.block()}, "AvgPool2d");
   }
@@ -66,9 +68,6 @@ Tensor Pool2dBackward(const Tensor& dy, const Shape& x_shape,
                       const Ints& stride, const Ints& padding, bool is_max,
                       bool count_include_pad) {
   const char* op = "pool2d_backward";
-  if (IsHalf(dy))
-    return ToHalf(Pool2dBackward(ToF32(dy), x_shape, indices, kernel, stride, padding, is_max,
-                                 count_include_pad));
   CheckDType(op, dy, {DType::kFloat32, DType::kFloat16}, "dy");
   const ConvGeom g = PoolGeom(op, x_shape, kernel, stride, padding);
   const Shape y_shape{x_shape[0], g.C, g.OH, g.OW};
@@ -84,22 +83,29 @@ Tensor Pool2dBackward(const Tensor& dy, const Shape& x_shape,
                                              << ShapeStr(y_shape));
   }
   const int64_t planes = x_shape[0] * g.C;
-  Tensor dx(x_shape, dy.device());
+  const DType dt = dy.dtype();
+  Tensor dx(x_shape, dy.device(), dt);
   if (dx.numel() == 0) return dx;
   TensorRef dyr = dy.ref(), dxr = dx.ref();
   if (is_max) {
     TensorRef ir = indices->ref();
     dy.device()->Exec(
         [=](Context* ctx) {
-          MS_DISPATCH(ctx, MaxPool2dBackward, dyr.data<float>(), ir.data<int32_t>(), planes, g,
-                      dxr.mutable_data<float>());
+          FloatSwitch(dt, [&](auto tag) {
+            using T = decltype(tag);
+            MS_DISPATCH(ctx, MaxPool2dBackward, dyr.data<T>(), ir.data<int32_t>(), planes, g,
+                        dxr.mutable_data<T>());
+          });
         },
         {dy.block(), indices->block()}, {dx.block()}, "MaxPool2dBackward");
   } else {
     dy.device()->Exec(
         [=](Context* ctx) {
-          MS_DISPATCH(ctx, AvgPool2dBackward, dyr.data<float>(), planes, g, count_include_pad,
-                      dxr.mutable_data<float>());
+          FloatSwitch(dt, [&](auto tag) {
+            using T = decltype(tag);
+            MS_DISPATCH(ctx, AvgPool2dBackward, dyr.data<T>(), planes, g, count_include_pad,
+                        dxr.mutable_data<T>());
+          });
         },
         {dy.block()}, {dx.block()}, "AvgPool2dBackward");
   }

@@ -1,4 +1,4 @@
-// 2-D max / average pooling on NCHW float32 tensors (1-D pooling is H = 1).
+// 2-D max / average pooling on NCHW float32 or float16 tensors (1-D pooling is H = 1).
 #pragma once
 
 #include <optional>

@@ -1,9 +1,13 @@
 // CPU pooling kernels: one OpenMP work item per plane. Each output row is built from the
 // window's input rows, one kernel cell at a time, as strided loops over the output columns
 // whose window cell lies inside the image (so they vectorise and never branch on data).
+// float16: each input plane is widened into a float32 buffer once (cheaper than converting
+// the cells of overlapping windows again and again), and each output row or plane is built
+// in a float32 buffer and rounded once when complete.
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -46,94 +50,183 @@ inline void ForCells(const ConvGeom& g, const ColRange* cols, int64_t oh, F f) {
   }
 }
 
+// src as n float32 values: src itself for float32, else buf (resized to n) holding them.
+template <typename T>
+const float* Widen(const T* src, int64_t n, std::vector<float>& buf) {
+  if constexpr (std::is_same<T, float>::value) {
+    return src;
+  } else {
+    buf.resize(n);
+    for (int64_t i = 0; i < n; i++) buf[i] = Cvt<T>::Load(src[i]);
+    return buf.data();
+  }
+}
+
+// Where n float32 results bound for out are computed: out itself for float32, else buf
+// (resized to n), which StoreAcc then rounds into out.
+template <typename T>
+float* Acc(T* out, std::vector<float>& buf, int64_t n) {
+  if constexpr (std::is_same<T, float>::value) {
+    return out;
+  } else {
+    buf.resize(n);
+    return buf.data();
+  }
+}
+template <typename T>
+void StoreAcc(const float* acc, int64_t n, T* out) {
+  if constexpr (!std::is_same<T, float>::value)
+    for (int64_t i = 0; i < n; i++) out[i] = Cvt<T>::Store(acc[i]);
+}
+
+template <typename T>
+void MaxPoolT(const T* x, int64_t planes, const ConvGeom& g, T* y, int32_t* idx) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
+  const float lowest = -std::numeric_limits<float>::infinity();
+  const std::vector<ColRange> cols = ColRanges(g);
+#pragma omp parallel if (planes * P * g.KH * g.KW > MS_OMP_MIN)
+  {
+    std::vector<float> xbuf, ybuf;
+#pragma omp for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+      const float* xp = Widen(x + pl * HW, HW, xbuf);
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        T* yrow = y + pl * P + oh * g.OW;
+        float* best = Acc(yrow, ybuf, g.OW);
+        int32_t* arg = idx + pl * P + oh * g.OW;
+        for (int64_t ow = 0; ow < g.OW; ow++) {
+          best[ow] = lowest;
+          arg[ow] = -1;
+        }
+        // Cells in window order: the first maximum wins, and the first NaN over numbers.
+        ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
+          const float* src = xp + ih * g.W + off;
+          const int32_t base = static_cast<int32_t>(ih * g.W + off);
+          for (int64_t ow = lo; ow < hi; ow++) {
+            const float v = src[ow * SW], b = best[ow];
+            const bool take = arg[ow] < 0 || v > b || (v != v && b == b);
+            best[ow] = take ? v : b;
+            arg[ow] = take ? base + static_cast<int32_t>(ow * SW) : arg[ow];
+          }
+        });
+        for (int64_t ow = 0; ow < g.OW; ow++)  // windows entirely in the padding
+          if (arg[ow] < 0) best[ow] = 0.f;
+        StoreAcc(best, g.OW, yrow);
+      }
+    }
+  }
+}
+
+template <typename T>
+void AvgPoolT(const T* x, int64_t planes, const ConvGeom& g, bool count_include_pad, T* y) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
+  const std::vector<float> inv = InverseCounts(g, count_include_pad);
+  const std::vector<ColRange> cols = ColRanges(g);
+#pragma omp parallel if (planes * P * g.KH * g.KW > MS_OMP_MIN)
+  {
+    std::vector<float> xbuf, ybuf;
+#pragma omp for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+      const float* xp = Widen(x + pl * HW, HW, xbuf);
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        T* yrow = y + pl * P + oh * g.OW;
+        float* sum = Acc(yrow, ybuf, g.OW);
+        const float* scale = inv.data() + oh * g.OW;
+        for (int64_t ow = 0; ow < g.OW; ow++) sum[ow] = 0.f;
+        ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
+          const float* src = xp + ih * g.W + off;
+          for (int64_t ow = lo; ow < hi; ow++) sum[ow] += src[ow * SW];
+        });
+        for (int64_t ow = 0; ow < g.OW; ow++) sum[ow] *= scale[ow];
+        StoreAcc(sum, g.OW, yrow);
+      }
+    }
+  }
+}
+
+template <typename T>
+void MaxPoolBackwardT(const T* dy, const int32_t* idx, int64_t planes, const ConvGeom& g,
+                      T* dx) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW;
+#pragma omp parallel if (planes * (P + HW) > MS_OMP_MIN)
+  {
+    std::vector<float> buf;
+#pragma omp for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+      float* dp = Acc(dx + pl * HW, buf, HW);
+      const T* gp = dy + pl * P;
+      const int32_t* ip = idx + pl * P;
+      std::memset(dp, 0, sizeof(float) * HW);
+      for (int64_t i = 0; i < P; i++)
+        if (ip[i] >= 0 && ip[i] < HW) dp[ip[i]] += Cvt<T>::Load(gp[i]);
+      StoreAcc(dp, HW, dx + pl * HW);
+    }
+  }
+}
+
+template <typename T>
+void AvgPoolBackwardT(const T* dy, int64_t planes, const ConvGeom& g, bool count_include_pad,
+                      T* dx) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
+  const std::vector<float> inv = InverseCounts(g, count_include_pad);
+  const std::vector<ColRange> cols = ColRanges(g);
+#pragma omp parallel if (planes * P * g.KH * g.KW > MS_OMP_MIN)
+  {
+    std::vector<float> gbuf, dbuf;
+#pragma omp for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+      float* dp = Acc(dx + pl * HW, dbuf, HW);
+      const float* gp = Widen(dy + pl * P, P, gbuf);
+      std::memset(dp, 0, sizeof(float) * HW);
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        const float* grow = gp + oh * g.OW;
+        const float* scale = inv.data() + oh * g.OW;
+        ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
+          float* dst = dp + ih * g.W + off;
+          for (int64_t ow = lo; ow < hi; ow++) dst[ow * SW] += grow[ow] * scale[ow];
+        });
+      }
+      StoreAcc(dp, HW, dx + pl * HW);
+    }
+  }
+}
+
 }  // namespace
 
 void MaxPool2d(Context*, const float* x, int64_t planes, const ConvGeom& g, float* y,
                int32_t* idx) {
-  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
-  const float lowest = -std::numeric_limits<float>::infinity();
-  const std::vector<ColRange> cols = ColRanges(g);
-#pragma omp parallel for schedule(static) if (planes * P * g.KH * g.KW > MS_OMP_MIN)
-  for (int64_t pl = 0; pl < planes; pl++) {
-    const float* xp = x + pl * HW;
-    for (int64_t oh = 0; oh < g.OH; oh++) {
-      float* best = y + pl * P + oh * g.OW;
-      int32_t* arg = idx + pl * P + oh * g.OW;
-      for (int64_t ow = 0; ow < g.OW; ow++) {
-        best[ow] = lowest;
-        arg[ow] = -1;
-      }
-      // Cells in window order: the first maximum wins, and the first NaN over numbers.
-      ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
-        const float* src = xp + ih * g.W + off;
-        const int32_t base = static_cast<int32_t>(ih * g.W + off);
-        for (int64_t ow = lo; ow < hi; ow++) {
-          const float v = src[ow * SW], b = best[ow];
-          const bool take = arg[ow] < 0 || v > b || (v != v && b == b);
-          best[ow] = take ? v : b;
-          arg[ow] = take ? base + static_cast<int32_t>(ow * SW) : arg[ow];
-        }
-      });
-      for (int64_t ow = 0; ow < g.OW; ow++)  // windows entirely in the padding
-        if (arg[ow] < 0) best[ow] = 0.f;
-    }
-  }
+  MaxPoolT(x, planes, g, y, idx);
+}
+void MaxPool2d(Context*, const half_t* x, int64_t planes, const ConvGeom& g, half_t* y,
+               int32_t* idx) {
+  MaxPoolT(x, planes, g, y, idx);
 }
 
 void AvgPool2d(Context*, const float* x, int64_t planes, const ConvGeom& g,
                bool count_include_pad, float* y) {
-  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
-  const std::vector<float> inv = InverseCounts(g, count_include_pad);
-  const std::vector<ColRange> cols = ColRanges(g);
-#pragma omp parallel for schedule(static) if (planes * P * g.KH * g.KW > MS_OMP_MIN)
-  for (int64_t pl = 0; pl < planes; pl++) {
-    const float* xp = x + pl * HW;
-    for (int64_t oh = 0; oh < g.OH; oh++) {
-      float* sum = y + pl * P + oh * g.OW;
-      const float* scale = inv.data() + oh * g.OW;
-      for (int64_t ow = 0; ow < g.OW; ow++) sum[ow] = 0.f;
-      ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
-        const float* src = xp + ih * g.W + off;
-        for (int64_t ow = lo; ow < hi; ow++) sum[ow] += src[ow * SW];
-      });
-      for (int64_t ow = 0; ow < g.OW; ow++) sum[ow] *= scale[ow];
-    }
-  }
+  AvgPoolT(x, planes, g, count_include_pad, y);
+}
+void AvgPool2d(Context*, const half_t* x, int64_t planes, const ConvGeom& g,
+               bool count_include_pad, half_t* y) {
+  AvgPoolT(x, planes, g, count_include_pad, y);
 }
 
 void MaxPool2dBackward(Context*, const float* dy, const int32_t* idx, int64_t planes,
                        const ConvGeom& g, float* dx) {
-  const int64_t HW = g.H * g.W, P = g.OH * g.OW;
-#pragma omp parallel for schedule(static) if (planes * (P + HW) > MS_OMP_MIN)
-  for (int64_t pl = 0; pl < planes; pl++) {
-    float* dp = dx + pl * HW;
-    const float* gp = dy + pl * P;
-    const int32_t* ip = idx + pl * P;
-    std::memset(dp, 0, sizeof(float) * HW);
-    for (int64_t i = 0; i < P; i++)
-      if (ip[i] >= 0 && ip[i] < HW) dp[ip[i]] += gp[i];
-  }
+  MaxPoolBackwardT(dy, idx, planes, g, dx);
+}
+void MaxPool2dBackward(Context*, const half_t* dy, const int32_t* idx, int64_t planes,
+                       const ConvGeom& g, half_t* dx) {
+  MaxPoolBackwardT(dy, idx, planes, g, dx);
 }
 
 void AvgPool2dBackward(Context*, const float* dy, int64_t planes, const ConvGeom& g,
                        bool count_include_pad, float* dx) {
-  const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
-  const std::vector<float> inv = InverseCounts(g, count_include_pad);
-  const std::vector<ColRange> cols = ColRanges(g);
-#pragma omp parallel for schedule(static) if (planes * P * g.KH * g.KW > MS_OMP_MIN)
-  for (int64_t pl = 0; pl < planes; pl++) {
-    float* dp = dx + pl * HW;
-    const float* gp = dy + pl * P;
-    std::memset(dp, 0, sizeof(float) * HW);
-    for (int64_t oh = 0; oh < g.OH; oh++) {
-      const float* grow = gp + oh * g.OW;
-      const float* scale = inv.data() + oh * g.OW;
-      ForCells(g, cols.data(), oh, [&](int64_t ih, int64_t off, int64_t lo, int64_t hi) {
-        float* dst = dp + ih * g.W + off;
-        for (int64_t ow = lo; ow < hi; ow++) dst[ow * SW] += grow[ow] * scale[ow];
-      });
-    }
-  }
+  AvgPoolBackwardT(dy, planes, g, count_include_pad, dx);
+}
+void AvgPool2dBackward(Context*, const half_t* dy, int64_t planes, const ConvGeom& g,
+                       bool count_include_pad, half_t* dx) {
+  AvgPoolBackwardT(dy, planes, g, count_include_pad, dx);
 }
 
 }  // namespace cpu

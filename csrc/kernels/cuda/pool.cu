@@ -3,7 +3,8 @@
 // windows that contain it, adding the same terms in the same order as the CPU's scatter:
 // deterministic and without atomics. A max-pool index inside the plane but outside its own
 // window (never produced by MaxPool2d) is added by a second, atomic pass, so that arbitrary
-// indices keep the documented meaning.
+// indices keep the documented meaning (into a float16 dx: rounded once more per such index).
+// float16: values loaded as float, every result computed in float32 and rounded once.
 #include <cstdint>
 
 #include "kernels/cuda/util.cuh"
@@ -51,18 +52,19 @@ __device__ __forceinline__ void Covering(int64_t h, int64_t S, int64_t P, int64_
   *hi = Min64((h + P) / S + 1, O);
 }
 
-__global__ void MaxPoolKernel(const float* x, int64_t planes, const ConvGeom g, float* y,
+template <typename T>
+__global__ void MaxPoolKernel(const T* x, int64_t planes, const ConvGeom g, T* y,
                               int32_t* idx) {
   const int64_t P = g.OH * g.OW;
   MS_CUDA_LOOP(e, planes * P) {
     const int64_t pl = e / P, oh = e % P / g.OW, ow = e % g.OW;
-    const float* xp = x + pl * g.H * g.W;
+    const T* xp = x + pl * g.H * g.W;
     const Window win(g, oh, ow);
     float best = 0.f;
     int64_t arg = -1;
     for (int64_t h = win.h0; h < win.h1; h++) {
       for (int64_t w = win.w0; w < win.w1; w++) {
-        const float v = xp[h * g.W + w];
+        const float v = cudak::DCvt<T>::Load(xp[h * g.W + w]);
         // The first maximum wins; the first NaN wins over numbers, as in numpy.
         if (arg < 0 || v > best || (cudak::IsNan(v) && !cudak::IsNan(best))) {
           best = v;
@@ -70,46 +72,60 @@ __global__ void MaxPoolKernel(const float* x, int64_t planes, const ConvGeom g, 
         }
       }
     }
-    y[e] = best;
+    y[e] = cudak::DCvt<T>::Store(best);
     idx[e] = static_cast<int32_t>(arg);
   }
 }
 
-__global__ void AvgPoolKernel(const float* x, int64_t planes, const ConvGeom g,
-                              bool count_include_pad, float* y) {
+template <typename T>
+__global__ void AvgPoolKernel(const T* x, int64_t planes, const ConvGeom g,
+                              bool count_include_pad, T* y) {
   const int64_t P = g.OH * g.OW;
   MS_CUDA_LOOP(e, planes * P) {
     const int64_t pl = e / P, oh = e % P / g.OW, ow = e % g.OW;
-    const float* xp = x + pl * g.H * g.W;
+    const T* xp = x + pl * g.H * g.W;
     const Window win(g, oh, ow);
     float sum = 0.f;
     for (int64_t h = win.h0; h < win.h1; h++)
-      for (int64_t w = win.w0; w < win.w1; w++) sum += xp[h * g.W + w];
-    y[e] = sum * InverseCount(g, win, count_include_pad);
+      for (int64_t w = win.w0; w < win.w1; w++) sum += cudak::DCvt<T>::Load(xp[h * g.W + w]);
+    y[e] = cudak::DCvt<T>::Store(sum * InverseCount(g, win, count_include_pad));
   }
 }
 
-__global__ void MaxPoolBackwardKernel(const float* dy, const int32_t* idx, int64_t planes,
-                                      const ConvGeom g, float* dx) {
+template <typename T>
+__global__ void MaxPoolBackwardKernel(const T* dy, const int32_t* idx, int64_t planes,
+                                      const ConvGeom g, T* dx) {
   const int64_t HW = g.H * g.W, P = g.OH * g.OW;
   MS_CUDA_LOOP(e, planes * HW) {
     const int64_t pl = e / HW, cell = e % HW, h = cell / g.W, w = cell % g.W;
     int64_t oh0, oh1, ow0, ow1;
     Covering(h, g.SH, g.PT, g.KH, g.OH, &oh0, &oh1);
     Covering(w, g.SW, g.PL, g.KW, g.OW, &ow0, &ow1);
-    const float* gp = dy + pl * P;
+    const T* gp = dy + pl * P;
     const int32_t* ip = idx + pl * P;
     float v = 0.f;
     for (int64_t oh = oh0; oh < oh1; oh++)
       for (int64_t ow = ow0; ow < ow1; ow++)
-        if (ip[oh * g.OW + ow] == cell) v += gp[oh * g.OW + ow];
-    dx[e] = v;
+        if (ip[oh * g.OW + ow] == cell) v += cudak::DCvt<T>::Load(gp[oh * g.OW + ow]);
+    dx[e] = cudak::DCvt<T>::Store(v);
   }
 }
 
+// *p += v, atomically; a float16 cell is rounded once per addition.
+__device__ __forceinline__ void AtomicAdd(float* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void AtomicAdd(half_t* p, float v) {
+  unsigned short seen, old = p->bits;
+  do {
+    seen = old;
+    const float sum = cudak::DCvt<half_t>::Load(half_t{seen}) + v;
+    old = atomicCAS(&p->bits, seen, cudak::DCvt<half_t>::Store(sum).bits);
+  } while (old != seen);
+}
+
 // Indices inside the plane but outside their own window: added atomically.
-__global__ void MaxPoolStrayKernel(const float* dy, const int32_t* idx, int64_t planes,
-                                   const ConvGeom g, float* dx) {
+template <typename T>
+__global__ void MaxPoolStrayKernel(const T* dy, const int32_t* idx, int64_t planes,
+                                   const ConvGeom g, T* dx) {
   const int64_t HW = g.H * g.W, P = g.OH * g.OW;
   MS_CUDA_LOOP(e, planes * P) {
     const int64_t t = idx[e];
@@ -118,33 +134,34 @@ __global__ void MaxPoolStrayKernel(const float* dy, const int32_t* idx, int64_t 
     const int64_t h = t / g.W, w = t % g.W;
     const int64_t h0 = oh * g.SH - g.PT, w0 = ow * g.SW - g.PL;
     if (h >= h0 && h < h0 + g.KH && w >= w0 && w < w0 + g.KW) continue;  // gathered already
-    atomicAdd(dx + e / P * HW + t, dy[e]);
+    AtomicAdd(dx + e / P * HW + t, cudak::DCvt<T>::Load(dy[e]));
   }
 }
 
-__global__ void AvgPoolBackwardKernel(const float* dy, int64_t planes, const ConvGeom g,
-                                      bool count_include_pad, float* dx) {
+template <typename T>
+__global__ void AvgPoolBackwardKernel(const T* dy, int64_t planes, const ConvGeom g,
+                                      bool count_include_pad, T* dx) {
   const int64_t HW = g.H * g.W, P = g.OH * g.OW;
   MS_CUDA_LOOP(e, planes * HW) {
     const int64_t pl = e / HW, h = e % HW / g.W, w = e % g.W;
     int64_t oh0, oh1, ow0, ow1;
     Covering(h, g.SH, g.PT, g.KH, g.OH, &oh0, &oh1);
     Covering(w, g.SW, g.PL, g.KW, g.OW, &ow0, &ow1);
-    const float* gp = dy + pl * P;
+    const T* gp = dy + pl * P;
     float v = 0.f;
     // The CPU adds by output row, then kernel column (so output column descending).
     for (int64_t oh = oh0; oh < oh1; oh++) {
       for (int64_t ow = ow1 - 1; ow >= ow0; ow--)
-        v += gp[oh * g.OW + ow] * InverseCount(g, Window(g, oh, ow), count_include_pad);
+        v += cudak::DCvt<T>::Load(gp[oh * g.OW + ow]) *
+             InverseCount(g, Window(g, oh, ow), count_include_pad);
     }
-    dx[e] = v;
+    dx[e] = cudak::DCvt<T>::Store(v);
   }
 }
 
-}  // namespace
-
-void MaxPool2d(Context* ctx, const float* x, int64_t planes, const ConvGeom& g, float* y,
-               int32_t* idx) {
+template <typename T>
+void MaxPoolT(Context* ctx, const T* x, int64_t planes, const ConvGeom& g, T* y,
+              int32_t* idx) {
   const int64_t total = planes * g.OH * g.OW;
   if (total <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
@@ -152,8 +169,9 @@ void MaxPool2d(Context* ctx, const float* x, int64_t planes, const ConvGeom& g, 
   MS_CUDA_LAUNCH_CHECK("MaxPoolKernel");
 }
 
-void AvgPool2d(Context* ctx, const float* x, int64_t planes, const ConvGeom& g,
-               bool count_include_pad, float* y) {
+template <typename T>
+void AvgPoolT(Context* ctx, const T* x, int64_t planes, const ConvGeom& g,
+              bool count_include_pad, T* y) {
   const int64_t total = planes * g.OH * g.OW;
   if (total <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
@@ -161,8 +179,9 @@ void AvgPool2d(Context* ctx, const float* x, int64_t planes, const ConvGeom& g,
   MS_CUDA_LAUNCH_CHECK("AvgPoolKernel");
 }
 
-void MaxPool2dBackward(Context* ctx, const float* dy, const int32_t* idx, int64_t planes,
-                       const ConvGeom& g, float* dx) {
+template <typename T>
+void MaxPoolBackwardT(Context* ctx, const T* dy, const int32_t* idx, int64_t planes,
+                      const ConvGeom& g, T* dx) {
   const int64_t cells = planes * g.H * g.W, outs = planes * g.OH * g.OW;
   if (cells <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
@@ -173,14 +192,53 @@ void MaxPool2dBackward(Context* ctx, const float* dy, const int32_t* idx, int64_
   MS_CUDA_LAUNCH_CHECK("MaxPoolStrayKernel");
 }
 
-void AvgPool2dBackward(Context* ctx, const float* dy, int64_t planes, const ConvGeom& g,
-                       bool count_include_pad, float* dx) {
+template <typename T>
+void AvgPoolBackwardT(Context* ctx, const T* dy, int64_t planes, const ConvGeom& g,
+                      bool count_include_pad, T* dx) {
   const int64_t cells = planes * g.H * g.W;
   if (cells <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
   AvgPoolBackwardKernel<<<cudak::Blocks(cells), kThreads, 0, s>>>(dy, planes, g,
                                                                   count_include_pad, dx);
   MS_CUDA_LAUNCH_CHECK("AvgPoolBackwardKernel");
+}
+
+}  // namespace
+
+void MaxPool2d(Context* ctx, const float* x, int64_t planes, const ConvGeom& g, float* y,
+               int32_t* idx) {
+  MaxPoolT(ctx, x, planes, g, y, idx);
+}
+void MaxPool2d(Context* ctx, const half_t* x, int64_t planes, const ConvGeom& g, half_t* y,
+               int32_t* idx) {
+  MaxPoolT(ctx, x, planes, g, y, idx);
+}
+
+void AvgPool2d(Context* ctx, const float* x, int64_t planes, const ConvGeom& g,
+               bool count_include_pad, float* y) {
+  AvgPoolT(ctx, x, planes, g, count_include_pad, y);
+}
+void AvgPool2d(Context* ctx, const half_t* x, int64_t planes, const ConvGeom& g,
+               bool count_include_pad, half_t* y) {
+  AvgPoolT(ctx, x, planes, g, count_include_pad, y);
+}
+
+void MaxPool2dBackward(Context* ctx, const float* dy, const int32_t* idx, int64_t planes,
+                       const ConvGeom& g, float* dx) {
+  MaxPoolBackwardT(ctx, dy, idx, planes, g, dx);
+}
+void MaxPool2dBackward(Context* ctx, const half_t* dy, const int32_t* idx, int64_t planes,
+                       const ConvGeom& g, half_t* dx) {
+  MaxPoolBackwardT(ctx, dy, idx, planes, g, dx);
+}
+
+void AvgPool2dBackward(Context* ctx, const float* dy, int64_t planes, const ConvGeom& g,
+                       bool count_include_pad, float* dx) {
+  AvgPoolBackwardT(ctx, dy, planes, g, count_include_pad, dx);
+}
+void AvgPool2dBackward(Context* ctx, const half_t* dy, int64_t planes, const ConvGeom& g,
+                       bool count_include_pad, half_t* dx) {
+  AvgPoolBackwardT(ctx, dy, planes, g, count_include_pad, dx);
 }
 
 }  // namespace cuda
