@@ -34,5 +34,16 @@
     }                                             \
   }
 
+namespace minisinga {
+// FloatSwitch(dtype, f): runs f(float{}) or f(half_t{}) for a float dtype (checked before).
+template <typename F>
+void FloatSwitch(DType dt, F f) {
+  if (dt == DType::kFloat16)
+    f(half_t{});
+  else
+    f(float{});
+}
+}  // namespace minisinga
+
 // Below this many elements a CPU loop runs on one thread.
 #define MS_OMP_MIN 32768

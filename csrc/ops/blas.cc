@@ -21,15 +21,6 @@ void CheckFloat(const Tensor& t, const char* what) {
                            << "; matmul supports float32 and float16");
 }
 
-// f(float{}) or f(half_t{}) for a float dtype (checked before).
-template <typename F>
-void FloatSwitch(DType dt, F f) {
-  if (dt == DType::kFloat16)
-    f(half_t{});
-  else
-    f(float{});
-}
-
 bool Overlap(const Tensor& x, const Tensor& y) {
   if (x.block() != y.block() || x.nbytes() == 0 || y.nbytes() == 0) return false;
   return x.offset() < y.offset() + y.nbytes() && y.offset() < x.offset() + x.nbytes();
