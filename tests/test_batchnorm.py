@@ -199,3 +199,52 @@ def test_bad_inputs(rng):
         _core.batchnorm_backward(t((4, 3, 2, 2), np.int32), x, c3, c3, c3)
     with pytest.raises(ValueError, match="batchnorm_backward: saved_inv_std has shape"):
         _core.batchnorm_backward(x, x, c3, c3, t((2,)))
+
+
+def test_float16_activations_without_casts(dev, rng):
+    """float16 x and dy with float32 per-channel operands: the kernels read and write float16
+    directly (the graph records no cast), and every result is the float32 op's on the same
+    values, rounded once to float16, bit for bit. N * S = 20480 per channel: several CUDA
+    reduction parts."""
+    f16, f32 = np.float16, np.float32
+    x = (rng.standard_normal((16, 3, 32, 40)) * 3 + 2).astype(f16)
+    dy = rng.standard_normal(x.shape).astype(f16)
+    scale, bias, rm, rv = params(rng, 3)
+
+    def t(a):
+        return core_tensor(a, dev)
+
+    ts, tb = t(scale), t(bias)
+
+    def run(tx, tdy, trm, trv):
+        y, mean, inv_std = _core.batchnorm_forward_training(tx, ts, tb, trm, trv, 0.1, 1e-5)
+        yi = _core.batchnorm_forward_inference(tx, ts, tb, trm, trv, 1e-5)
+        dx, dscale, dbias = _core.batchnorm_backward(tdy, tx, ts, mean, inv_std)
+        return [y, mean, inv_std, trm, trv, yi, dx, dscale, dbias]
+
+    got = run(t(x), t(dy), t(rm), t(rv))
+    want = run(t(x.astype(f32)), t(dy.astype(f32)), t(rm), t(rv))
+    for i, (g, w) in enumerate(zip(got, want)):
+        g, w = g.to_numpy(), w.to_numpy()
+        assert g.dtype == (f16 if i in (0, 5, 6) else f32), (i, g.dtype)  # y, yi, dx
+        np.testing.assert_array_equal(g, w.astype(g.dtype), err_msg=f"output {i}")
+    # float32 dy beside float16 x: the same float16 dx.
+    dx, _, _ = _core.batchnorm_backward(t(dy.astype(f32)), t(x), ts, want[1], want[2])
+    np.testing.assert_array_equal(dx.to_numpy(), got[6].to_numpy())
+
+    tensors = t(x), t(dy), t(rm), t(rv)  # made before recording: the graph holds only the ops
+    d = ts.device
+    d.ResetGraph()  # another test's model may have left its graph on the device
+    d.EnableGraph(True)
+    try:
+        run(*tensors)
+        names = d.graph_node_names()
+    finally:
+        d.EnableGraph(False)
+        d.ResetGraph()
+    assert not {"AsType", "CastInto"} & set(names), names
+    assert names == [
+        "BatchNormForwardTraining",
+        "BatchNormForwardInference",
+        "BatchNormBackward",
+    ], names

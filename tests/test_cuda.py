@@ -960,7 +960,7 @@ def test_captured_graph_sees_new_inputs_and_seeds(gpu):
 
 class HalfCNN(model.Model):
     """Mixed precision: float16 input, activations and loss; convolution, pooling and the
-    linear layer (float32-only kernels) run on float32 casts, parameters stay float32."""
+    linear layer run in float32 on casts of their inputs, parameters stay float32."""
 
     def __init__(self):
         super().__init__()

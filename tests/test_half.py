@@ -1,8 +1,9 @@
-"""float16 through the ops whose kernels are float32 (GEMM, convolution, pooling, batch-norm,
-the fused optimizers): each must equal the float32 op on the same (float16-representable)
-values, rounded once to float16 -- bit for bit on one device, except float16 GEMMs on CUDA
-(cuBLAS on tensor cores sums in its own order: within one float16 ulp) -- and float16 models
-must train, eagerly and as a recorded graph, on every device."""
+"""float16 through the ops that compute in float32 (GEMM, convolution, pooling, batch-norm,
+the fused optimizers), on float16 kernels or on float32 copies: each must equal the float32
+op on the same (float16-representable) values, rounded once to float16 -- bit for bit on one
+device, except float16 GEMMs on CUDA (cuBLAS on tensor cores sums in its own order: within
+one float16 ulp) -- and float16 models must train, eagerly and as a recorded graph, on every
+device."""
 
 import numpy as np
 import pytest

@@ -1,44 +1,60 @@
 // Batch normalisation over (N, C, S) data: N samples, C channels, S spatial positions per
-// channel (S = H * W for NCHW, 1 for (N, C)); float32, statistics per channel.
+// channel (S = H * W for NCHW, 1 for (N, C)); statistics per channel. The activations (x, y,
+// dy, dx) are float32 or float16; every per-channel array is float32. float16 values are
+// loaded to float32 and results rounded once, so they equal the float32 kernel's on the same
+// values, rounded to float16.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "core/device.h"
+#include "core/dtype.h"
 
 namespace minisinga {
 namespace kernels {
+// The elementwise arithmetic of the CPU and CUDA kernels, in float: y from x with the
+// channel's mean and a = scale * inv_std; dx from dy and x with the channel's mean and the
+// coefficients p, q, r of the backward. Left to fuse one of dx's two products into an FMA,
+// GCC picked a different one for half_t than for float, so BatchNormDx writes out the FMA
+// that GCC and nvcc chose for float32 (plain arithmetic where the target has no FMA).
+MS_HD float BatchNormY(float x, float mean, float a, float b) { return (x - mean) * a + b; }
+MS_HD float BatchNormDx(float dy, float x, float mean, float p, float q, float r) {
+#if defined(__CUDA_ARCH__) || defined(__FP_FAST_FMAF)
+  return fmaf(dy, p, (x - mean) * q) + r;
+#else
+  return dy * p + (x - mean) * q + r;
+#endif
+}
+
+// Declared once for both namespaces (cpu, cuda), for T = float and T = half_t.
+#define MS_BATCHNORM_KERNELS(T)                                                               \
+  /* y = (x - mean) * inv_std * scale + bias with the batch mean and biased variance;       \
+     saved_mean/saved_inv_std = mean, 1 / sqrt(var + eps) per channel; running stats        \
+     updated in place: r = (1 - momentum) * r + momentum * stat, running_var with the       \
+     unbiased variance var * M / (M - 1), M = N * S > 1. */                                 \
+  void BatchNormForwardTraining(Context* ctx, const T* x, const float* scale,               \
+                                const float* bias, float* running_mean, float* running_var, \
+                                T* y, float* saved_mean, float* saved_inv_std, int64_t n,   \
+                                int64_t c, int64_t s, float momentum, float eps);           \
+  /* y = (x - running_mean) / sqrt(running_var + eps) * scale + bias. */                    \
+  void BatchNormForwardInference(Context* ctx, const T* x, const float* scale,              \
+                                 const float* bias, const float* running_mean,              \
+                                 const float* running_var, T* y, int64_t n, int64_t c,      \
+                                 int64_t s, float eps);                                     \
+  /* Gradients of the training forward with respect to x, scale and bias. */                \
+  void BatchNormBackward(Context* ctx, const T* dy, const T* x, const float* scale,         \
+                         const float* saved_mean, const float* saved_inv_std, T* dx,        \
+                         float* dscale, float* dbias, int64_t n, int64_t c, int64_t s);
+
 namespace cpu {
-// y = (x - mean) * inv_std * scale + bias with the batch mean and biased variance;
-// saved_mean/saved_inv_std = mean, 1 / sqrt(var + eps) per channel; running stats updated in
-// place: r = (1 - momentum) * r + momentum * stat, running_var with the unbiased variance
-// var * M / (M - 1), M = N * S > 1.
-void BatchNormForwardTraining(Context* ctx, const float* x, const float* scale,
-                              const float* bias, float* running_mean, float* running_var,
-                              float* y, float* saved_mean, float* saved_inv_std, int64_t n,
-                              int64_t c, int64_t s, float momentum, float eps);
-// y = (x - running_mean) / sqrt(running_var + eps) * scale + bias.
-void BatchNormForwardInference(Context* ctx, const float* x, const float* scale,
-                               const float* bias, const float* running_mean,
-                               const float* running_var, float* y, int64_t n, int64_t c,
-                               int64_t s, float eps);
-// Gradients of the training forward with respect to x, scale and bias.
-void BatchNormBackward(Context* ctx, const float* dy, const float* x, const float* scale,
-                       const float* saved_mean, const float* saved_inv_std, float* dx,
-                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s);
+MS_BATCHNORM_KERNELS(float)
+MS_BATCHNORM_KERNELS(half_t)
 }  // namespace cpu
 namespace cuda {
-void BatchNormForwardTraining(Context* ctx, const float* x, const float* scale,
-                              const float* bias, float* running_mean, float* running_var,
-                              float* y, float* saved_mean, float* saved_inv_std, int64_t n,
-                              int64_t c, int64_t s, float momentum, float eps);
-void BatchNormForwardInference(Context* ctx, const float* x, const float* scale,
-                               const float* bias, const float* running_mean,
-                               const float* running_var, float* y, int64_t n, int64_t c,
-                               int64_t s, float eps);
-void BatchNormBackward(Context* ctx, const float* dy, const float* x, const float* scale,
-                       const float* saved_mean, const float* saved_inv_std, float* dx,
-                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s);
+MS_BATCHNORM_KERNELS(float)
+MS_BATCHNORM_KERNELS(half_t)
 }  // namespace cuda
+#undef MS_BATCHNORM_KERNELS
 }  // namespace kernels
 }  // namespace minisinga

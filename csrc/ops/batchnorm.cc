@@ -9,6 +9,9 @@
 namespace minisinga {
 namespace ops {
 
+// The kernels read and write the activations (x, y, dy, dx) in x's dtype, float32 or float16;
+// float16 per-channel operands run as float32 copies (C values each, ops/half.h).
+
 namespace {
 
 // N, C and S (product of the spatial dims) of x, after checking it.
@@ -16,7 +19,6 @@ struct Dims {
   int64_t n, c, s;
 };
 
-// float16 tensors never get here: the ops below run them in float32 (ops/half.h).
 Dims CheckInput(const char* op, const Tensor& x) {
   CheckDType(op, x, {DType::kFloat32, DType::kFloat16}, "x");
   MS_CHECK(x.ndim() >= 2, op << ": x must have shape (N, C) or (N, C, H, W), got "
@@ -52,15 +54,6 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
     const Tensor& x, const Tensor& scale, const Tensor& bias, const Tensor& running_mean,
     const Tensor& running_var, double momentum, double eps) {
   const char* op = "batchnorm_forward_training";
-  if (IsHalf(x) || IsHalf(scale) || IsHalf(bias) || IsHalf(running_mean) ||
-      IsHalf(running_var)) {
-    Tensor rm = ToF32(running_mean), rv = ToF32(running_var);
-    auto [y, mean, inv_std] = BatchNormForwardTraining(ToF32(x), ToF32(scale), ToF32(bias), rm,
-                                                       rv, momentum, eps);
-    CastInto(running_mean, rm);  // nothing to do where it was float32
-    CastInto(running_var, rv);
-    return {Like(y, x), mean, inv_std};
-  }
   Dims d = CheckInput(op, x);
   CheckChannel(op, x, scale, "scale");
   CheckChannel(op, x, bias, "bias");
@@ -71,19 +64,27 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
   MS_CHECK(momentum >= 0 && momentum <= 1, op << ": momentum must be in [0, 1], got "
                                               << momentum);
   CheckEps(op, eps);
-  Tensor y(x.shape(), x.device()), mean({d.c}, x.device()), inv_std({d.c}, x.device());
-  TensorRef xr = x.ref(), sr = scale.ref(), br = bias.ref(), rmr = running_mean.ref(),
-            rvr = running_var.ref(), yr = y.ref(), mr = mean.ref(), ir = inv_std.ref();
+  const Tensor s32 = ToF32(scale), b32 = ToF32(bias), rm = ToF32(running_mean),
+               rv = ToF32(running_var);
+  Tensor y(x.shape(), x.device(), x.dtype()), mean({d.c}, x.device()),
+      inv_std({d.c}, x.device());
+  TensorRef xr = x.ref(), sr = s32.ref(), br = b32.ref(), rmr = rm.ref(), rvr = rv.ref(),
+            yr = y.ref(), mr = mean.ref(), ir = inv_std.ref();
   const float mom = static_cast<float>(momentum), e = static_cast<float>(eps);
   x.device()->Exec(
       [=](Context* ctx) {
-        MS_DISPATCH(ctx, BatchNormForwardTraining, xr.data<float>(), sr.data<float>(),
-                    br.data<float>(), ReadWrite(rmr), ReadWrite(rvr), yr.mutable_data<float>(),
-                    mr.mutable_data<float>(), ir.mutable_data<float>(), d.n, d.c, d.s, mom, e);
+        FloatSwitch(xr.dtype, [&](auto tag) {
+          using T = decltype(tag);
+          MS_DISPATCH(ctx, BatchNormForwardTraining, xr.data<T>(), sr.data<float>(),
+                      br.data<float>(), ReadWrite(rmr), ReadWrite(rvr), yr.mutable_data<T>(),
+                      mr.mutable_data<float>(), ir.mutable_data<float>(), d.n, d.c, d.s, mom, e);
+        });
       },
-      {x.block(), scale.block(), bias.block(), running_mean.block(), running_var.block()},
-      {running_mean.block(), running_var.block(), y.block(), mean.block(), inv_std.block()},
+      {x.block(), s32.block(), b32.block(), rm.block(), rv.block()},
+      {rm.block(), rv.block(), y.block(), mean.block(), inv_std.block()},
       "BatchNormForwardTraining");
+  CastInto(running_mean, rm);  // nothing to do where it was float32
+  CastInto(running_var, rv);
   return {y, mean, inv_std};
 }
 
@@ -91,29 +92,29 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
                                  const Tensor& running_mean, const Tensor& running_var,
                                  double eps) {
   const char* op = "batchnorm_forward_inference";
-  if (IsHalf(x) || IsHalf(scale) || IsHalf(bias) || IsHalf(running_mean) ||
-      IsHalf(running_var))
-    return Like(BatchNormForwardInference(ToF32(x), ToF32(scale), ToF32(bias),
-                                          ToF32(running_mean), ToF32(running_var), eps),
-                x);
   Dims d = CheckInput(op, x);
   CheckChannel(op, x, scale, "scale");
   CheckChannel(op, x, bias, "bias");
   CheckChannel(op, x, running_mean, "running_mean");
   CheckChannel(op, x, running_var, "running_var");
   CheckEps(op, eps);
-  Tensor y(x.shape(), x.device());
-  TensorRef xr = x.ref(), sr = scale.ref(), br = bias.ref(), rmr = running_mean.ref(),
-            rvr = running_var.ref(), yr = y.ref();
+  const Tensor s32 = ToF32(scale), b32 = ToF32(bias), rm = ToF32(running_mean),
+               rv = ToF32(running_var);
+  Tensor y(x.shape(), x.device(), x.dtype());
+  TensorRef xr = x.ref(), sr = s32.ref(), br = b32.ref(), rmr = rm.ref(), rvr = rv.ref(),
+            yr = y.ref();
   const float e = static_cast<float>(eps);
   x.device()->Exec(
       [=](Context* ctx) {
-        MS_DISPATCH(ctx, BatchNormForwardInference, xr.data<float>(), sr.data<float>(),
-                    br.data<float>(), rmr.data<float>(), rvr.data<float>(),
-                    yr.mutable_data<float>(), d.n, d.c, d.s, e);
+        FloatSwitch(xr.dtype, [&](auto tag) {
+          using T = decltype(tag);
+          MS_DISPATCH(ctx, BatchNormForwardInference, xr.data<T>(), sr.data<float>(),
+                      br.data<float>(), rmr.data<float>(), rvr.data<float>(),
+                      yr.mutable_data<T>(), d.n, d.c, d.s, e);
+        });
       },
-      {x.block(), scale.block(), bias.block(), running_mean.block(), running_var.block()},
-      {y.block()}, "BatchNormForwardInference");
+      {x.block(), s32.block(), b32.block(), rm.block(), rv.block()}, {y.block()},
+      "BatchNormForwardInference");
   return y;
 }
 
@@ -122,11 +123,6 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
                                                      const Tensor& saved_mean,
                                                      const Tensor& saved_inv_std) {
   const char* op = "batchnorm_backward";
-  if (IsHalf(dy) || IsHalf(x) || IsHalf(scale) || IsHalf(saved_mean) || IsHalf(saved_inv_std)) {
-    auto [dx, dscale, dbias] = BatchNormBackward(ToF32(dy), ToF32(x), ToF32(scale),
-                                                 ToF32(saved_mean), ToF32(saved_inv_std));
-    return {Like(dx, x), Like(dscale, scale), Like(dbias, scale)};
-  }
   Dims d = CheckInput(op, x);
   CheckSameDevice(op, x, dy);
   CheckDType(op, dy, {DType::kFloat32, DType::kFloat16}, "dy");
@@ -135,19 +131,28 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
   CheckChannel(op, x, scale, "scale");
   CheckChannel(op, x, saved_mean, "saved_mean");
   CheckChannel(op, x, saved_inv_std, "saved_inv_std");
-  Tensor dx(x.shape(), x.device()), dscale({d.c}, x.device()), dbias({d.c}, x.device());
-  TensorRef dyr = dy.ref(), xr = x.ref(), sr = scale.ref(), mr = saved_mean.ref(),
-            ir = saved_inv_std.ref(), dxr = dx.ref(), dsr = dscale.ref(), dbr = dbias.ref();
+  if (dy.dtype() != x.dtype()) {  // float16 beside float32: both in float32, dx in x's dtype
+    auto [dx, dscale, dbias] = BatchNormBackward(ToF32(dy), ToF32(x), scale, saved_mean,
+                                                 saved_inv_std);
+    return {Like(dx, x), dscale, dbias};
+  }
+  const Tensor s32 = ToF32(scale), m32 = ToF32(saved_mean), inv32 = ToF32(saved_inv_std);
+  Tensor dx(x.shape(), x.device(), x.dtype()), dscale({d.c}, x.device()),
+      dbias({d.c}, x.device());
+  TensorRef dyr = dy.ref(), xr = x.ref(), sr = s32.ref(), mr = m32.ref(), ir = inv32.ref(),
+            dxr = dx.ref(), dsr = dscale.ref(), dbr = dbias.ref();
   x.device()->Exec(
       [=](Context* ctx) {
-        MS_DISPATCH(ctx, BatchNormBackward, dyr.data<float>(), xr.data<float>(),
-                    sr.data<float>(), mr.data<float>(), ir.data<float>(),
-                    dxr.mutable_data<float>(), dsr.mutable_data<float>(),
-                    dbr.mutable_data<float>(), d.n, d.c, d.s);
+        FloatSwitch(xr.dtype, [&](auto tag) {
+          using T = decltype(tag);
+          MS_DISPATCH(ctx, BatchNormBackward, dyr.data<T>(), xr.data<T>(), sr.data<float>(),
+                      mr.data<float>(), ir.data<float>(), dxr.mutable_data<T>(),
+                      dsr.mutable_data<float>(), dbr.mutable_data<float>(), d.n, d.c, d.s);
+        });
       },
-      {dy.block(), x.block(), scale.block(), saved_mean.block(), saved_inv_std.block()},
+      {dy.block(), x.block(), s32.block(), m32.block(), inv32.block()},
       {dx.block(), dscale.block(), dbias.block()}, "BatchNormBackward");
-  return {dx, dscale, dbias};
+  return {dx, Like(dscale, scale), Like(dbias, scale)};
 }
 
 }  // namespace ops

@@ -1,5 +1,6 @@
-// Batch normalisation for x of shape (N, C) or (N, C, H, W) (any (N, C, *spatial)), float32,
-// with per-channel scale, bias and running statistics of shape (C,).
+// Batch normalisation for x of shape (N, C) or (N, C, H, W) (any (N, C, *spatial)), float32
+// or float16, with per-channel scale, bias and running statistics of shape (C,), float32 or
+// float16. y and dx take x's dtype, dscale and dbias scale's; the saved statistics are float32.
 #pragma once
 
 #include <tuple>

@@ -1,7 +1,11 @@
 // CPU batch norm: one OpenMP work item per channel; per-channel sums in double (two passes:
-// mean, then squared deviations) so large batches keep float32 accuracy.
+// mean, then squared deviations) so large batches keep float32 accuracy. One template per
+// kernel on the activation type T (float, half_t): values are loaded and stored through
+// Cvt<T> (the sums read float16 rows widened to float, kChunk values at a time), and the
+// arithmetic is the same for both.
 #include "kernels/batchnorm.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/dispatch.h"
@@ -12,33 +16,70 @@ namespace cpu {
 
 namespace {
 
-// Sum over the channel's N rows of S contiguous values.
-template <typename F>
-double ChannelSum(int64_t n, int64_t c, int64_t s, int64_t ch, F f) {
+constexpr int64_t kChunk = 1024;
+
+// v[0, len) as floats: v itself, or half_t values widened into buf by a loop of their own
+// (vectorised, unlike loads inside the scalar sums below).
+const float* AsFloat(const float* v, int64_t, float*) { return v; }
+const float* AsFloat(const half_t* v, int64_t len, float* buf) {
+  for (int64_t j = 0; j < len; j++) buf[j] = Cvt<half_t>::Load(v[j]);
+  return buf;
+}
+
+// Sum over the channel's N rows of S contiguous values of f(a[k], b[k]) (f(a[k], a[k])
+// without b), the values read as floats kChunk at a time.
+template <typename T, typename F>
+double ChannelSum(int64_t n, int64_t c, int64_t s, int64_t ch, F f, const T* a,
+                  const T* b = nullptr) {
+  float abuf[kChunk], bbuf[kChunk];
   double acc = 0;
   for (int64_t i = 0; i < n; i++) {
     const int64_t base = (i * c + ch) * s;
     double row = 0;
-    for (int64_t j = 0; j < s; j++) row += f(base + j);
+    for (int64_t j0 = 0; j0 < s; j0 += kChunk) {
+      const int64_t len = std::min(kChunk, s - j0);
+      const float* av = AsFloat(a + base + j0, len, abuf);
+      const float* bv = b ? AsFloat(b + base + j0, len, bbuf) : av;
+      for (int64_t j = 0; j < len; j++) row += f(av[j], bv[j]);
+    }
     acc += row;
   }
   return acc;
 }
 
-}  // namespace
+// The elementwise passes, one row of S values per call. Not inlined: compiled on their own,
+// GCC vectorises them for half_t too (inlined into the OpenMP loops, it did not).
 
-void BatchNormForwardTraining(Context*, const float* x, const float* scale, const float* bias,
-                              float* running_mean, float* running_var, float* y,
-                              float* saved_mean, float* saved_inv_std, int64_t n, int64_t c,
-                              int64_t s, float momentum, float eps) {
+// y = (x - mean) * a + b.
+template <typename T>
+[[gnu::noinline]] void ApplyRow(const T* x, T* y, int64_t s, float mean, float a, float b) {
+  for (int64_t j = 0; j < s; j++)
+    y[j] = Cvt<T>::Store(BatchNormY(Cvt<T>::Load(x[j]), mean, a, b));
+}
+
+// dx = dy * p + (x - mean) * q + r.
+template <typename T>
+[[gnu::noinline]] void GradRow(const T* dy, const T* x, T* dx, int64_t s, float mean, float p,
+                               float q, float r) {
+  for (int64_t j = 0; j < s; j++)
+    dx[j] = Cvt<T>::Store(BatchNormDx(Cvt<T>::Load(dy[j]), Cvt<T>::Load(x[j]), mean, p, q, r));
+}
+
+template <typename T>
+void TrainingT(const T* x, const float* scale, const float* bias, float* running_mean,
+               float* running_var, T* y, float* saved_mean, float* saved_inv_std, int64_t n,
+               int64_t c, int64_t s, float momentum, float eps) {
   const int64_t m = n * s;
 #pragma omp parallel for schedule(static) if (n * c * s > MS_OMP_MIN)
   for (int64_t ch = 0; ch < c; ch++) {
-    const double mean = ChannelSum(n, c, s, ch, [&](int64_t k) { return double(x[k]); }) / m;
-    const double ssd = ChannelSum(n, c, s, ch, [&](int64_t k) {
-      const double d = double(x[k]) - mean;
-      return d * d;
-    });
+    const double mean = ChannelSum(n, c, s, ch, [](float v, float) { return double(v); }, x) / m;
+    const double ssd = ChannelSum(
+        n, c, s, ch,
+        [&](float v, float) {
+          const double d = double(v) - mean;
+          return d * d;
+        },
+        x);
     const double var = ssd / m;
     const double inv_std = 1.0 / std::sqrt(var + double(eps));
     saved_mean[ch] = static_cast<float>(mean);
@@ -49,58 +90,92 @@ void BatchNormForwardTraining(Context*, const float* x, const float* scale, cons
     // y = (x - mean) * a + bias, a = scale * inv_std; subtracting first keeps accuracy when
     // |mean| >> std.
     const float mf = static_cast<float>(mean), a = static_cast<float>(scale[ch] * inv_std);
-    const float b = bias[ch];
     for (int64_t i = 0; i < n; i++) {
-      const float* xr = x + (i * c + ch) * s;
-      float* yr = y + (i * c + ch) * s;
-      for (int64_t j = 0; j < s; j++) yr[j] = (xr[j] - mf) * a + b;
+      const int64_t base = (i * c + ch) * s;
+      ApplyRow(x + base, y + base, s, mf, a, bias[ch]);
     }
   }
 }
 
-void BatchNormForwardInference(Context*, const float* x, const float* scale, const float* bias,
-                               const float* running_mean, const float* running_var, float* y,
-                               int64_t n, int64_t c, int64_t s, float eps) {
+template <typename T>
+void InferenceT(const T* x, const float* scale, const float* bias, const float* running_mean,
+                const float* running_var, T* y, int64_t n, int64_t c, int64_t s, float eps) {
   const int64_t rows = n * c;
 #pragma omp parallel for schedule(static) if (rows * s > MS_OMP_MIN)
   for (int64_t r = 0; r < rows; r++) {
     const int64_t ch = r % c;
     const double inv_std = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
     const float mf = running_mean[ch], a = static_cast<float>(scale[ch] * inv_std);
-    const float b = bias[ch];
-    const float* xr = x + r * s;
-    float* yr = y + r * s;
-    for (int64_t j = 0; j < s; j++) yr[j] = (xr[j] - mf) * a + b;
+    ApplyRow(x + r * s, y + r * s, s, mf, a, bias[ch]);
   }
 }
 
-void BatchNormBackward(Context*, const float* dy, const float* x, const float* scale,
-                       const float* saved_mean, const float* saved_inv_std, float* dx,
-                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
+template <typename T>
+void BackwardT(const T* dy, const T* x, const float* scale, const float* saved_mean,
+               const float* saved_inv_std, T* dx, float* dscale, float* dbias, int64_t n,
+               int64_t c, int64_t s) {
   const int64_t m = n * s;
 #pragma omp parallel for schedule(static) if (n * c * s > MS_OMP_MIN)
   for (int64_t ch = 0; ch < c; ch++) {
     const double mean = saved_mean[ch], inv_std = saved_inv_std[ch];
     // With xhat = (x - mean) * inv_std: dbias = sum(dy), dscale = sum(dy * xhat),
     // dx = scale * inv_std / M * (M * dy - dbias - xhat * dscale).
-    const double db = ChannelSum(n, c, s, ch, [&](int64_t k) { return double(dy[k]); });
-    const double ds = ChannelSum(n, c, s, ch, [&](int64_t k) {
-      return double(dy[k]) * ((double(x[k]) - mean) * inv_std);
-    });
+    const double db = ChannelSum(n, c, s, ch, [](float g, float) { return double(g); }, dy);
+    const double ds = ChannelSum(
+        n, c, s, ch,
+        [&](float g, float v) { return double(g) * ((double(v) - mean) * inv_std); }, dy, x);
     dbias[ch] = static_cast<float>(db);
     dscale[ch] = static_cast<float>(ds);
     const double k = double(scale[ch]) * inv_std / double(m);
-    // dx = dy * p + (x - mean) * q + r in float, expanding the formula above.
+    // dx = dy * p + (x - mean) * q + r in float (BatchNormDx), expanding the formula above.
     const float mf = saved_mean[ch];
     const float p = static_cast<float>(k * m);
     const float q = static_cast<float>(-k * ds * inv_std);
     const float r = static_cast<float>(-k * db);
     for (int64_t i = 0; i < n; i++) {
       const int64_t base = (i * c + ch) * s;
-      for (int64_t j = 0; j < s; j++)
-        dx[base + j] = dy[base + j] * p + (x[base + j] - mf) * q + r;
+      GradRow(dy + base, x + base, dx + base, s, mf, p, q, r);
     }
   }
+}
+
+}  // namespace
+
+void BatchNormForwardTraining(Context*, const float* x, const float* scale, const float* bias,
+                              float* running_mean, float* running_var, float* y,
+                              float* saved_mean, float* saved_inv_std, int64_t n, int64_t c,
+                              int64_t s, float momentum, float eps) {
+  TrainingT(x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std, n, c, s,
+            momentum, eps);
+}
+void BatchNormForwardTraining(Context*, const half_t* x, const float* scale, const float* bias,
+                              float* running_mean, float* running_var, half_t* y,
+                              float* saved_mean, float* saved_inv_std, int64_t n, int64_t c,
+                              int64_t s, float momentum, float eps) {
+  TrainingT(x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std, n, c, s,
+            momentum, eps);
+}
+
+void BatchNormForwardInference(Context*, const float* x, const float* scale, const float* bias,
+                               const float* running_mean, const float* running_var, float* y,
+                               int64_t n, int64_t c, int64_t s, float eps) {
+  InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps);
+}
+void BatchNormForwardInference(Context*, const half_t* x, const float* scale, const float* bias,
+                               const float* running_mean, const float* running_var, half_t* y,
+                               int64_t n, int64_t c, int64_t s, float eps) {
+  InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps);
+}
+
+void BatchNormBackward(Context*, const float* dy, const float* x, const float* scale,
+                       const float* saved_mean, const float* saved_inv_std, float* dx,
+                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
+  BackwardT(dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);
+}
+void BatchNormBackward(Context*, const half_t* dy, const half_t* x, const float* scale,
+                       const float* saved_mean, const float* saved_inv_std, half_t* dx,
+                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
+  BackwardT(dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);
 }
 
 }  // namespace cpu

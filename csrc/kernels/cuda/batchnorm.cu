@@ -3,6 +3,8 @@
 // N * S values with a block tree, then per-channel kernels combine the parts in order (two
 // passes as on the CPU: mean, then squared deviations). The per-channel coefficients are
 // computed once, in double with the CPU's roundings, and an elementwise kernel applies them.
+// The kernels that touch activations are templates on their type T (float, half_t): loads
+// and stores go through cudak::DCvt<T>, the arithmetic is the same for both.
 #include <cstdint>
 
 #include "kernels/batchnorm.h"
@@ -14,6 +16,7 @@ namespace cuda {
 
 namespace {
 
+using cudak::DCvt;
 using cudak::kThreads;
 
 struct AddD {
@@ -38,8 +41,8 @@ __device__ __forceinline__ int64_t At(I e, int64_t ch, int64_t c, const Dv& s) {
 
 // Block (ch, p): partial[ch * parts + p] = sum over its range of x (first pass), or of
 // (x - mean)^2 with the mean from the first pass's partials (second pass).
-template <bool kSquares, typename I, typename Dv>
-__global__ void StatKernel(const float* x, int64_t c, const Dv s, int64_t m, int64_t parts,
+template <bool kSquares, typename I, typename Dv, typename T>
+__global__ void StatKernel(const T* x, int64_t c, const Dv s, int64_t m, int64_t parts,
                            const double* sums, double* partial) {
   const int64_t ch = blockIdx.x, p = blockIdx.y;
   double mean = 0;
@@ -50,7 +53,7 @@ __global__ void StatKernel(const float* x, int64_t c, const Dv s, int64_t m, int
   const I e0 = static_cast<I>(m * p / parts), e1 = static_cast<I>(m * (p + 1) / parts);
   double acc = 0;
   for (I e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
-    const double v = x[At(e, ch, c, s)];
+    const double v = DCvt<T>::Load(x[At(e, ch, c, s)]);
     acc += kSquares ? (v - mean) * (v - mean) : v;
   }
   acc = cudak::BlockAllReduce(acc, AddD());
@@ -58,13 +61,14 @@ __global__ void StatKernel(const float* x, int64_t c, const Dv s, int64_t m, int
 }
 
 // y = (x - coef[2ch]) * coef[2ch + 1] + bias, ch = e / S % C.
-template <typename I, typename Dv>
-__global__ void ApplyKernel(const float* x, const float* coef, const float* bias, float* y,
+template <typename I, typename Dv, typename T>
+__global__ void ApplyKernel(const T* x, const float* coef, const float* bias, T* y,
                             const Dv c, const Dv s, I total) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const I ch = c.Mod(s.Div(e));
-    y[e] = (x[e] - coef[2 * ch]) * coef[2 * ch + 1] + bias[ch];
+    const float v = BatchNormY(DCvt<T>::Load(x[e]), coef[2 * ch], coef[2 * ch + 1], bias[ch]);
+    y[e] = DCvt<T>::Store(v);
   }
 }
 
@@ -99,8 +103,8 @@ __global__ void InferenceCoefKernel(const float* scale, const float* running_mea
 }
 
 // Block (ch, p): partial sums of dy and of dy * xhat over its range.
-template <typename I, typename Dv>
-__global__ void GradStatKernel(const float* dy, const float* x, const float* saved_mean,
+template <typename I, typename Dv, typename T>
+__global__ void GradStatKernel(const T* dy, const T* x, const float* saved_mean,
                                const float* saved_inv_std, int64_t c, const Dv s, int64_t m,
                                int64_t parts, double* pdb, double* pds) {
   const int64_t ch = blockIdx.x, p = blockIdx.y;
@@ -109,9 +113,9 @@ __global__ void GradStatKernel(const float* dy, const float* x, const float* sav
   double db = 0, ds = 0;
   for (I e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
     const int64_t k = At(e, ch, c, s);
-    const double g = dy[k];
+    const double g = DCvt<T>::Load(dy[k]);
     db += g;
-    ds += g * ((double(x[k]) - mean) * inv_std);
+    ds += g * ((double(DCvt<T>::Load(x[k])) - mean) * inv_std);
   }
   db = cudak::BlockAllReduce(db, AddD());
   ds = cudak::BlockAllReduce(ds, AddD());
@@ -122,7 +126,7 @@ __global__ void GradStatKernel(const float* dy, const float* x, const float* sav
 }
 
 // dbias = sum(dy), dscale = sum(dy * xhat); coef = (mean, p, q, r) with
-// dx = dy * p + (x - mean) * q + r (the CPU's expansion, same roundings).
+// dx = dy * p + (x - mean) * q + r (BatchNormDx, the CPU's expansion, same roundings).
 __global__ void GradCoefKernel(const double* pdb, const double* pds, int64_t c, int64_t parts,
                                int64_t m, const float* scale, const float* saved_mean,
                                const float* saved_inv_std, float* dscale, float* dbias,
@@ -142,13 +146,14 @@ __global__ void GradCoefKernel(const double* pdb, const double* pds, int64_t c, 
   }
 }
 
-template <typename I, typename Dv>
-__global__ void GradApplyKernel(const float* dy, const float* x, const float* coef, float* dx,
+template <typename I, typename Dv, typename T>
+__global__ void GradApplyKernel(const T* dy, const T* x, const float* coef, T* dx,
                                 const Dv c, const Dv s, I total) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const float* k = coef + 4 * c.Mod(s.Div(e));
-    dx[e] = dy[e] * k[1] + (x[e] - k[0]) * k[2] + k[3];
+    const float v = BatchNormDx(DCvt<T>::Load(dy[e]), DCvt<T>::Load(x[e]), k[0], k[1], k[2], k[3]);
+    dx[e] = DCvt<T>::Store(v);
   }
 }
 
@@ -163,12 +168,11 @@ void WithIndex(int64_t n, int64_t c, int64_t s, F f) {
     f(int64_t{}, cudak::SlowDiv(c), cudak::SlowDiv(s), total);
 }
 
-}  // namespace
-
-void BatchNormForwardTraining(Context* ctx, const float* x, const float* scale,
-                              const float* bias, float* running_mean, float* running_var,
-                              float* y, float* saved_mean, float* saved_inv_std, int64_t n,
-                              int64_t c, int64_t s, float momentum, float eps) {
+template <typename T>
+void ForwardTrainingT(Context* ctx, const T* x, const float* scale, const float* bias,
+                      float* running_mean, float* running_var, T* y, float* saved_mean,
+                      float* saved_inv_std, int64_t n, int64_t c, int64_t s, float momentum,
+                      float eps) {
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
@@ -195,10 +199,10 @@ void BatchNormForwardTraining(Context* ctx, const float* x, const float* scale,
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
 
-void BatchNormForwardInference(Context* ctx, const float* x, const float* scale,
-                               const float* bias, const float* running_mean,
-                               const float* running_var, float* y, int64_t n, int64_t c,
-                               int64_t s, float eps) {
+template <typename T>
+void ForwardInferenceT(Context* ctx, const T* x, const float* scale, const float* bias,
+                       const float* running_mean, const float* running_var, T* y, int64_t n,
+                       int64_t c, int64_t s, float eps) {
   const int64_t total = n * c * s;
   if (total <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
@@ -213,9 +217,10 @@ void BatchNormForwardInference(Context* ctx, const float* x, const float* scale,
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
 
-void BatchNormBackward(Context* ctx, const float* dy, const float* x, const float* scale,
-                       const float* saved_mean, const float* saved_inv_std, float* dx,
-                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
+template <typename T>
+void BackwardT(Context* ctx, const T* dy, const T* x, const float* scale, const float* saved_mean,
+               const float* saved_inv_std, T* dx, float* dscale, float* dbias, int64_t n,
+               int64_t c, int64_t s) {
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
@@ -237,6 +242,47 @@ void BatchNormBackward(Context* ctx, const float* dy, const float* x, const floa
     GradApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(dy, x, coef, dx, dc, ds, total);
   });
   MS_CUDA_LAUNCH_CHECK("GradApplyKernel");
+}
+
+}  // namespace
+
+void BatchNormForwardTraining(Context* ctx, const float* x, const float* scale,
+                              const float* bias, float* running_mean, float* running_var,
+                              float* y, float* saved_mean, float* saved_inv_std, int64_t n,
+                              int64_t c, int64_t s, float momentum, float eps) {
+  ForwardTrainingT(ctx, x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std,
+                   n, c, s, momentum, eps);
+}
+void BatchNormForwardTraining(Context* ctx, const half_t* x, const float* scale,
+                              const float* bias, float* running_mean, float* running_var,
+                              half_t* y, float* saved_mean, float* saved_inv_std, int64_t n,
+                              int64_t c, int64_t s, float momentum, float eps) {
+  ForwardTrainingT(ctx, x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std,
+                   n, c, s, momentum, eps);
+}
+
+void BatchNormForwardInference(Context* ctx, const float* x, const float* scale,
+                               const float* bias, const float* running_mean,
+                               const float* running_var, float* y, int64_t n, int64_t c,
+                               int64_t s, float eps) {
+  ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps);
+}
+void BatchNormForwardInference(Context* ctx, const half_t* x, const float* scale,
+                               const float* bias, const float* running_mean,
+                               const float* running_var, half_t* y, int64_t n, int64_t c,
+                               int64_t s, float eps) {
+  ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps);
+}
+
+void BatchNormBackward(Context* ctx, const float* dy, const float* x, const float* scale,
+                       const float* saved_mean, const float* saved_inv_std, float* dx,
+                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
+  BackwardT(ctx, dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);
+}
+void BatchNormBackward(Context* ctx, const half_t* dy, const half_t* x, const float* scale,
+                       const float* saved_mean, const float* saved_inv_std, half_t* dx,
+                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
+  BackwardT(ctx, dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);
 }
 
 }  // namespace cuda
