@@ -1,5 +1,6 @@
 """Batch norm: training/inference forward against numpy, running statistics, backward
-against central finite differences of a float64 numpy forward, bad inputs."""
+against central finite differences of a float64 numpy forward, bad inputs; float16
+activations and per-channel operands against the float32 op, bit for bit, with no casts."""
 
 import numpy as np
 import pytest
@@ -234,6 +235,67 @@ def test_float16_activations_without_casts(dev, rng):
 
     tensors = t(x), t(dy), t(rm), t(rv)  # made before recording: the graph holds only the ops
     d = ts.device
+    d.ResetGraph()  # another test's model may have left its graph on the device
+    d.EnableGraph(True)
+    try:
+        run(*tensors)
+        names = d.graph_node_names()
+    finally:
+        d.EnableGraph(False)
+        d.ResetGraph()
+    assert not {"AsType", "CastInto"} & set(names), names
+    assert names == [
+        "BatchNormForwardTraining",
+        "BatchNormForwardInference",
+        "BatchNormBackward",
+    ], names
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 32, 40), (12000, 2)])
+def test_float16_per_channel_operands_without_casts(dev, rng, shape):
+    """float16 x and dy with float16 scale, bias and running statistics (a float16 model's
+    parameters): the kernels read the per-channel operands in float16 and write the running
+    statistics (in place), dscale and dbias in float16, so the graph records no cast, only the
+    three batch-norm nodes. Every result is the float32 op's on the same values, rounded once
+    to float16, bit for bit; the saved statistics stay float32. N * S > 8192 per channel:
+    several CUDA reduction parts."""
+    f16, f32 = np.float16, np.float32
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(f16)
+    dy = rng.standard_normal(shape).astype(f16)
+    scale, bias, rm, rv = (a.astype(f16) for a in params(rng, c))
+
+    def t(a):
+        return core_tensor(a, dev)
+
+    def run(tx, tdy, ts, tb, trm, trv, irm, irv):
+        y, mean, inv_std = _core.batchnorm_forward_training(tx, ts, tb, trm, trv, 0.1, 1e-5)
+        yi = _core.batchnorm_forward_inference(tx, ts, tb, irm, irv, 1e-5)
+        dx, dscale, dbias = _core.batchnorm_backward(tdy, tx, ts, mean, inv_std)
+        return [y, mean, inv_std, trm, trv, yi, dx, dscale, dbias]
+
+    def operands(dtype):
+        return [t(a.astype(dtype)) for a in (x, dy, scale, bias, rm, rv, rm, rv)]
+
+    got = run(*operands(f16))
+    want = run(*operands(f32))
+    for i, (g, w) in enumerate(zip(got, want)):
+        g, w = g.to_numpy(), w.to_numpy()
+        assert g.dtype == (f32 if i in (1, 2) else f16), (i, g.dtype)  # saved mean, inv_std
+        np.testing.assert_array_equal(g, w.astype(g.dtype), err_msg=f"output {i}")
+
+    # float16 scale and bias beside float32 running statistics: the same results, the
+    # running statistics left float32.
+    tx, tdy, ts, tb = operands(f16)[:4]
+    mixed = run(tx, tdy, ts, tb, t(rm.astype(f32)), t(rv.astype(f32)), t(rm.astype(f32)),
+                t(rv.astype(f32)))
+    for i, (g, w) in enumerate(zip(mixed, want)):
+        g, w = g.to_numpy(), w.to_numpy()
+        assert g.dtype == (f32 if i in (1, 2, 3, 4) else f16), (i, g.dtype)
+        np.testing.assert_array_equal(g, w.astype(g.dtype), err_msg=f"mixed output {i}")
+
+    tensors = operands(f16)  # made before recording: the graph holds only the ops
+    d = tensors[0].device
     d.ResetGraph()  # another test's model may have left its graph on the device
     d.EnableGraph(True)
     try:

@@ -1,8 +1,11 @@
 // Batch normalisation over (N, C, S) data: N samples, C channels, S spatial positions per
 // channel (S = H * W for NCHW, 1 for (N, C)); statistics per channel. The activations (x, y,
-// dy, dx) are float32 or float16; every per-channel array is float32. float16 values are
-// loaded to float32 and results rounded once, so they equal the float32 kernel's on the same
-// values, rounded to float16.
+// dy, dx) have type T, float32 or float16; the per-channel operands (scale, bias, running
+// statistics, dscale, dbias) have type P, float32 or float16 (float16 only beside float16
+// activations); the saved statistics (saved_mean, saved_inv_std) are always float32. float16
+// values are loaded to float32 (per-channel ones once per channel, or per row of S values) and
+// results rounded once (per-channel ones to float32 first, as the float32 kernel rounds them),
+// so they equal the float32 kernel's on the same values, rounded to float16.
 #pragma once
 
 #include <cmath>
@@ -27,33 +30,35 @@ MS_HD float BatchNormDx(float dy, float x, float mean, float p, float q, float r
 #endif
 }
 
-// Declared once for both namespaces (cpu, cuda), for T = float and T = half_t.
-#define MS_BATCHNORM_KERNELS(T)                                                               \
-  /* y = (x - mean) * inv_std * scale + bias with the batch mean and biased variance;       \
-     saved_mean/saved_inv_std = mean, 1 / sqrt(var + eps) per channel; running stats        \
-     updated in place: r = (1 - momentum) * r + momentum * stat, running_var with the       \
-     unbiased variance var * M / (M - 1), M = N * S > 1. */                                 \
-  void BatchNormForwardTraining(Context* ctx, const T* x, const float* scale,               \
-                                const float* bias, float* running_mean, float* running_var, \
-                                T* y, float* saved_mean, float* saved_inv_std, int64_t n,   \
-                                int64_t c, int64_t s, float momentum, float eps);           \
-  /* y = (x - running_mean) / sqrt(running_var + eps) * scale + bias. */                    \
-  void BatchNormForwardInference(Context* ctx, const T* x, const float* scale,              \
-                                 const float* bias, const float* running_mean,              \
-                                 const float* running_var, T* y, int64_t n, int64_t c,      \
-                                 int64_t s, float eps);                                     \
-  /* Gradients of the training forward with respect to x, scale and bias. */                \
-  void BatchNormBackward(Context* ctx, const T* dy, const T* x, const float* scale,         \
-                         const float* saved_mean, const float* saved_inv_std, T* dx,        \
-                         float* dscale, float* dbias, int64_t n, int64_t c, int64_t s);
+// Declared once for both namespaces (cpu, cuda), for (T, P) = (float, float), (half_t, float)
+// and (half_t, half_t).
+#define MS_BATCHNORM_KERNELS(T, P)                                                            \
+  /* y = (x - mean) * inv_std * scale + bias with the batch mean and biased variance;         \
+     saved_mean/saved_inv_std = mean, 1 / sqrt(var + eps) per channel; running stats          \
+     updated in place: r = (1 - momentum) * r + momentum * stat, running_var with the         \
+     unbiased variance var * M / (M - 1), M = N * S > 1. */                                   \
+  void BatchNormForwardTraining(Context* ctx, const T* x, const P* scale, const P* bias,      \
+                                P* running_mean, P* running_var, T* y, float* saved_mean,     \
+                                float* saved_inv_std, int64_t n, int64_t c, int64_t s,        \
+                                float momentum, float eps);                                   \
+  /* y = (x - running_mean) / sqrt(running_var + eps) * scale + bias. */                      \
+  void BatchNormForwardInference(Context* ctx, const T* x, const P* scale, const P* bias,     \
+                                 const P* running_mean, const P* running_var, T* y,           \
+                                 int64_t n, int64_t c, int64_t s, float eps);                 \
+  /* Gradients of the training forward with respect to x, scale and bias. */                  \
+  void BatchNormBackward(Context* ctx, const T* dy, const T* x, const P* scale,               \
+                         const float* saved_mean, const float* saved_inv_std, T* dx,          \
+                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s);
 
 namespace cpu {
-MS_BATCHNORM_KERNELS(float)
-MS_BATCHNORM_KERNELS(half_t)
+MS_BATCHNORM_KERNELS(float, float)
+MS_BATCHNORM_KERNELS(half_t, float)
+MS_BATCHNORM_KERNELS(half_t, half_t)
 }  // namespace cpu
 namespace cuda {
-MS_BATCHNORM_KERNELS(float)
-MS_BATCHNORM_KERNELS(half_t)
+MS_BATCHNORM_KERNELS(float, float)
+MS_BATCHNORM_KERNELS(half_t, float)
+MS_BATCHNORM_KERNELS(half_t, half_t)
 }  // namespace cuda
 #undef MS_BATCHNORM_KERNELS
 }  // namespace kernels

@@ -1,6 +1,7 @@
 #include "ops/batchnorm.h"
 
 #include <cmath>
+#include <initializer_list>
 
 #include "core/dispatch.h"
 #include "kernels/batchnorm.h"
@@ -9,8 +10,14 @@
 namespace minisinga {
 namespace ops {
 
-// The kernels read and write the activations (x, y, dy, dx) in x's dtype, float32 or float16;
-// float16 per-channel operands run as float32 copies (C values each, ops/half.h).
+// The kernels read and write the activations (x, y, dy, dx) in x's dtype, float32 or float16,
+// and the per-channel operands (scale, bias, running statistics; dscale, dbias) in theirs
+// where all of them are float32, or all float16 beside float16 x: no casts, the running
+// statistics updated in place. Other mixes of float16 and float32 (e.g. float16 scale beside
+// float32 running statistics, or float16 parameters beside float32 x) run on float32 copies
+// of the per-channel operands (C values each, ops/half.h): float16 running statistics are
+// cast back after the update, dscale and dbias returned in scale's dtype. The saved statistics
+// are float32 outputs; the kernels take them in float32 (copies of float16 ones passed in).
 
 namespace {
 
@@ -43,9 +50,31 @@ void CheckEps(const char* op, double eps) {
 }
 
 // For state updated in place: a never-written block reads as zeros, then is written.
-float* ReadWrite(const TensorRef& r) {
-  r.data<float>();
-  return r.mutable_data<float>();
+template <typename P>
+P* ReadWrite(const TensorRef& r) {
+  r.data<P>();
+  return r.mutable_data<P>();
+}
+
+// Whether the kernels take float16 per-channel operands as they are: x and every one of them
+// float16. Else they take float32 ones (float32 copies of float16 ones, ToF32).
+bool HalfPerChannel(const Tensor& x, std::initializer_list<const Tensor*> per_channel) {
+  if (!IsHalf(x)) return false;
+  for (const Tensor* t : per_channel)
+    if (!IsHalf(*t)) return false;
+  return true;
+}
+
+// f(T{}, P{}) with the kernels' activation type T (x's dtype, checked before) and per-channel
+// type P: half_t beside half_t where half_p, else float. (float, half_t) has no overload.
+template <typename F>
+void TypeSwitch(DType x, bool half_p, F f) {
+  if (x == DType::kFloat32)
+    f(float{}, float{});
+  else if (half_p)
+    f(half_t{}, half_t{});
+  else
+    f(half_t{}, float{});
 }
 
 }  // namespace
@@ -64,26 +93,29 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
   MS_CHECK(momentum >= 0 && momentum <= 1, op << ": momentum must be in [0, 1], got "
                                               << momentum);
   CheckEps(op, eps);
-  const Tensor s32 = ToF32(scale), b32 = ToF32(bias), rm = ToF32(running_mean),
-               rv = ToF32(running_var);
+  const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
+  auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
+  const Tensor sp = per_channel(scale), bp = per_channel(bias), rm = per_channel(running_mean),
+               rv = per_channel(running_var);
   Tensor y(x.shape(), x.device(), x.dtype()), mean({d.c}, x.device()),
       inv_std({d.c}, x.device());
-  TensorRef xr = x.ref(), sr = s32.ref(), br = b32.ref(), rmr = rm.ref(), rvr = rv.ref(),
+  TensorRef xr = x.ref(), sr = sp.ref(), br = bp.ref(), rmr = rm.ref(), rvr = rv.ref(),
             yr = y.ref(), mr = mean.ref(), ir = inv_std.ref();
   const float mom = static_cast<float>(momentum), e = static_cast<float>(eps);
   x.device()->Exec(
       [=](Context* ctx) {
-        FloatSwitch(xr.dtype, [&](auto tag) {
-          using T = decltype(tag);
-          MS_DISPATCH(ctx, BatchNormForwardTraining, xr.data<T>(), sr.data<float>(),
-                      br.data<float>(), ReadWrite(rmr), ReadWrite(rvr), yr.mutable_data<T>(),
+        TypeSwitch(xr.dtype, half_p, [&](auto t, auto p) {
+          using T = decltype(t);
+          using P = decltype(p);
+          MS_DISPATCH(ctx, BatchNormForwardTraining, xr.data<T>(), sr.data<P>(), br.data<P>(),
+                      ReadWrite<P>(rmr), ReadWrite<P>(rvr), yr.mutable_data<T>(),
                       mr.mutable_data<float>(), ir.mutable_data<float>(), d.n, d.c, d.s, mom, e);
         });
       },
-      {x.block(), s32.block(), b32.block(), rm.block(), rv.block()},
+      {x.block(), sp.block(), bp.block(), rm.block(), rv.block()},
       {rm.block(), rv.block(), y.block(), mean.block(), inv_std.block()},
       "BatchNormForwardTraining");
-  CastInto(running_mean, rm);  // nothing to do where it was float32
+  CastInto(running_mean, rm);  // nothing to do where the kernel updated it in place
   CastInto(running_var, rv);
   return {y, mean, inv_std};
 }
@@ -98,22 +130,24 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
   CheckChannel(op, x, running_mean, "running_mean");
   CheckChannel(op, x, running_var, "running_var");
   CheckEps(op, eps);
-  const Tensor s32 = ToF32(scale), b32 = ToF32(bias), rm = ToF32(running_mean),
-               rv = ToF32(running_var);
+  const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
+  auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
+  const Tensor sp = per_channel(scale), bp = per_channel(bias), rm = per_channel(running_mean),
+               rv = per_channel(running_var);
   Tensor y(x.shape(), x.device(), x.dtype());
-  TensorRef xr = x.ref(), sr = s32.ref(), br = b32.ref(), rmr = rm.ref(), rvr = rv.ref(),
+  TensorRef xr = x.ref(), sr = sp.ref(), br = bp.ref(), rmr = rm.ref(), rvr = rv.ref(),
             yr = y.ref();
   const float e = static_cast<float>(eps);
   x.device()->Exec(
       [=](Context* ctx) {
-        FloatSwitch(xr.dtype, [&](auto tag) {
-          using T = decltype(tag);
-          MS_DISPATCH(ctx, BatchNormForwardInference, xr.data<T>(), sr.data<float>(),
-                      br.data<float>(), rmr.data<float>(), rvr.data<float>(),
-                      yr.mutable_data<T>(), d.n, d.c, d.s, e);
+        TypeSwitch(xr.dtype, half_p, [&](auto t, auto p) {
+          using T = decltype(t);
+          using P = decltype(p);
+          MS_DISPATCH(ctx, BatchNormForwardInference, xr.data<T>(), sr.data<P>(), br.data<P>(),
+                      rmr.data<P>(), rvr.data<P>(), yr.mutable_data<T>(), d.n, d.c, d.s, e);
         });
       },
-      {x.block(), s32.block(), b32.block(), rm.block(), rv.block()}, {y.block()},
+      {x.block(), sp.block(), bp.block(), rm.block(), rv.block()}, {y.block()},
       "BatchNormForwardInference");
   return y;
 }
@@ -136,23 +170,27 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
                                                  saved_inv_std);
     return {Like(dx, x), dscale, dbias};
   }
-  const Tensor s32 = ToF32(scale), m32 = ToF32(saved_mean), inv32 = ToF32(saved_inv_std);
-  Tensor dx(x.shape(), x.device(), x.dtype()), dscale({d.c}, x.device()),
-      dbias({d.c}, x.device());
-  TensorRef dyr = dy.ref(), xr = x.ref(), sr = s32.ref(), mr = m32.ref(), ir = inv32.ref(),
+  // scale (and dscale, dbias) in the kernel's per-channel type; the saved statistics float32.
+  const bool half_p = HalfPerChannel(x, {&scale});
+  const Tensor sp = half_p ? scale : ToF32(scale), m32 = ToF32(saved_mean),
+               inv32 = ToF32(saved_inv_std);
+  Tensor dx(x.shape(), x.device(), x.dtype()), dscale({d.c}, x.device(), sp.dtype()),
+      dbias({d.c}, x.device(), sp.dtype());
+  TensorRef dyr = dy.ref(), xr = x.ref(), sr = sp.ref(), mr = m32.ref(), ir = inv32.ref(),
             dxr = dx.ref(), dsr = dscale.ref(), dbr = dbias.ref();
   x.device()->Exec(
       [=](Context* ctx) {
-        FloatSwitch(xr.dtype, [&](auto tag) {
-          using T = decltype(tag);
-          MS_DISPATCH(ctx, BatchNormBackward, dyr.data<T>(), xr.data<T>(), sr.data<float>(),
+        TypeSwitch(xr.dtype, half_p, [&](auto t, auto p) {
+          using T = decltype(t);
+          using P = decltype(p);
+          MS_DISPATCH(ctx, BatchNormBackward, dyr.data<T>(), xr.data<T>(), sr.data<P>(),
                       mr.data<float>(), ir.data<float>(), dxr.mutable_data<T>(),
-                      dsr.mutable_data<float>(), dbr.mutable_data<float>(), d.n, d.c, d.s);
+                      dsr.mutable_data<P>(), dbr.mutable_data<P>(), d.n, d.c, d.s);
         });
       },
-      {dy.block(), x.block(), s32.block(), m32.block(), inv32.block()},
+      {dy.block(), x.block(), sp.block(), m32.block(), inv32.block()},
       {dx.block(), dscale.block(), dbias.block()}, "BatchNormBackward");
-  return {dx, Like(dscale, scale), Like(dbias, scale)};
+  return {dx, Like(dscale, scale), Like(dbias, scale)};  // no cast where they are in its dtype
 }
 
 }  // namespace ops

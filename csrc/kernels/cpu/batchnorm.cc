@@ -1,8 +1,10 @@
 // CPU batch norm: one OpenMP work item per channel; per-channel sums in double (two passes:
 // mean, then squared deviations) so large batches keep float32 accuracy. One template per
-// kernel on the activation type T (float, half_t): values are loaded and stored through
-// Cvt<T> (the sums read float16 rows widened to float, kChunk values at a time), and the
-// arithmetic is the same for both.
+// kernel on the activation type T (float, half_t) and the per-channel type P (float, half_t):
+// values are loaded and stored through Cvt<T> and Cvt<P> (the sums read float16 rows widened
+// to float, kChunk values at a time; per-channel values are loaded once per channel, results
+// rounded to float first as in the float32 kernel, then to P), and the arithmetic is the same
+// for all.
 #include "kernels/batchnorm.h"
 
 #include <algorithm>
@@ -65,10 +67,10 @@ template <typename T>
     dx[j] = Cvt<T>::Store(BatchNormDx(Cvt<T>::Load(dy[j]), Cvt<T>::Load(x[j]), mean, p, q, r));
 }
 
-template <typename T>
-void TrainingT(const T* x, const float* scale, const float* bias, float* running_mean,
-               float* running_var, T* y, float* saved_mean, float* saved_inv_std, int64_t n,
-               int64_t c, int64_t s, float momentum, float eps) {
+template <typename T, typename P>
+void TrainingT(const T* x, const P* scale, const P* bias, P* running_mean, P* running_var, T* y,
+               float* saved_mean, float* saved_inv_std, int64_t n, int64_t c, int64_t s,
+               float momentum, float eps) {
   const int64_t m = n * s;
 #pragma omp parallel for schedule(static) if (n * c * s > MS_OMP_MIN)
   for (int64_t ch = 0; ch < c; ch++) {
@@ -85,35 +87,39 @@ void TrainingT(const T* x, const float* scale, const float* bias, float* running
     saved_mean[ch] = static_cast<float>(mean);
     saved_inv_std[ch] = static_cast<float>(inv_std);
     const double mom = momentum;
-    running_mean[ch] = static_cast<float>((1 - mom) * running_mean[ch] + mom * mean);
-    running_var[ch] = static_cast<float>((1 - mom) * running_var[ch] + mom * ssd / (m - 1));
+    const double rm = Cvt<P>::Load(running_mean[ch]), rv = Cvt<P>::Load(running_var[ch]);
+    running_mean[ch] = Cvt<P>::Store(static_cast<float>((1 - mom) * rm + mom * mean));
+    running_var[ch] = Cvt<P>::Store(static_cast<float>((1 - mom) * rv + mom * ssd / (m - 1)));
     // y = (x - mean) * a + bias, a = scale * inv_std; subtracting first keeps accuracy when
     // |mean| >> std.
-    const float mf = static_cast<float>(mean), a = static_cast<float>(scale[ch] * inv_std);
+    const float mf = static_cast<float>(mean);
+    const float a = static_cast<float>(double(Cvt<P>::Load(scale[ch])) * inv_std);
+    const float b = Cvt<P>::Load(bias[ch]);
     for (int64_t i = 0; i < n; i++) {
       const int64_t base = (i * c + ch) * s;
-      ApplyRow(x + base, y + base, s, mf, a, bias[ch]);
+      ApplyRow(x + base, y + base, s, mf, a, b);
     }
   }
 }
 
-template <typename T>
-void InferenceT(const T* x, const float* scale, const float* bias, const float* running_mean,
-                const float* running_var, T* y, int64_t n, int64_t c, int64_t s, float eps) {
+template <typename T, typename P>
+void InferenceT(const T* x, const P* scale, const P* bias, const P* running_mean,
+                const P* running_var, T* y, int64_t n, int64_t c, int64_t s, float eps) {
   const int64_t rows = n * c;
 #pragma omp parallel for schedule(static) if (rows * s > MS_OMP_MIN)
   for (int64_t r = 0; r < rows; r++) {
     const int64_t ch = r % c;
-    const double inv_std = 1.0 / std::sqrt(double(running_var[ch]) + double(eps));
-    const float mf = running_mean[ch], a = static_cast<float>(scale[ch] * inv_std);
-    ApplyRow(x + r * s, y + r * s, s, mf, a, bias[ch]);
+    const double inv_std = 1.0 / std::sqrt(double(Cvt<P>::Load(running_var[ch])) + double(eps));
+    const float mf = Cvt<P>::Load(running_mean[ch]);
+    const float a = static_cast<float>(double(Cvt<P>::Load(scale[ch])) * inv_std);
+    ApplyRow(x + r * s, y + r * s, s, mf, a, Cvt<P>::Load(bias[ch]));
   }
 }
 
-template <typename T>
-void BackwardT(const T* dy, const T* x, const float* scale, const float* saved_mean,
-               const float* saved_inv_std, T* dx, float* dscale, float* dbias, int64_t n,
-               int64_t c, int64_t s) {
+template <typename T, typename P>
+void BackwardT(const T* dy, const T* x, const P* scale, const float* saved_mean,
+               const float* saved_inv_std, T* dx, P* dscale, P* dbias, int64_t n, int64_t c,
+               int64_t s) {
   const int64_t m = n * s;
 #pragma omp parallel for schedule(static) if (n * c * s > MS_OMP_MIN)
   for (int64_t ch = 0; ch < c; ch++) {
@@ -124,9 +130,9 @@ void BackwardT(const T* dy, const T* x, const float* scale, const float* saved_m
     const double ds = ChannelSum(
         n, c, s, ch,
         [&](float g, float v) { return double(g) * ((double(v) - mean) * inv_std); }, dy, x);
-    dbias[ch] = static_cast<float>(db);
-    dscale[ch] = static_cast<float>(ds);
-    const double k = double(scale[ch]) * inv_std / double(m);
+    dbias[ch] = Cvt<P>::Store(static_cast<float>(db));
+    dscale[ch] = Cvt<P>::Store(static_cast<float>(ds));
+    const double k = double(Cvt<P>::Load(scale[ch])) * inv_std / double(m);
     // dx = dy * p + (x - mean) * q + r in float (BatchNormDx), expanding the formula above.
     const float mf = saved_mean[ch];
     const float p = static_cast<float>(k * m);
@@ -141,42 +147,29 @@ void BackwardT(const T* dy, const T* x, const float* scale, const float* saved_m
 
 }  // namespace
 
-void BatchNormForwardTraining(Context*, const float* x, const float* scale, const float* bias,
-                              float* running_mean, float* running_var, float* y,
-                              float* saved_mean, float* saved_inv_std, int64_t n, int64_t c,
-                              int64_t s, float momentum, float eps) {
-  TrainingT(x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std, n, c, s,
-            momentum, eps);
-}
-void BatchNormForwardTraining(Context*, const half_t* x, const float* scale, const float* bias,
-                              float* running_mean, float* running_var, half_t* y,
-                              float* saved_mean, float* saved_inv_std, int64_t n, int64_t c,
-                              int64_t s, float momentum, float eps) {
-  TrainingT(x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std, n, c, s,
-            momentum, eps);
-}
+#define MS_BATCHNORM_CPU(T, P)                                                                \
+  void BatchNormForwardTraining(Context*, const T* x, const P* scale, const P* bias,          \
+                                P* running_mean, P* running_var, T* y, float* saved_mean,     \
+                                float* saved_inv_std, int64_t n, int64_t c, int64_t s,        \
+                                float momentum, float eps) {                                  \
+    TrainingT(x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std, n, c,  \
+              s, momentum, eps);                                                              \
+  }                                                                                           \
+  void BatchNormForwardInference(Context*, const T* x, const P* scale, const P* bias,         \
+                                 const P* running_mean, const P* running_var, T* y,           \
+                                 int64_t n, int64_t c, int64_t s, float eps) {                \
+    InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps);                   \
+  }                                                                                           \
+  void BatchNormBackward(Context*, const T* dy, const T* x, const P* scale,                   \
+                         const float* saved_mean, const float* saved_inv_std, T* dx,          \
+                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s) {              \
+    BackwardT(dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);           \
+  }
 
-void BatchNormForwardInference(Context*, const float* x, const float* scale, const float* bias,
-                               const float* running_mean, const float* running_var, float* y,
-                               int64_t n, int64_t c, int64_t s, float eps) {
-  InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps);
-}
-void BatchNormForwardInference(Context*, const half_t* x, const float* scale, const float* bias,
-                               const float* running_mean, const float* running_var, half_t* y,
-                               int64_t n, int64_t c, int64_t s, float eps) {
-  InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps);
-}
-
-void BatchNormBackward(Context*, const float* dy, const float* x, const float* scale,
-                       const float* saved_mean, const float* saved_inv_std, float* dx,
-                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
-  BackwardT(dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);
-}
-void BatchNormBackward(Context*, const half_t* dy, const half_t* x, const float* scale,
-                       const float* saved_mean, const float* saved_inv_std, half_t* dx,
-                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
-  BackwardT(dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);
-}
+MS_BATCHNORM_CPU(float, float)
+MS_BATCHNORM_CPU(half_t, float)
+MS_BATCHNORM_CPU(half_t, half_t)
+#undef MS_BATCHNORM_CPU
 
 }  // namespace cpu
 }  // namespace kernels

@@ -3,8 +3,11 @@
 // N * S values with a block tree, then per-channel kernels combine the parts in order (two
 // passes as on the CPU: mean, then squared deviations). The per-channel coefficients are
 // computed once, in double with the CPU's roundings, and an elementwise kernel applies them.
-// The kernels that touch activations are templates on their type T (float, half_t): loads
-// and stores go through cudak::DCvt<T>, the arithmetic is the same for both.
+// The kernels that touch activations are templates on their type T (float, half_t), the
+// per-channel kernels on the per-channel type P (float, half_t), which they load once per
+// channel (bias into the coefficients, so the elementwise kernels read only float
+// coefficients) and store rounded to float first, as the float32 kernel does, then to P:
+// loads and stores go through cudak::DCvt, the arithmetic is the same for all.
 #include <cstdint>
 
 #include "kernels/batchnorm.h"
@@ -60,21 +63,22 @@ __global__ void StatKernel(const T* x, int64_t c, const Dv s, int64_t m, int64_t
   if (threadIdx.x == 0) partial[ch * parts + p] = acc;
 }
 
-// y = (x - coef[2ch]) * coef[2ch + 1] + bias, ch = e / S % C.
+// y = (x - coef[3ch]) * coef[3ch + 1] + coef[3ch + 2] (mean, scale * inv_std, bias),
+// ch = e / S % C.
 template <typename I, typename Dv, typename T>
-__global__ void ApplyKernel(const T* x, const float* coef, const float* bias, T* y,
-                            const Dv c, const Dv s, I total) {
+__global__ void ApplyKernel(const T* x, const float* coef, T* y, const Dv c, const Dv s,
+                            I total) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
-    const I ch = c.Mod(s.Div(e));
-    const float v = BatchNormY(DCvt<T>::Load(x[e]), coef[2 * ch], coef[2 * ch + 1], bias[ch]);
-    y[e] = DCvt<T>::Store(v);
+    const float* k = coef + 3 * c.Mod(s.Div(e));
+    y[e] = DCvt<T>::Store(BatchNormY(DCvt<T>::Load(x[e]), k[0], k[1], k[2]));
   }
 }
 
+template <typename P>
 __global__ void TrainStatsKernel(const double* sums, const double* ssds, int64_t c, int64_t parts,
-                                 int64_t m, const float* scale, float* running_mean,
-                                 float* running_var, float* saved_mean, float* saved_inv_std,
+                                 int64_t m, const P* scale, const P* bias, P* running_mean,
+                                 P* running_var, float* saved_mean, float* saved_inv_std,
                                  float momentum, float eps, float* coef) {
   MS_CUDA_LOOP(ch, c) {
     double sum = 0, ssd = 0;
@@ -86,19 +90,23 @@ __global__ void TrainStatsKernel(const double* sums, const double* ssds, int64_t
     saved_mean[ch] = static_cast<float>(mean);
     saved_inv_std[ch] = static_cast<float>(inv_std);
     const double mom = momentum;
-    running_mean[ch] = static_cast<float>((1 - mom) * running_mean[ch] + mom * mean);
-    running_var[ch] = static_cast<float>((1 - mom) * running_var[ch] + mom * ssd / (m - 1));
-    coef[2 * ch] = static_cast<float>(mean);
-    coef[2 * ch + 1] = static_cast<float>(scale[ch] * inv_std);
+    const double rm = DCvt<P>::Load(running_mean[ch]), rv = DCvt<P>::Load(running_var[ch]);
+    running_mean[ch] = DCvt<P>::Store(static_cast<float>((1 - mom) * rm + mom * mean));
+    running_var[ch] = DCvt<P>::Store(static_cast<float>((1 - mom) * rv + mom * ssd / (m - 1)));
+    coef[3 * ch] = static_cast<float>(mean);
+    coef[3 * ch + 1] = static_cast<float>(double(DCvt<P>::Load(scale[ch])) * inv_std);
+    coef[3 * ch + 2] = DCvt<P>::Load(bias[ch]);
   }
 }
 
-__global__ void InferenceCoefKernel(const float* scale, const float* running_mean,
-                                    const float* running_var, int64_t c, float eps, float* coef) {
+template <typename P>
+__global__ void InferenceCoefKernel(const P* scale, const P* bias, const P* running_mean,
+                                    const P* running_var, int64_t c, float eps, float* coef) {
   MS_CUDA_LOOP(ch, c) {
-    const double inv_std = 1.0 / sqrt(double(running_var[ch]) + double(eps));
-    coef[2 * ch] = running_mean[ch];
-    coef[2 * ch + 1] = static_cast<float>(scale[ch] * inv_std);
+    const double inv_std = 1.0 / sqrt(double(DCvt<P>::Load(running_var[ch])) + double(eps));
+    coef[3 * ch] = DCvt<P>::Load(running_mean[ch]);
+    coef[3 * ch + 1] = static_cast<float>(double(DCvt<P>::Load(scale[ch])) * inv_std);
+    coef[3 * ch + 2] = DCvt<P>::Load(bias[ch]);
   }
 }
 
@@ -127,18 +135,18 @@ __global__ void GradStatKernel(const T* dy, const T* x, const float* saved_mean,
 
 // dbias = sum(dy), dscale = sum(dy * xhat); coef = (mean, p, q, r) with
 // dx = dy * p + (x - mean) * q + r (BatchNormDx, the CPU's expansion, same roundings).
+template <typename P>
 __global__ void GradCoefKernel(const double* pdb, const double* pds, int64_t c, int64_t parts,
-                               int64_t m, const float* scale, const float* saved_mean,
-                               const float* saved_inv_std, float* dscale, float* dbias,
-                               float* coef) {
+                               int64_t m, const P* scale, const float* saved_mean,
+                               const float* saved_inv_std, P* dscale, P* dbias, float* coef) {
   MS_CUDA_LOOP(ch, c) {
     double db = 0, ds = 0;
     for (int64_t k = 0; k < parts; k++) db += pdb[ch * parts + k];
     for (int64_t k = 0; k < parts; k++) ds += pds[ch * parts + k];
-    dbias[ch] = static_cast<float>(db);
-    dscale[ch] = static_cast<float>(ds);
+    dbias[ch] = DCvt<P>::Store(static_cast<float>(db));
+    dscale[ch] = DCvt<P>::Store(static_cast<float>(ds));
     const double inv_std = saved_inv_std[ch];
-    const double k = double(scale[ch]) * inv_std / double(m);
+    const double k = double(DCvt<P>::Load(scale[ch])) * inv_std / double(m);
     coef[4 * ch] = saved_mean[ch];
     coef[4 * ch + 1] = static_cast<float>(k * m);
     coef[4 * ch + 2] = static_cast<float>(-k * ds * inv_std);
@@ -168,15 +176,14 @@ void WithIndex(int64_t n, int64_t c, int64_t s, F f) {
     f(int64_t{}, cudak::SlowDiv(c), cudak::SlowDiv(s), total);
 }
 
-template <typename T>
-void ForwardTrainingT(Context* ctx, const T* x, const float* scale, const float* bias,
-                      float* running_mean, float* running_var, T* y, float* saved_mean,
-                      float* saved_inv_std, int64_t n, int64_t c, int64_t s, float momentum,
-                      float eps) {
+template <typename T, typename P>
+void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P* running_mean,
+                      P* running_var, T* y, float* saved_mean, float* saved_inv_std, int64_t n,
+                      int64_t c, int64_t s, float momentum, float eps) {
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
-  cudak::Scratch scratch(ctx, 2 * sizeof(double) * c * parts + 2 * sizeof(float) * c);
+  cudak::Scratch scratch(ctx, 2 * sizeof(double) * c * parts + 3 * sizeof(float) * c);
   double* sums = scratch.as<double>();
   double* ssds = sums + c * parts;
   float* coef = reinterpret_cast<float*>(ssds + c * parts);
@@ -188,39 +195,39 @@ void ForwardTrainingT(Context* ctx, const T* x, const float* scale, const float*
     StatKernel<true, I><<<grid, kThreads, 0, st>>>(x, c, ds, m, parts, sums, ssds);
     MS_CUDA_LAUNCH_CHECK("StatKernel");
   });
-  TrainStatsKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(sums, ssds, c, parts, m, scale,
+  TrainStatsKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(sums, ssds, c, parts, m, scale, bias,
                                                           running_mean, running_var, saved_mean,
                                                           saved_inv_std, momentum, eps, coef);
   MS_CUDA_LAUNCH_CHECK("TrainStatsKernel");
   if (m == 0) return;
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto total) {
-    ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, bias, y, dc, ds, total);
+    ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, y, dc, ds, total);
   });
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
 
-template <typename T>
-void ForwardInferenceT(Context* ctx, const T* x, const float* scale, const float* bias,
-                       const float* running_mean, const float* running_var, T* y, int64_t n,
-                       int64_t c, int64_t s, float eps) {
+template <typename T, typename P>
+void ForwardInferenceT(Context* ctx, const T* x, const P* scale, const P* bias,
+                       const P* running_mean, const P* running_var, T* y, int64_t n, int64_t c,
+                       int64_t s, float eps) {
   const int64_t total = n * c * s;
   if (total <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
-  cudak::Scratch scratch(ctx, 2 * sizeof(float) * c);
+  cudak::Scratch scratch(ctx, 3 * sizeof(float) * c);
   float* coef = scratch.as<float>();
-  InferenceCoefKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(scale, running_mean, running_var, c,
-                                                             eps, coef);
+  InferenceCoefKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(scale, bias, running_mean,
+                                                             running_var, c, eps, coef);
   MS_CUDA_LAUNCH_CHECK("InferenceCoefKernel");
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto t) {
-    ApplyKernel<<<cudak::Blocks(t), kThreads, 0, st>>>(x, coef, bias, y, dc, ds, t);
+    ApplyKernel<<<cudak::Blocks(t), kThreads, 0, st>>>(x, coef, y, dc, ds, t);
   });
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
 
-template <typename T>
-void BackwardT(Context* ctx, const T* dy, const T* x, const float* scale, const float* saved_mean,
-               const float* saved_inv_std, T* dx, float* dscale, float* dbias, int64_t n,
-               int64_t c, int64_t s) {
+template <typename T, typename P>
+void BackwardT(Context* ctx, const T* dy, const T* x, const P* scale, const float* saved_mean,
+               const float* saved_inv_std, T* dx, P* dscale, P* dbias, int64_t n, int64_t c,
+               int64_t s) {
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
@@ -246,44 +253,29 @@ void BackwardT(Context* ctx, const T* dy, const T* x, const float* scale, const 
 
 }  // namespace
 
-void BatchNormForwardTraining(Context* ctx, const float* x, const float* scale,
-                              const float* bias, float* running_mean, float* running_var,
-                              float* y, float* saved_mean, float* saved_inv_std, int64_t n,
-                              int64_t c, int64_t s, float momentum, float eps) {
-  ForwardTrainingT(ctx, x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std,
-                   n, c, s, momentum, eps);
-}
-void BatchNormForwardTraining(Context* ctx, const half_t* x, const float* scale,
-                              const float* bias, float* running_mean, float* running_var,
-                              half_t* y, float* saved_mean, float* saved_inv_std, int64_t n,
-                              int64_t c, int64_t s, float momentum, float eps) {
-  ForwardTrainingT(ctx, x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std,
-                   n, c, s, momentum, eps);
-}
+#define MS_BATCHNORM_CUDA(T, P)                                                               \
+  void BatchNormForwardTraining(Context* ctx, const T* x, const P* scale, const P* bias,      \
+                                P* running_mean, P* running_var, T* y, float* saved_mean,     \
+                                float* saved_inv_std, int64_t n, int64_t c, int64_t s,        \
+                                float momentum, float eps) {                                  \
+    ForwardTrainingT(ctx, x, scale, bias, running_mean, running_var, y, saved_mean,           \
+                     saved_inv_std, n, c, s, momentum, eps);                                  \
+  }                                                                                           \
+  void BatchNormForwardInference(Context* ctx, const T* x, const P* scale, const P* bias,     \
+                                 const P* running_mean, const P* running_var, T* y,           \
+                                 int64_t n, int64_t c, int64_t s, float eps) {                \
+    ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps);       \
+  }                                                                                           \
+  void BatchNormBackward(Context* ctx, const T* dy, const T* x, const P* scale,               \
+                         const float* saved_mean, const float* saved_inv_std, T* dx,          \
+                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s) {              \
+    BackwardT(ctx, dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);      \
+  }
 
-void BatchNormForwardInference(Context* ctx, const float* x, const float* scale,
-                               const float* bias, const float* running_mean,
-                               const float* running_var, float* y, int64_t n, int64_t c,
-                               int64_t s, float eps) {
-  ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps);
-}
-void BatchNormForwardInference(Context* ctx, const half_t* x, const float* scale,
-                               const float* bias, const float* running_mean,
-                               const float* running_var, half_t* y, int64_t n, int64_t c,
-                               int64_t s, float eps) {
-  ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps);
-}
-
-void BatchNormBackward(Context* ctx, const float* dy, const float* x, const float* scale,
-                       const float* saved_mean, const float* saved_inv_std, float* dx,
-                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
-  BackwardT(ctx, dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);
-}
-void BatchNormBackward(Context* ctx, const half_t* dy, const half_t* x, const float* scale,
-                       const float* saved_mean, const float* saved_inv_std, half_t* dx,
-                       float* dscale, float* dbias, int64_t n, int64_t c, int64_t s) {
-  BackwardT(ctx, dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);
-}
+MS_BATCHNORM_CUDA(float, float)
+MS_BATCHNORM_CUDA(half_t, float)
+MS_BATCHNORM_CUDA(half_t, half_t)
+#undef MS_BATCHNORM_CUDA
 
 }  // namespace cuda
 }  // namespace kernels
