@@ -1,5 +1,6 @@
 """Fused optimizer updates against textbook numpy implementations (float64) over 5 steps,
-graph replay reading lr/step tensors, and bad inputs."""
+graph replay reading lr/step tensors, bad inputs, and all-float16 updates (run on float16
+tensors, no casts; bit for bit the float32 update rounded once)."""
 
 import numpy as np
 import pytest
@@ -211,3 +212,79 @@ def test_bad_inputs():
         _core.rmsprop_update(p, g, t((3, 2)), t((0,)))
     # Failed checks leave the parameter untouched.
     np.testing.assert_array_equal(p.to_numpy(), np.zeros((3, 2), np.float32))
+
+
+# float16: (name, number of state tensors, update(param, grad, states, lr, step)), weight
+# decay on; the SGD cases with momentum pass the step tensor (first step: buf = g).
+HALF_CASES = [
+    ("sgd", 0, lambda p, g, s, lr, st: _core.sgd_update(p, g, lr, None, 0.0, 0.0, 0.01, False)),
+    (
+        "sgd_momentum",
+        1,
+        lambda p, g, s, lr, st: _core.sgd_update(p, g, lr, s[0], 0.9, 0.1, 0.01, False, st),
+    ),
+    (
+        "sgd_nesterov",
+        1,
+        lambda p, g, s, lr, st: _core.sgd_update(p, g, lr, s[0], 0.8, 0.0, 0.01, True, st),
+    ),
+    (
+        "adam",
+        2,
+        lambda p, g, s, lr, st: _core.adam_update(p, g, s[0], s[1], lr, st, 0.9, 0.999, 1e-8, 0.01),
+    ),
+    ("adagrad", 1, lambda p, g, s, lr, st: _core.adagrad_update(p, g, s[0], lr, 1e-10, 0.01)),
+    ("rmsprop", 1, lambda p, g, s, lr, st: _core.rmsprop_update(p, g, s[0], lr, 0.9, 1e-8, 0.01)),
+]
+
+
+def test_float16_updates_run_on_float16(dev, rng):
+    """All-float16 updates read and write float16 tensors directly: the graph records the
+    updates and no float32 copies (AsType) or casts back (CastInto)."""
+
+    def h():
+        return core_tensor(rng.uniform(-1, 1, (5, 7)).astype(np.float16), dev)
+
+    lr, step = scalar(0.1, dev), scalar(2.0, dev)
+    args = [(fn, h(), h(), [h() for _ in range(ns)]) for _, ns, fn in HALF_CASES]
+    d = args[0][1].device
+    d.ResetGraph()  # another test's model may have left its graph on the device
+    d.EnableGraph(True)
+    try:
+        for fn, p, g, states in args:
+            fn(p, g, states, lr, step)
+        names = d.graph_node_names()
+    finally:
+        d.EnableGraph(False)
+        d.ResetGraph()
+    assert not any("AsType" in n or "CastInto" in n for n in names), names
+    assert names == ["SgdUpdate"] * 3 + ["AdamUpdate", "AdagradUpdate", "RmspropUpdate"], names
+
+
+@pytest.mark.parametrize("name,nstate,update", HALF_CASES, ids=[c[0] for c in HALF_CASES])
+def test_float16_updates_equal_float32(dev, rng, name, nstate, update):
+    """Each float16 step equals the float32 update on the same (float16) values, every updated
+    tensor rounded once to float16, bit for bit: 4 steps, so the states carry over; an odd
+    size above the CPU's OpenMP threshold."""
+    n = 40_003
+    p = rng.uniform(-2, 2, n).astype(np.float16)
+    states = [rng.uniform(-1, 1, n).astype(np.float16) for _ in range(nstate)]
+    if name in ("adam", "adagrad", "rmsprop"):
+        states[-1] = np.abs(states[-1])  # v, sum_sq, sq_avg >= 0
+    p16, s16 = core_tensor(p, dev), [core_tensor(s, dev) for s in states]
+    lr, step = scalar(0.0, dev), scalar(0.0, dev)
+    for t in range(1, 5):
+        g = rng.uniform(-2, 2, n).astype(np.float16)
+        setv(lr, LRS[t - 1])
+        setv(step, t)
+        p32 = core_tensor(p16.to_numpy().astype(np.float32), dev)
+        s32 = [core_tensor(s.to_numpy().astype(np.float32), dev) for s in s16]
+        update(p32, core_tensor(g.astype(np.float32), dev), s32, lr, step)
+        update(p16, core_tensor(g, dev), s16, lr, step)
+        for what, got, want in [("param", p16, p32)] + [
+            (f"state {i}", a, b) for i, (a, b) in enumerate(zip(s16, s32))
+        ]:
+            assert got.dtype == _core.DType.float16, what
+            np.testing.assert_array_equal(
+                got.to_numpy(), want.to_numpy().astype(np.float16), err_msg=f"step {t}, {what}"
+            )

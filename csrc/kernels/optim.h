@@ -1,45 +1,67 @@
-// Optim family: fused, in-place parameter updates (PyTorch's formulas), float32, one pass
-// over the parameter. The learning rate `lr` and Adam's `step` are pointers to 1-element
-// device tensors read inside the kernel, so a recorded graph sees their current values.
-// Every update first forms g = grad + weight_decay * param (L2 decay).
+// Optim family: fused, in-place parameter updates (PyTorch's formulas), one pass over the
+// parameter. param, grad and the state tensors are all float32 or all float16; float16 values
+// are loaded to float32, updated with the float32 arithmetic and each updated tensor rounded
+// once to float16 (the float32 kernel's results on the same values, rounded). The learning
+// rate `lr` and Adam's `step` are pointers to 1-element float32 device tensors read inside the
+// kernel, so a recorded graph sees their current values. Every update first forms
+// g = grad + weight_decay * param (L2 decay).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "core/device.h"
+#include "core/dtype.h"
 
 namespace minisinga {
 namespace kernels {
+// The elementwise arithmetic shared by the CPU and CUDA kernels, in float.
+
+// g + wd * p, skipped when wd == 0 as PyTorch does (so an inf param gives no NaN).
+MS_HD float OptimDecayed(float g, float p, float wd) { return wd != 0.0f ? g + wd * p : g; }
+
+// A running state's update c * s + d from its old value s, where d is the new term (itself a
+// product: (1 - b1) * g, (1 - b2) * g * g, ...). Left to fuse one of the two products into an
+// FMA, a compiler may pick a different one for half_t than for float (GCC did here, and on
+// the restructured float32 loops too), so this writes out the FMA that GCC and nvcc chose for
+// the original float32 kernels (plain arithmetic where the target has no FMA).
+MS_HD float OptimState(float c, float s, float d) {
+#if defined(__CUDA_ARCH__) || defined(__FP_FAST_FMAF)
+  return fmaf(c, s, d);
+#else
+  return c * s + d;
+#endif
+}
+
+// Declared once for both namespaces (cpu, cuda), for T = float and T = half_t: param, grad
+// and the states are T; lr and step are float32.
+#define MS_OPTIM_KERNELS(T)                                                                   \
+  /* With momentum != 0 (buf non-null): buf = first ? g : momentum * buf + (1 - dampening)  \
+     * g, where first = (step != nullptr && *step <= 1); nesterov: g += momentum * buf,     \
+     else g = buf. Then param -= lr * g. */                                                 \
+  void SgdUpdate(Context* ctx, T* param, const T* grad, T* buf, const float* lr,            \
+                 const float* step, int64_t n, float momentum, float dampening,             \
+                 float weight_decay, bool nesterov);                                        \
+  /* m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;                                        \
+     param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), t = *step (>= 1). */ \
+  void AdamUpdate(Context* ctx, T* param, const T* grad, T* m, T* v, const float* lr,       \
+                  const float* step, int64_t n, float beta1, float beta2, float eps,        \
+                  float weight_decay);                                                      \
+  /* sum_sq += g^2; param -= lr * g / (sqrt(sum_sq) + eps). */                              \
+  void AdagradUpdate(Context* ctx, T* param, const T* grad, T* sum_sq, const float* lr,     \
+                     int64_t n, float eps, float weight_decay);                             \
+  /* sq_avg = rho sq_avg + (1 - rho) g^2; param -= lr * g / (sqrt(sq_avg) + eps). */        \
+  void RmspropUpdate(Context* ctx, T* param, const T* grad, T* sq_avg, const float* lr,     \
+                     int64_t n, float rho, float eps, float weight_decay);
+
 namespace cpu {
-// With momentum != 0 (buf non-null): buf = first ? g : momentum * buf + (1 - dampening) * g,
-// where first = (step != nullptr && *step <= 1); nesterov: g += momentum * buf, else g = buf.
-// Then param -= lr * g.
-void SgdUpdate(Context* ctx, float* param, const float* grad, float* buf, const float* lr,
-               const float* step, int64_t n, float momentum, float dampening,
-               float weight_decay, bool nesterov);
-// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
-// param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), t = *step (>= 1).
-void AdamUpdate(Context* ctx, float* param, const float* grad, float* m, float* v,
-                const float* lr, const float* step, int64_t n, float beta1, float beta2,
-                float eps, float weight_decay);
-// sum_sq += g^2; param -= lr * g / (sqrt(sum_sq) + eps).
-void AdagradUpdate(Context* ctx, float* param, const float* grad, float* sum_sq,
-                   const float* lr, int64_t n, float eps, float weight_decay);
-// sq_avg = rho sq_avg + (1 - rho) g^2; param -= lr * g / (sqrt(sq_avg) + eps).
-void RmspropUpdate(Context* ctx, float* param, const float* grad, float* sq_avg,
-                   const float* lr, int64_t n, float rho, float eps, float weight_decay);
+MS_OPTIM_KERNELS(float)
+MS_OPTIM_KERNELS(half_t)
 }  // namespace cpu
 namespace cuda {
-void SgdUpdate(Context* ctx, float* param, const float* grad, float* buf, const float* lr,
-               const float* step, int64_t n, float momentum, float dampening,
-               float weight_decay, bool nesterov);
-void AdamUpdate(Context* ctx, float* param, const float* grad, float* m, float* v,
-                const float* lr, const float* step, int64_t n, float beta1, float beta2,
-                float eps, float weight_decay);
-void AdagradUpdate(Context* ctx, float* param, const float* grad, float* sum_sq,
-                   const float* lr, int64_t n, float eps, float weight_decay);
-void RmspropUpdate(Context* ctx, float* param, const float* grad, float* sq_avg,
-                   const float* lr, int64_t n, float rho, float eps, float weight_decay);
+MS_OPTIM_KERNELS(float)
+MS_OPTIM_KERNELS(half_t)
 }  // namespace cuda
+#undef MS_OPTIM_KERNELS
 }  // namespace kernels
 }  // namespace minisinga

@@ -9,18 +9,24 @@
 namespace minisinga {
 namespace ops {
 
+// param, grad and the states are float32 or float16. Where they all share one dtype, the
+// kernels update them in place in that dtype (float16: float32 arithmetic, each result
+// rounded once; kernels/optim.h). Mixed dtypes run the update on float32 copies and cast the
+// results back (ops/half.h). lr and step are float32.
+
 namespace {
 
-// float16 params, grads and states never get here: the updates below run them in float32 and
-// write the results back (ops/half.h).
-void CheckParam(const char* op, const Tensor& param) {
-  CheckDType(op, param, {DType::kFloat32}, "param");
+// float32 or float16 (the message names float32, as it always has).
+void CheckFloat(const char* op, const Tensor& t, const char* what) {
+  if (t.dtype() != DType::kFloat16) CheckDType(op, t, {DType::kFloat32}, what);
 }
 
-// A tensor updated alongside param: float32, same device, same shape.
+void CheckParam(const char* op, const Tensor& param) { CheckFloat(op, param, "param"); }
+
+// A tensor updated alongside param: float32 or float16, same device, same shape.
 void CheckLike(const char* op, const Tensor& param, const Tensor& t, const char* what) {
   CheckSameDevice(op, param, t);
-  CheckDType(op, t, {DType::kFloat32}, what);
+  CheckFloat(op, t, what);
   MS_CHECK(t.shape() == param.shape(), op << ": " << what << " has shape "
                                           << ShapeStr(t.shape()) << ", expected param's shape "
                                           << ShapeStr(param.shape()));
@@ -53,9 +59,17 @@ void CheckEps(const char* op, double eps) {
 }
 
 // State updated in place: a never-written block reads as zeros, then is written.
-float* ReadWrite(const TensorRef& r) {
-  r.data<float>();
-  return r.mutable_data<float>();
+template <typename T>
+T* ReadWrite(const TensorRef& r) {
+  r.data<T>();
+  return r.mutable_data<T>();
+}
+
+// Whether every tensor has param's dtype (else the update runs on float32 copies).
+bool SameDType(const Tensor& param, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (t->dtype() != param.dtype()) return false;
+  return true;
 }
 
 }  // namespace
@@ -64,14 +78,6 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
                std::optional<Tensor> momentum_buf, double momentum, double dampening,
                double weight_decay, bool nesterov, std::optional<Tensor> step) {
   const char* op = "sgd_update";
-  if (IsHalf(param) || IsHalf(grad) || IsHalf(momentum_buf)) {
-    Tensor p = ToF32(param);
-    std::optional<Tensor> buf = ToF32(momentum_buf);
-    SgdUpdate(p, ToF32(grad), lr, buf, momentum, dampening, weight_decay, nesterov, step);
-    CastInto(param, p);
-    if (buf) CastInto(*momentum_buf, *buf);
-    return;
-  }
   CheckCommon(op, param, grad, lr, weight_decay);
   MS_CHECK(momentum >= 0 && std::isfinite(momentum),
            op << ": momentum must be finite and >= 0, got " << momentum);
@@ -98,15 +104,26 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
       reads.push_back(step->block());
     }
   }
+  if (!SameDType(param, {&grad}) || (use_buf && momentum_buf->dtype() != param.dtype())) {
+    Tensor p = ToF32(param);
+    std::optional<Tensor> buf = use_buf ? ToF32(momentum_buf) : std::nullopt;
+    SgdUpdate(p, ToF32(grad), lr, buf, momentum, dampening, weight_decay, nesterov, step);
+    CastInto(param, p);  // nothing to do where it was float32
+    if (buf) CastInto(*momentum_buf, *buf);
+    return;
+  }
   TensorRef pr = param.ref(), gr = grad.ref(), lr_r = lr.ref();
   const float mom = static_cast<float>(momentum), damp = static_cast<float>(dampening),
               wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        MS_DISPATCH(ctx, SgdUpdate, ReadWrite(pr), gr.data<float>(),
-                    use_buf ? ReadWrite(br) : nullptr, lr_r.data<float>(),
-                    has_step ? sr.data<float>() : nullptr, pr.numel(), mom, damp, wd,
-                    nesterov);
+        FloatSwitch(pr.dtype, [&](auto tag) {
+          using T = decltype(tag);
+          MS_DISPATCH(ctx, SgdUpdate, ReadWrite<T>(pr), gr.data<T>(),
+                      use_buf ? ReadWrite<T>(br) : nullptr, lr_r.data<float>(),
+                      has_step ? sr.data<float>() : nullptr, pr.numel(), mom, damp, wd,
+                      nesterov);
+        });
       },
       reads, writes, "SgdUpdate");
 }
@@ -115,14 +132,6 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
                 const Tensor& lr, const Tensor& step, double beta1, double beta2, double eps,
                 double weight_decay) {
   const char* op = "adam_update";
-  if (IsHalf(param) || IsHalf(grad) || IsHalf(m) || IsHalf(v)) {
-    Tensor p = ToF32(param), m32 = ToF32(m), v32 = ToF32(v);
-    AdamUpdate(p, ToF32(grad), m32, v32, lr, step, beta1, beta2, eps, weight_decay);
-    CastInto(param, p);
-    CastInto(m, m32);
-    CastInto(v, v32);
-    return;
-  }
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, m, "m");
   CheckLike(op, param, v, "v");
@@ -130,15 +139,26 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
   MS_CHECK(beta1 >= 0 && beta1 < 1, op << ": beta1 must be in [0, 1), got " << beta1);
   MS_CHECK(beta2 >= 0 && beta2 < 1, op << ": beta2 must be in [0, 1), got " << beta2);
   CheckEps(op, eps);
+  if (!SameDType(param, {&grad, &m, &v})) {
+    Tensor p = ToF32(param), m32 = ToF32(m), v32 = ToF32(v);
+    AdamUpdate(p, ToF32(grad), m32, v32, lr, step, beta1, beta2, eps, weight_decay);
+    CastInto(param, p);  // nothing to do where it was float32
+    CastInto(m, m32);
+    CastInto(v, v32);
+    return;
+  }
   TensorRef pr = param.ref(), gr = grad.ref(), mr = m.ref(), vr = v.ref(), lr_r = lr.ref(),
             sr = step.ref();
   const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2),
               e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        MS_DISPATCH(ctx, AdamUpdate, ReadWrite(pr), gr.data<float>(), ReadWrite(mr),
-                    ReadWrite(vr), lr_r.data<float>(), sr.data<float>(), pr.numel(), b1, b2, e,
-                    wd);
+        FloatSwitch(pr.dtype, [&](auto tag) {
+          using T = decltype(tag);
+          MS_DISPATCH(ctx, AdamUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<T>(mr),
+                      ReadWrite<T>(vr), lr_r.data<float>(), sr.data<float>(), pr.numel(), b1,
+                      b2, e, wd);
+        });
       },
       {param.block(), grad.block(), m.block(), v.block(), lr.block(), step.block()},
       {param.block(), m.block(), v.block()}, "AdamUpdate");
@@ -147,22 +167,25 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
 void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq,
                    const Tensor& lr, double eps, double weight_decay) {
   const char* op = "adagrad_update";
-  if (IsHalf(param) || IsHalf(grad) || IsHalf(sum_sq)) {
-    Tensor p = ToF32(param), s = ToF32(sum_sq);
-    AdagradUpdate(p, ToF32(grad), s, lr, eps, weight_decay);
-    CastInto(param, p);
-    CastInto(sum_sq, s);
-    return;
-  }
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, sum_sq, "sum_sq");
   CheckEps(op, eps);
+  if (!SameDType(param, {&grad, &sum_sq})) {
+    Tensor p = ToF32(param), s = ToF32(sum_sq);
+    AdagradUpdate(p, ToF32(grad), s, lr, eps, weight_decay);
+    CastInto(param, p);  // nothing to do where it was float32
+    CastInto(sum_sq, s);
+    return;
+  }
   TensorRef pr = param.ref(), gr = grad.ref(), sr = sum_sq.ref(), lr_r = lr.ref();
   const float e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        MS_DISPATCH(ctx, AdagradUpdate, ReadWrite(pr), gr.data<float>(), ReadWrite(sr),
-                    lr_r.data<float>(), pr.numel(), e, wd);
+        FloatSwitch(pr.dtype, [&](auto tag) {
+          using T = decltype(tag);
+          MS_DISPATCH(ctx, AdagradUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<T>(sr),
+                      lr_r.data<float>(), pr.numel(), e, wd);
+        });
       },
       {param.block(), grad.block(), sum_sq.block(), lr.block()},
       {param.block(), sum_sq.block()}, "AdagradUpdate");
@@ -171,24 +194,27 @@ void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq
 void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg,
                    const Tensor& lr, double rho, double eps, double weight_decay) {
   const char* op = "rmsprop_update";
-  if (IsHalf(param) || IsHalf(grad) || IsHalf(sq_avg)) {
-    Tensor p = ToF32(param), s = ToF32(sq_avg);
-    RmspropUpdate(p, ToF32(grad), s, lr, rho, eps, weight_decay);
-    CastInto(param, p);
-    CastInto(sq_avg, s);
-    return;
-  }
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, sq_avg, "sq_avg");
   CheckRange(op, "rho", rho, 0, 1);
   CheckEps(op, eps);
+  if (!SameDType(param, {&grad, &sq_avg})) {
+    Tensor p = ToF32(param), s = ToF32(sq_avg);
+    RmspropUpdate(p, ToF32(grad), s, lr, rho, eps, weight_decay);
+    CastInto(param, p);  // nothing to do where it was float32
+    CastInto(sq_avg, s);
+    return;
+  }
   TensorRef pr = param.ref(), gr = grad.ref(), sr = sq_avg.ref(), lr_r = lr.ref();
   const float r = static_cast<float>(rho), e = static_cast<float>(eps),
               wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        MS_DISPATCH(ctx, RmspropUpdate, ReadWrite(pr), gr.data<float>(), ReadWrite(sr),
-                    lr_r.data<float>(), pr.numel(), r, e, wd);
+        FloatSwitch(pr.dtype, [&](auto tag) {
+          using T = decltype(tag);
+          MS_DISPATCH(ctx, RmspropUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<T>(sr),
+                      lr_r.data<float>(), pr.numel(), r, e, wd);
+        });
       },
       {param.block(), grad.block(), sq_avg.block(), lr.block()},
       {param.block(), sq_avg.block()}, "RmspropUpdate");

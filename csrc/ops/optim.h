@@ -1,4 +1,8 @@
-// Fused in-place optimizer updates (PyTorch's SGD, Adam, Adagrad, RMSprop), float32.
+// Fused in-place optimizer updates (PyTorch's SGD, Adam, Adagrad, RMSprop) on float32 or
+// float16 tensors, computed in float32: param, grad and every state tensor in one dtype are
+// updated in it directly (float16: each result rounded once); mixed float32 / float16 ones
+// through float32 copies. Either way float16 results equal the float32 update on the same
+// values, rounded once to float16.
 // param, grad and every state tensor must have the same shape and device. `lr` and `step`
 // are 1-element float32 tensors on the same device, read when the update runs, so a
 // recorded graph sees the values they hold at each replay. Weight decay is L2: the update

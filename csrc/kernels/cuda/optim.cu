@@ -1,7 +1,9 @@
 // CUDA fused optimizer updates: one grid-stride loop each, with the CPU's formulas. The
 // learning rate and step live in device memory and are read by the kernels, so a recorded
 // (or captured) graph sees their current values. Adam's bias corrections are computed once
-// per block, in double as on the CPU.
+// per block, in double as on the CPU. The kernels are templates on the element type T (float,
+// half_t): loads and stores go through cudak::DCvt<T>, the arithmetic is the same for both
+// (kernels/optim.h).
 #include <cstdint>
 
 #include "kernels/cuda/util.cuh"
@@ -13,31 +15,33 @@ namespace cuda {
 
 namespace {
 
-// g + wd * param, skipped when wd == 0 as PyTorch does (so an inf param gives no NaN).
-__device__ __forceinline__ float Decayed(float g, float p, float wd) {
-  return wd != 0.0f ? g + wd * p : g;
-}
+using cudak::DCvt;
 
-__global__ void SgdKernel(float* param, const float* grad, float* buf, const float* lr,
-                          const float* step, int64_t n, float momentum, float dampening,
-                          float wd, bool nesterov) {
+template <typename T>
+__global__ void SgdKernel(T* param, const T* grad, T* buf, const float* lr, const float* step,
+                          int64_t n, float momentum, float dampening, float wd, bool nesterov) {
   const float a = *lr;
   if (buf == nullptr) {
-    MS_CUDA_LOOP(i, n) param[i] -= a * Decayed(grad[i], param[i], wd);
+    MS_CUDA_LOOP(i, n) {
+      const float p = DCvt<T>::Load(param[i]);
+      param[i] = DCvt<T>::Store(p - a * OptimDecayed(DCvt<T>::Load(grad[i]), p, wd));
+    }
     return;
   }
   const bool first = step != nullptr && *step <= 1.0f;
   // buf = mb * buf + gb * g covers both the first step (0, 1) and later ones.
   const float mb = first ? 0.0f : momentum, gb = first ? 1.0f : 1.0f - dampening;
   MS_CUDA_LOOP(i, n) {
-    const float g = Decayed(grad[i], param[i], wd);
-    const float b = mb * buf[i] + gb * g;
-    buf[i] = b;
-    param[i] -= a * (nesterov ? g + momentum * b : b);
+    const float p = DCvt<T>::Load(param[i]);
+    const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
+    const float b = OptimState(mb, DCvt<T>::Load(buf[i]), gb * g);
+    buf[i] = DCvt<T>::Store(b);
+    param[i] = DCvt<T>::Store(p - a * (nesterov ? g + momentum * b : b));
   }
 }
 
-__global__ void AdamKernel(float* param, const float* grad, float* m, float* v, const float* lr,
+template <typename T>
+__global__ void AdamKernel(T* param, const T* grad, T* m, T* v, const float* lr,
                            const float* step, int64_t n, float b1, float b2, float eps,
                            float wd) {
   __shared__ float coef[2];
@@ -50,35 +54,80 @@ __global__ void AdamKernel(float* param, const float* grad, float* m, float* v, 
   __syncthreads();
   const float step_size = coef[0], sqrt_bc2 = coef[1];
   MS_CUDA_LOOP(i, n) {
-    const float g = Decayed(grad[i], param[i], wd);
-    const float mi = b1 * m[i] + (1.0f - b1) * g;
-    const float vi = b2 * v[i] + (1.0f - b2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    param[i] -= step_size * mi / (sqrtf(vi) / sqrt_bc2 + eps);
+    const float p = DCvt<T>::Load(param[i]);
+    const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
+    const float mi = OptimState(b1, DCvt<T>::Load(m[i]), (1.0f - b1) * g);
+    const float vi = OptimState(b2, DCvt<T>::Load(v[i]), (1.0f - b2) * g * g);
+    m[i] = DCvt<T>::Store(mi);
+    v[i] = DCvt<T>::Store(vi);
+    param[i] = DCvt<T>::Store(p - step_size * mi / (sqrtf(vi) / sqrt_bc2 + eps));
   }
 }
 
-__global__ void AdagradKernel(float* param, const float* grad, float* sum_sq, const float* lr,
-                              int64_t n, float eps, float wd) {
+template <typename T>
+__global__ void AdagradKernel(T* param, const T* grad, T* sum_sq, const float* lr, int64_t n,
+                              float eps, float wd) {
   const float a = *lr;
   MS_CUDA_LOOP(i, n) {
-    const float g = Decayed(grad[i], param[i], wd);
-    const float s = sum_sq[i] + g * g;
-    sum_sq[i] = s;
-    param[i] -= a * g / (sqrtf(s) + eps);
+    const float p = DCvt<T>::Load(param[i]);
+    const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
+    const float s = DCvt<T>::Load(sum_sq[i]) + g * g;
+    sum_sq[i] = DCvt<T>::Store(s);
+    param[i] = DCvt<T>::Store(p - a * g / (sqrtf(s) + eps));
   }
 }
 
-__global__ void RmspropKernel(float* param, const float* grad, float* sq_avg, const float* lr,
-                              int64_t n, float rho, float eps, float wd) {
+template <typename T>
+__global__ void RmspropKernel(T* param, const T* grad, T* sq_avg, const float* lr, int64_t n,
+                              float rho, float eps, float wd) {
   const float a = *lr;
   MS_CUDA_LOOP(i, n) {
-    const float g = Decayed(grad[i], param[i], wd);
-    const float s = rho * sq_avg[i] + (1.0f - rho) * g * g;
-    sq_avg[i] = s;
-    param[i] -= a * g / (sqrtf(s) + eps);
+    const float p = DCvt<T>::Load(param[i]);
+    const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
+    const float s = OptimState(rho, DCvt<T>::Load(sq_avg[i]), (1.0f - rho) * g * g);
+    sq_avg[i] = DCvt<T>::Store(s);
+    param[i] = DCvt<T>::Store(p - a * g / (sqrtf(s) + eps));
   }
+}
+
+template <typename T>
+void Sgd(Context* ctx, T* param, const T* grad, T* buf, const float* lr, const float* step,
+         int64_t n, float momentum, float dampening, float weight_decay, bool nesterov) {
+  if (n <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  SgdKernel<T><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
+      param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
+  MS_CUDA_LAUNCH_CHECK("SgdKernel");
+}
+
+template <typename T>
+void Adam(Context* ctx, T* param, const T* grad, T* m, T* v, const float* lr, const float* step,
+          int64_t n, float beta1, float beta2, float eps, float weight_decay) {
+  if (n <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  AdamKernel<T><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, m, v, lr, step, n,
+                                                             beta1, beta2, eps, weight_decay);
+  MS_CUDA_LAUNCH_CHECK("AdamKernel");
+}
+
+template <typename T>
+void Adagrad(Context* ctx, T* param, const T* grad, T* sum_sq, const float* lr, int64_t n,
+             float eps, float weight_decay) {
+  if (n <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  AdagradKernel<T><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, sum_sq, lr, n, eps,
+                                                                weight_decay);
+  MS_CUDA_LAUNCH_CHECK("AdagradKernel");
+}
+
+template <typename T>
+void Rmsprop(Context* ctx, T* param, const T* grad, T* sq_avg, const float* lr, int64_t n,
+             float rho, float eps, float weight_decay) {
+  if (n <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  RmspropKernel<T><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, sq_avg, lr, n, rho,
+                                                                eps, weight_decay);
+  MS_CUDA_LAUNCH_CHECK("RmspropKernel");
 }
 
 }  // namespace
@@ -86,39 +135,41 @@ __global__ void RmspropKernel(float* param, const float* grad, float* sq_avg, co
 void SgdUpdate(Context* ctx, float* param, const float* grad, float* buf, const float* lr,
                const float* step, int64_t n, float momentum, float dampening,
                float weight_decay, bool nesterov) {
-  if (n <= 0) return;
-  cudaStream_t s = cudak::Stream(ctx);
-  SgdKernel<<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, buf, lr, step, n, momentum,
-                                                         dampening, weight_decay, nesterov);
-  MS_CUDA_LAUNCH_CHECK("SgdKernel");
+  Sgd(ctx, param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
+}
+void SgdUpdate(Context* ctx, half_t* param, const half_t* grad, half_t* buf, const float* lr,
+               const float* step, int64_t n, float momentum, float dampening,
+               float weight_decay, bool nesterov) {
+  Sgd(ctx, param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
 }
 
 void AdamUpdate(Context* ctx, float* param, const float* grad, float* m, float* v,
                 const float* lr, const float* step, int64_t n, float beta1, float beta2,
                 float eps, float weight_decay) {
-  if (n <= 0) return;
-  cudaStream_t s = cudak::Stream(ctx);
-  AdamKernel<<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, m, v, lr, step, n, beta1,
-                                                          beta2, eps, weight_decay);
-  MS_CUDA_LAUNCH_CHECK("AdamKernel");
+  Adam(ctx, param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);
+}
+void AdamUpdate(Context* ctx, half_t* param, const half_t* grad, half_t* m, half_t* v,
+                const float* lr, const float* step, int64_t n, float beta1, float beta2,
+                float eps, float weight_decay) {
+  Adam(ctx, param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);
 }
 
 void AdagradUpdate(Context* ctx, float* param, const float* grad, float* sum_sq,
                    const float* lr, int64_t n, float eps, float weight_decay) {
-  if (n <= 0) return;
-  cudaStream_t s = cudak::Stream(ctx);
-  AdagradKernel<<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, sum_sq, lr, n, eps,
-                                                             weight_decay);
-  MS_CUDA_LAUNCH_CHECK("AdagradKernel");
+  Adagrad(ctx, param, grad, sum_sq, lr, n, eps, weight_decay);
+}
+void AdagradUpdate(Context* ctx, half_t* param, const half_t* grad, half_t* sum_sq,
+                   const float* lr, int64_t n, float eps, float weight_decay) {
+  Adagrad(ctx, param, grad, sum_sq, lr, n, eps, weight_decay);
 }
 
 void RmspropUpdate(Context* ctx, float* param, const float* grad, float* sq_avg,
                    const float* lr, int64_t n, float rho, float eps, float weight_decay) {
-  if (n <= 0) return;
-  cudaStream_t s = cudak::Stream(ctx);
-  RmspropKernel<<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, sq_avg, lr, n, rho, eps,
-                                                             weight_decay);
-  MS_CUDA_LAUNCH_CHECK("RmspropKernel");
+  Rmsprop(ctx, param, grad, sq_avg, lr, n, rho, eps, weight_decay);
+}
+void RmspropUpdate(Context* ctx, half_t* param, const half_t* grad, half_t* sq_avg,
+                   const float* lr, int64_t n, float rho, float eps, float weight_decay) {
+  Rmsprop(ctx, param, grad, sq_avg, lr, n, rho, eps, weight_decay);
 }
 
 }  // namespace cuda
