@@ -132,10 +132,11 @@ def test_conv2d_float16_runs_on_float16_gemms(dev, rng, plan, case):
         lambda dy_, x_, w_: [
             _core.conv2d_backward_data(dy_, w_, list(xs), *args),
             _core.conv2d_backward_weight(dy_, x_, list(ws), *args),
+            _core.conv2d_backward_bias(dy_),
         ],
         dy, x, w, maxulp=u,
     )
-    assert [g.shape for g in got] == [xs, ws]
+    assert [g.shape for g in got] == [xs, ws, (ws[0],)]
     t = [core_tensor(a, dev) for a in (x, w, b)]
     yb = _core.conv2d(*t, *args).to_numpy().astype(F32)
     t32 = [core_tensor(a.astype(F32), dev) for a in (x, w, b)]
@@ -151,14 +152,16 @@ def test_conv2d_float16_runs_on_float16_gemms(dev, rng, plan, case):
         _core.conv2d(*t, *args)
         _core.conv2d_backward_data(tdy, t[1], list(xs), *args)
         _core.conv2d_backward_weight(tdy, t[0], list(ws), *args)
+        _core.conv2d_backward_bias(tdy)  # float16 kernels on every plan
         names = d.graph_node_names()
     finally:
         d.EnableGraph(False)
         d.ResetGraph()
     if dev.is_cuda or plan == "gpu-plan":
-        assert names == ["Conv2d", "Conv2dBackwardData", "Conv2dBackwardWeight"], names
+        assert names == ["Conv2d", "Conv2dBackwardData", "Conv2dBackwardWeight",
+                         "Conv2dBackwardBias"], names
     else:  # the CPU's plan widens x and w (and dy) to float32 first: fewer conversions
-        assert "AsType" in names, names
+        assert "AsType" in names and names[-1] == "Conv2dBackwardBias", names
 
 
 @pytest.mark.parametrize("is_max", [True, False])

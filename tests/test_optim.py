@@ -1,6 +1,7 @@
 """Fused optimizer updates against textbook numpy implementations (float64) over 5 steps,
-graph replay reading lr/step tensors, bad inputs, and all-float16 updates (run on float16
-tensors, no casts; bit for bit the float32 update rounded once)."""
+graph replay reading lr/step tensors, bad inputs, and float16 updates with float16 or float32
+states (run on the tensors as they are, no casts; bit for bit the float32 update rounded
+once)."""
 
 import numpy as np
 import pytest
@@ -238,15 +239,17 @@ HALF_CASES = [
 ]
 
 
-def test_float16_updates_run_on_float16(dev, rng):
-    """All-float16 updates read and write float16 tensors directly: the graph records the
+@pytest.mark.parametrize("state", [np.float16, np.float32], ids=["float16-state", "float32-state"])
+def test_float16_updates_run_on_float16(dev, rng, state):
+    """float16 updates read and write float16 parameters (and float16 or float32 states, the
+    latter what minisinga.opt keeps for float16 parameters) directly: the graph records the
     updates and no float32 copies (AsType) or casts back (CastInto)."""
 
-    def h():
-        return core_tensor(rng.uniform(-1, 1, (5, 7)).astype(np.float16), dev)
+    def t(dtype=np.float16):
+        return core_tensor(rng.uniform(0, 1, (5, 7)).astype(dtype), dev)
 
     lr, step = scalar(0.1, dev), scalar(2.0, dev)
-    args = [(fn, h(), h(), [h() for _ in range(ns)]) for _, ns, fn in HALF_CASES]
+    args = [(fn, t(), t(), [t(state) for _ in range(ns)]) for _, ns, fn in HALF_CASES]
     d = args[0][1].device
     d.ResetGraph()  # another test's model may have left its graph on the device
     d.EnableGraph(True)
@@ -261,14 +264,15 @@ def test_float16_updates_run_on_float16(dev, rng):
     assert names == ["SgdUpdate"] * 3 + ["AdamUpdate", "AdagradUpdate", "RmspropUpdate"], names
 
 
+@pytest.mark.parametrize("state", [np.float16, np.float32], ids=["float16-state", "float32-state"])
 @pytest.mark.parametrize("name,nstate,update", HALF_CASES, ids=[c[0] for c in HALF_CASES])
-def test_float16_updates_equal_float32(dev, rng, name, nstate, update):
+def test_float16_updates_equal_float32(dev, rng, name, nstate, update, state):
     """Each float16 step equals the float32 update on the same (float16) values, every updated
-    tensor rounded once to float16, bit for bit: 4 steps, so the states carry over; an odd
-    size above the CPU's OpenMP threshold."""
+    float16 tensor rounded once to float16, bit for bit (float32 states: equal): 4 steps, so
+    the states carry over; an odd size above the CPU's OpenMP threshold."""
     n = 40_003
     p = rng.uniform(-2, 2, n).astype(np.float16)
-    states = [rng.uniform(-1, 1, n).astype(np.float16) for _ in range(nstate)]
+    states = [rng.uniform(-1, 1, n).astype(state) for _ in range(nstate)]
     if name in ("adam", "adagrad", "rmsprop"):
         states[-1] = np.abs(states[-1])  # v, sum_sq, sq_avg >= 0
     p16, s16 = core_tensor(p, dev), [core_tensor(s, dev) for s in states]
@@ -284,7 +288,8 @@ def test_float16_updates_equal_float32(dev, rng, name, nstate, update):
         for what, got, want in [("param", p16, p32)] + [
             (f"state {i}", a, b) for i, (a, b) in enumerate(zip(s16, s32))
         ]:
-            assert got.dtype == _core.DType.float16, what
+            dt = np.float16 if what == "param" else state
+            assert got.to_numpy().dtype == dt, what
             np.testing.assert_array_equal(
-                got.to_numpy(), want.to_numpy().astype(np.float16), err_msg=f"step {t}, {what}"
+                got.to_numpy(), want.to_numpy().astype(dt), err_msg=f"step {t}, {what}"
             )

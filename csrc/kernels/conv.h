@@ -82,9 +82,12 @@ namespace kernels {
                   int64_t hw, float* dst);                                                  \
   void ConvGather(Context* ctx, const half_t* src, int64_t batch, int64_t channels,         \
                   int64_t hw, half_t* dst);                                                 \
-  /* db[c] = sum over b, i of dy[b][c][i] (dy is N x C x HW), written (not accumulated). */ \
+  /* db[c] = sum over b, i of dy[b][c][i] (dy is N x C x HW), written (not accumulated);    \
+     summed in double, rounded once. */                                                     \
   void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels,         \
                     int64_t hw, float* db);                                                 \
+  void ConvBiasGrad(Context* ctx, const half_t* dy, int64_t batch, int64_t channels,        \
+                    int64_t hw, half_t* db);                                                \
   /* Depthwise convolution (groups == C, one input channel per group), computed directly:   \
      output channel co = c*multiplier + j reads input channel c with the KH x KW filter     \
      w[co]. y gets bias[co] added when bias is not null. All three write their output. */   \

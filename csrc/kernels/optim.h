@@ -1,7 +1,9 @@
 // Optim family: fused, in-place parameter updates (PyTorch's formulas), one pass over the
-// parameter. param, grad and the state tensors are all float32 or all float16; float16 values
-// are loaded to float32, updated with the float32 arithmetic and each updated tensor rounded
-// once to float16 (the float32 kernel's results on the same values, rounded). The learning
+// parameter. param and grad are float32 or float16 (T), the state tensors float32 or float16
+// (S): all float32, all float16, or float16 parameters with float32 state (what minisinga.opt
+// keeps for them). float16 values are loaded to float32, updated with the float32 arithmetic
+// and each updated tensor rounded once to float16 (the float32 kernel's results on the same
+// values, rounded). The learning
 // rate `lr` and Adam's `step` are pointers to 1-element float32 device tensors read inside the
 // kernel, so a recorded graph sees their current values. Every update first forms
 // g = grad + weight_decay * param (L2 decay).
@@ -33,34 +35,37 @@ MS_HD float OptimState(float c, float s, float d) {
 #endif
 }
 
-// Declared once for both namespaces (cpu, cuda), for T = float and T = half_t: param, grad
-// and the states are T; lr and step are float32.
-#define MS_OPTIM_KERNELS(T)                                                                   \
+// Declared once for both namespaces (cpu, cuda), for (T, S) = (float, float),
+// (half_t, half_t) and (half_t, float): param and grad are T, the states S; lr and step are
+// float32.
+#define MS_OPTIM_KERNELS(T, S)                                                                   \
   /* With momentum != 0 (buf non-null): buf = first ? g : momentum * buf + (1 - dampening)  \
      * g, where first = (step != nullptr && *step <= 1); nesterov: g += momentum * buf,     \
      else g = buf. Then param -= lr * g. */                                                 \
-  void SgdUpdate(Context* ctx, T* param, const T* grad, T* buf, const float* lr,            \
+  void SgdUpdate(Context* ctx, T* param, const T* grad, S* buf, const float* lr,            \
                  const float* step, int64_t n, float momentum, float dampening,             \
                  float weight_decay, bool nesterov);                                        \
   /* m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;                                        \
      param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), t = *step (>= 1). */ \
-  void AdamUpdate(Context* ctx, T* param, const T* grad, T* m, T* v, const float* lr,       \
+  void AdamUpdate(Context* ctx, T* param, const T* grad, S* m, S* v, const float* lr,       \
                   const float* step, int64_t n, float beta1, float beta2, float eps,        \
                   float weight_decay);                                                      \
   /* sum_sq += g^2; param -= lr * g / (sqrt(sum_sq) + eps). */                              \
-  void AdagradUpdate(Context* ctx, T* param, const T* grad, T* sum_sq, const float* lr,     \
+  void AdagradUpdate(Context* ctx, T* param, const T* grad, S* sum_sq, const float* lr,     \
                      int64_t n, float eps, float weight_decay);                             \
   /* sq_avg = rho sq_avg + (1 - rho) g^2; param -= lr * g / (sqrt(sq_avg) + eps). */        \
-  void RmspropUpdate(Context* ctx, T* param, const T* grad, T* sq_avg, const float* lr,     \
+  void RmspropUpdate(Context* ctx, T* param, const T* grad, S* sq_avg, const float* lr,     \
                      int64_t n, float rho, float eps, float weight_decay);
 
 namespace cpu {
-MS_OPTIM_KERNELS(float)
-MS_OPTIM_KERNELS(half_t)
+MS_OPTIM_KERNELS(float, float)
+MS_OPTIM_KERNELS(half_t, half_t)
+MS_OPTIM_KERNELS(half_t, float)
 }  // namespace cpu
 namespace cuda {
-MS_OPTIM_KERNELS(float)
-MS_OPTIM_KERNELS(half_t)
+MS_OPTIM_KERNELS(float, float)
+MS_OPTIM_KERNELS(half_t, half_t)
+MS_OPTIM_KERNELS(half_t, float)
 }  // namespace cuda
 #undef MS_OPTIM_KERNELS
 }  // namespace kernels

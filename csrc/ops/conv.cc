@@ -483,16 +483,18 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
 
 Tensor Conv2dBackwardBias(const Tensor& dy) {
   const char* op = "conv2d_backward_bias";
-  if (IsHalf(dy)) return ToHalf(Conv2dBackwardBias(ToF32(dy)));
   CheckFloat(op, dy, "dy");
   MS_CHECK(dy.ndim() == 4, op << ": dy must be 4-D (N, Cout, OH, OW), got shape "
                               << ShapeStr(dy.shape()));
   const int64_t N = dy.shape(0), C = dy.shape(1), HW = dy.shape(2) * dy.shape(3);
-  Tensor db({C}, dy.device());
+  Tensor db({C}, dy.device(), dy.dtype());
   TensorRef dyr = dy.ref(), dbr = db.ref();
   dy.device()->Exec(
       [=](Context* ctx) {
-        MS_DISPATCH(ctx, ConvBiasGrad, dyr.data<float>(), N, C, HW, dbr.mutable_data<float>());
+        FloatSwitch(dyr.dtype, [&](auto tag) {
+          using T = decltype(tag);
+          MS_DISPATCH(ctx, ConvBiasGrad, dyr.data<T>(), N, C, HW, dbr.mutable_data<T>());
+        });
       },
       {dy.block()}, {db.block()}, "Conv2dBackwardBias");
   return db;

@@ -1,11 +1,11 @@
-// Float16 storage, float32 arithmetic. The fused optimizers have float32 kernels; given
-// float16 tensors, their ops run the float32 op on float32 copies (ToF32) and hand back
-// float16 results (CastInto for tensors updated in place). Results equal the float32 op on
-// the same values, rounded once to float16. Extra traffic: one cast per operand and result,
-// on every device alike. GEMMs with float16 operands, convolutions in the GPU's plan, pooling
-// and batch norm's activations run on float16 operands instead (kernels/blas.h, ops/conv.cc,
-// kernels/pool.h, kernels/batchnorm.h), with float32 arithmetic rounded once; batch norm's
-// float16 per-channel operands (C values) still go through float32 copies.
+// Float16 storage, float32 arithmetic. Families with float16 kernels (GEMM, convolution in
+// the GPU's plan, pooling, batch norm, the fused optimizers, and the elementwise, reduction,
+// softmax and layout families) read and write float16 tensors themselves, computing in float32
+// and rounding each result once. Where they have none for a combination (depthwise and
+// mixed-dtype convolutions, convolutions in the CPU's plan, some mixes of float16 and float32
+// operands), the op runs the float32 op on float32 copies (ToF32) and hands back float16
+// results (ToHalf, CastInto for tensors updated in place): the same values, rounded once,
+// at the cost of one cast per operand and result.
 #pragma once
 
 #include <optional>

@@ -1,6 +1,8 @@
 #include "ops/optim.h"
 
 #include <cmath>
+#include <initializer_list>
+#include <optional>
 
 #include "core/dispatch.h"
 #include "kernels/optim.h"
@@ -9,10 +11,11 @@
 namespace minisinga {
 namespace ops {
 
-// param, grad and the states are float32 or float16. Where they all share one dtype, the
-// kernels update them in place in that dtype (float16: float32 arithmetic, each result
-// rounded once; kernels/optim.h). Mixed dtypes run the update on float32 copies and cast the
-// results back (ops/half.h). lr and step are float32.
+// param, grad and the states are float32 or float16. Where they all share one dtype, or the
+// parameter and its gradient are float16 and the states float32 (minisinga.opt's choice),
+// the kernels update them in place (float16: float32 arithmetic, each result rounded once;
+// kernels/optim.h). Other mixes run the update on float32 copies and cast the results back
+// (ops/half.h). lr and step are float32.
 
 namespace {
 
@@ -65,11 +68,28 @@ T* ReadWrite(const TensorRef& r) {
   return r.mutable_data<T>();
 }
 
-// Whether every tensor has param's dtype (else the update runs on float32 copies).
-bool SameDType(const Tensor& param, std::initializer_list<const Tensor*> ts) {
-  for (const Tensor* t : ts)
-    if (t->dtype() != param.dtype()) return false;
-  return true;
+// The state dtype the kernels take beside param's: every state tensor's (param's where there
+// is none), where grad has param's dtype and the pair is one the kernels have: (float32,
+// float32), (float16, float16) or (float16, float32). None: the update runs on float32 copies.
+std::optional<DType> StateDType(const Tensor& param, const Tensor& grad,
+                                std::initializer_list<const Tensor*> states) {
+  if (grad.dtype() != param.dtype()) return std::nullopt;
+  const DType s = states.size() ? (*states.begin())->dtype() : param.dtype();
+  for (const Tensor* t : states)
+    if (t->dtype() != s) return std::nullopt;
+  if (param.dtype() == DType::kFloat32 && s != DType::kFloat32) return std::nullopt;
+  return s;
+}
+
+// f(T{}, S{}): the kernels' param and state types for the dtypes StateDType accepted.
+template <typename F>
+void TypeSwitch(DType param, DType state, F f) {
+  if (param == DType::kFloat32)
+    f(float{}, float{});
+  else if (state == DType::kFloat16)
+    f(half_t{}, half_t{});
+  else
+    f(half_t{}, float{});
 }
 
 }  // namespace
@@ -104,7 +124,9 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
       reads.push_back(step->block());
     }
   }
-  if (!SameDType(param, {&grad}) || (use_buf && momentum_buf->dtype() != param.dtype())) {
+  const std::optional<DType> sdt =
+      use_buf ? StateDType(param, grad, {&*momentum_buf}) : StateDType(param, grad, {});
+  if (!sdt) {
     Tensor p = ToF32(param);
     std::optional<Tensor> buf = use_buf ? ToF32(momentum_buf) : std::nullopt;
     SgdUpdate(p, ToF32(grad), lr, buf, momentum, dampening, weight_decay, nesterov, step);
@@ -117,10 +139,11 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
               wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        FloatSwitch(pr.dtype, [&](auto tag) {
-          using T = decltype(tag);
+        TypeSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
+          using T = decltype(t);
+          using S = decltype(st);
           MS_DISPATCH(ctx, SgdUpdate, ReadWrite<T>(pr), gr.data<T>(),
-                      use_buf ? ReadWrite<T>(br) : nullptr, lr_r.data<float>(),
+                      use_buf ? ReadWrite<S>(br) : static_cast<S*>(nullptr), lr_r.data<float>(),
                       has_step ? sr.data<float>() : nullptr, pr.numel(), mom, damp, wd,
                       nesterov);
         });
@@ -139,7 +162,8 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
   MS_CHECK(beta1 >= 0 && beta1 < 1, op << ": beta1 must be in [0, 1), got " << beta1);
   MS_CHECK(beta2 >= 0 && beta2 < 1, op << ": beta2 must be in [0, 1), got " << beta2);
   CheckEps(op, eps);
-  if (!SameDType(param, {&grad, &m, &v})) {
+  const std::optional<DType> sdt = StateDType(param, grad, {&m, &v});
+  if (!sdt) {
     Tensor p = ToF32(param), m32 = ToF32(m), v32 = ToF32(v);
     AdamUpdate(p, ToF32(grad), m32, v32, lr, step, beta1, beta2, eps, weight_decay);
     CastInto(param, p);  // nothing to do where it was float32
@@ -153,10 +177,11 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
               e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        FloatSwitch(pr.dtype, [&](auto tag) {
-          using T = decltype(tag);
-          MS_DISPATCH(ctx, AdamUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<T>(mr),
-                      ReadWrite<T>(vr), lr_r.data<float>(), sr.data<float>(), pr.numel(), b1,
+        TypeSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
+          using T = decltype(t);
+          using S = decltype(st);
+          MS_DISPATCH(ctx, AdamUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(mr),
+                      ReadWrite<S>(vr), lr_r.data<float>(), sr.data<float>(), pr.numel(), b1,
                       b2, e, wd);
         });
       },
@@ -170,7 +195,8 @@ void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, sum_sq, "sum_sq");
   CheckEps(op, eps);
-  if (!SameDType(param, {&grad, &sum_sq})) {
+  const std::optional<DType> sdt = StateDType(param, grad, {&sum_sq});
+  if (!sdt) {
     Tensor p = ToF32(param), s = ToF32(sum_sq);
     AdagradUpdate(p, ToF32(grad), s, lr, eps, weight_decay);
     CastInto(param, p);  // nothing to do where it was float32
@@ -181,9 +207,10 @@ void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq
   const float e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        FloatSwitch(pr.dtype, [&](auto tag) {
-          using T = decltype(tag);
-          MS_DISPATCH(ctx, AdagradUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<T>(sr),
+        TypeSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
+          using T = decltype(t);
+          using S = decltype(st);
+          MS_DISPATCH(ctx, AdagradUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(sr),
                       lr_r.data<float>(), pr.numel(), e, wd);
         });
       },
@@ -198,7 +225,8 @@ void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg
   CheckLike(op, param, sq_avg, "sq_avg");
   CheckRange(op, "rho", rho, 0, 1);
   CheckEps(op, eps);
-  if (!SameDType(param, {&grad, &sq_avg})) {
+  const std::optional<DType> sdt = StateDType(param, grad, {&sq_avg});
+  if (!sdt) {
     Tensor p = ToF32(param), s = ToF32(sq_avg);
     RmspropUpdate(p, ToF32(grad), s, lr, rho, eps, weight_decay);
     CastInto(param, p);  // nothing to do where it was float32
@@ -210,9 +238,10 @@ void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg
               wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        FloatSwitch(pr.dtype, [&](auto tag) {
-          using T = decltype(tag);
-          MS_DISPATCH(ctx, RmspropUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<T>(sr),
+        TypeSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
+          using T = decltype(t);
+          using S = decltype(st);
+          MS_DISPATCH(ctx, RmspropUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(sr),
                       lr_r.data<float>(), pr.numel(), r, e, wd);
         });
       },

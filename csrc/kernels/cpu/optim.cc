@@ -1,7 +1,8 @@
 // CPU fused optimizer updates: one flat pass each, in rows of kRow elements spread over the
-// OpenMP threads; lr and step are read once. One template per kernel on the element type T
-// (float, half_t), with the same float arithmetic for both (kernels/optim.h): SGD's loops load
-// and store through Cvt<T>; Adam, Adagrad and RMSprop run float loops on rows widened first.
+// OpenMP threads; lr and step are read once. One template per kernel on the element types T
+// of param and grad and S of the states, with the same float arithmetic for all
+// (kernels/optim.h): SGD's loops load and store through Cvt; Adam, Adagrad and RMSprop run
+// float loops on rows widened first.
 #include "kernels/optim.h"
 
 #include <algorithm>
@@ -36,15 +37,15 @@ template <typename T>
   }
 }
 
-template <typename T>
-[[gnu::noinline]] void SgdMomentumRow(T* param, const T* grad, T* buf, int64_t len, float a,
+template <typename T, typename S>
+[[gnu::noinline]] void SgdMomentumRow(T* param, const T* grad, S* buf, int64_t len, float a,
                                       float wd, float mb, float gb, float momentum,
                                       bool nesterov) {
   for (int64_t i = 0; i < len; i++) {
     const float p = Cvt<T>::Load(param[i]);
     const float g = OptimDecayed(Cvt<T>::Load(grad[i]), p, wd);
-    const float b = OptimState(mb, Cvt<T>::Load(buf[i]), gb * g);
-    buf[i] = Cvt<T>::Store(b);
+    const float b = OptimState(mb, Cvt<S>::Load(buf[i]), gb * g);
+    buf[i] = Cvt<S>::Store(b);
     param[i] = Cvt<T>::Store(p - a * (nesterov ? g + momentum * b : b));
   }
 }
@@ -107,8 +108,8 @@ void Narrow(const float* f, half_t* v, int64_t len) {
   }
 }
 
-template <typename T>
-void AdamRow(T* param, const T* grad, T* m, T* v, int64_t len, float step_size,
+template <typename T, typename S>
+void AdamRow(T* param, const T* grad, S* m, S* v, int64_t len, float step_size,
              float sqrt_bc2, float b1, float b2, float eps, float wd) {
   float pb[kRow], gb[kRow], mb[kRow], vb[kRow];
   float *pf = Widen(param, len, pb), *mf = Widen(m, len, mb), *vf = Widen(v, len, vb);
@@ -118,8 +119,8 @@ void AdamRow(T* param, const T* grad, T* m, T* v, int64_t len, float step_size,
   Narrow(vf, v, len);
 }
 
-template <typename T>
-void AdagradRow(T* param, const T* grad, T* sum_sq, int64_t len, float a, float eps,
+template <typename T, typename S>
+void AdagradRow(T* param, const T* grad, S* sum_sq, int64_t len, float a, float eps,
                 float wd) {
   float pb[kRow], gb[kRow], sb[kRow];
   float *pf = Widen(param, len, pb), *sf = Widen(sum_sq, len, sb);
@@ -128,8 +129,8 @@ void AdagradRow(T* param, const T* grad, T* sum_sq, int64_t len, float a, float 
   Narrow(sf, sum_sq, len);
 }
 
-template <typename T>
-void RmspropRow(T* param, const T* grad, T* sq_avg, int64_t len, float a, float rho,
+template <typename T, typename S>
+void RmspropRow(T* param, const T* grad, S* sq_avg, int64_t len, float a, float rho,
                 float eps, float wd) {
   float pb[kRow], gb[kRow], sb[kRow];
   float *pf = Widen(param, len, pb), *sf = Widen(sq_avg, len, sb);
@@ -138,8 +139,8 @@ void RmspropRow(T* param, const T* grad, T* sq_avg, int64_t len, float a, float 
   Narrow(sf, sq_avg, len);
 }
 
-template <typename T>
-void SgdT(T* param, const T* grad, T* buf, const float* lr, const float* step, int64_t n,
+template <typename T, typename S>
+void SgdT(T* param, const T* grad, S* buf, const float* lr, const float* step, int64_t n,
           float momentum, float dampening, float wd, bool nesterov) {
   const float a = *lr;
   if (buf == nullptr) {
@@ -154,8 +155,8 @@ void SgdT(T* param, const T* grad, T* buf, const float* lr, const float* step, i
   });
 }
 
-template <typename T>
-void AdamT(T* param, const T* grad, T* m, T* v, const float* lr, const float* step, int64_t n,
+template <typename T, typename S>
+void AdamT(T* param, const T* grad, S* m, S* v, const float* lr, const float* step, int64_t n,
            float beta1, float beta2, float eps, float wd) {
   const double t = *step;
   const double bc1 = 1.0 - std::pow(double(beta1), t), bc2 = 1.0 - std::pow(double(beta2), t);
@@ -167,8 +168,8 @@ void AdamT(T* param, const T* grad, T* m, T* v, const float* lr, const float* st
   });
 }
 
-template <typename T>
-void AdagradT(T* param, const T* grad, T* sum_sq, const float* lr, int64_t n, float eps,
+template <typename T, typename S>
+void AdagradT(T* param, const T* grad, S* sum_sq, const float* lr, int64_t n, float eps,
               float wd) {
   const float a = *lr;
   ForRows(n, [&](int64_t i0, int64_t len) {
@@ -176,8 +177,8 @@ void AdagradT(T* param, const T* grad, T* sum_sq, const float* lr, int64_t n, fl
   });
 }
 
-template <typename T>
-void RmspropT(T* param, const T* grad, T* sq_avg, const float* lr, int64_t n, float rho,
+template <typename T, typename S>
+void RmspropT(T* param, const T* grad, S* sq_avg, const float* lr, int64_t n, float rho,
               float eps, float wd) {
   const float a = *lr;
   ForRows(n, [&](int64_t i0, int64_t len) {
@@ -187,45 +188,30 @@ void RmspropT(T* param, const T* grad, T* sq_avg, const float* lr, int64_t n, fl
 
 }  // namespace
 
-void SgdUpdate(Context*, float* param, const float* grad, float* buf, const float* lr,
-               const float* step, int64_t n, float momentum, float dampening,
-               float weight_decay, bool nesterov) {
-  SgdT(param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
-}
-void SgdUpdate(Context*, half_t* param, const half_t* grad, half_t* buf, const float* lr,
-               const float* step, int64_t n, float momentum, float dampening,
-               float weight_decay, bool nesterov) {
-  SgdT(param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
-}
-
-void AdamUpdate(Context*, float* param, const float* grad, float* m, float* v, const float* lr,
-                const float* step, int64_t n, float beta1, float beta2, float eps,
-                float weight_decay) {
-  AdamT(param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);
-}
-void AdamUpdate(Context*, half_t* param, const half_t* grad, half_t* m, half_t* v,
-                const float* lr, const float* step, int64_t n, float beta1, float beta2,
-                float eps, float weight_decay) {
-  AdamT(param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);
-}
-
-void AdagradUpdate(Context*, float* param, const float* grad, float* sum_sq, const float* lr,
-                   int64_t n, float eps, float weight_decay) {
-  AdagradT(param, grad, sum_sq, lr, n, eps, weight_decay);
-}
-void AdagradUpdate(Context*, half_t* param, const half_t* grad, half_t* sum_sq,
-                   const float* lr, int64_t n, float eps, float weight_decay) {
-  AdagradT(param, grad, sum_sq, lr, n, eps, weight_decay);
-}
-
-void RmspropUpdate(Context*, float* param, const float* grad, float* sq_avg, const float* lr,
-                   int64_t n, float rho, float eps, float weight_decay) {
-  RmspropT(param, grad, sq_avg, lr, n, rho, eps, weight_decay);
-}
-void RmspropUpdate(Context*, half_t* param, const half_t* grad, half_t* sq_avg,
-                   const float* lr, int64_t n, float rho, float eps, float weight_decay) {
-  RmspropT(param, grad, sq_avg, lr, n, rho, eps, weight_decay);
-}
+// The overloads of kernels/optim.h: (T, S) = (float, float), (half_t, half_t), (half_t, float).
+#define MS_OPTIM_OVERLOADS(T, S)                                                             \
+  void SgdUpdate(Context*, T* param, const T* grad, S* buf, const float* lr,                 \
+                 const float* step, int64_t n, float momentum, float dampening,              \
+                 float weight_decay, bool nesterov) {                                        \
+    SgdT(param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);        \
+  }                                                                                          \
+  void AdamUpdate(Context*, T* param, const T* grad, S* m, S* v, const float* lr,            \
+                  const float* step, int64_t n, float beta1, float beta2, float eps,         \
+                  float weight_decay) {                                                      \
+    AdamT(param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);                  \
+  }                                                                                          \
+  void AdagradUpdate(Context*, T* param, const T* grad, S* sum_sq, const float* lr,          \
+                     int64_t n, float eps, float weight_decay) {                             \
+    AdagradT(param, grad, sum_sq, lr, n, eps, weight_decay);                                 \
+  }                                                                                          \
+  void RmspropUpdate(Context*, T* param, const T* grad, S* sq_avg, const float* lr,          \
+                     int64_t n, float rho, float eps, float weight_decay) {                  \
+    RmspropT(param, grad, sq_avg, lr, n, rho, eps, weight_decay);                            \
+  }
+MS_OPTIM_OVERLOADS(float, float)
+MS_OPTIM_OVERLOADS(half_t, half_t)
+MS_OPTIM_OVERLOADS(half_t, float)
+#undef MS_OPTIM_OVERLOADS
 
 }  // namespace cpu
 }  // namespace kernels

@@ -104,16 +104,17 @@ __global__ void GatherKernel(const T* src, I total, I channels, const Dv hw, con
   }
 }
 
-__global__ void BiasGradKernel(const float* dy, int64_t batch, int64_t channels, int64_t hw,
-                               float* db) {
+template <typename T>
+__global__ void BiasGradKernel(const T* dy, int64_t batch, int64_t channels, int64_t hw,
+                               T* db) {
   for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
     double acc = 0;
     for (int64_t b = 0; b < batch; b++) {
-      const float* s = dy + (b * channels + c) * hw;
-      for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) acc += s[i];
+      const T* s = dy + (b * channels + c) * hw;
+      for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) acc += cudak::DCvt<T>::Load(s[i]);
     }
     acc = cudak::BlockAllReduce(acc, [](double a, double v) { return a + v; });
-    if (threadIdx.x == 0) db[c] = static_cast<float>(acc);
+    if (threadIdx.x == 0) db[c] = cudak::DCvt<T>::Store(static_cast<float>(acc));
   }
 }
 
@@ -266,6 +267,15 @@ void GatherT(Context* ctx, const T* src, int64_t batch, int64_t channels, int64_
   MS_CUDA_LAUNCH_CHECK("GatherKernel");
 }
 
+template <typename T>
+void BiasGradT(Context* ctx, const T* dy, int64_t batch, int64_t channels, int64_t hw, T* db) {
+  if (channels <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(channels, cudak::kMaxBlocks));
+  BiasGradKernel<<<grid, kThreads, 0, s>>>(dy, batch, channels, hw, db);
+  MS_CUDA_LAUNCH_CHECK("BiasGradKernel");
+}
+
 }  // namespace
 
 void Im2Col(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, int64_t row0,
@@ -310,11 +320,11 @@ void ConvGather(Context* ctx, const half_t* src, int64_t batch, int64_t channels
 
 void ConvBiasGrad(Context* ctx, const float* dy, int64_t batch, int64_t channels, int64_t hw,
                   float* db) {
-  if (channels <= 0) return;
-  cudaStream_t s = cudak::Stream(ctx);
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(channels, cudak::kMaxBlocks));
-  BiasGradKernel<<<grid, kThreads, 0, s>>>(dy, batch, channels, hw, db);
-  MS_CUDA_LAUNCH_CHECK("BiasGradKernel");
+  BiasGradT(ctx, dy, batch, channels, hw, db);
+}
+void ConvBiasGrad(Context* ctx, const half_t* dy, int64_t batch, int64_t channels, int64_t hw,
+                  half_t* db) {
+  BiasGradT(ctx, dy, batch, channels, hw, db);
 }
 
 void DepthwiseConv2d(Context* ctx, const float* x, const float* w, const float* bias,

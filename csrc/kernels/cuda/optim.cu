@@ -1,9 +1,9 @@
 // CUDA fused optimizer updates: one grid-stride loop each, with the CPU's formulas. The
 // learning rate and step live in device memory and are read by the kernels, so a recorded
 // (or captured) graph sees their current values. Adam's bias corrections are computed once
-// per block, in double as on the CPU. The kernels are templates on the element type T (float,
-// half_t): loads and stores go through cudak::DCvt<T>, the arithmetic is the same for both
-// (kernels/optim.h).
+// per block, in double as on the CPU. The kernels are templates on the element type T of param
+// and grad (float, half_t) and S of the states: loads and stores go through cudak::DCvt, the
+// arithmetic is the same for all (kernels/optim.h).
 #include <cstdint>
 
 #include "kernels/cuda/util.cuh"
@@ -17,8 +17,8 @@ namespace {
 
 using cudak::DCvt;
 
-template <typename T>
-__global__ void SgdKernel(T* param, const T* grad, T* buf, const float* lr, const float* step,
+template <typename T, typename S>
+__global__ void SgdKernel(T* param, const T* grad, S* buf, const float* lr, const float* step,
                           int64_t n, float momentum, float dampening, float wd, bool nesterov) {
   const float a = *lr;
   if (buf == nullptr) {
@@ -34,14 +34,14 @@ __global__ void SgdKernel(T* param, const T* grad, T* buf, const float* lr, cons
   MS_CUDA_LOOP(i, n) {
     const float p = DCvt<T>::Load(param[i]);
     const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
-    const float b = OptimState(mb, DCvt<T>::Load(buf[i]), gb * g);
-    buf[i] = DCvt<T>::Store(b);
+    const float b = OptimState(mb, DCvt<S>::Load(buf[i]), gb * g);
+    buf[i] = DCvt<S>::Store(b);
     param[i] = DCvt<T>::Store(p - a * (nesterov ? g + momentum * b : b));
   }
 }
 
-template <typename T>
-__global__ void AdamKernel(T* param, const T* grad, T* m, T* v, const float* lr,
+template <typename T, typename S>
+__global__ void AdamKernel(T* param, const T* grad, S* m, S* v, const float* lr,
                            const float* step, int64_t n, float b1, float b2, float eps,
                            float wd) {
   __shared__ float coef[2];
@@ -56,121 +56,107 @@ __global__ void AdamKernel(T* param, const T* grad, T* m, T* v, const float* lr,
   MS_CUDA_LOOP(i, n) {
     const float p = DCvt<T>::Load(param[i]);
     const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
-    const float mi = OptimState(b1, DCvt<T>::Load(m[i]), (1.0f - b1) * g);
-    const float vi = OptimState(b2, DCvt<T>::Load(v[i]), (1.0f - b2) * g * g);
-    m[i] = DCvt<T>::Store(mi);
-    v[i] = DCvt<T>::Store(vi);
+    const float mi = OptimState(b1, DCvt<S>::Load(m[i]), (1.0f - b1) * g);
+    const float vi = OptimState(b2, DCvt<S>::Load(v[i]), (1.0f - b2) * g * g);
+    m[i] = DCvt<S>::Store(mi);
+    v[i] = DCvt<S>::Store(vi);
     param[i] = DCvt<T>::Store(p - step_size * mi / (sqrtf(vi) / sqrt_bc2 + eps));
   }
 }
 
-template <typename T>
-__global__ void AdagradKernel(T* param, const T* grad, T* sum_sq, const float* lr, int64_t n,
+template <typename T, typename S>
+__global__ void AdagradKernel(T* param, const T* grad, S* sum_sq, const float* lr, int64_t n,
                               float eps, float wd) {
   const float a = *lr;
   MS_CUDA_LOOP(i, n) {
     const float p = DCvt<T>::Load(param[i]);
     const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
-    const float s = DCvt<T>::Load(sum_sq[i]) + g * g;
-    sum_sq[i] = DCvt<T>::Store(s);
+    const float s = DCvt<S>::Load(sum_sq[i]) + g * g;
+    sum_sq[i] = DCvt<S>::Store(s);
     param[i] = DCvt<T>::Store(p - a * g / (sqrtf(s) + eps));
   }
 }
 
-template <typename T>
-__global__ void RmspropKernel(T* param, const T* grad, T* sq_avg, const float* lr, int64_t n,
+template <typename T, typename S>
+__global__ void RmspropKernel(T* param, const T* grad, S* sq_avg, const float* lr, int64_t n,
                               float rho, float eps, float wd) {
   const float a = *lr;
   MS_CUDA_LOOP(i, n) {
     const float p = DCvt<T>::Load(param[i]);
     const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
-    const float s = OptimState(rho, DCvt<T>::Load(sq_avg[i]), (1.0f - rho) * g * g);
-    sq_avg[i] = DCvt<T>::Store(s);
+    const float s = OptimState(rho, DCvt<S>::Load(sq_avg[i]), (1.0f - rho) * g * g);
+    sq_avg[i] = DCvt<S>::Store(s);
     param[i] = DCvt<T>::Store(p - a * g / (sqrtf(s) + eps));
   }
 }
 
-template <typename T>
-void Sgd(Context* ctx, T* param, const T* grad, T* buf, const float* lr, const float* step,
+template <typename T, typename S>
+void Sgd(Context* ctx, T* param, const T* grad, S* buf, const float* lr, const float* step,
          int64_t n, float momentum, float dampening, float weight_decay, bool nesterov) {
   if (n <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  SgdKernel<T><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
+  SgdKernel<T, S><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
       param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
   MS_CUDA_LAUNCH_CHECK("SgdKernel");
 }
 
-template <typename T>
-void Adam(Context* ctx, T* param, const T* grad, T* m, T* v, const float* lr, const float* step,
-          int64_t n, float beta1, float beta2, float eps, float weight_decay) {
+template <typename T, typename S>
+void Adam(Context* ctx, T* param, const T* grad, S* m, S* v, const float* lr,
+          const float* step, int64_t n, float beta1, float beta2, float eps,
+          float weight_decay) {
   if (n <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  AdamKernel<T><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, m, v, lr, step, n,
-                                                             beta1, beta2, eps, weight_decay);
+  AdamKernel<T, S><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
+      param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);
   MS_CUDA_LAUNCH_CHECK("AdamKernel");
 }
 
-template <typename T>
-void Adagrad(Context* ctx, T* param, const T* grad, T* sum_sq, const float* lr, int64_t n,
+template <typename T, typename S>
+void Adagrad(Context* ctx, T* param, const T* grad, S* sum_sq, const float* lr, int64_t n,
              float eps, float weight_decay) {
   if (n <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  AdagradKernel<T><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, sum_sq, lr, n, eps,
-                                                                weight_decay);
+  AdagradKernel<T, S><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
+      param, grad, sum_sq, lr, n, eps, weight_decay);
   MS_CUDA_LAUNCH_CHECK("AdagradKernel");
 }
 
-template <typename T>
-void Rmsprop(Context* ctx, T* param, const T* grad, T* sq_avg, const float* lr, int64_t n,
+template <typename T, typename S>
+void Rmsprop(Context* ctx, T* param, const T* grad, S* sq_avg, const float* lr, int64_t n,
              float rho, float eps, float weight_decay) {
   if (n <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  RmspropKernel<T><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(param, grad, sq_avg, lr, n, rho,
-                                                                eps, weight_decay);
+  RmspropKernel<T, S><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
+      param, grad, sq_avg, lr, n, rho, eps, weight_decay);
   MS_CUDA_LAUNCH_CHECK("RmspropKernel");
 }
 
 }  // namespace
 
-void SgdUpdate(Context* ctx, float* param, const float* grad, float* buf, const float* lr,
-               const float* step, int64_t n, float momentum, float dampening,
-               float weight_decay, bool nesterov) {
-  Sgd(ctx, param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
-}
-void SgdUpdate(Context* ctx, half_t* param, const half_t* grad, half_t* buf, const float* lr,
-               const float* step, int64_t n, float momentum, float dampening,
-               float weight_decay, bool nesterov) {
-  Sgd(ctx, param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
-}
-
-void AdamUpdate(Context* ctx, float* param, const float* grad, float* m, float* v,
-                const float* lr, const float* step, int64_t n, float beta1, float beta2,
-                float eps, float weight_decay) {
-  Adam(ctx, param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);
-}
-void AdamUpdate(Context* ctx, half_t* param, const half_t* grad, half_t* m, half_t* v,
-                const float* lr, const float* step, int64_t n, float beta1, float beta2,
-                float eps, float weight_decay) {
-  Adam(ctx, param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);
-}
-
-void AdagradUpdate(Context* ctx, float* param, const float* grad, float* sum_sq,
-                   const float* lr, int64_t n, float eps, float weight_decay) {
-  Adagrad(ctx, param, grad, sum_sq, lr, n, eps, weight_decay);
-}
-void AdagradUpdate(Context* ctx, half_t* param, const half_t* grad, half_t* sum_sq,
-                   const float* lr, int64_t n, float eps, float weight_decay) {
-  Adagrad(ctx, param, grad, sum_sq, lr, n, eps, weight_decay);
-}
-
-void RmspropUpdate(Context* ctx, float* param, const float* grad, float* sq_avg,
-                   const float* lr, int64_t n, float rho, float eps, float weight_decay) {
-  Rmsprop(ctx, param, grad, sq_avg, lr, n, rho, eps, weight_decay);
-}
-void RmspropUpdate(Context* ctx, half_t* param, const half_t* grad, half_t* sq_avg,
-                   const float* lr, int64_t n, float rho, float eps, float weight_decay) {
-  Rmsprop(ctx, param, grad, sq_avg, lr, n, rho, eps, weight_decay);
-}
+// The overloads of kernels/optim.h: (T, S) = (float, float), (half_t, half_t), (half_t, float).
+#define MS_OPTIM_OVERLOADS(T, S)                                                             \
+  void SgdUpdate(Context* ctx, T* param, const T* grad, S* buf, const float* lr,             \
+                 const float* step, int64_t n, float momentum, float dampening,              \
+                 float weight_decay, bool nesterov) {                                        \
+    Sgd(ctx, param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);    \
+  }                                                                                          \
+  void AdamUpdate(Context* ctx, T* param, const T* grad, S* m, S* v, const float* lr,        \
+                  const float* step, int64_t n, float beta1, float beta2, float eps,         \
+                  float weight_decay) {                                                      \
+    Adam(ctx, param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);              \
+  }                                                                                          \
+  void AdagradUpdate(Context* ctx, T* param, const T* grad, S* sum_sq, const float* lr,      \
+                     int64_t n, float eps, float weight_decay) {                             \
+    Adagrad(ctx, param, grad, sum_sq, lr, n, eps, weight_decay);                             \
+  }                                                                                          \
+  void RmspropUpdate(Context* ctx, T* param, const T* grad, S* sq_avg, const float* lr,      \
+                     int64_t n, float rho, float eps, float weight_decay) {                  \
+    Rmsprop(ctx, param, grad, sq_avg, lr, n, rho, eps, weight_decay);                        \
+  }
+MS_OPTIM_OVERLOADS(float, float)
+MS_OPTIM_OVERLOADS(half_t, half_t)
+MS_OPTIM_OVERLOADS(half_t, float)
+#undef MS_OPTIM_OVERLOADS
 
 }  // namespace cuda
 }  // namespace kernels
