@@ -1,8 +1,9 @@
 """Eager vs recorded-graph execution on CPU, in one run: training throughput (MLP and CNN at
 small batches, where Python overhead shows) and peak memory (CNN, ResNet-18 at a small input).
 --resnet50-gpu-memory adds the eager peak of a ResNet-50 training step at batch 32 with the
-GPU's convolution plan: the pool and the plan are the code a GPU runs, so it is the GPU's eager
-peak (bench_gpu.py's) without a GPU.
+GPU's convolution plan, in float32 and in float16 (float16 inputs and parameters, as
+train_cnn.py -p float16): the pool and the plan are the code a GPU runs, so it is the GPU's
+eager peak (bench_gpu.py's) without a GPU.
 
     python benchmarks/bench_graph.py [--steps 50] [--resnet50-gpu-memory [--resnet50-batch 32]]
 """
@@ -41,17 +42,18 @@ def make(name):
     raise ValueError(name)
 
 
-def run(name, batch, steps, graph):
-    """Returns (images/s, peak bytes, planned peak or None) for a fresh model on a fresh
-    device."""
+def run(name, batch, steps, graph, half=False):
+    """Returns (images/s, peak bytes) for a fresh model on a fresh device; `half`: float16
+    inputs and parameters (train_cnn.py -p float16)."""
     dev = device.create_cpu_device()
     dev.SetRandSeed(0)
     m, shape = make(name)
     r = np.random.default_rng(0)
-    x = r.random((batch,) + shape, dtype=np.float32)
+    x = r.random((batch,) + shape, dtype=np.float32).astype(np.float16 if half else np.float32)
     y = r.integers(0, 10, batch).astype(np.int32)  # classes 0..9 exist in every model
     tx, ty = tensor.from_numpy(x, dev), tensor.from_numpy(y, dev)
-    m.set_optimizer(opt.SGD(0.01, momentum=0.9))
+    dtype = tensor.float16 if half else tensor.float32
+    m.set_optimizer(opt.SGD(0.01, momentum=0.9, dtype=dtype))
     m.compile([tx], is_train=True, use_graph=graph, sequential=True)
     for _ in range(2):
         m(tx, ty)
@@ -91,10 +93,12 @@ def main():
     if args.resnet50_gpu_memory:
         previous = _core._set_conv_gpu_plan_on_cpu(True)
         try:
-            _, peak = run("resnet50", args.resnet50_batch, 1, False)
+            peaks = [run("resnet50", args.resnet50_batch, 1, False, half)[1]
+                     for half in (False, True)]
         finally:
             _core._set_conv_gpu_plan_on_cpu(previous)
-        print(f"resnet50 batch {args.resnet50_batch}, eager, the GPU's conv plan: peak {peak / 2**20:.0f} MB")
+        print(f"resnet50 batch {args.resnet50_batch}, eager, the GPU's conv plan: peak "
+              f"{peaks[0] / 2**20:.0f} MB (float32), {peaks[1] / 2**20:.0f} MB (float16)")
 
 
 if __name__ == "__main__":
