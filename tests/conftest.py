@@ -18,6 +18,19 @@ def core_tensor(a, device=None):
     return t
 
 
+def recorded_nodes(dev, fn):
+    """The names of the graph nodes that fn() records on device `dev` (a fresh graph: another
+    test's model may have left its graph there; tensors fn needs are best made before)."""
+    dev.ResetGraph()
+    dev.EnableGraph(True)
+    try:
+        fn()
+        return dev.graph_node_names()
+    finally:
+        dev.EnableGraph(False)
+        dev.ResetGraph()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

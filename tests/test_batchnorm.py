@@ -4,7 +4,7 @@ activations and per-channel operands against the float32 op, bit for bit, with n
 
 import numpy as np
 import pytest
-from conftest import core_tensor
+from conftest import core_tensor, recorded_nodes
 
 from minisinga import _core
 
@@ -234,15 +234,7 @@ def test_float16_activations_without_casts(dev, rng):
     np.testing.assert_array_equal(dx.to_numpy(), got[6].to_numpy())
 
     tensors = t(x), t(dy), t(rm), t(rv)  # made before recording: the graph holds only the ops
-    d = ts.device
-    d.ResetGraph()  # another test's model may have left its graph on the device
-    d.EnableGraph(True)
-    try:
-        run(*tensors)
-        names = d.graph_node_names()
-    finally:
-        d.EnableGraph(False)
-        d.ResetGraph()
+    names = recorded_nodes(ts.device, lambda: run(*tensors))
     assert not {"AsType", "CastInto"} & set(names), names
     assert names == [
         "BatchNormForwardTraining",
@@ -295,15 +287,7 @@ def test_float16_per_channel_operands_without_casts(dev, rng, shape):
         np.testing.assert_array_equal(g, w.astype(g.dtype), err_msg=f"mixed output {i}")
 
     tensors = operands(f16)  # made before recording: the graph holds only the ops
-    d = tensors[0].device
-    d.ResetGraph()  # another test's model may have left its graph on the device
-    d.EnableGraph(True)
-    try:
-        run(*tensors)
-        names = d.graph_node_names()
-    finally:
-        d.EnableGraph(False)
-        d.ResetGraph()
+    names = recorded_nodes(tensors[0].device, lambda: run(*tensors))
     assert not {"AsType", "CastInto"} & set(names), names
     assert names == [
         "BatchNormForwardTraining",

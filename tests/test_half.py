@@ -7,7 +7,7 @@ device."""
 
 import numpy as np
 import pytest
-from conftest import core_tensor
+from conftest import core_tensor, recorded_nodes
 
 from minisinga import _core, autograd, layer, model, opt, tensor
 
@@ -116,10 +116,11 @@ def plan(request):
 @pytest.mark.parametrize("case", HALF_CONVS, ids=str)
 def test_conv2d_float16_runs_on_float16_gemms(dev, rng, plan, case):
     """float16 convolutions in the GPU's plan run im2col, the layout passes and the GEMMs on
-    float16 operands (tensor cores on CUDA), not on float32 copies; every result is a float32 sum rounded once
-    to float16, as from the float32 convolution on the same values. The one exception: a
-    bias added to a result the GEMM already rounded (one image per GEMM, or batched GEMMs),
-    as PyTorch adds it too, within half an ulp of the unbiased sum more."""
+    float16 operands (tensor cores on CUDA), not on float32 copies; every result is a float32
+    sum rounded once to float16, as from the float32 convolution on the same values. The one
+    exception: a bias added to a result the GEMM already rounded (one image per GEMM, or
+    batched GEMMs), as PyTorch adds it too, within half an ulp of the unbiased sum more. The
+    bias gradient runs on float16 kernels in every plan."""
     xs, ws, st, pad, grp = case
     x, w, b = h(rng, *xs), h(rng, *ws), h(rng, ws[0])
     args = (st, pad, [1, 1], grp)
@@ -145,18 +146,15 @@ def test_conv2d_float16_runs_on_float16_gemms(dev, rng, plan, case):
         np.abs(y.astype(F32)).astype(F16)).astype(F32) / 2
     assert np.all(np.abs(yb - want) <= slack * (1 + u)), np.abs(yb - want).max()
     # No float32 copies: the graph records the convolutions and nothing else.
-    d, tdy = t[0].device, core_tensor(dy, dev)
-    d.ResetGraph()  # another test's model may have left its graph on the device
-    d.EnableGraph(True)
-    try:
+    tdy = core_tensor(dy, dev)
+
+    def ops():
         _core.conv2d(*t, *args)
         _core.conv2d_backward_data(tdy, t[1], list(xs), *args)
         _core.conv2d_backward_weight(tdy, t[0], list(ws), *args)
         _core.conv2d_backward_bias(tdy)  # float16 kernels on every plan
-        names = d.graph_node_names()
-    finally:
-        d.EnableGraph(False)
-        d.ResetGraph()
+
+    names = recorded_nodes(t[0].device, ops)
     if dev.is_cuda or plan == "gpu-plan":
         assert names == ["Conv2d", "Conv2dBackwardData", "Conv2dBackwardWeight",
                          "Conv2dBackwardBias"], names

@@ -5,7 +5,7 @@ once)."""
 
 import numpy as np
 import pytest
-from conftest import core_tensor
+from conftest import core_tensor, recorded_nodes
 
 from minisinga import _core
 
@@ -250,16 +250,12 @@ def test_float16_updates_run_on_float16(dev, rng, state):
 
     lr, step = scalar(0.1, dev), scalar(2.0, dev)
     args = [(fn, t(), t(), [t(state) for _ in range(ns)]) for _, ns, fn in HALF_CASES]
-    d = args[0][1].device
-    d.ResetGraph()  # another test's model may have left its graph on the device
-    d.EnableGraph(True)
-    try:
+
+    def ops():
         for fn, p, g, states in args:
             fn(p, g, states, lr, step)
-        names = d.graph_node_names()
-    finally:
-        d.EnableGraph(False)
-        d.ResetGraph()
+
+    names = recorded_nodes(args[0][1].device, ops)
     assert not any("AsType" in n or "CastInto" in n for n in names), names
     assert names == ["SgdUpdate"] * 3 + ["AdamUpdate", "AdagradUpdate", "RmspropUpdate"], names
 

@@ -1,5 +1,6 @@
-// BLAS family: row-major GEMM, single and strided-batched, float32 or float16. Device-agnostic entry
-// points reused by other families (convolution's im2col GEMM); CPU uses OpenBLAS, CUDA cuBLAS.
+// BLAS family: row-major GEMM, single and strided-batched, float32 or float16.
+// Device-agnostic entry points reused by other families (convolution's im2col GEMM); CPU uses
+// OpenBLAS, CUDA cuBLAS.
 //
 // Gemm: C = alpha * op(A) * op(B) + beta * C with row-major storage; op(A) is M x K (A is
 //   stored K x M when trans_a), op(B) is K x N (B is stored N x K when trans_b), C is M x N;
@@ -21,53 +22,28 @@
 namespace minisinga {
 namespace kernels {
 
-namespace cpu {
-void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-          float* C, int64_t ldc);
-void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                        int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
-                        const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
-                        int64_t ldc, int64_t stride_c, int64_t batch);
-void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
-          half_t* C, int64_t ldc);
-void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
-                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
-                        int64_t ldc, int64_t stride_c, int64_t batch);
-void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
-          float* C, int64_t ldc);
-void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
-                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, float* C,
-                        int64_t ldc, int64_t stride_c, int64_t batch);
-}  // namespace cpu
+// Declared once for both namespaces (cpu, cuda), for the operand types (AB, C) = (float,
+// float), (half_t, half_t), (half_t, float).
+#define MS_GEMM_KERNELS(AB, C_)                                                               \
+  void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,       \
+            float alpha, const AB* A, int64_t lda, const AB* B, int64_t ldb, float beta,     \
+            C_* C, int64_t ldc);                                                             \
+  void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,    \
+                          int64_t K, float alpha, const AB* A, int64_t lda, int64_t stride_a, \
+                          const AB* B, int64_t ldb, int64_t stride_b, float beta, C_* C,     \
+                          int64_t ldc, int64_t stride_c, int64_t batch);
 
+namespace cpu {
+MS_GEMM_KERNELS(float, float)
+MS_GEMM_KERNELS(half_t, half_t)
+MS_GEMM_KERNELS(half_t, float)
+}  // namespace cpu
 namespace cuda {
-void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-          float* C, int64_t ldc);
-void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                        int64_t K, float alpha, const float* A, int64_t lda, int64_t stride_a,
-                        const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
-                        int64_t ldc, int64_t stride_c, int64_t batch);
-void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
-          half_t* C, int64_t ldc);
-void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
-                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, half_t* C,
-                        int64_t ldc, int64_t stride_c, int64_t batch);
-void Gemm(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-          float alpha, const half_t* A, int64_t lda, const half_t* B, int64_t ldb, float beta,
-          float* C, int64_t ldc);
-void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                        int64_t K, float alpha, const half_t* A, int64_t lda, int64_t stride_a,
-                        const half_t* B, int64_t ldb, int64_t stride_b, float beta, float* C,
-                        int64_t ldc, int64_t stride_c, int64_t batch);
+MS_GEMM_KERNELS(float, float)
+MS_GEMM_KERNELS(half_t, half_t)
+MS_GEMM_KERNELS(half_t, float)
 }  // namespace cuda
+#undef MS_GEMM_KERNELS
 
 }  // namespace kernels
 }  // namespace minisinga
