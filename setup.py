@@ -16,9 +16,15 @@ import shutil
 import sys
 import sysconfig
 
-from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
-from setuptools import setup
-from setuptools.command.build_ext import build_ext
+# AddressSanitizer instruments host code only: a sanitized build is a CPU or emulated-CUDA one.
+# Checked first, before the imports below (the same answer with or without nvcc or pybind11).
+SANITIZE_REFUSAL = "MINISINGA_SANITIZE needs MINISINGA_CUDA=0 (CPU) or MINISINGA_CUDA=emu"
+if os.environ.get("MINISINGA_SANITIZE") and os.environ.get("MINISINGA_CUDA") == "1":
+    sys.exit(SANITIZE_REFUSAL)
+
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension  # noqa: E402
+from setuptools import setup  # noqa: E402
+from setuptools.command.build_ext import build_ext  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.environ.get("DEBUG", "0") == "1"
@@ -155,13 +161,10 @@ def make_extension():
     link_args += os.environ.get("MINISINGA_LDFLAGS", "").split()
     link_args += [f"-Wl,-rpath,{libdir}", "-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
     sanitize = os.environ.get("MINISINGA_SANITIZE", "")
-    refusal = "MINISINGA_SANITIZE needs MINISINGA_CUDA=0 (CPU) or MINISINGA_CUDA=emu"
-    if sanitize and os.environ.get("MINISINGA_CUDA", "") == "1":
-        sys.exit(refusal)  # before looking for nvcc: the answer is the same without one
     cuda = find_cuda()
     if sanitize:
-        if cuda and cuda[0] != "emu":
-            sys.exit(refusal)
+        if cuda and cuda[0] != "emu":  # nvcc found without MINISINGA_CUDA=1
+            sys.exit(SANITIZE_REFUSAL)
         cxxflags += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
         link_args += [f"-fsanitize={sanitize}"]
     if cuda:
