@@ -62,8 +62,9 @@ namespace kernels {
   void Im2Col(Context* ctx, const half_t* x, int64_t batch, const ConvGeom& g, int64_t row0, \
               int64_t rows, half_t* col);                                                   \
   /* The adjoint of Im2Col: ACCUMULATES every col entry into the x cell it was read from    \
-     (padding entries are dropped; a float16 cell is summed in float32, rounded once). The  \
-     caller zeroes x first when it wants a plain result. */                                 \
+     (padding entries are dropped; a float16 cell is summed in float32 and rounded once per \
+     call, so once per band of rows where a huge image is split). The caller zeroes x first \
+     when it wants a plain result. */                                                       \
   void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0, \
               int64_t rows, float* x);                                                      \
   void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0, \
