@@ -53,8 +53,9 @@ void Im2ColT(const T* x, int64_t batch, const ConvGeom& g, int64_t row0, int64_t
 }
 
 // Sums one image plane's col entries into acc (H x W, float32).
-void Col2ImPlane(const float* col, const ConvGeom& g, int64_t row0, int64_t rows, int64_t ld,
-                 int64_t c, int64_t img_off, float* acc) {
+[[gnu::always_inline]] inline void Col2ImPlane(const float* col, const ConvGeom& g,
+                                               int64_t row0, int64_t rows, int64_t ld,
+                                               int64_t c, int64_t img_off, float* acc) {
   for (int64_t kh = 0; kh < g.KH; kh++) {
     for (int64_t kw = 0; kw < g.KW; kw++) {
       const float* src = col + ((c * g.KH + kh) * g.KW + kw) * ld + img_off;
