@@ -161,7 +161,8 @@ def test_bad_inputs():
     p, g, lr, step = t((3, 2)), t((3, 2)), scalar(0.1), scalar(1.0)
     with pytest.raises(ValueError, match=r"sgd_update: grad has shape \(6,\), expected"):
         _core.sgd_update(p, t((6,)), lr)
-    with pytest.raises(TypeError, match="sgd_update: param has dtype int32"):
+    with pytest.raises(TypeError,
+                       match="sgd_update: param has dtype int32, expected float32 or float16"):
         _core.sgd_update(t((3, 2), np.int32), g, lr)
     with pytest.raises(TypeError, match="sgd_update: grad has dtype int32"):
         _core.sgd_update(p, t((3, 2), np.int32), lr)

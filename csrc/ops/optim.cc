@@ -19,9 +19,8 @@ namespace ops {
 
 namespace {
 
-// float32 or float16 (the message names float32, as it always has).
 void CheckFloat(const char* op, const Tensor& t, const char* what) {
-  if (t.dtype() != DType::kFloat16) CheckDType(op, t, {DType::kFloat32}, what);
+  CheckDType(op, t, {DType::kFloat32, DType::kFloat16}, what);
 }
 
 void CheckParam(const char* op, const Tensor& param) { CheckFloat(op, param, "param"); }
