@@ -290,3 +290,39 @@ def test_float16_updates_equal_float32(dev, rng, name, nstate, update, state):
             np.testing.assert_array_equal(
                 got.to_numpy(), want.to_numpy().astype(dt), err_msg=f"step {t}, {what}"
             )
+
+
+# Mixes the kernels have no overload for: (param, grad, states) dtypes.
+COPY_MIXES = [
+    (np.float32, np.float16, np.float32),  # float16 gradient of a float32 parameter
+    (np.float32, np.float32, np.float16),  # float16 state of a float32 parameter
+    (np.float16, np.float32, np.float32),  # float32 gradient of a float16 parameter
+]
+
+
+@pytest.mark.parametrize("mix", COPY_MIXES, ids=lambda m: "-".join(np.dtype(d).name for d in m))
+@pytest.mark.parametrize("name,nstate,update", HALF_CASES[1:], ids=[c[0] for c in HALF_CASES[1:]])
+def test_mixed_dtype_updates_run_on_float32_copies(dev, rng, name, nstate, update, mix):
+    """Other mixes of float16 and float32 run the float32 update on float32 copies and cast
+    every updated tensor back to its own dtype, rounded once; the graph records the copies."""
+    pdt, gdt, sdt = mix
+    n = 1001
+    p = rng.uniform(-2, 2, n).astype(np.float16)  # float16 values: exact in every dtype
+    g = rng.uniform(-2, 2, n).astype(np.float16)
+    states = [np.abs(rng.uniform(-1, 1, n)).astype(np.float16) for _ in range(nstate)]
+    lr, step = scalar(0.1, dev), scalar(2.0, dev)
+    got_p, got_s = core_tensor(p.astype(pdt), dev), [core_tensor(s.astype(sdt), dev)
+                                                     for s in states]
+    got_g = core_tensor(g.astype(gdt), dev)
+    want_p = core_tensor(p.astype(np.float32), dev)
+    want_s = [core_tensor(s.astype(np.float32), dev) for s in states]
+    update(want_p, core_tensor(g.astype(np.float32), dev), want_s, lr, step)
+    update(got_p, got_g, got_s, lr, step)
+    copies = [core_tensor(a.to_numpy(), dev) for a in [got_p, got_g] + got_s]
+    names = recorded_nodes(got_p.device, lambda: update(*copies[:2], copies[2:], lr, step))
+    assert "AsType" in names, names
+    for what, got, want, dt in [("param", got_p, want_p, pdt)] + [
+        (f"state {i}", a, b, sdt) for i, (a, b) in enumerate(zip(got_s, want_s))
+    ]:
+        assert got.to_numpy().dtype == dt, what
+        np.testing.assert_array_equal(got.to_numpy(), want.to_numpy().astype(dt), err_msg=what)

@@ -44,6 +44,20 @@ void FloatSwitch(DType dt, F f) {
   else
     f(float{});
 }
+
+// f(T{}, S{}) for the float type pairs (a, b) that kernels with two element types have:
+// (float32, float32), (float16, float16), (float16, float32) -- e.g. float16 activations or
+// parameters beside float32 per-channel operands or optimizer state. b is read only where a
+// is float16 (callers check the pair before).
+template <typename F>
+void FloatPairSwitch(DType a, DType b, F f) {
+  if (a == DType::kFloat32)
+    f(float{}, float{});
+  else if (b == DType::kFloat16)
+    f(half_t{}, half_t{});
+  else
+    f(half_t{}, float{});
+}
 }  // namespace minisinga
 
 // Below this many elements a CPU loop runs on one thread.

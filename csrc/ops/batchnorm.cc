@@ -65,18 +65,6 @@ bool HalfPerChannel(const Tensor& x, std::initializer_list<const Tensor*> per_ch
   return true;
 }
 
-// f(T{}, P{}) with the kernels' activation type T (x's dtype, checked before) and per-channel
-// type P: half_t beside half_t where half_p, else float. (float, half_t) has no overload.
-template <typename F>
-void TypeSwitch(DType x, bool half_p, F f) {
-  if (x == DType::kFloat32)
-    f(float{}, float{});
-  else if (half_p)
-    f(half_t{}, half_t{});
-  else
-    f(half_t{}, float{});
-}
-
 }  // namespace
 
 std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
@@ -94,6 +82,7 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
                                               << momentum);
   CheckEps(op, eps);
   const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
+  const DType pdt = half_p ? DType::kFloat16 : DType::kFloat32;  // per-channel
   auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
   const Tensor sp = per_channel(scale), bp = per_channel(bias), rm = per_channel(running_mean),
                rv = per_channel(running_var);
@@ -104,7 +93,7 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
   const float mom = static_cast<float>(momentum), e = static_cast<float>(eps);
   x.device()->Exec(
       [=](Context* ctx) {
-        TypeSwitch(xr.dtype, half_p, [&](auto t, auto p) {
+        FloatPairSwitch(xr.dtype, pdt, [&](auto t, auto p) {
           using T = decltype(t);
           using P = decltype(p);
           MS_DISPATCH(ctx, BatchNormForwardTraining, xr.data<T>(), sr.data<P>(), br.data<P>(),
@@ -131,6 +120,7 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
   CheckChannel(op, x, running_var, "running_var");
   CheckEps(op, eps);
   const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
+  const DType pdt = half_p ? DType::kFloat16 : DType::kFloat32;  // per-channel
   auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
   const Tensor sp = per_channel(scale), bp = per_channel(bias), rm = per_channel(running_mean),
                rv = per_channel(running_var);
@@ -140,7 +130,7 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
   const float e = static_cast<float>(eps);
   x.device()->Exec(
       [=](Context* ctx) {
-        TypeSwitch(xr.dtype, half_p, [&](auto t, auto p) {
+        FloatPairSwitch(xr.dtype, pdt, [&](auto t, auto p) {
           using T = decltype(t);
           using P = decltype(p);
           MS_DISPATCH(ctx, BatchNormForwardInference, xr.data<T>(), sr.data<P>(), br.data<P>(),
@@ -172,6 +162,7 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
   }
   // scale (and dscale, dbias) in the kernel's per-channel type; the saved statistics float32.
   const bool half_p = HalfPerChannel(x, {&scale});
+  const DType pdt = half_p ? DType::kFloat16 : DType::kFloat32;  // per-channel
   const Tensor sp = half_p ? scale : ToF32(scale), m32 = ToF32(saved_mean),
                inv32 = ToF32(saved_inv_std);
   Tensor dx(x.shape(), x.device(), x.dtype()), dscale({d.c}, x.device(), sp.dtype()),
@@ -180,7 +171,7 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
             dxr = dx.ref(), dsr = dscale.ref(), dbr = dbias.ref();
   x.device()->Exec(
       [=](Context* ctx) {
-        TypeSwitch(xr.dtype, half_p, [&](auto t, auto p) {
+        FloatPairSwitch(xr.dtype, pdt, [&](auto t, auto p) {
           using T = decltype(t);
           using P = decltype(p);
           MS_DISPATCH(ctx, BatchNormBackward, dyr.data<T>(), xr.data<T>(), sr.data<P>(),

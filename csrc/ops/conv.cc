@@ -31,7 +31,7 @@ class Scratch {
   }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
-  // The part of `count` elements of type T at byte `offset`.
+  // The scratch from byte `offset` on, as elements of type T.
   template <typename T>
   T* at(size_t offset) const {
     return reinterpret_cast<T*>(p_ + offset);

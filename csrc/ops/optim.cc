@@ -80,17 +80,6 @@ std::optional<DType> StateDType(const Tensor& param, const Tensor& grad,
   return s;
 }
 
-// f(T{}, S{}): the kernels' param and state types for the dtypes StateDType accepted.
-template <typename F>
-void TypeSwitch(DType param, DType state, F f) {
-  if (param == DType::kFloat32)
-    f(float{}, float{});
-  else if (state == DType::kFloat16)
-    f(half_t{}, half_t{});
-  else
-    f(half_t{}, float{});
-}
-
 }  // namespace
 
 void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
@@ -138,7 +127,7 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
               wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        TypeSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
+        FloatPairSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
           using T = decltype(t);
           using S = decltype(st);
           MS_DISPATCH(ctx, SgdUpdate, ReadWrite<T>(pr), gr.data<T>(),
@@ -176,7 +165,7 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
               e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        TypeSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
+        FloatPairSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
           using T = decltype(t);
           using S = decltype(st);
           MS_DISPATCH(ctx, AdamUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(mr),
@@ -206,7 +195,7 @@ void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq
   const float e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        TypeSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
+        FloatPairSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
           using T = decltype(t);
           using S = decltype(st);
           MS_DISPATCH(ctx, AdagradUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(sr),
@@ -237,7 +226,7 @@ void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg
               wd = static_cast<float>(weight_decay);
   param.device()->Exec(
       [=](Context* ctx) {
-        TypeSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
+        FloatPairSwitch(pr.dtype, *sdt, [&](auto t, auto st) {
           using T = decltype(t);
           using S = decltype(st);
           MS_DISPATCH(ctx, RmspropUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(sr),
