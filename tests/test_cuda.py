@@ -443,6 +443,40 @@ def test_matmul_batched_and_accumulate(gpu, cpu, rng):
     )  # K == 0 gives zeros
 
 
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("dtype", [F32, F16])
+def test_matmul_split_k(gpu, cpu, rng, ta, tb, dtype):
+    """A GEMM with few output tiles and a long K (a conv weight gradient's shape) is cut along
+    K into slices, summed in a second kernel. K = 5203 = 11 * 11 * 43 has no divisor near
+    K // 512 = 10 (slices are at least 512 long): nine slices of 521, a last one of 514."""
+    M, N, K = 40, 24, 5203
+    assert _core._gemm_split_k(gpu, M, N, K) == 10
+    assert _core._gemm_split_k(gpu, M, N, 5201) == 7  # 7 divides 5201: no shorter last slice
+    assert _core._gemm_split_k(gpu, 2048, 2048, K) == 1  # enough tiles already
+    assert _core._gemm_split_k(gpu, M, N, 1023) == 1  # too short to split
+    a = rand(rng, (K, M) if ta else (M, K), dtype, -1, 1)
+    b = rand(rng, (N, K) if tb else (K, N), dtype, -1, 1)
+    c = rand(rng, (M, N), dtype)
+
+    def acc(x, y, out):  # out = 0.5 x y + 0.25 out: alpha in the slices, beta in the sum
+        _core.matmul(x, y, ta, tb, alpha=0.5, beta=0.25, out=out)
+        return out
+
+    # the CPU's float16 GEMM rounds once too: within a float16 ulp or two of |C| ~ 30
+    k = {"rtol": 1e-4, "atol": 2e-3} if dtype == F32 else {"rtol": 2e-3, "atol": 0.04}
+    check(gpu, cpu, acc, a, b, c, **k)
+    expect = 0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    expect += 0.25 * c.astype(np.float64)
+    out = core_tensor(c, gpu)
+    acc(core_tensor(a, gpu), core_tensor(b, gpu), out)
+    np.testing.assert_allclose(host(out).astype(np.float64), expect, **k)
+
+
+def test_matmul_split_k_names_a_cpu_device(cpu):
+    with pytest.raises(TypeError, match="is not a CUDA device"):
+        _core._gemm_split_k(cpu, 40, 24, 5203)
+
+
 def test_matmul_both_batched_and_empty_k_with_beta(gpu, cpu, rng):
     k = {"rtol": 1e-4, "atol": 1e-4}
     # every operand batched: strided-batched GEMMs with both batch strides nonzero

@@ -19,9 +19,9 @@ def test_launch_rewriting():
     src = "K<T, F<U>><<<grid, dim3(4, 2), 0, s>>>(a, f(b, c));\nZ<<<1, 1>>>( );\n"
     out = launches.rewrite(src, "x.cu").splitlines()
     assert out[0] == '#line 1 "x.cu"'
-    assert out[1] == ("::msemu::Launch(::msemu::Config(grid, dim3(4, 2), 0, s), [](auto... msemu_a)"
-                      " { K<T, F<U>>(msemu_a...); }, a, f(b, c));")
-    assert out[2] == ("::msemu::Launch(::msemu::Config(1, 1), [](auto... msemu_a)"
+    assert out[1] == ('::msemu::Launch(::msemu::Config(grid, dim3(4, 2), 0, s), "K<T, F<U>>", '
+                      "[](auto... msemu_a) { K<T, F<U>>(msemu_a...); }, a, f(b, c));")
+    assert out[2] == ('::msemu::Launch(::msemu::Config(1, 1), "Z", [](auto... msemu_a)'
                       " { Z(msemu_a...); } );")
     with pytest.raises(ValueError, match="x.cu:1: a launch must read"):
         launches.rewrite("K<<<1, 1>>>;", "x.cu")

@@ -61,6 +61,7 @@ __global__ void SetRngStateKernel(CudaRngState* s, uint64_t seed, uint64_t delta
 
 CudaGPU::CudaGPU(int id) : Device(DeviceType::kCuda, id) {
   MS_CUDA_CHECK(cudaSetDevice(id));
+  MS_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, id));
   cudaStream_t stream = nullptr;
   MS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   ctx_.stream = stream;

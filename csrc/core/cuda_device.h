@@ -57,6 +57,8 @@ class CudaGPU : public Device {
   // Makes this GPU current on the calling thread (kernels launch on its stream).
   void Activate() const;
 
+  int sm_count() const { return sm_count_; }  // multiprocessors
+
   // TF32 tensor-core math in cuBLAS GEMMs (float32 inputs, 10-bit mantissa products).
   // Off by default: results then match float32 GEMMs to float32 rounding.
   void SetAllowTF32(bool allow);
@@ -85,6 +87,7 @@ class CudaGPU : public Device {
   void DropCapture();
 
   bool allow_tf32_ = false;
+  int sm_count_ = 1;
   CudaRngState* rng_state_ = nullptr;  // device memory
   void* blas_workspace_ = nullptr;
   // CUDA-graph state for the device's recorded graph, keyed by (version, sequential).

@@ -39,6 +39,8 @@ MS_GEMM_KERNELS(half_t, half_t)
 MS_GEMM_KERNELS(half_t, float)
 }  // namespace cpu
 namespace cuda {
+// Slices of K a single CUDA GEMM of this size is split into (1: not split); see blas.cu.
+int64_t GemmSplitK(const Device* dev, int64_t M, int64_t N, int64_t K);
 MS_GEMM_KERNELS(float, float)
 MS_GEMM_KERNELS(half_t, half_t)
 MS_GEMM_KERNELS(half_t, float)

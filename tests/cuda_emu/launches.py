@@ -1,7 +1,7 @@
 """Rewrites CUDA kernel launches for the CUDA emulator (see include/msemu.h):
 
     Kernel<T, U><<<grid, block, smem, stream>>>(a, b)
- -> ::msemu::Launch(::msemu::Config(grid, block, smem, stream),
+ -> ::msemu::Launch(::msemu::Config(grid, block, smem, stream), "Kernel<T, U>",
                     [](auto... msemu_a) { Kernel<T, U>(msemu_a...); }, a, b)
 
 The kernel is called through a generic lambda so that its template arguments are deduced
@@ -61,7 +61,8 @@ def rewrite(text, name="<source>"):
             j += 1
         comma = "" if text[j] == ")" else ", "
         out.append(text[pos:start])
-        out.append(f"::msemu::Launch(::msemu::Config({config}), "
+        quoted = " ".join(kernel.split()).replace("\\", "\\\\").replace('"', '\\"')
+        out.append(f"::msemu::Launch(::msemu::Config({config}), \"{quoted}\", "
                    f"[](auto... msemu_a) {{ {kernel}(msemu_a...); }}{comma}")
         pos = rest
     out.append(text[pos:])

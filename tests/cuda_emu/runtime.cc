@@ -56,6 +56,24 @@ thread_local cudaError_t t_last_error = cudaSuccess;
 thread_local int t_device = 0;
 thread_local MsEmuStream* t_capture = nullptr;  // this thread's capture (not relaxed)
 
+// $MSEMU_TRACE=FILE: a line per kernel launch, GEMM, copy and memset as it is submitted
+// (captured ones once); $MSEMU_DRYRUN=1: kernels and GEMMs are checked and traced, not run
+// (tests/cuda_emu/trace.py turns a trace into a table of the launches).
+std::FILE* Trace() {
+  static std::FILE* f = [] {
+    const char* path = std::getenv("MSEMU_TRACE");
+    return path && *path ? std::fopen(path, "w") : nullptr;
+  }();
+  return f;
+}
+bool DryRun() {
+  static const bool dry = [] {
+    const char* v = std::getenv("MSEMU_DRYRUN");
+    return v && *v && *v != '0';
+  }();
+  return dry;
+}
+
 cudaError_t Fail(cudaError_t e, const std::string& why) {
   if (std::getenv("MSEMU_VERBOSE")) std::fprintf(stderr, "msemu: %s\n", why.c_str());
   t_last_error = e;
@@ -327,7 +345,10 @@ void WarpShuffle(const void* in, void* out, size_t bytes, int src) {
   Wait(g_warp_bar[warp]);
 }
 
-void Submit(const Config& c, std::function<void()> body, const char* site) {
+bool Tracing() { return Trace() != nullptr; }
+
+void Submit(const Config& c, std::function<void()> body, const char* site,
+            const std::string& args) {
   const uint64_t threads = uint64_t{c.block.x} * c.block.y * c.block.z;
   if (c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 || c.grid.x > 0x7fffffffu ||
       c.grid.y > 65535 || c.grid.z > 65535 || threads == 0 || threads > 1024 ||
@@ -338,6 +359,10 @@ void Submit(const Config& c, std::function<void()> body, const char* site) {
              std::to_string(c.block.y) + "," + std::to_string(c.block.z) + ") of " + site);
     return;
   }
+  if (std::FILE* f = Trace())
+    std::fprintf(f, "K\t%s\t%u %u %u\t%u %u %u\t%zu\t%s\n", site, c.grid.x, c.grid.y,
+                 c.grid.z, c.block.x, c.block.y, c.block.z, c.smem, args.c_str());
+  if (DryRun()) return;
   Enqueue(c.stream, [c, body = std::move(body), site] { Execute(c, body, site); });
 }
 
@@ -440,6 +465,17 @@ cudaError_t cudaSetDevice(int id) {
   return cudaSuccess;
 }
 
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  int n = 0;
+  cudaGetDeviceCount(&n);
+  if (device < 0 || device >= n) return Fail(cudaErrorInvalidDevice, "cudaDeviceGetAttribute");
+  if (attr != cudaDevAttrMultiProcessorCount)
+    return Fail(cudaErrorInvalidValue, "cudaDeviceGetAttribute: attribute not emulated");
+  const char* v = std::getenv("MSEMU_SMS");
+  *value = v && *v ? std::atoi(v) : 132;
+  return cudaSuccess;
+}
+
 cudaError_t cudaGetDevice(int* id) {
   *id = msemu::t_device;
   return cudaSuccess;
@@ -486,6 +522,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind
   if (!ok)
     return Fail(cudaErrorInvalidValue, "cudaMemcpyAsync: the pointers do not match the kind " +
                                            std::to_string(kind) + " or run past an allocation");
+  if (std::FILE* f = msemu::Trace()) std::fprintf(f, "C\t%d\t%zu\n", static_cast<int>(kind), n);
   const char* a = static_cast<const char*>(dst);
   const char* b = static_cast<const char*>(src);
   if (a < b + n && b < a + n) return Fail(cudaErrorInvalidValue, "cudaMemcpyAsync: overlap");
@@ -506,6 +543,7 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t n, cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(msemu::g_mu);
   if (!msemu::IsDevice(dst, n))
     return Fail(cudaErrorInvalidValue, "cudaMemsetAsync outside the device's allocations");
+  if (std::FILE* f = msemu::Trace()) std::fprintf(f, "M\t%zu\n", n);
   msemu::Enqueue(s, [dst, value, n] { std::memset(dst, value, n); });
   return cudaSuccess;
 }
@@ -680,7 +718,11 @@ cublasStatus_t Gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
       return CUBLAS_STATUS_INVALID_VALUE;
     }
   }
-  if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
+  if (std::FILE* f = msemu::Trace())
+    std::fprintf(f, "G\t%c%c %s%s%s\t%d %d %d %d\n", ta == CUBLAS_OP_N ? 'n' : 't',
+                 tb == CUBLAS_OP_N ? 'n' : 't', at == CUDA_R_16F ? "h" : "f",
+                 bt == CUDA_R_16F ? "h" : "f", ct == CUDA_R_16F ? "h" : "f", m, n, k, batch);
+  if (m == 0 || n == 0 || batch == 0 || msemu::DryRun()) return CUBLAS_STATUS_SUCCESS;
   msemu::Enqueue(h->stream, [=] {
     for (int b = 0; b < batch; b++) {
       // float32 products and sums (cuBLAS's CUBLAS_COMPUTE_32F), C rounded once

@@ -22,8 +22,10 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #define MS_CUDA_EMU 1
@@ -84,6 +86,9 @@ const char* cudaGetErrorString(cudaError_t e);
 cudaError_t cudaGetDeviceCount(int* n);
 cudaError_t cudaSetDevice(int id);
 cudaError_t cudaGetDevice(int* id);
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+// Multiprocessors: $MSEMU_SMS, else 132 (an H100's), so plans match the real GPU's.
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
 cudaError_t cudaMalloc(void** p, size_t bytes);
 template <typename T>
 cudaError_t cudaMalloc(T** p, size_t bytes) {
@@ -194,14 +199,35 @@ bool IsDeviceRange(const void* p, size_t bytes);
 cudaError_t FailCall(cudaError_t e, const char* what);
 
 // Runs (or records, while the stream captures) a launch of thread_body; `site` names it.
-void Submit(const Config& c, std::function<void()> thread_body, const char* site);
+// `args`: its integer arguments, for the trace (empty when not tracing).
+void Submit(const Config& c, std::function<void()> thread_body, const char* site,
+            const std::string& args = {});
+bool Tracing();  // $MSEMU_TRACE is set
+
+// An argument for the trace: integers as numbers, a plan's numel and ndim as n<numel>/<ndim>,
+// a functor by its (mangled) type name, anything else as "_".
+template <typename T, typename = void>
+struct HasNumel : std::false_type {};
+template <typename T>
+struct HasNumel<T, std::void_t<decltype(T::numel), decltype(T::ndim)>> : std::true_type {};
+template <typename T>
+std::string TraceArg(const T& v) {
+  if constexpr (std::is_integral_v<T>) return std::to_string(v);
+  else if constexpr (HasNumel<T>::value)
+    return "n" + std::to_string(v.numel) + "/" + std::to_string(v.ndim);
+  else if constexpr (std::is_empty_v<T>) return typeid(T).name();
+  else return "_";
+}
 
 // `kernel` is a generic lambda calling the kernel by name (so template arguments are deduced
 // as in the original launch); the arguments are copied now, as a CUDA launch copies them.
+// `name` is the kernel expression as the launch wrote it.
 template <typename K, typename... A>
-void Launch(const Config& c, K kernel, A&&... args) {
+void Launch(const Config& c, const char* name, K kernel, A&&... args) {
+  std::string traced;
+  if (Tracing()) ((traced += TraceArg(static_cast<const std::decay_t<A>&>(args)) + " "), ...);
   auto tup = std::make_tuple(std::decay_t<A>(std::forward<A>(args))...);
-  Submit(c, [kernel, tup]() { std::apply(kernel, tup); }, __PRETTY_FUNCTION__);
+  Submit(c, [kernel, tup]() { std::apply(kernel, tup); }, name, traced);
 }
 
 }  // namespace msemu
