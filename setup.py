@@ -182,6 +182,9 @@ def make_extension():
     # Headers too: a change to one rebuilds the extension (ccache recompiles what it affects).
     headers = sorted(glob.glob("csrc/**/*.h", recursive=True) +
                      glob.glob("csrc/**/*.cuh", recursive=True))
+    if cuda and cuda[0] == "emu":  # the emulator's headers and launch rewriting
+        headers += sorted(f for f in glob.glob("tests/cuda_emu/include/**/*", recursive=True)
+                          if os.path.isfile(f)) + ["tests/cuda_emu/launches.py"]
     return Pybind11Extension(
         "minisinga._core",
         sources,

@@ -2,6 +2,7 @@
 its own checks (tests/cuda_emu/selftest.cu, built here with the C++ compiler) and the launch
 rewriting. `bash tests/cuda_emu/run.sh` runs the CUDA test cases in it."""
 
+import io
 import os
 import shutil
 import subprocess
@@ -42,9 +43,23 @@ def test_emulator_selftest(tmp_path):
                         f"-Wl,-rpath,{ob.get_lib_dir()}", "-o", str(exe)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    trace = tmp_path / "selftest.trace"
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, MSEMU_TRACE=str(trace)))
     assert r.returncode == 0 and r.stdout.endswith("all passed\n"), r.stdout + r.stderr
     assert r.stdout.count("ok ") == 22, r.stdout
+    # The trace: kernels by name with their launch shape and integer arguments, the GEMMs'
+    # column-major sizes, copies and memsets (an ill-shaped launch is traced, then refused).
+    lines = trace.read_text().splitlines()
+    assert "K\tFill\t2 1 1\t32 1 1\t0\t_ 1 7 " in lines, lines[:20]
+    assert "K\tCount\t2 3 1\t4 2 2\t0\t_ " in lines, lines[:20]
+    assert "G\ttn fff\t3 4 5 2" in lines, [v for v in lines if v.startswith("G")]
+    assert "M\t4" in lines and "C\t2\t4" in lines
+    import trace_table  # tests/cuda_emu/trace_table.py
+
+    out = io.StringIO()
+    trace_table.table(lines, out)
+    assert "Fill" in out.getvalue() and "GEMMs: " in out.getvalue(), out.getvalue()
 
 
 def test_asan_mode_names_a_missing_libasan(tmp_path):

@@ -6,6 +6,8 @@
 #   bash tests/cuda_emu/run.sh [pytest arguments]
 # (default: every test case on the CUDA device: tests/test_cuda.py and the `cuda` cases of
 # the device-parametrised tests, about 460; `tests` runs the whole suite on this build).
+# MSEMU_TRACE=FILE (MSEMU_DRYRUN=1): a line per launch, GEMM, copy and memset, for
+# tests/cuda_emu/trace_table.py (which says how to trace one ResNet-50 training step).
 # MSEMU_ASAN=1: an AddressSanitizer build (kernels reading or writing past a tensor, into
 # freed or cached memory, are reported and fail the test run).
 set -euo pipefail

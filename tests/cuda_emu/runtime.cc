@@ -58,7 +58,7 @@ thread_local MsEmuStream* t_capture = nullptr;  // this thread's capture (not re
 
 // $MSEMU_TRACE=FILE: a line per kernel launch, GEMM, copy and memset as it is submitted
 // (captured ones once); $MSEMU_DRYRUN=1: kernels and GEMMs are checked and traced, not run
-// (tests/cuda_emu/trace.py turns a trace into a table of the launches).
+// (tests/cuda_emu/trace_table.py turns a trace into a table of the launches).
 std::FILE* Trace() {
   static std::FILE* f = [] {
     const char* path = std::getenv("MSEMU_TRACE");
