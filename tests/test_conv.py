@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import core_tensor
 
-from minisinga import _core
+from minisinga import _core, device
 
 
 def out_size(n, k, s, p0, p1, d):
@@ -247,6 +247,58 @@ def test_gpu_plan_batched_gemms(rng, case, plan):
     dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws), **kw)
     np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-2)
+
+
+WINOGRAD_CASES = [
+    ((2, 16, 9, 10), (16, 16, 3, 3), (1, 1, 1, 1), True),  # odd height: a half tile
+    ((3, 16, 8, 7), (20, 16, 3, 3), (0, 0, 0, 0), False),  # no padding, odd width
+    ((2, 17, 6, 6), (16, 17, 3, 3), (2, 0, 1, 2), True),  # one-sided padding up to 2
+    ((1, 16, 3, 3), (16, 16, 3, 3), (0, 0, 0, 0), True),  # one output: 3 of 4 cut off
+    ((33, 16, 64, 64), (16, 16, 3, 3), (1, 1, 1, 1), False),  # 2 chunks of images
+]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_gpu_plan_winograd(rng, case):
+    """float32 3x3 stride-1 convolutions in the GPU's plan: Winograd F(2x2, 3x3) for y and
+    dx (the data gradient is a convolution with the flipped filters, padded by 2 - pad),
+    im2col for dw; against the float64 references."""
+    xs, ws, pad, bias = case
+    old = _core._set_conv_gpu_plan_on_cpu(True)
+    try:
+        assert _core._conv2d_path(device.get_default_device(), list(xs), list(ws), [1, 1],
+                                  list(pad)) == "winograd"
+        x, w = rand(rng, *xs), rand(rng, *ws)
+        b = rand(rng, ws[0]) if bias else None
+        y = run_conv(x, w, b, (1, 1), pad, (1, 1), 1)
+        np.testing.assert_allclose(y, conv_ref(x, w, b, (1, 1), pad), rtol=1e-4, atol=1e-4)
+        dy = rand(rng, *y.shape)
+        dx_ref, _ = conv_grads_ref(dy, x, w, (1, 1), pad, (1, 1), 1)
+        dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs),
+                                        padding=list(pad))
+        np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-4)
+    finally:
+        _core._set_conv_gpu_plan_on_cpu(old)
+
+
+def test_winograd_only_where_it_fits():
+    dev = device.get_default_device()
+    old = _core._set_conv_gpu_plan_on_cpu(True)
+    try:
+        path = lambda xs, ws, st=(1, 1), pad=(1, 1, 1, 1), dil=(1, 1), g=1: _core._conv2d_path(
+            dev, list(xs), list(ws), list(st), list(pad), list(dil), g)
+        assert path((2, 16, 8, 8), (16, 16, 3, 3)) == "winograd"
+        assert path((2, 16, 8, 8), (16, 16, 3, 3), st=(2, 2)) != "winograd"  # strided
+        assert path((2, 16, 8, 8), (16, 16, 3, 3), dil=(2, 2)) != "winograd"  # dilated
+        assert path((2, 16, 8, 8), (16, 8, 3, 3), g=2) != "winograd"  # grouped
+        assert path((2, 16, 8, 8), (16, 16, 3, 3), pad=(3, 1, 1, 1)) != "winograd"  # pad 3
+        assert path((2, 16, 8, 8), (16, 16, 3, 2)) != "winograd"  # 3x2
+        assert path((2, 8, 8, 8), (16, 8, 3, 3)) != "winograd"  # 8 input channels
+        assert path((2, 16, 8, 8), (8, 16, 3, 3)) != "winograd"  # 8 output channels
+    finally:
+        _core._set_conv_gpu_plan_on_cpu(old)
+    # The CPU's own plan keeps im2col (its GEMMs are fast enough; no transforms).
+    assert _core._conv2d_path(dev, [2, 16, 8, 8], [16, 16, 3, 3], padding=[1, 1, 1, 1]) == "chunks"
 
 
 def test_gpu_plan_switch_returns_previous():

@@ -646,6 +646,30 @@ def test_conv2d_float16(gpu, cpu, rng, case):
     check(gpu, cpu, bwd, dy, x, w, norm_atol=1e-3, **tol(F16))
 
 
+WINOGRAD_CONVS = [  # (x, w, padding): >= 16 channels, 3x3, stride 1, pads <= 2
+    ((2, 16, 9, 10), (16, 16, 3, 3), [1, 1, 1, 1]),
+    ((3, 16, 8, 7), (20, 16, 3, 3), [0, 0, 0, 0]),
+    ((2, 17, 6, 6), (16, 17, 3, 3), [2, 0, 1, 2]),
+    ((33, 16, 64, 64), (16, 16, 3, 3), [1, 1, 1, 1]),  # 2 chunks of images
+]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CONVS, ids=str)
+def test_conv2d_winograd(gpu, cpu, rng, case):
+    """float32 3x3 stride-1 convolutions go through Winograd F(2x2, 3x3) on the GPU (forward
+    and data gradient; the CPU's plan uses im2col): the same results within float32 noise."""
+    xs, ws, pad = case
+    assert _core._conv2d_path(gpu, list(xs), list(ws), [1, 1], pad) == "winograd"
+    x, w, b = rand(rng, xs), rand(rng, ws), rand(rng, (ws[0],))
+    k = {"rtol": 1e-4, "atol": 1e-4}
+    check(gpu, cpu, lambda x_, w_, b_: _core.conv2d(x_, w_, b_, [1, 1], pad), x, w, b, **k)
+    oh, ow = xs[2] + pad[0] + pad[1] - 2, xs[3] + pad[2] + pad[3] - 2
+    dy = rand(rng, (xs[0], ws[0], oh, ow))
+    check(gpu, cpu,
+          lambda dy_, w_: _core.conv2d_backward_data(dy_, w_, list(xs), [1, 1], pad), dy, w,
+          **k)
+
+
 def test_conv2d_in_row_bands(gpu, cpu, rng):
     """One image whose col matrix exceeds the 64 MiB scratch bound: bands of output rows."""
     xs, ws, st, pad = (1, 128, 130, 130), (2, 128, 3, 3), [1, 1], [1, 1, 1, 1]

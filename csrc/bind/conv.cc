@@ -18,6 +18,13 @@ void InitConv(py::module_& m) {
         py::arg("groups") = 1);
   m.def("conv2d_backward_bias", &ops::Conv2dBackwardBias, py::arg("dy"));
   m.def("_set_conv_gpu_plan_on_cpu", &ops::SetConvGpuPlanOnCpu, py::arg("on"));
+  m.def("_conv2d_path", [](const Device& dev, const Shape& x_shape, const Shape& w_shape,
+                           const Ints& stride, const Ints& padding, const Ints& dilation,
+                           int64_t groups) {
+    return ops::Conv2dPath(&dev, x_shape, w_shape, stride, padding, dilation, groups);
+  }, py::arg("device"), py::arg("x_shape"), py::arg("w_shape"), py::arg("stride") = Ints{1, 1},
+        py::arg("padding") = Ints{0, 0, 0, 0}, py::arg("dilation") = Ints{1, 1},
+        py::arg("groups") = 1);
   m.def("conv2d_same_padding", &ops::Conv2dSamePadding, py::arg("in_hw"), py::arg("kernel"),
         py::arg("stride") = Ints{1, 1}, py::arg("dilation") = Ints{1, 1},
         py::arg("mode") = "SAME_UPPER");

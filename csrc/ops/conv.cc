@@ -11,6 +11,7 @@
 #include "kernels/blas.h"
 #include "kernels/cast.h"
 #include "kernels/conv.h"
+#include "kernels/winograd.h"
 #include "ops/half.h"
 
 namespace minisinga {
@@ -66,6 +67,20 @@ int64_t BatchedCols() {
   return cols;
 }
 
+// GPU: float32 3x3 stride-1 convolutions (forward and data gradient) go through Winograd
+// F(2x2, 3x3) (kernels/winograd.h): 16 products per 2x2 output tile instead of 36, and
+// transforms that move less data than im2col. $MINISINGA_CONV_WINOGRAD=0 turns it off (read
+// once; for A/B timings).
+bool WinogradOn() {
+  static const bool on = [] {
+    const char* env = std::getenv("MINISINGA_CONV_WINOGRAD");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return on;
+}
+// Below this many channels (in or out) the transforms cost more than the products they save.
+constexpr int64_t kWinogradMinChannels = 16;
+
 // Whether CPU devices plan as GPUs do (tests check the GPU's plan on a CPU with it).
 std::atomic<bool> g_gpu_plan_on_cpu{false};
 
@@ -78,6 +93,7 @@ struct ConvPlan {
   bool direct = false;           // 1x1, stride 1, no padding: x itself is the col matrix
   bool depthwise = false;        // groups == C > 1: direct kernels, no im2col
   bool batched = false;          // nb images, one strided-batched GEMM per group, in NCHW
+  bool winograd = false;         // float32 forward and data gradient through Winograd
   int64_t nb = 1, rows = 0;      // images per chunk; output rows per chunk when nb == 1
   // Scratch elements: col matrix, [Cout, nb*P] operand. Sized for float32 elements; float16
   // convolutions keep whichever of them a GEMM writes in float32 (see Conv2d).
@@ -126,6 +142,10 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 &&
                          g.PB == 0 && g.PL == 0 && g.PR == 0;
   p.depthwise = groups > 1 && p.Cg == 1;
+  // Pads of at most 2 keep the data gradient (padded by 2 - pad) a convolution too.
+  p.winograd = gpu && !wgrad && groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 &&
+               g.SW == 1 && g.DH == 1 && g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 &&
+               std::min(C, p.Cout) >= kWinogradMinChannels && WinogradOn();
   p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 && p.P >= BatchedCols();
   p.direct = pointwise && (!gpu || p.N == 1 || p.batched);
   p.rows = g.OH;
@@ -169,6 +189,48 @@ bool NativeHalf(const ConvPlan& p, std::initializer_list<const Tensor*> operands
 template <typename T>
 constexpr bool kF32 = std::is_same<T, float>::value;
 
+// y = conv(x, w) + bias for a 3x3, stride-1 geometry g with K output channels, by Winograd:
+// U is the transformed filter ([16][K][g.C]); images in chunks whose tiles fit the scratch.
+void WinogradConv(Context* ctx, const ConvGeom& g, int64_t N, int64_t K, const float* x,
+                  const float* U, const float* bias, float* y) {
+  if (N == 0) return;
+  const int64_t per = ((g.OH + 1) / 2) * ((g.OW + 1) / 2);
+  const int64_t nb = std::max<int64_t>(1, std::min(N, kScratchFloats / (16 * (g.C + K) * per)));
+  Scratch s(ctx->dev, 16 * (g.C + K) * nb * per * sizeof(float));
+  float* V = s.at<float>(0);
+  float* M = V + 16 * g.C * nb * per;
+  for (int64_t n0 = 0; n0 < N; n0 += nb) {
+    const int64_t b = std::min(nb, N - n0), T = b * per;
+    MS_DISPATCH(ctx, WinogradInput, x + n0 * g.C * g.H * g.W, b, g, V);
+    // M[xi] (K x T) = U[xi] (K x C) V[xi] (C x T), the 16 tile positions in one call
+    MS_DISPATCH(ctx, GemmStridedBatched, false, false, K, T, g.C, 1.f, U, g.C, K * g.C, V, T,
+                g.C * T, 0.f, M, T, K * T, int64_t{16});
+    MS_DISPATCH(ctx, WinogradOutput, M, bias, b, g, K, y + n0 * K * g.OH * g.OW);
+  }
+}
+
+void WinogradForward(Context* ctx, const ConvPlan& p, const float* x, const float* w,
+                     const float* bias, float* y) {
+  Scratch u(ctx->dev, 16 * p.Cout * p.g.C * sizeof(float));
+  MS_DISPATCH(ctx, WinogradFilter, w, p.Cout, p.g.C, false, u.at<float>(0));
+  WinogradConv(ctx, p.g, p.N, p.Cout, x, u.at<float>(0), bias, y);
+}
+
+// The data gradient of a 3x3, stride-1 convolution is one too: dy (Cout channels, OH x OW)
+// with the filters turned 180 degrees and their channels swapped, padded by 2 minus the
+// forward padding on each side, which gives x's H x W.
+void WinogradBackwardData(Context* ctx, const ConvPlan& p, const float* dy, const float* w,
+                          float* dx) {
+  const ConvGeom& f = p.g;
+  ConvGeom g = f;
+  g.C = p.Cout, g.H = f.OH, g.W = f.OW;
+  g.PT = 2 - f.PT, g.PB = 2 - f.PB, g.PL = 2 - f.PL, g.PR = 2 - f.PR;
+  g.OH = f.H, g.OW = f.W;
+  Scratch u(ctx->dev, 16 * p.Cout * f.C * sizeof(float));
+  MS_DISPATCH(ctx, WinogradFilter, w, p.Cout, f.C, true, u.at<float>(0));
+  WinogradConv(ctx, g, p.N, f.C, dy, u.at<float>(0), nullptr, dx);
+}
+
 // y = conv(x, w) (+ b). Float16: each output is one GEMM sum rounded once; a bias is added
 // in that same rounding where a chunk's result goes through ys (several images per GEMM),
 // else to the rounded sum (one more rounding).
@@ -178,6 +240,7 @@ void ConvForward(Context* ctx, const ConvPlan& p, const T* xp, const T* wp, cons
   const ConvGeom& g = p.g;
   if constexpr (kF32<T>) {
     if (p.depthwise) return MS_DISPATCH(ctx, DepthwiseConv2d, xp, wp, bp, p.N, g, p.Coutg, yp);
+    if (p.winograd) return WinogradForward(ctx, p, xp, wp, bp, yp);
   }
   // [ys: float32][col: T]
   Scratch s(ctx->dev, p.ys_floats * sizeof(float) + p.col_floats * sizeof(T));
@@ -242,6 +305,7 @@ void ConvBackwardData(Context* ctx, const ConvPlan& p, const T* dyp, const T* wp
   if constexpr (kF32<T>) {
     if (p.depthwise)
       return MS_DISPATCH(ctx, DepthwiseConv2dBackwardData, dyp, wp, p.N, g, p.Coutg, dxp);
+    if (p.winograd) return WinogradBackwardData(ctx, p, dyp, wp, dxp);
   }
   // [col: float32][ys: T]
   Scratch s(ctx->dev, p.col_floats * sizeof(float) + p.ys_floats * sizeof(T));
@@ -498,6 +562,18 @@ Tensor Conv2dBackwardBias(const Tensor& dy) {
       },
       {dy.block()}, {db.block()}, "Conv2dBackwardBias");
   return db;
+}
+
+std::string Conv2dPath(const Device* dev, const Shape& x_shape, const Shape& w_shape,
+                       const Ints& stride, const Ints& padding, const Ints& dilation,
+                       int64_t groups) {
+  const ConvPlan p =
+      MakePlan("conv2d", dev, x_shape, w_shape, stride, padding, dilation, groups);
+  if (p.depthwise) return "depthwise";
+  if (p.winograd) return "winograd";
+  if (p.batched) return p.direct ? "batched-direct" : "batched";
+  if (p.direct) return "direct";
+  return p.nb > 1 ? "chunks" : "bands";
 }
 
 bool SetConvGpuPlanOnCpu(bool on) { return g_gpu_plan_on_cpu.exchange(on); }

@@ -138,13 +138,15 @@ if [ -f examples/cnn/benchmark.py ]; then
   done
 fi
 
-# Split-K A/B: the same step with the weight gradients' GEMMs not split along K.
+# A/B of the GPU plan's other choices: Winograd for 3x3 convolutions, split-K GEMMs.
 if [ -f examples/cnn/benchmark.py ]; then
-  n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
-  run split_k bench 60 env MINISINGA_GEMM_SPLIT_K=0 "$PY" examples/cnn/benchmark.py \
-    --device cuda --model resnet50 --batch-size 32 --iters 10 --skip 3
-  say "ResNet-50 batch 32 (graph, MINISINGA_GEMM_SPLIT_K=0):" \
-    "$(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
+  for off in MINISINGA_CONV_WINOGRAD=0 MINISINGA_GEMM_SPLIT_K=0; do
+    n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
+    run plan_ab bench 60 env "$off" "$PY" examples/cnn/benchmark.py --device cuda \
+      --model resnet50 --batch-size 32 --iters 10 --skip 3
+    say "ResNet-50 batch 32 (graph, $off):" \
+      "$(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
+  done
 fi
 
 # Where a ResNet-50 step's time goes (graph replay, each node timed with CUDA events).

@@ -1,0 +1,77 @@
+// CPU Winograd F(2x2, 3x3) transforms (kernels/winograd.h): a tile per iteration, the
+// arithmetic in winograd.h; parallel over channels and images.
+#include <omp.h>
+
+#include <cstdint>
+
+#include "core/dispatch.h"
+#include "kernels/winograd.h"
+
+namespace minisinga {
+namespace kernels {
+namespace cpu {
+
+void WinogradFilter(Context*, const float* w, int64_t K, int64_t C, bool flip, float* U) {
+  const int64_t KC = K * C;
+#pragma omp parallel for schedule(static) if (KC * 16 > MS_OMP_MIN)
+  for (int64_t kc = 0; kc < KC; kc++) {
+    const float* f = w + kc * 9;
+    float g[9], u[16];
+    for (int i = 0; i < 9; i++) g[i] = f[flip ? 8 - i : i];
+    winograd::FilterTile(g, u);
+    const int64_t k = kc / C, c = kc % C, at = flip ? c * K + k : kc;
+    for (int xi = 0; xi < 16; xi++) U[xi * KC + at] = u[xi];
+  }
+}
+
+void WinogradInput(Context*, const float* x, int64_t batch, const ConvGeom& g, float* V) {
+  const int64_t th_n = (g.OH + 1) / 2, tw_n = (g.OW + 1) / 2, per = th_n * tw_n;
+  const int64_t T = batch * per, CT = g.C * T;
+#pragma omp parallel for collapse(2) schedule(static) if (CT * 16 > MS_OMP_MIN)
+  for (int64_t c = 0; c < g.C; c++)
+    for (int64_t b = 0; b < batch; b++) {
+      const float* img = x + (b * g.C + c) * g.H * g.W;
+      for (int64_t th = 0; th < th_n; th++)
+        for (int64_t tw = 0; tw < tw_n; tw++) {
+          float d[16], v[16];
+          for (int i = 0; i < 4; i++) {
+            const int64_t ih = 2 * th - g.PT + i;
+            for (int j = 0; j < 4; j++) {
+              const int64_t iw = 2 * tw - g.PL + j;
+              d[4 * i + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? img[ih * g.W + iw] : 0.f;
+            }
+          }
+          winograd::InputTile(d, v);
+          const int64_t t = b * per + th * tw_n + tw;
+          for (int xi = 0; xi < 16; xi++) V[xi * CT + c * T + t] = v[xi];
+        }
+    }
+}
+
+void WinogradOutput(Context*, const float* M, const float* bias, int64_t batch,
+                    const ConvGeom& g, int64_t K, float* y) {
+  const int64_t th_n = (g.OH + 1) / 2, tw_n = (g.OW + 1) / 2, per = th_n * tw_n;
+  const int64_t T = batch * per, KT = K * T;
+#pragma omp parallel for collapse(2) schedule(static) if (KT * 16 > MS_OMP_MIN)
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t b = 0; b < batch; b++) {
+      float* out = y + (b * K + k) * g.OH * g.OW;
+      for (int64_t th = 0; th < th_n; th++)
+        for (int64_t tw = 0; tw < tw_n; tw++) {
+          const int64_t t = b * per + th * tw_n + tw;
+          float m[16], o[4];
+          for (int xi = 0; xi < 16; xi++) m[xi] = M[xi * KT + k * T + t];
+          winograd::OutputTile(m, o);
+          for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) {
+              const int64_t oh = 2 * th + i, ow = 2 * tw + j;
+              if (oh < g.OH && ow < g.OW)
+                out[oh * g.OW + ow] = bias ? o[2 * i + j] + bias[k] : o[2 * i + j];
+            }
+        }
+    }
+}
+
+}  // namespace cpu
+}  // namespace kernels
+}  // namespace minisinga

@@ -1,0 +1,104 @@
+// Winograd F(2x2, 3x3) transforms (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+// Networks", 2016) for 3x3, stride-1 convolutions: each 4x4 input tile gives a 2x2 output
+// tile from 16 products per (input, output) channel pair instead of 36. ops/conv.cc runs a
+// convolution as
+//   U[xi] = G g G^T  per filter (WinogradFilter),  V[xi] = B^T d B  per input tile
+//   (WinogradInput),  M[xi] = U[xi] V[xi]  one GEMM per tile position xi (16, batched),
+//   y = A^T m A  per output tile, plus bias (WinogradOutput),
+// with xi = 4 * i + j for entry (i, j) of a 4x4 tile. The tile arithmetic is written once
+// below (host and device); every coefficient is 0, +-1 or 1/2, so the transforms round only
+// where they add.
+//
+// Layouts (T tiles: t = (b * tiles_h + th) * tiles_w + tw, tiles_h = ceil(OH / 2),
+// tiles_w = ceil(OW / 2)): U [16][K][C], V [16][C][T], M [16][K][T]. A tile (th, tw) reads
+// input rows 2*th - PT .. +3 and columns 2*tw - PL .. +3 (zero outside the image) and writes
+// output rows 2*th, 2*th + 1 and columns 2*tw, 2*tw + 1 that exist.
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.h"
+#include "core/dtype.h"
+#include "kernels/conv.h"  // ConvGeom
+
+namespace minisinga {
+namespace winograd {
+
+// v = B^T d B; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+MS_HD void InputTile(const float d[16], float v[16]) {
+  float t[16];
+  for (int j = 0; j < 4; j++) {  // t = B^T d, column by column
+    t[0 + j] = d[0 + j] - d[8 + j];
+    t[4 + j] = d[4 + j] + d[8 + j];
+    t[8 + j] = d[8 + j] - d[4 + j];
+    t[12 + j] = d[4 + j] - d[12 + j];
+  }
+  for (int i = 0; i < 4; i++) {  // v = t B, row by row
+    const float* r = t + 4 * i;
+    v[4 * i + 0] = r[0] - r[2];
+    v[4 * i + 1] = r[1] + r[2];
+    v[4 * i + 2] = r[2] - r[1];
+    v[4 * i + 3] = r[1] - r[3];
+  }
+}
+
+// u = G g G^T for a 3x3 filter g (row-major); G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+MS_HD void FilterTile(const float g[9], float u[16]) {
+  float t[12];  // t = G g (4 x 3)
+  for (int j = 0; j < 3; j++) {
+    t[0 + j] = g[0 + j];
+    t[3 + j] = 0.5f * (g[0 + j] + g[3 + j] + g[6 + j]);
+    t[6 + j] = 0.5f * (g[0 + j] - g[3 + j] + g[6 + j]);
+    t[9 + j] = g[6 + j];
+  }
+  for (int i = 0; i < 4; i++) {  // u = t G^T
+    const float* r = t + 3 * i;
+    u[4 * i + 0] = r[0];
+    u[4 * i + 1] = 0.5f * (r[0] + r[1] + r[2]);
+    u[4 * i + 2] = 0.5f * (r[0] - r[1] + r[2]);
+    u[4 * i + 3] = r[2];
+  }
+}
+
+// y = A^T m A (2x2, row-major); A^T = [1 1 1 0; 0 1 -1 -1].
+MS_HD void OutputTile(const float m[16], float y[4]) {
+  float t[8];  // t = A^T m (2 x 4)
+  for (int j = 0; j < 4; j++) {
+    t[0 + j] = m[0 + j] + m[4 + j] + m[8 + j];
+    t[4 + j] = m[4 + j] - m[8 + j] - m[12 + j];
+  }
+  for (int i = 0; i < 2; i++) {
+    const float* r = t + 4 * i;
+    y[2 * i + 0] = r[0] + r[1] + r[2];
+    y[2 * i + 1] = r[1] - r[2] - r[3];
+  }
+}
+
+}  // namespace winograd
+
+namespace kernels {
+// Declared once for both namespaces (cpu, cuda); float32. `g` is the convolution's geometry
+// (KH = KW = 3, strides and dilations 1); x and y point at the first of `batch` images.
+#define MS_WINOGRAD_KERNELS                                                                   \
+  /* w is [K][C][3][3]. U[xi][k][c] = the transform of w[k][c]; with `flip`, of w[k][c]      \
+     turned 180 degrees, stored U[xi][c][k] (the filter of the data gradient). */          \
+  void WinogradFilter(Context* ctx, const float* w, int64_t K, int64_t C, bool flip,       \
+                      float* U);                                                            \
+  /* V[xi][c][t] for the tiles of `batch` images of x (g.C channels). */                    \
+  void WinogradInput(Context* ctx, const float* x, int64_t batch, const ConvGeom& g,        \
+                     float* V);                                                             \
+  /* y[b][k] (K channels of g.OH x g.OW) = the output tiles of M[xi][k][t], + bias[k] when  \
+     bias is not null; written, not accumulated. */                                         \
+  void WinogradOutput(Context* ctx, const float* M, const float* bias, int64_t batch,       \
+                      const ConvGeom& g, int64_t K, float* y);
+
+namespace cpu {
+MS_WINOGRAD_KERNELS
+}  // namespace cpu
+namespace cuda {
+MS_WINOGRAD_KERNELS
+}  // namespace cuda
+#undef MS_WINOGRAD_KERNELS
+}  // namespace kernels
+
+}  // namespace minisinga
