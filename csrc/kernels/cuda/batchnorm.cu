@@ -1,7 +1,9 @@
 // CUDA batch norm (indices split by FastDiv). Per-channel statistics are deterministic
 // two-stage reductions in double: blocks (channel, part) reduce a fixed range of the channel's
-// N * S values with a block tree, then per-channel kernels combine the parts in order (two
-// passes as on the CPU: mean, then squared deviations). The per-channel coefficients are
+// N * S values with a block tree, then per-channel kernels combine the parts in order. One
+// pass over x gives the sums of x and of x^2 (the CPU makes two: the mean, then squared
+// deviations); in double, var = E[x^2] - mean^2 loses ~1e-16 * mean^2 / var of its value,
+// far below the float32 it is rounded to. The per-channel coefficients are
 // computed once, in double with the CPU's roundings, and an elementwise kernel applies them.
 // The kernels that touch activations are templates on their type T (float, half_t), the
 // per-channel kernels on the per-channel type P (float, half_t), which they load once per
@@ -42,25 +44,25 @@ __device__ __forceinline__ int64_t At(I e, int64_t ch, int64_t c, const Dv& s) {
          s.Mod(e);
 }
 
-// Block (ch, p): partial[ch * parts + p] = sum over its range of x (first pass), or of
-// (x - mean)^2 with the mean from the first pass's partials (second pass).
-template <bool kSquares, typename I, typename Dv, typename T>
+// Block (ch, p): sums[ch * parts + p] and squares[ch * parts + p] = the sums over its range
+// of x and of x^2.
+template <typename I, typename Dv, typename T>
 __global__ void StatKernel(const T* x, int64_t c, const Dv s, int64_t m, int64_t parts,
-                           const double* sums, double* partial) {
+                           double* sums, double* squares) {
   const int64_t ch = blockIdx.x, p = blockIdx.y;
-  double mean = 0;
-  if (kSquares) {
-    for (int64_t k = 0; k < parts; k++) mean += sums[ch * parts + k];
-    mean /= static_cast<double>(m);
-  }
   const I e0 = static_cast<I>(m * p / parts), e1 = static_cast<I>(m * (p + 1) / parts);
-  double acc = 0;
+  double sum = 0, sq = 0;
   for (I e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
     const double v = DCvt<T>::Load(x[At(e, ch, c, s)]);
-    acc += kSquares ? (v - mean) * (v - mean) : v;
+    sum += v;
+    sq += v * v;
   }
-  acc = cudak::BlockAllReduce(acc, AddD());
-  if (threadIdx.x == 0) partial[ch * parts + p] = acc;
+  sum = cudak::BlockAllReduce(sum, AddD());
+  sq = cudak::BlockAllReduce(sq, AddD());
+  if (threadIdx.x == 0) {
+    sums[ch * parts + p] = sum;
+    squares[ch * parts + p] = sq;
+  }
 }
 
 // y = (x - coef[3ch]) * coef[3ch + 1] + coef[3ch + 2] (mean, scale * inv_std, bias),
@@ -76,16 +78,17 @@ __global__ void ApplyKernel(const T* x, const float* coef, T* y, const Dv c, con
 }
 
 template <typename P>
-__global__ void TrainStatsKernel(const double* sums, const double* ssds, int64_t c, int64_t parts,
-                                 int64_t m, const P* scale, const P* bias, P* running_mean,
-                                 P* running_var, float* saved_mean, float* saved_inv_std,
-                                 float momentum, float eps, float* coef) {
+__global__ void TrainStatsKernel(const double* sums, const double* squares, int64_t c,
+                                 int64_t parts, int64_t m, const P* scale, const P* bias,
+                                 P* running_mean, P* running_var, float* saved_mean,
+                                 float* saved_inv_std, float momentum, float eps, float* coef) {
   MS_CUDA_LOOP(ch, c) {
-    double sum = 0, ssd = 0;
+    double sum = 0, sq = 0;
     for (int64_t k = 0; k < parts; k++) sum += sums[ch * parts + k];
-    for (int64_t k = 0; k < parts; k++) ssd += ssds[ch * parts + k];
+    for (int64_t k = 0; k < parts; k++) sq += squares[ch * parts + k];
     const double mean = sum / m;
-    const double var = ssd / m;
+    const double var = fmax(sq / m - mean * mean, 0.0);
+    const double ssd = var * m;  // the sum of squared deviations
     const double inv_std = 1.0 / sqrt(var + double(eps));
     saved_mean[ch] = static_cast<float>(mean);
     saved_inv_std[ch] = static_cast<float>(inv_std);
@@ -185,17 +188,14 @@ void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P
   const int64_t m = n * s, parts = Parts(c, m);
   cudak::Scratch scratch(ctx, 2 * sizeof(double) * c * parts + 3 * sizeof(float) * c);
   double* sums = scratch.as<double>();
-  double* ssds = sums + c * parts;
-  float* coef = reinterpret_cast<float*>(ssds + c * parts);
+  double* squares = sums + c * parts;
+  float* coef = reinterpret_cast<float*>(squares + c * parts);
   const dim3 grid(static_cast<unsigned>(c), static_cast<unsigned>(parts));
   WithIndex(n, c, s, [&](auto i, auto, auto ds, auto) {
-    using I = decltype(i);
-    StatKernel<false, I><<<grid, kThreads, 0, st>>>(x, c, ds, m, parts, nullptr, sums);
-    MS_CUDA_LAUNCH_CHECK("StatKernel");
-    StatKernel<true, I><<<grid, kThreads, 0, st>>>(x, c, ds, m, parts, sums, ssds);
-    MS_CUDA_LAUNCH_CHECK("StatKernel");
+    StatKernel<decltype(i)><<<grid, kThreads, 0, st>>>(x, c, ds, m, parts, sums, squares);
   });
-  TrainStatsKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(sums, ssds, c, parts, m, scale, bias,
+  MS_CUDA_LAUNCH_CHECK("StatKernel");
+  TrainStatsKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(sums, squares, c, parts, m, scale, bias,
                                                           running_mean, running_var, saved_mean,
                                                           saved_inv_std, momentum, eps, coef);
   MS_CUDA_LAUNCH_CHECK("TrainStatsKernel");
