@@ -266,17 +266,23 @@ def test_gpu_plan_winograd(rng, case):
     xs, ws, pad, bias = case
     old = _core._set_conv_gpu_plan_on_cpu(True)
     try:
-        assert _core._conv2d_path(device.get_default_device(), list(xs), list(ws), [1, 1],
-                                  list(pad)) == "winograd"
+        for weight_grad in (False, True):
+            assert _core._conv2d_path(device.get_default_device(), list(xs), list(ws), [1, 1],
+                                      list(pad), weight_grad=weight_grad) == "winograd"
         x, w = rand(rng, *xs), rand(rng, *ws)
         b = rand(rng, ws[0]) if bias else None
         y = run_conv(x, w, b, (1, 1), pad, (1, 1), 1)
         np.testing.assert_allclose(y, conv_ref(x, w, b, (1, 1), pad), rtol=1e-4, atol=1e-4)
         dy = rand(rng, *y.shape)
-        dx_ref, _ = conv_grads_ref(dy, x, w, (1, 1), pad, (1, 1), 1)
+        dx_ref, dw_ref = conv_grads_ref(dy, x, w, (1, 1), pad, (1, 1), 1)
         dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs),
                                         padding=list(pad))
         np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-4)
+        # dw sums over every tile of every image: its error grows with that count
+        dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws),
+                                          padding=list(pad))
+        np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4,
+                                   atol=1e-5 * np.abs(dw_ref).max())
     finally:
         _core._set_conv_gpu_plan_on_cpu(old)
 

@@ -656,10 +656,13 @@ WINOGRAD_CONVS = [  # (x, w, padding): >= 16 channels, 3x3, stride 1, pads <= 2
 
 @pytest.mark.parametrize("case", WINOGRAD_CONVS, ids=str)
 def test_conv2d_winograd(gpu, cpu, rng, case):
-    """float32 3x3 stride-1 convolutions go through Winograd F(2x2, 3x3) on the GPU (forward
-    and data gradient; the CPU's plan uses im2col): the same results within float32 noise."""
+    """float32 3x3 stride-1 convolutions go through Winograd F(2x2, 3x3) on the GPU (forward,
+    data and weight gradients; the CPU's plan uses im2col): the same results within float32
+    noise."""
     xs, ws, pad = case
-    assert _core._conv2d_path(gpu, list(xs), list(ws), [1, 1], pad) == "winograd"
+    for weight_grad in (False, True):
+        assert _core._conv2d_path(gpu, list(xs), list(ws), [1, 1], pad,
+                                  weight_grad=weight_grad) == "winograd"
     x, w, b = rand(rng, xs), rand(rng, ws), rand(rng, (ws[0],))
     k = {"rtol": 1e-4, "atol": 1e-4}
     check(gpu, cpu, lambda x_, w_, b_: _core.conv2d(x_, w_, b_, [1, 1], pad), x, w, b, **k)
@@ -668,6 +671,9 @@ def test_conv2d_winograd(gpu, cpu, rng, case):
     check(gpu, cpu,
           lambda dy_, w_: _core.conv2d_backward_data(dy_, w_, list(xs), [1, 1], pad), dy, w,
           **k)
+    check(gpu, cpu,
+          lambda dy_, x_: _core.conv2d_backward_weight(dy_, x_, list(ws), [1, 1], pad), dy, x,
+          norm_atol=1e-5, **k)
 
 
 def test_conv2d_in_row_bands(gpu, cpu, rng):

@@ -20,11 +20,12 @@ void InitConv(py::module_& m) {
   m.def("_set_conv_gpu_plan_on_cpu", &ops::SetConvGpuPlanOnCpu, py::arg("on"));
   m.def("_conv2d_path", [](const Device& dev, const Shape& x_shape, const Shape& w_shape,
                            const Ints& stride, const Ints& padding, const Ints& dilation,
-                           int64_t groups) {
-    return ops::Conv2dPath(&dev, x_shape, w_shape, stride, padding, dilation, groups);
+                           int64_t groups, bool weight_grad) {
+    return ops::Conv2dPath(&dev, x_shape, w_shape, stride, padding, dilation, groups,
+                           weight_grad);
   }, py::arg("device"), py::arg("x_shape"), py::arg("w_shape"), py::arg("stride") = Ints{1, 1},
         py::arg("padding") = Ints{0, 0, 0, 0}, py::arg("dilation") = Ints{1, 1},
-        py::arg("groups") = 1);
+        py::arg("groups") = 1, py::arg("weight_grad") = false);
   m.def("conv2d_same_padding", &ops::Conv2dSamePadding, py::arg("in_hw"), py::arg("kernel"),
         py::arg("stride") = Ints{1, 1}, py::arg("dilation") = Ints{1, 1},
         py::arg("mode") = "SAME_UPPER");

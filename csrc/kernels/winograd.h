@@ -10,7 +10,10 @@
 // where they add.
 //
 // Layouts (T tiles: t = (b * tiles_h + th) * tiles_w + tw, tiles_h = ceil(OH / 2),
-// tiles_w = ceil(OW / 2)): U [16][K][C], V [16][C][T], M [16][K][T]. A tile (th, tw) reads
+// tiles_w = ceil(OW / 2)): U [16][K][C], V [S][16][C][T/S], M [16][K][T], where the tiles
+// are cut into S slices of T/S (t = s * T/S + t'; S divides the tiles of one image, so any
+// number of images): the weight gradient sums over tiles by one GEMM per (slice, xi), which
+// keeps a GPU busy where K x C is small (S = 1 elsewhere). A tile (th, tw) reads
 // input rows 2*th - PT .. +3 and columns 2*tw - PL .. +3 (zero outside the image) and writes
 // output rows 2*th, 2*th + 1 and columns 2*tw, 2*tw + 1 that exist.
 #pragma once
@@ -60,6 +63,10 @@ MS_HD void FilterTile(const float g[9], float u[16]) {
   }
 }
 
+// The weight gradient is the adjoint of the forward pass: with Z[xi][k][t] = A dy A^T for the
+// 2x2 tile of dy (OutputAdjointTile), dU[xi][k][c] = sum over t of Z[xi][k][t] V[xi][c][t]
+// (GEMMs over the tiles), and dw[k][c] = G^T dU[k][c] G (FilterAdjointTile).
+
 // y = A^T m A (2x2, row-major); A^T = [1 1 1 0; 0 1 -1 -1].
 MS_HD void OutputTile(const float m[16], float y[4]) {
   float t[8];  // t = A^T m (2 x 4)
@@ -74,6 +81,40 @@ MS_HD void OutputTile(const float m[16], float y[4]) {
   }
 }
 
+// z = A d A^T for a 2x2 tile d (row-major): the adjoint of OutputTile.
+MS_HD void OutputAdjointTile(const float d[4], float z[16]) {
+  float t[8];  // t = A d (4 x 2)
+  for (int j = 0; j < 2; j++) {
+    t[0 + j] = d[0 + j];
+    t[2 + j] = d[0 + j] + d[2 + j];
+    t[4 + j] = d[0 + j] - d[2 + j];
+    t[6 + j] = -d[2 + j];
+  }
+  for (int i = 0; i < 4; i++) {  // z = t A^T
+    const float* r = t + 2 * i;
+    z[4 * i + 0] = r[0];
+    z[4 * i + 1] = r[0] + r[1];
+    z[4 * i + 2] = r[0] - r[1];
+    z[4 * i + 3] = -r[1];
+  }
+}
+
+// dg = G^T u G (3x3) for a 4x4 u: the adjoint of FilterTile.
+MS_HD void FilterAdjointTile(const float u[16], float dg[9]) {
+  float t[12];  // t = G^T u (3 x 4)
+  for (int j = 0; j < 4; j++) {
+    t[0 + j] = u[0 + j] + 0.5f * (u[4 + j] + u[8 + j]);
+    t[4 + j] = 0.5f * (u[4 + j] - u[8 + j]);
+    t[8 + j] = 0.5f * (u[4 + j] + u[8 + j]) + u[12 + j];
+  }
+  for (int i = 0; i < 3; i++) {  // dg = t G
+    const float* r = t + 4 * i;
+    dg[3 * i + 0] = r[0] + 0.5f * (r[1] + r[2]);
+    dg[3 * i + 1] = 0.5f * (r[1] - r[2]);
+    dg[3 * i + 2] = 0.5f * (r[1] + r[2]) + r[3];
+  }
+}
+
 }  // namespace winograd
 
 namespace kernels {
@@ -84,9 +125,18 @@ namespace kernels {
      turned 180 degrees, stored U[xi][c][k] (the filter of the data gradient). */          \
   void WinogradFilter(Context* ctx, const float* w, int64_t K, int64_t C, bool flip,       \
                       float* U);                                                            \
-  /* V[xi][c][t] for the tiles of `batch` images of x (g.C channels). */                    \
+  /* V[s][xi][c][t'] for the tiles of `batch` images of x (g.C channels), in `slices`      \
+     slices. */                                                                             \
   void WinogradInput(Context* ctx, const float* x, int64_t batch, const ConvGeom& g,        \
-                     float* V);                                                             \
+                     int64_t slices, float* V);                                             \
+  /* Z[s][xi][k][t'] = A dy A^T for the 2x2 tiles of dy (K channels of g.OH x g.OW, zero    \
+     past its edges), in `slices` slices. */                                                \
+  void WinogradOutputAdjoint(Context* ctx, const float* dy, int64_t batch, const ConvGeom& g, \
+                             int64_t K, int64_t slices, float* Z);                          \
+  /* dw[k][c] (3x3) = G^T u G with u[xi] = the sum over p < parts of P[p][xi][k][c] (in     \
+     order); written. */                                                                    \
+  void WinogradFilterAdjoint(Context* ctx, const float* P, int64_t parts, int64_t K,        \
+                             int64_t C, float* dw);                                         \
   /* y[b][k] (K channels of g.OH x g.OW) = the output tiles of M[xi][k][t], + bias[k] when  \
      bias is not null; written, not accumulated. */                                         \
   void WinogradOutput(Context* ctx, const float* M, const float* bias, int64_t batch,       \

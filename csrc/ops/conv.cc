@@ -93,12 +93,39 @@ struct ConvPlan {
   bool direct = false;           // 1x1, stride 1, no padding: x itself is the col matrix
   bool depthwise = false;        // groups == C > 1: direct kernels, no im2col
   bool batched = false;          // nb images, one strided-batched GEMM per group, in NCHW
-  bool winograd = false;         // float32 forward and data gradient through Winograd
+  bool winograd = false;         // float32 through Winograd (kernels/winograd.h)
+  // Winograd: images per chunk, tiles per image; for the weight gradient, slices per image's
+  // tiles and chunks (their partial sums are kept side by side until the end).
+  int64_t wino_nb = 0, wino_per = 0, wino_slices = 1, wino_chunks = 0;
   int64_t nb = 1, rows = 0;      // images per chunk; output rows per chunk when nb == 1
   // Scratch elements: col matrix, [Cout, nb*P] operand. Sized for float32 elements; float16
   // convolutions keep whichever of them a GEMM writes in float32 (see Conv2d).
   int64_t col_floats = 0, ys_floats = 0;
 };
+
+// The Winograd chunks (images whose transformed tiles fit the scratch bound; the forward and
+// the data gradient have the same number of channels in and out, swapped) and, for the weight
+// gradient, the slices: about 256 GEMM output tiles of 128 x 128 over the 16 * S GEMMs (two
+// per multiprocessor of an H100), each slice at least 64 tiles long, S dividing the tiles
+// of one image. A weight gradient whose partial sums would not fit the bound is left to
+// im2col.
+void PlanWinograd(ConvPlan* p, bool wgrad) {
+  const ConvGeom& g = p->g;
+  const int64_t K = p->Cout, C = g.C;
+  p->wino_per = ((g.OH + 1) / 2) * ((g.OW + 1) / 2);
+  p->wino_nb = std::max<int64_t>(1, std::min(p->N, kScratchFloats / (16 * (C + K) * p->wino_per)));
+  if (!wgrad || p->N == 0) return;
+  const int64_t tiles = ((K + 127) / 128) * ((C + 127) / 128);
+  const int64_t want = std::max<int64_t>(1, 256 / (16 * tiles));
+  int64_t best = 1;
+  for (int64_t s = 2; s <= std::min(2 * want, p->wino_per); s++)
+    if (p->wino_per % s == 0 && p->wino_nb * p->wino_per / s >= 64 &&
+        std::abs(s - want) <= std::abs(best - want))
+      best = s;
+  p->wino_slices = best;
+  p->wino_chunks = (p->N + p->wino_nb - 1) / p->wino_nb;
+  if (p->wino_chunks * best * 16 * K * C > kScratchFloats) p->winograd = false;
+}
 
 // `wgrad`: the plan of the weight gradient, which sums over the images and so always needs
 // them side by side in one GEMM operand (never batched).
@@ -143,9 +170,10 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
                          g.PB == 0 && g.PL == 0 && g.PR == 0;
   p.depthwise = groups > 1 && p.Cg == 1;
   // Pads of at most 2 keep the data gradient (padded by 2 - pad) a convolution too.
-  p.winograd = gpu && !wgrad && groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 &&
-               g.SW == 1 && g.DH == 1 && g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 &&
+  p.winograd = gpu && groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 &&
+               g.DH == 1 && g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 &&
                std::min(C, p.Cout) >= kWinogradMinChannels && WinogradOn();
+  if (p.winograd) PlanWinograd(&p, wgrad);
   p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 && p.P >= BatchedCols();
   p.direct = pointwise && (!gpu || p.N == 1 || p.batched);
   p.rows = g.OH;
@@ -201,7 +229,7 @@ void WinogradConv(Context* ctx, const ConvGeom& g, int64_t N, int64_t K, const f
   float* M = V + 16 * g.C * nb * per;
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     const int64_t b = std::min(nb, N - n0), T = b * per;
-    MS_DISPATCH(ctx, WinogradInput, x + n0 * g.C * g.H * g.W, b, g, V);
+    MS_DISPATCH(ctx, WinogradInput, x + n0 * g.C * g.H * g.W, b, g, int64_t{1}, V);
     // M[xi] (K x T) = U[xi] (K x C) V[xi] (C x T), the 16 tile positions in one call
     MS_DISPATCH(ctx, GemmStridedBatched, false, false, K, T, g.C, 1.f, U, g.C, K * g.C, V, T,
                 g.C * T, 0.f, M, T, K * T, int64_t{16});
@@ -214,6 +242,28 @@ void WinogradForward(Context* ctx, const ConvPlan& p, const float* x, const floa
   Scratch u(ctx->dev, 16 * p.Cout * p.g.C * sizeof(float));
   MS_DISPATCH(ctx, WinogradFilter, w, p.Cout, p.g.C, false, u.at<float>(0));
   WinogradConv(ctx, p.g, p.N, p.Cout, x, u.at<float>(0), bias, y);
+}
+
+// dw by Winograd: per chunk, the input tiles V and the gradient tiles Z (both in slices),
+// then P[chunk, slice][xi] (K x C) = Z[slice][xi] V[slice][xi]^T, one batched GEMM; the
+// filter transform's adjoint sums every P in order into dw.
+void WinogradBackwardWeight(Context* ctx, const ConvPlan& p, const float* dy, const float* x,
+                            float* dw) {
+  const ConvGeom& g = p.g;
+  const int64_t K = p.Cout, C = g.C, S = p.wino_slices, nb = p.wino_nb, per = p.wino_per;
+  const int64_t tiles = nb * per, parts = p.wino_chunks * S;
+  Scratch s(ctx->dev, (16 * (C + K) * tiles + parts * 16 * K * C) * sizeof(float));
+  float* V = s.at<float>(0);
+  float* Z = V + 16 * C * tiles;
+  float* P = Z + 16 * K * tiles;
+  for (int64_t i = 0; i < p.wino_chunks; i++) {
+    const int64_t n0 = i * nb, b = std::min(nb, p.N - n0), Ts = b * per / S;
+    MS_DISPATCH(ctx, WinogradInput, x + n0 * C * g.H * g.W, b, g, S, V);
+    MS_DISPATCH(ctx, WinogradOutputAdjoint, dy + n0 * K * g.OH * g.OW, b, g, K, S, Z);
+    MS_DISPATCH(ctx, GemmStridedBatched, false, true, K, C, Ts, 1.f, Z, Ts, K * Ts, V, Ts,
+                C * Ts, 0.f, P + i * S * 16 * K * C, C, K * C, 16 * S);
+  }
+  MS_DISPATCH(ctx, WinogradFilterAdjoint, P, parts, K, C, dw);
 }
 
 // The data gradient of a 3x3, stride-1 convolution is one too: dy (Cout channels, OH x OW)
@@ -358,6 +408,9 @@ template <typename T>
 void ConvBackwardWeight(Context* ctx, const ConvPlan& p, const T* dyp, const T* xp, T* dwp,
                         int64_t dw_numel) {
   const ConvGeom& g = p.g;
+  if constexpr (kF32<T>) {
+    if (p.winograd && p.N > 0) return WinogradBackwardWeight(ctx, p, dyp, xp, dwp);
+  }
   ctx->dev->Memset0(dwp, dw_numel * sizeof(T));  // +0 in both types; the GEMMs accumulate
   if (p.N == 0) return;
   if constexpr (kF32<T>) {
@@ -566,9 +619,9 @@ Tensor Conv2dBackwardBias(const Tensor& dy) {
 
 std::string Conv2dPath(const Device* dev, const Shape& x_shape, const Shape& w_shape,
                        const Ints& stride, const Ints& padding, const Ints& dilation,
-                       int64_t groups) {
+                       int64_t groups, bool weight_grad) {
   const ConvPlan p =
-      MakePlan("conv2d", dev, x_shape, w_shape, stride, padding, dilation, groups);
+      MakePlan("conv2d", dev, x_shape, w_shape, stride, padding, dilation, groups, weight_grad);
   if (p.depthwise) return "depthwise";
   if (p.winograd) return "winograd";
   if (p.batched) return p.direct ? "batched-direct" : "batched";

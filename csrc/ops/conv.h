@@ -44,12 +44,13 @@ Tensor Conv2dBackwardBias(const Tensor& dy);
 // tests can check the GPU's plan without a GPU; returns the previous setting.
 bool SetConvGpuPlanOnCpu(bool on);
 
-// For tests: the path a convolution's forward pass takes on `dev` (the plan in ops/conv.cc):
-// "depthwise", "winograd", "batched" (strided-batched GEMMs in NCHW, "batched-direct" for
-// 1x1), "direct" (1x1 GEMMs on x itself), "chunks" (nb images per GEMM) or "bands" (rows).
+// For tests: the path a convolution's forward pass (or with `weight_grad`, its weight
+// gradient) takes on `dev` (the plan in ops/conv.cc): "depthwise", "winograd", "batched"
+// (strided-batched GEMMs in NCHW, "batched-direct" for 1x1), "direct" (1x1 GEMMs on x
+// itself), "chunks" (nb images per GEMM) or "bands" (rows of one image per GEMM).
 std::string Conv2dPath(const Device* dev, const Shape& x_shape, const Shape& w_shape,
                        const Ints& stride, const Ints& padding, const Ints& dilation,
-                       int64_t groups);
+                       int64_t groups, bool weight_grad);
 
 // ONNX auto_pad: the (top, bottom, left, right) padding that gives ceil(in / stride)
 // outputs; mode "SAME_UPPER" puts the odd cell at the end, "SAME_LOWER" at the start.

@@ -27,15 +27,25 @@ __global__ void FilterKernel(const float* w, int64_t K, int64_t C, bool flip, fl
   }
 }
 
-// Splits a tile index t into image b, tile row th and tile column tw.
+// Splits a tile index t into image b, tile row th and tile column tw, and into slice and
+// offset in the slice.
 template <typename Dv>
 struct TileDivs {
-  Dv T, per, tw_n;  // tiles in all, per image, per tile row
+  Dv T, per, tw_n, Ts;  // tiles in all, per image, per tile row, per slice
 };
+
+// Offset of tile t of channel c (of `channels`) in a [S][16][channels][Ts] array, at xi 0
+// (the next xi's is channels * Ts further on).
+template <typename I, typename Dv>
+__device__ __forceinline__ int64_t SliceAt(I t, I c, int64_t channels, const TileDivs<Dv>& dv) {
+  const int64_t Ts = dv.Ts.divisor();
+  return (static_cast<int64_t>(dv.Ts.Div(t)) * 16 * channels + c) * Ts + dv.Ts.Mod(t);
+}
 
 template <typename I, typename Dv>
 __global__ void InputKernel(const float* x, const ConvGeom g, I total, const TileDivs<Dv> dv,
                             float* V) {
+  const int64_t plane = g.C * static_cast<int64_t>(dv.Ts.divisor());
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const I c = dv.T.Div(e), t = dv.T.Mod(e);
@@ -56,8 +66,51 @@ __global__ void InputKernel(const float* x, const ConvGeom g, I total, const Til
       }
     }
     winograd::InputTile(d, v);
+    float* out = V + SliceAt(t, c, g.C, dv);
 #pragma unroll
-    for (int xi = 0; xi < 16; xi++) V[xi * static_cast<int64_t>(total) + e] = v[xi];
+    for (int xi = 0; xi < 16; xi++) out[xi * plane] = v[xi];
+  }
+}
+
+template <typename I, typename Dv>
+__global__ void OutputAdjointKernel(const float* dy, const ConvGeom g, int64_t K, I total,
+                                    const TileDivs<Dv> dv, float* Z) {
+  const int64_t plane = K * static_cast<int64_t>(dv.Ts.divisor());
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const I k = dv.T.Div(e), t = dv.T.Mod(e);
+    const I b = dv.per.Div(t), r = dv.per.Mod(t);
+    const I th = dv.tw_n.Div(r), tw = dv.tw_n.Mod(r);
+    const float* img = dy + (static_cast<int64_t>(b) * K + k) * g.OH * g.OW;
+    float d[4], z[16];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+      for (int j = 0; j < 2; j++) {
+        const int64_t oh = 2 * static_cast<int64_t>(th) + i, ow = 2 * static_cast<int64_t>(tw) + j;
+        d[2 * i + j] = oh < g.OH && ow < g.OW ? img[oh * g.OW + ow] : 0.f;
+      }
+    winograd::OutputAdjointTile(d, z);
+    float* out = Z + SliceAt(t, k, K, dv);
+#pragma unroll
+    for (int xi = 0; xi < 16; xi++) out[xi * plane] = z[xi];
+  }
+}
+
+__global__ void FilterAdjointKernel(const float* P, int64_t parts, int64_t K, int64_t C,
+                                    float* dw) {
+  const int64_t KC = K * C;
+  MS_CUDA_LOOP(kc, KC) {
+    float u[16], d[9];
+#pragma unroll
+    for (int xi = 0; xi < 16; xi++) {
+      float acc = 0.f;
+      for (int64_t p = 0; p < parts; p++) acc += P[(p * 16 + xi) * KC + kc];
+      u[xi] = acc;
+    }
+    winograd::FilterAdjointTile(u, d);
+#pragma unroll
+    for (int i = 0; i < 9; i++) dw[kc * 9 + i] = d[i];
   }
 }
 
@@ -84,17 +137,18 @@ __global__ void OutputKernel(const float* M, const float* bias, const ConvGeom g
   }
 }
 
-// Runs f(I{}, dividers, total) for `channels` x the tiles of `batch` images of g's output.
+// Runs f(I{}, dividers, total) for `channels` x the tiles of `batch` images of g's output,
+// the tiles in `slices` slices.
 template <typename F>
-void WithTiles(int64_t channels, int64_t batch, const ConvGeom& g, F f) {
+void WithTiles(int64_t channels, int64_t batch, const ConvGeom& g, int64_t slices, F f) {
   const int64_t tw_n = (g.OW + 1) / 2, per = (g.OH + 1) / 2 * tw_n, T = batch * per;
-  const int64_t total = channels * T;
+  const int64_t total = channels * T, Ts = T / slices;
   if (cudak::Fits31(total))
-    f(uint32_t{}, TileDivs<FastDiv>{FastDiv(T), FastDiv(per), FastDiv(tw_n)},
+    f(uint32_t{}, TileDivs<FastDiv>{FastDiv(T), FastDiv(per), FastDiv(tw_n), FastDiv(Ts)},
       static_cast<uint32_t>(total));
   else
     f(int64_t{}, TileDivs<cudak::SlowDiv>{cudak::SlowDiv(T), cudak::SlowDiv(per),
-                                          cudak::SlowDiv(tw_n)},
+                                          cudak::SlowDiv(tw_n), cudak::SlowDiv(Ts)},
       total);
 }
 
@@ -107,10 +161,11 @@ void WinogradFilter(Context* ctx, const float* w, int64_t K, int64_t C, bool fli
   MS_CUDA_LAUNCH_CHECK("WinogradFilter");
 }
 
-void WinogradInput(Context* ctx, const float* x, int64_t batch, const ConvGeom& g, float* V) {
+void WinogradInput(Context* ctx, const float* x, int64_t batch, const ConvGeom& g,
+                   int64_t slices, float* V) {
   if (batch <= 0 || g.C <= 0 || g.OH <= 0 || g.OW <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  WithTiles(g.C, batch, g, [&](auto i, auto dv, auto total) {
+  WithTiles(g.C, batch, g, slices, [&](auto i, auto dv, auto total) {
     using I = decltype(i);
     InputKernel<I><<<cudak::Blocks(total), kThreads, 0, s>>>(x, g, total, dv, V);
   });
@@ -121,11 +176,30 @@ void WinogradOutput(Context* ctx, const float* M, const float* bias, int64_t bat
                     const ConvGeom& g, int64_t K, float* y) {
   if (batch <= 0 || K <= 0 || g.OH <= 0 || g.OW <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  WithTiles(K, batch, g, [&](auto i, auto dv, auto total) {
+  WithTiles(K, batch, g, 1, [&](auto i, auto dv, auto total) {
     using I = decltype(i);
     OutputKernel<I><<<cudak::Blocks(total), kThreads, 0, s>>>(M, bias, g, K, total, dv, y);
   });
   MS_CUDA_LAUNCH_CHECK("WinogradOutput");
+}
+
+void WinogradOutputAdjoint(Context* ctx, const float* dy, int64_t batch, const ConvGeom& g,
+                           int64_t K, int64_t slices, float* Z) {
+  if (batch <= 0 || K <= 0 || g.OH <= 0 || g.OW <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  WithTiles(K, batch, g, slices, [&](auto i, auto dv, auto total) {
+    using I = decltype(i);
+    OutputAdjointKernel<I><<<cudak::Blocks(total), kThreads, 0, s>>>(dy, g, K, total, dv, Z);
+  });
+  MS_CUDA_LAUNCH_CHECK("WinogradOutputAdjoint");
+}
+
+void WinogradFilterAdjoint(Context* ctx, const float* P, int64_t parts, int64_t K, int64_t C,
+                           float* dw) {
+  if (K * C <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  FilterAdjointKernel<<<cudak::Blocks(K * C), kThreads, 0, s>>>(P, parts, K, C, dw);
+  MS_CUDA_LAUNCH_CHECK("WinogradFilterAdjoint");
 }
 
 }  // namespace cuda
