@@ -115,6 +115,60 @@ MS_HD void FilterAdjointTile(const float u[16], float dg[9]) {
   }
 }
 
+// The per-item work of the kernels, shared by the CPU and CUDA ones.
+
+// The 4x4 input tile (th, tw) of one image plane of g (zero outside the image).
+MS_HD void LoadInputTile(const float* img, const ConvGeom& g, int64_t th, int64_t tw,
+                         float d[16]) {
+  for (int i = 0; i < 4; i++) {
+    const int64_t ih = 2 * th - g.PT + i;
+    for (int j = 0; j < 4; j++) {
+      const int64_t iw = 2 * tw - g.PL + j;
+      d[4 * i + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? img[ih * g.W + iw] : 0.f;
+    }
+  }
+}
+
+// The 2x2 output tile (th, tw) of one plane of g's output: stored (+ bias), or loaded (zero
+// past the edges).
+MS_HD void StoreOutputTile(const float o[4], const float* bias, const ConvGeom& g, int64_t th,
+                           int64_t tw, float* plane) {
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) {
+      const int64_t oh = 2 * th + i, ow = 2 * tw + j;
+      if (oh < g.OH && ow < g.OW) plane[oh * g.OW + ow] = bias ? o[2 * i + j] + *bias : o[2 * i + j];
+    }
+}
+MS_HD void LoadOutputTile(const float* plane, const ConvGeom& g, int64_t th, int64_t tw,
+                          float d[4]) {
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) {
+      const int64_t oh = 2 * th + i, ow = 2 * tw + j;
+      d[2 * i + j] = oh < g.OH && ow < g.OW ? plane[oh * g.OW + ow] : 0.f;
+    }
+}
+
+// Filter kc = k * C + c of w [K][C][3][3] into U (see WinogradFilter).
+MS_HD void FilterItem(const float* w, int64_t K, int64_t C, bool flip, int64_t kc, float* U) {
+  float g[9], u[16];
+  for (int i = 0; i < 9; i++) g[i] = w[kc * 9 + (flip ? 8 - i : i)];
+  FilterTile(g, u);
+  const int64_t k = kc / C, c = kc % C, at = flip ? c * K + k : kc;
+  for (int xi = 0; xi < 16; xi++) U[xi * K * C + at] = u[xi];
+}
+
+// dw[kc] from the partial sums P (see WinogradFilterAdjoint), summed in order of p.
+MS_HD void FilterAdjointItem(const float* P, int64_t parts, int64_t KC, int64_t kc, float* dw) {
+  float u[16], d[9];
+  for (int xi = 0; xi < 16; xi++) {
+    float acc = 0.f;
+    for (int64_t p = 0; p < parts; p++) acc += P[(p * 16 + xi) * KC + kc];
+    u[xi] = acc;
+  }
+  FilterAdjointTile(u, d);
+  for (int i = 0; i < 9; i++) dw[kc * 9 + i] = d[i];
+}
+
 }  // namespace winograd
 
 namespace kernels {

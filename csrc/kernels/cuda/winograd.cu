@@ -1,5 +1,5 @@
-// CUDA Winograd F(2x2, 3x3) transforms (kernels/winograd.h): a thread per filter, input tile
-// (channel, tile) or output tile (channel, tile), the arithmetic in winograd.h. Consecutive
+// CUDA Winograd F(2x2, 3x3) transforms (kernels/winograd.h, where the per-tile work is): a
+// thread per filter, input tile (channel, tile) or output tile (channel, tile). Consecutive
 // threads take consecutive tiles, so each of the 16 planes of V and M is read or written in
 // coalesced runs; indices are split by FastDiv (uint32_t) when they fit, else by SlowDiv.
 #include <cstdint>
@@ -16,15 +16,7 @@ namespace {
 using cudak::kThreads;
 
 __global__ void FilterKernel(const float* w, int64_t K, int64_t C, bool flip, float* U) {
-  const int64_t KC = K * C;
-  MS_CUDA_LOOP(kc, KC) {
-    const float* f = w + kc * 9;
-    float g[9], u[16];
-    for (int i = 0; i < 9; i++) g[i] = f[flip ? 8 - i : i];
-    winograd::FilterTile(g, u);
-    const int64_t k = kc / C, c = kc % C, at = flip ? c * K + k : kc;
-    for (int xi = 0; xi < 16; xi++) U[xi * KC + at] = u[xi];
-  }
+  MS_CUDA_LOOP(kc, K * C) winograd::FilterItem(w, K, C, flip, kc, U);
 }
 
 // Splits a tile index t into image b, tile row th and tile column tw, and into slice and
@@ -52,19 +44,8 @@ __global__ void InputKernel(const float* x, const ConvGeom g, I total, const Til
     const I b = dv.per.Div(t), r = dv.per.Mod(t);
     const I th = dv.tw_n.Div(r), tw = dv.tw_n.Mod(r);
     const float* img = x + (static_cast<int64_t>(b) * g.C + c) * g.H * g.W;
-    const int64_t ih0 = 2 * static_cast<int64_t>(th) - g.PT;
-    const int64_t iw0 = 2 * static_cast<int64_t>(tw) - g.PL;
     float d[16], v[16];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int64_t ih = ih0 + i;
-      const bool row_in = ih >= 0 && ih < g.H;
-#pragma unroll
-      for (int j = 0; j < 4; j++) {
-        const int64_t iw = iw0 + j;
-        d[4 * i + j] = row_in && iw >= 0 && iw < g.W ? img[ih * g.W + iw] : 0.f;
-      }
-    }
+    winograd::LoadInputTile(img, g, th, tw, d);
     winograd::InputTile(d, v);
     float* out = V + SliceAt(t, c, g.C, dv);
 #pragma unroll
@@ -83,13 +64,7 @@ __global__ void OutputAdjointKernel(const float* dy, const ConvGeom g, int64_t K
     const I th = dv.tw_n.Div(r), tw = dv.tw_n.Mod(r);
     const float* img = dy + (static_cast<int64_t>(b) * K + k) * g.OH * g.OW;
     float d[4], z[16];
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-      for (int j = 0; j < 2; j++) {
-        const int64_t oh = 2 * static_cast<int64_t>(th) + i, ow = 2 * static_cast<int64_t>(tw) + j;
-        d[2 * i + j] = oh < g.OH && ow < g.OW ? img[oh * g.OW + ow] : 0.f;
-      }
+    winograd::LoadOutputTile(img, g, th, tw, d);
     winograd::OutputAdjointTile(d, z);
     float* out = Z + SliceAt(t, k, K, dv);
 #pragma unroll
@@ -99,19 +74,7 @@ __global__ void OutputAdjointKernel(const float* dy, const ConvGeom g, int64_t K
 
 __global__ void FilterAdjointKernel(const float* P, int64_t parts, int64_t K, int64_t C,
                                     float* dw) {
-  const int64_t KC = K * C;
-  MS_CUDA_LOOP(kc, KC) {
-    float u[16], d[9];
-#pragma unroll
-    for (int xi = 0; xi < 16; xi++) {
-      float acc = 0.f;
-      for (int64_t p = 0; p < parts; p++) acc += P[(p * 16 + xi) * KC + kc];
-      u[xi] = acc;
-    }
-    winograd::FilterAdjointTile(u, d);
-#pragma unroll
-    for (int i = 0; i < 9; i++) dw[kc * 9 + i] = d[i];
-  }
+  MS_CUDA_LOOP(kc, K * C) winograd::FilterAdjointItem(P, parts, K * C, kc, dw);
 }
 
 template <typename I, typename Dv>
@@ -127,13 +90,7 @@ __global__ void OutputKernel(const float* M, const float* bias, const ConvGeom g
     for (int xi = 0; xi < 16; xi++) m[xi] = M[xi * static_cast<int64_t>(total) + e];
     winograd::OutputTile(m, o);
     float* out = y + (static_cast<int64_t>(b) * K + k) * g.OH * g.OW;
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-      for (int j = 0; j < 2; j++) {
-        const int64_t oh = 2 * static_cast<int64_t>(th) + i, ow = 2 * static_cast<int64_t>(tw) + j;
-        if (oh < g.OH && ow < g.OW) out[oh * g.OW + ow] = bias ? o[2 * i + j] + bias[k] : o[2 * i + j];
-      }
+    winograd::StoreOutputTile(o, bias ? bias + k : nullptr, g, th, tw, out);
   }
 }
 
