@@ -7,7 +7,9 @@
 //   y = A^T m A  per output tile, plus bias (WinogradOutput),
 // with xi = 4 * i + j for entry (i, j) of a 4x4 tile. The tile arithmetic is written once
 // below (host and device); every coefficient is 0, +-1 or 1/2, so the transforms round only
-// where they add.
+// where they add. The transforms cancel terms exactly only for finite values: an Inf in x
+// gives NaN to its whole 2x2 output tile (im2col would give Inf, and finite values to the
+// outputs whose windows miss it), as cuDNN's Winograd does.
 //
 // Layouts (T tiles: t = (b * tiles_h + th) * tiles_w + tw, tiles_h = ceil(OH / 2),
 // tiles_w = ceil(OW / 2)): U [16][K][C], V [S][16][C][T/S], M [16][K][T], where the tiles
