@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <initializer_list>
+#include <optional>
+#include <vector>
 
 #include "core/dispatch.h"
 #include "kernels/batchnorm.h"
@@ -69,7 +71,7 @@ bool HalfPerChannel(const Tensor& x, std::initializer_list<const Tensor*> per_ch
 
 std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
     const Tensor& x, const Tensor& scale, const Tensor& bias, const Tensor& running_mean,
-    const Tensor& running_var, double momentum, double eps) {
+    const Tensor& running_var, double momentum, double eps, bool relu) {
   const char* op = "batchnorm_forward_training";
   Dims d = CheckInput(op, x);
   CheckChannel(op, x, scale, "scale");
@@ -98,7 +100,8 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
           using P = decltype(p);
           MS_DISPATCH(ctx, BatchNormForwardTraining, xr.data<T>(), sr.data<P>(), br.data<P>(),
                       ReadWrite<P>(rmr), ReadWrite<P>(rvr), yr.mutable_data<T>(),
-                      mr.mutable_data<float>(), ir.mutable_data<float>(), d.n, d.c, d.s, mom, e);
+                      mr.mutable_data<float>(), ir.mutable_data<float>(), d.n, d.c, d.s, mom, e,
+                      relu);
         });
       },
       {x.block(), sp.block(), bp.block(), rm.block(), rv.block()},
@@ -111,7 +114,7 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
 
 Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Tensor& bias,
                                  const Tensor& running_mean, const Tensor& running_var,
-                                 double eps) {
+                                 double eps, bool relu) {
   const char* op = "batchnorm_forward_inference";
   Dims d = CheckInput(op, x);
   CheckChannel(op, x, scale, "scale");
@@ -134,7 +137,7 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
           using T = decltype(t);
           using P = decltype(p);
           MS_DISPATCH(ctx, BatchNormForwardInference, xr.data<T>(), sr.data<P>(), br.data<P>(),
-                      rmr.data<P>(), rvr.data<P>(), yr.mutable_data<T>(), d.n, d.c, d.s, e);
+                      rmr.data<P>(), rvr.data<P>(), yr.mutable_data<T>(), d.n, d.c, d.s, e, relu);
         });
       },
       {x.block(), sp.block(), bp.block(), rm.block(), rv.block()}, {y.block()},
@@ -145,7 +148,8 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
 std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Tensor& x,
                                                      const Tensor& scale,
                                                      const Tensor& saved_mean,
-                                                     const Tensor& saved_inv_std) {
+                                                     const Tensor& saved_inv_std,
+                                                     const std::optional<Tensor>& y) {
   const char* op = "batchnorm_backward";
   Dims d = CheckInput(op, x);
   CheckSameDevice(op, x, dy);
@@ -155,9 +159,18 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
   CheckChannel(op, x, scale, "scale");
   CheckChannel(op, x, saved_mean, "saved_mean");
   CheckChannel(op, x, saved_inv_std, "saved_inv_std");
-  if (dy.dtype() != x.dtype()) {  // float16 beside float32: both in float32, dx in x's dtype
+  if (y) {
+    CheckSameDevice(op, x, *y);
+    CheckDType(op, *y, {DType::kFloat32, DType::kFloat16}, "y");
+    MS_CHECK(y->shape() == x.shape(), op << ": y has shape " << ShapeStr(y->shape())
+                                         << ", expected x's shape " << ShapeStr(x.shape()));
+  }
+  const bool mixed = dy.dtype() != x.dtype() || (y && y->dtype() != x.dtype());
+  if (mixed) {  // float16 beside float32: all in float32, dx in x's dtype
+    std::optional<Tensor> y32;
+    if (y) y32 = ToF32(*y);
     auto [dx, dscale, dbias] = BatchNormBackward(ToF32(dy), ToF32(x), scale, saved_mean,
-                                                 saved_inv_std);
+                                                 saved_inv_std, y32);
     return {Like(dx, x), dscale, dbias};
   }
   // scale (and dscale, dbias) in the kernel's per-channel type; the saved statistics float32.
@@ -169,18 +182,22 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
       dbias({d.c}, x.device(), sp.dtype());
   TensorRef dyr = dy.ref(), xr = x.ref(), sr = sp.ref(), mr = m32.ref(), ir = inv32.ref(),
             dxr = dx.ref(), dsr = dscale.ref(), dbr = dbias.ref();
+  const bool has_y = y.has_value();
+  const TensorRef yr = has_y ? y->ref() : TensorRef{};
+  std::vector<BlockPtr> reads{dy.block(), x.block(), sp.block(), m32.block(), inv32.block()};
+  if (has_y) reads.push_back(y->block());
   x.device()->Exec(
       [=](Context* ctx) {
         FloatPairSwitch(xr.dtype, pdt, [&](auto t, auto p) {
           using T = decltype(t);
           using P = decltype(p);
-          MS_DISPATCH(ctx, BatchNormBackward, dyr.data<T>(), xr.data<T>(), sr.data<P>(),
-                      mr.data<float>(), ir.data<float>(), dxr.mutable_data<T>(),
-                      dsr.mutable_data<P>(), dbr.mutable_data<P>(), d.n, d.c, d.s);
+          MS_DISPATCH(ctx, BatchNormBackward, dyr.data<T>(), xr.data<T>(),
+                      has_y ? yr.data<T>() : nullptr, sr.data<P>(), mr.data<float>(),
+                      ir.data<float>(), dxr.mutable_data<T>(), dsr.mutable_data<P>(),
+                      dbr.mutable_data<P>(), d.n, d.c, d.s);
         });
       },
-      {dy.block(), x.block(), sp.block(), m32.block(), inv32.block()},
-      {dx.block(), dscale.block(), dbias.block()}, "BatchNormBackward");
+      reads, {dx.block(), dscale.block(), dbias.block()}, "BatchNormBackward");
   return {dx, Like(dscale, scale), Like(dbias, scale)};  // no cast where they are in its dtype
 }
 

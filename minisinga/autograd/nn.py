@@ -81,32 +81,36 @@ def _pads4(padding):
 
 class BatchNorm2d(Operator):
     """Batch normalisation over (N, H, W) per channel; running statistics updated in place
-    while training, used while not."""
+    while training, used while not. `relu` fuses a ReLU after it (relu(batchnorm(x)) in one
+    pass over the activations each way, the same values)."""
 
     def __init__(self, running_mean: Tensor, running_var: Tensor, momentum: float = 0.1,
-                 eps: float = 1e-5):
+                 eps: float = 1e-5, relu: bool = False):
         super().__init__()
         self.running_mean, self.running_var = running_mean, running_var
-        self.momentum, self.eps = float(momentum), float(eps)
+        self.momentum, self.eps, self.relu = float(momentum), float(eps), bool(relu)
 
     def forward(self, x, scale, bias):
         if is_training():
             y, mean, inv_std = F.core.batchnorm_forward_training(
                 x, scale, bias, self.running_mean.data, self.running_var.data, self.momentum,
-                self.eps)
+                self.eps, self.relu)
             if self.requires_grad:
                 self.x, self.scale, self.mean, self.inv_std = x, scale, mean, inv_std
+                self.y = y if self.relu else None  # the ReLU's mask
             return y
         return F.core.batchnorm_forward_inference(
-            x, scale, bias, self.running_mean.data, self.running_var.data, self.eps)
+            x, scale, bias, self.running_mean.data, self.running_var.data, self.eps, self.relu)
 
     def backward(self, dy):
-        return tuple(F.core.batchnorm_backward(dy, self.x, self.scale, self.mean, self.inv_std))
+        return tuple(F.core.batchnorm_backward(dy, self.x, self.scale, self.mean, self.inv_std,
+                                               self.y))
 
 
 def batchnorm_2d(x: Tensor, scale: Tensor, bias: Tensor, running_mean: Tensor,
-                 running_var: Tensor, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    return BatchNorm2d(running_mean, running_var, momentum, eps)(x, scale, bias)
+                 running_var: Tensor, momentum: float = 0.1, eps: float = 1e-5,
+                 relu: bool = False) -> Tensor:
+    return BatchNorm2d(running_mean, running_var, momentum, eps, relu)(x, scale, bias)
 
 
 class Pool2d(Operator):

@@ -1,4 +1,5 @@
-// CPU batch norm: one OpenMP work item per channel; per-channel sums in double (two passes:
+// CPU batch norm (optionally with a ReLU fused into the forward and its gradient into the
+// backward): one OpenMP work item per channel; per-channel sums in double (two passes:
 // mean, then squared deviations) so large batches keep float32 accuracy. One template per
 // kernel on the activation type T (float, half_t) and the per-channel type P (float, half_t):
 // values are loaded and stored through Cvt<T> and Cvt<P> (the sums read float16 rows widened
@@ -29,11 +30,12 @@ const float* AsFloat(const half_t* v, int64_t len, float* buf) {
 }
 
 // Sum over the channel's N rows of S contiguous values of f(a[k], b[k]) (f(a[k], a[k])
-// without b), the values read as floats kChunk at a time.
+// without b), the values read as floats kChunk at a time; with `mask`, a[k] counts only
+// where mask[k] > 0 (ReluMask).
 template <typename T, typename F>
 double ChannelSum(int64_t n, int64_t c, int64_t s, int64_t ch, F f, const T* a,
-                  const T* b = nullptr) {
-  float abuf[kChunk], bbuf[kChunk];
+                  const T* b = nullptr, const T* mask = nullptr) {
+  float abuf[kChunk], bbuf[kChunk], mbuf[kChunk];
   double acc = 0;
   for (int64_t i = 0; i < n; i++) {
     const int64_t base = (i * c + ch) * s;
@@ -41,6 +43,11 @@ double ChannelSum(int64_t n, int64_t c, int64_t s, int64_t ch, F f, const T* a,
     for (int64_t j0 = 0; j0 < s; j0 += kChunk) {
       const int64_t len = std::min(kChunk, s - j0);
       const float* av = AsFloat(a + base + j0, len, abuf);
+      if (mask) {
+        const float* mv = AsFloat(mask + base + j0, len, mbuf);
+        for (int64_t j = 0; j < len; j++) abuf[j] = ReluMask(av[j], mv[j]);
+        av = abuf;
+      }
       const float* bv = b ? AsFloat(b + base + j0, len, bbuf) : av;
       for (int64_t j = 0; j < len; j++) row += f(av[j], bv[j]);
     }
@@ -52,25 +59,32 @@ double ChannelSum(int64_t n, int64_t c, int64_t s, int64_t ch, F f, const T* a,
 // The elementwise passes, one row of S values per call. Not inlined: compiled on their own,
 // GCC vectorises them for half_t too (inlined into the OpenMP loops, it did not).
 
-// y = (x - mean) * a + b.
-template <typename T>
+// y = (x - mean) * a + b (then max(y, 0)).
+template <bool kRelu, typename T>
 [[gnu::noinline]] void ApplyRow(const T* x, T* y, int64_t s, float mean, float a, float b) {
   for (int64_t j = 0; j < s; j++)
-    y[j] = Cvt<T>::Store(BatchNormY(Cvt<T>::Load(x[j]), mean, a, b));
+    y[j] = Cvt<T>::Store(BatchNormRelu(BatchNormY(Cvt<T>::Load(x[j]), mean, a, b), kRelu));
+}
+template <typename T>
+void ApplyRow(bool relu, const T* x, T* y, int64_t s, float mean, float a, float b) {
+  relu ? ApplyRow<true>(x, y, s, mean, a, b) : ApplyRow<false>(x, y, s, mean, a, b);
 }
 
-// dx = dy * p + (x - mean) * q + r.
-template <typename T>
-[[gnu::noinline]] void GradRow(const T* dy, const T* x, T* dx, int64_t s, float mean, float p,
-                               float q, float r) {
-  for (int64_t j = 0; j < s; j++)
-    dx[j] = Cvt<T>::Store(BatchNormDx(Cvt<T>::Load(dy[j]), Cvt<T>::Load(x[j]), mean, p, q, r));
+// dx = dy * p + (x - mean) * q + r, dy masked by y > 0 where the forward fused a ReLU.
+template <bool kMask, typename T>
+[[gnu::noinline]] void GradRow(const T* dy, const T* x, const T* y, T* dx, int64_t s, float mean,
+                               float p, float q, float r) {
+  for (int64_t j = 0; j < s; j++) {
+    float g = Cvt<T>::Load(dy[j]);
+    if (kMask) g = ReluMask(g, Cvt<T>::Load(y[j]));
+    dx[j] = Cvt<T>::Store(BatchNormDx(g, Cvt<T>::Load(x[j]), mean, p, q, r));
+  }
 }
 
 template <typename T, typename P>
 void TrainingT(const T* x, const P* scale, const P* bias, P* running_mean, P* running_var, T* y,
                float* saved_mean, float* saved_inv_std, int64_t n, int64_t c, int64_t s,
-               float momentum, float eps) {
+               float momentum, float eps, bool relu) {
   const int64_t m = n * s;
 #pragma omp parallel for schedule(static) if (n * c * s > MS_OMP_MIN)
   for (int64_t ch = 0; ch < c; ch++) {
@@ -97,14 +111,15 @@ void TrainingT(const T* x, const P* scale, const P* bias, P* running_mean, P* ru
     const float b = Cvt<P>::Load(bias[ch]);
     for (int64_t i = 0; i < n; i++) {
       const int64_t base = (i * c + ch) * s;
-      ApplyRow(x + base, y + base, s, mf, a, b);
+      ApplyRow(relu, x + base, y + base, s, mf, a, b);
     }
   }
 }
 
 template <typename T, typename P>
 void InferenceT(const T* x, const P* scale, const P* bias, const P* running_mean,
-                const P* running_var, T* y, int64_t n, int64_t c, int64_t s, float eps) {
+                const P* running_var, T* y, int64_t n, int64_t c, int64_t s, float eps,
+                bool relu) {
   const int64_t rows = n * c;
 #pragma omp parallel for schedule(static) if (rows * s > MS_OMP_MIN)
   for (int64_t r = 0; r < rows; r++) {
@@ -112,12 +127,12 @@ void InferenceT(const T* x, const P* scale, const P* bias, const P* running_mean
     const double inv_std = 1.0 / std::sqrt(double(Cvt<P>::Load(running_var[ch])) + double(eps));
     const float mf = Cvt<P>::Load(running_mean[ch]);
     const float a = static_cast<float>(double(Cvt<P>::Load(scale[ch])) * inv_std);
-    ApplyRow(x + r * s, y + r * s, s, mf, a, Cvt<P>::Load(bias[ch]));
+    ApplyRow(relu, x + r * s, y + r * s, s, mf, a, Cvt<P>::Load(bias[ch]));
   }
 }
 
 template <typename T, typename P>
-void BackwardT(const T* dy, const T* x, const P* scale, const float* saved_mean,
+void BackwardT(const T* dy, const T* x, const T* y, const P* scale, const float* saved_mean,
                const float* saved_inv_std, T* dx, P* dscale, P* dbias, int64_t n, int64_t c,
                int64_t s) {
   const int64_t m = n * s;
@@ -126,10 +141,12 @@ void BackwardT(const T* dy, const T* x, const P* scale, const float* saved_mean,
     const double mean = saved_mean[ch], inv_std = saved_inv_std[ch];
     // With xhat = (x - mean) * inv_std: dbias = sum(dy), dscale = sum(dy * xhat),
     // dx = scale * inv_std / M * (M * dy - dbias - xhat * dscale).
-    const double db = ChannelSum(n, c, s, ch, [](float g, float) { return double(g); }, dy);
+    // (dy masked by y > 0 where the forward fused a ReLU)
+    const T* none = nullptr;
+    const double db = ChannelSum(n, c, s, ch, [](float g, float) { return double(g); }, dy, none, y);
     const double ds = ChannelSum(
         n, c, s, ch,
-        [&](float g, float v) { return double(g) * ((double(v) - mean) * inv_std); }, dy, x);
+        [&](float g, float v) { return double(g) * ((double(v) - mean) * inv_std); }, dy, x, y);
     dbias[ch] = Cvt<P>::Store(static_cast<float>(db));
     dscale[ch] = Cvt<P>::Store(static_cast<float>(ds));
     const double k = double(Cvt<P>::Load(scale[ch])) * inv_std / double(m);
@@ -140,7 +157,10 @@ void BackwardT(const T* dy, const T* x, const P* scale, const float* saved_mean,
     const float r = static_cast<float>(-k * db);
     for (int64_t i = 0; i < n; i++) {
       const int64_t base = (i * c + ch) * s;
-      GradRow(dy + base, x + base, dx + base, s, mf, p, q, r);
+      if (y)
+        GradRow<true>(dy + base, x + base, y + base, dx + base, s, mf, p, q, r);
+      else
+        GradRow<false>(dy + base, x + base, y, dx + base, s, mf, p, q, r);
     }
   }
 }
@@ -151,19 +171,19 @@ void BackwardT(const T* dy, const T* x, const P* scale, const float* saved_mean,
   void BatchNormForwardTraining(Context*, const T* x, const P* scale, const P* bias,          \
                                 P* running_mean, P* running_var, T* y, float* saved_mean,     \
                                 float* saved_inv_std, int64_t n, int64_t c, int64_t s,        \
-                                float momentum, float eps) {                                  \
+                                float momentum, float eps, bool relu) {                       \
     TrainingT(x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std, n, c,  \
-              s, momentum, eps);                                                              \
+              s, momentum, eps, relu);                                                        \
   }                                                                                           \
   void BatchNormForwardInference(Context*, const T* x, const P* scale, const P* bias,         \
                                  const P* running_mean, const P* running_var, T* y,           \
-                                 int64_t n, int64_t c, int64_t s, float eps) {                \
-    InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps);                   \
+                                 int64_t n, int64_t c, int64_t s, float eps, bool relu) {     \
+    InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps, relu);             \
   }                                                                                           \
-  void BatchNormBackward(Context*, const T* dy, const T* x, const P* scale,                   \
+  void BatchNormBackward(Context*, const T* dy, const T* x, const T* y, const P* scale,       \
                          const float* saved_mean, const float* saved_inv_std, T* dx,          \
                          P* dscale, P* dbias, int64_t n, int64_t c, int64_t s) {              \
-    BackwardT(dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);           \
+    BackwardT(dy, x, y, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);        \
   }
 
 MS_BATCHNORM_CPU(float, float)

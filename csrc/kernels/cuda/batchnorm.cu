@@ -65,16 +65,23 @@ __global__ void StatKernel(const T* x, int64_t c, const Dv s, int64_t m, int64_t
   }
 }
 
-// y = (x - coef[3ch]) * coef[3ch + 1] + coef[3ch + 2] (mean, scale * inv_std, bias),
-// ch = e / S % C.
+// y = (x - coef[3ch]) * coef[3ch + 1] + coef[3ch + 2] (mean, scale * inv_std, bias), then
+// max(y, 0) with `relu`; ch = e / S % C.
 template <typename I, typename Dv, typename T>
 __global__ void ApplyKernel(const T* x, const float* coef, T* y, const Dv c, const Dv s,
-                            I total) {
+                            I total, bool relu) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const float* k = coef + 3 * c.Mod(s.Div(e));
-    y[e] = DCvt<T>::Store(BatchNormY(DCvt<T>::Load(x[e]), k[0], k[1], k[2]));
+    y[e] = DCvt<T>::Store(BatchNormRelu(BatchNormY(DCvt<T>::Load(x[e]), k[0], k[1], k[2]), relu));
   }
+}
+
+// dy, masked by the fused ReLU's output y > 0 where there is one.
+template <typename T>
+__device__ __forceinline__ float Grad(const T* dy, const T* y, int64_t k) {
+  const float g = DCvt<T>::Load(dy[k]);
+  return y ? ReluMask(g, DCvt<T>::Load(y[k])) : g;
 }
 
 template <typename P>
@@ -115,7 +122,7 @@ __global__ void InferenceCoefKernel(const P* scale, const P* bias, const P* runn
 
 // Block (ch, p): partial sums of dy and of dy * xhat over its range.
 template <typename I, typename Dv, typename T>
-__global__ void GradStatKernel(const T* dy, const T* x, const float* saved_mean,
+__global__ void GradStatKernel(const T* dy, const T* x, const T* y, const float* saved_mean,
                                const float* saved_inv_std, int64_t c, const Dv s, int64_t m,
                                int64_t parts, double* pdb, double* pds) {
   const int64_t ch = blockIdx.x, p = blockIdx.y;
@@ -124,7 +131,7 @@ __global__ void GradStatKernel(const T* dy, const T* x, const float* saved_mean,
   double db = 0, ds = 0;
   for (I e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
     const int64_t k = At(e, ch, c, s);
-    const double g = DCvt<T>::Load(dy[k]);
+    const double g = Grad(dy, y, k);
     db += g;
     ds += g * ((double(DCvt<T>::Load(x[k])) - mean) * inv_std);
   }
@@ -158,12 +165,12 @@ __global__ void GradCoefKernel(const double* pdb, const double* pds, int64_t c, 
 }
 
 template <typename I, typename Dv, typename T>
-__global__ void GradApplyKernel(const T* dy, const T* x, const float* coef, T* dx,
+__global__ void GradApplyKernel(const T* dy, const T* x, const T* y, const float* coef, T* dx,
                                 const Dv c, const Dv s, I total) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const float* k = coef + 4 * c.Mod(s.Div(e));
-    const float v = BatchNormDx(DCvt<T>::Load(dy[e]), DCvt<T>::Load(x[e]), k[0], k[1], k[2], k[3]);
+    const float v = BatchNormDx(Grad(dy, y, e), DCvt<T>::Load(x[e]), k[0], k[1], k[2], k[3]);
     dx[e] = DCvt<T>::Store(v);
   }
 }
@@ -182,7 +189,7 @@ void WithIndex(int64_t n, int64_t c, int64_t s, F f) {
 template <typename T, typename P>
 void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P* running_mean,
                       P* running_var, T* y, float* saved_mean, float* saved_inv_std, int64_t n,
-                      int64_t c, int64_t s, float momentum, float eps) {
+                      int64_t c, int64_t s, float momentum, float eps, bool relu) {
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
@@ -201,7 +208,7 @@ void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P
   MS_CUDA_LAUNCH_CHECK("TrainStatsKernel");
   if (m == 0) return;
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto total) {
-    ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, y, dc, ds, total);
+    ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, y, dc, ds, total, relu);
   });
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
@@ -209,7 +216,7 @@ void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P
 template <typename T, typename P>
 void ForwardInferenceT(Context* ctx, const T* x, const P* scale, const P* bias,
                        const P* running_mean, const P* running_var, T* y, int64_t n, int64_t c,
-                       int64_t s, float eps) {
+                       int64_t s, float eps, bool relu) {
   const int64_t total = n * c * s;
   if (total <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
@@ -219,15 +226,15 @@ void ForwardInferenceT(Context* ctx, const T* x, const P* scale, const P* bias,
                                                              running_var, c, eps, coef);
   MS_CUDA_LAUNCH_CHECK("InferenceCoefKernel");
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto t) {
-    ApplyKernel<<<cudak::Blocks(t), kThreads, 0, st>>>(x, coef, y, dc, ds, t);
+    ApplyKernel<<<cudak::Blocks(t), kThreads, 0, st>>>(x, coef, y, dc, ds, t, relu);
   });
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
 
 template <typename T, typename P>
-void BackwardT(Context* ctx, const T* dy, const T* x, const P* scale, const float* saved_mean,
-               const float* saved_inv_std, T* dx, P* dscale, P* dbias, int64_t n, int64_t c,
-               int64_t s) {
+void BackwardT(Context* ctx, const T* dy, const T* x, const T* y, const P* scale,
+               const float* saved_mean, const float* saved_inv_std, T* dx, P* dscale, P* dbias,
+               int64_t n, int64_t c, int64_t s) {
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
@@ -237,8 +244,8 @@ void BackwardT(Context* ctx, const T* dy, const T* x, const P* scale, const floa
   float* coef = reinterpret_cast<float*>(pds + c * parts);
   const dim3 grid(static_cast<unsigned>(c), static_cast<unsigned>(parts));
   WithIndex(n, c, s, [&](auto i, auto, auto ds, auto) {
-    GradStatKernel<decltype(i)><<<grid, kThreads, 0, st>>>(dy, x, saved_mean, saved_inv_std, c,
-                                                           ds, m, parts, pdb, pds);
+    GradStatKernel<decltype(i)><<<grid, kThreads, 0, st>>>(dy, x, y, saved_mean, saved_inv_std,
+                                                           c, ds, m, parts, pdb, pds);
   });
   MS_CUDA_LAUNCH_CHECK("GradStatKernel");
   GradCoefKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(pdb, pds, c, parts, m, scale, saved_mean,
@@ -246,7 +253,8 @@ void BackwardT(Context* ctx, const T* dy, const T* x, const P* scale, const floa
   MS_CUDA_LAUNCH_CHECK("GradCoefKernel");
   if (m == 0) return;
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto total) {
-    GradApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(dy, x, coef, dx, dc, ds, total);
+    GradApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(dy, x, y, coef, dx, dc, ds,
+                                                               total);
   });
   MS_CUDA_LAUNCH_CHECK("GradApplyKernel");
 }
@@ -257,19 +265,19 @@ void BackwardT(Context* ctx, const T* dy, const T* x, const P* scale, const floa
   void BatchNormForwardTraining(Context* ctx, const T* x, const P* scale, const P* bias,      \
                                 P* running_mean, P* running_var, T* y, float* saved_mean,     \
                                 float* saved_inv_std, int64_t n, int64_t c, int64_t s,        \
-                                float momentum, float eps) {                                  \
+                                float momentum, float eps, bool relu) {                       \
     ForwardTrainingT(ctx, x, scale, bias, running_mean, running_var, y, saved_mean,           \
-                     saved_inv_std, n, c, s, momentum, eps);                                  \
+                     saved_inv_std, n, c, s, momentum, eps, relu);                            \
   }                                                                                           \
   void BatchNormForwardInference(Context* ctx, const T* x, const P* scale, const P* bias,     \
                                  const P* running_mean, const P* running_var, T* y,           \
-                                 int64_t n, int64_t c, int64_t s, float eps) {                \
-    ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps);       \
+                                 int64_t n, int64_t c, int64_t s, float eps, bool relu) {     \
+    ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps, relu); \
   }                                                                                           \
-  void BatchNormBackward(Context* ctx, const T* dy, const T* x, const P* scale,               \
+  void BatchNormBackward(Context* ctx, const T* dy, const T* x, const T* y, const P* scale,   \
                          const float* saved_mean, const float* saved_inv_std, T* dx,          \
                          P* dscale, P* dbias, int64_t n, int64_t c, int64_t s) {              \
-    BackwardT(ctx, dy, x, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);      \
+    BackwardT(ctx, dy, x, y, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);   \
   }
 
 MS_BATCHNORM_CUDA(float, float)

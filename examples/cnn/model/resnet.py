@@ -40,8 +40,7 @@ class BasicBlock(layer.Layer):
                  downsample: Optional[Downsample] = None):
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = layer.BatchNorm2d(planes)
-        self.relu1 = layer.ReLU()
+        self.bn1 = layer.BatchNorm2d(planes, relu=True)  # batch norm, then ReLU, fused
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = layer.BatchNorm2d(planes)
         self.add = layer.Add()
@@ -50,7 +49,7 @@ class BasicBlock(layer.Layer):
         self.stride = stride
 
     def forward(self, x):
-        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn1(self.conv1(x))
         out = self.bn2(self.conv2(out))
         residual = x if self.downsample is None else self.downsample(x)
         return self.relu2(self.add(out, residual))
@@ -63,11 +62,9 @@ class Bottleneck(layer.Layer):
                  downsample: Optional[Downsample] = None):
         super().__init__()
         self.conv1 = layer.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = layer.BatchNorm2d(planes)
-        self.relu1 = layer.ReLU()
+        self.bn1 = layer.BatchNorm2d(planes, relu=True)  # batch norm, then ReLU, fused
         self.conv2 = conv3x3(planes, planes, stride)
-        self.bn2 = layer.BatchNorm2d(planes)
-        self.relu2 = layer.ReLU()
+        self.bn2 = layer.BatchNorm2d(planes, relu=True)
         self.conv3 = layer.Conv2d(planes, planes * self.expansion, 1, bias=False)
         self.bn3 = layer.BatchNorm2d(planes * self.expansion)
         self.add = layer.Add()
@@ -76,8 +73,8 @@ class Bottleneck(layer.Layer):
         self.stride = stride
 
     def forward(self, x):
-        out = self.relu1(self.bn1(self.conv1(x)))
-        out = self.relu2(self.bn2(self.conv2(out)))
+        out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(out))
         out = self.bn3(self.conv3(out))
         residual = x if self.downsample is None else self.downsample(x)
         return self.relu3(self.add(out, residual))
@@ -107,8 +104,7 @@ class ResNet(model.Model):
         self.dimension = 4
         self.inplanes = 64
         self.conv1 = layer.Conv2d(num_channels, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = layer.BatchNorm2d(64)
-        self.relu = layer.ReLU()
+        self.bn1 = layer.BatchNorm2d(64, relu=True)  # batch norm, then ReLU, fused
         self.maxpool = layer.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = self._make_layer(block, 64, layers[0])
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
@@ -129,7 +125,7 @@ class ResNet(model.Model):
         return Sequential(*stage)
 
     def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.flatten(self.avgpool(x))
         return self.fc(x)
