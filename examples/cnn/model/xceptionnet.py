@@ -72,11 +72,9 @@ class Xception(model.Model):
         self.dimension = 4
 
         self.conv1 = layer.Conv2d(num_channels, 32, 3, stride=2, padding=0, bias=False)
-        self.bn1 = layer.BatchNorm2d(32)
-        self.relu1 = layer.ReLU()
+        self.bn1 = layer.BatchNorm2d(32, relu=True)  # batch norm, then ReLU, fused
         self.conv2 = layer.Conv2d(32, 64, 3, stride=1, padding=1, bias=False)
-        self.bn2 = layer.BatchNorm2d(64)
-        self.relu2 = layer.ReLU()
+        self.bn2 = layer.BatchNorm2d(64, relu=True)
 
         self.block1 = Block(64, 128, 2, 2, padding=0, start_with_relu=False, grow_first=True)
         self.block2 = Block(128, 256, 2, 2, padding=0, start_with_relu=True, grow_first=True)
@@ -92,8 +90,7 @@ class Xception(model.Model):
         self.block12 = Block(728, 1024, 2, 2, start_with_relu=True, grow_first=False)
 
         self.conv3 = layer.SeparableConv2d(1024, 1536, 3, stride=1, padding=1)
-        self.bn3 = layer.BatchNorm2d(1536)
-        self.relu3 = layer.ReLU()
+        self.bn3 = layer.BatchNorm2d(1536, relu=True)
         self.conv4 = layer.SeparableConv2d(1536, 2048, 3, stride=1, padding=1)
         self.bn4 = layer.BatchNorm2d(2048)
         self.relu4 = layer.ReLU()
@@ -103,11 +100,11 @@ class Xception(model.Model):
         self.softmax_cross_entropy = layer.SoftMaxCrossEntropy()
 
     def features(self, x):
-        x = self.relu1(self.bn1(self.conv1(x)))
-        x = self.relu2(self.bn2(self.conv2(x)))
+        x = self.bn1(self.conv1(x))
+        x = self.bn2(self.conv2(x))
         for i in range(1, 13):
             x = getattr(self, f"block{i}")(x)
-        x = self.relu3(self.bn3(self.conv3(x)))
+        x = self.bn3(self.conv3(x))
         return self.bn4(self.conv4(x))
 
     def logits(self, features):
