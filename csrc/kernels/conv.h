@@ -61,14 +61,15 @@ namespace kernels {
               int64_t rows, float* col);                                                    \
   void Im2Col(Context* ctx, const half_t* x, int64_t batch, const ConvGeom& g, int64_t row0, \
               int64_t rows, half_t* col);                                                   \
-  /* The adjoint of Im2Col: ACCUMULATES every col entry into the x cell it was read from    \
-     (padding entries are dropped; a float16 cell is summed in float32 and rounded once per \
-     call, so once per band of rows where a huge image is split). The caller zeroes x first \
-     when it wants a plain result. */                                                       \
+  /* The adjoint of Im2Col: sums every col entry into the x cell it was read from (padding  \
+     entries are dropped; a float16 cell is summed in float32 and rounded once per call, so \
+     once per band of rows where a huge image is split). With `accumulate` the sums are     \
+     added to x (bands of one image); without, x's `batch` images are written whole (zero    \
+     where no entry lands), so the caller need not zero them first. */                      \
   void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0, \
-              int64_t rows, float* x);                                                      \
+              int64_t rows, bool accumulate, float* x);                                     \
   void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0, \
-              int64_t rows, half_t* x);                                                     \
+              int64_t rows, bool accumulate, half_t* x);                                    \
   /* dst[b][c][i] = src[c][b][i] (+ bias[c] when bias is not null): a chunk's [C, B, HW]    \
      GEMM result into NCHW. With batch == 1, src may equal dst (an in-place bias add). */   \
   void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,        \

@@ -362,7 +362,10 @@ void ConvBackwardData(Context* ctx, const ConvPlan& p, const T* dyp, const T* wp
   float* col = s.at<float>(0);
   T* ys = s.at<T>(p.col_floats * sizeof(float));
   const int64_t xstep = g.C * g.H * g.W;
-  if (!p.direct) ctx->dev->Memset0(dxp, dx_numel * sizeof(T));  // Col2Im adds
+  // Col2Im writes whole images, except where an image is split into bands of rows: bands
+  // share input rows, so they add into a zeroed dx.
+  const bool bands = p.rows < g.OH;
+  if (!p.direct && bands) ctx->dev->Memset0(dxp, dx_numel * sizeof(T));
   for (int64_t n0 = 0; n0 < p.N; n0 += p.nb) {
     const int64_t nb = std::min(p.nb, p.N - n0);
     const T* dyn = dyp + n0 * p.Cout * p.P;
@@ -379,7 +382,8 @@ void ConvBackwardData(Context* ctx, const ConvPlan& p, const T* dyp, const T* wp
                       0, D, p.P, p.Cout * p.P, 0.f, col + k * p.Rg * nb * p.P, nb * p.P, p.P,
                       nb);
       }
-      if (!p.direct) MS_DISPATCH(ctx, Col2Im, static_cast<const float*>(col), nb, g, 0, g.OH, dxn);
+      if (!p.direct)
+        MS_DISPATCH(ctx, Col2Im, static_cast<const float*>(col), nb, g, 0, g.OH, false, dxn);
       continue;
     }
     if (nb > 1) MS_DISPATCH(ctx, ConvGather, dyn, nb, p.Cout, p.P, ys);
@@ -398,7 +402,7 @@ void ConvBackwardData(Context* ctx, const ConvPlan& p, const T* dyp, const T* wp
                       D + k * p.Coutg * ldd, ldd, 0.f, col + k * p.Rg * cols, cols);
       }
       if (!p.direct)
-        MS_DISPATCH(ctx, Col2Im, static_cast<const float*>(col), nb, g, r0, rows, dxn);
+        MS_DISPATCH(ctx, Col2Im, static_cast<const float*>(col), nb, g, r0, rows, bands, dxn);
     }
   }
 }

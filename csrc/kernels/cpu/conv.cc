@@ -78,7 +78,7 @@ void Im2ColT(const T* x, int64_t batch, const ConvGeom& g, int64_t row0, int64_t
 
 template <typename T>
 void Col2ImT(const float* col, int64_t batch, const ConvGeom& g, int64_t row0, int64_t rows,
-             T* x) {
+             bool accumulate, T* x) {
   const int64_t KK = g.KH * g.KW, HW = g.H * g.W;
   const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
   const int64_t items = batch * g.C;  // one input plane each: no two items write one cell
@@ -89,9 +89,10 @@ void Col2ImT(const float* col, int64_t batch, const ConvGeom& g, int64_t row0, i
     for (int64_t it = 0; it < items; it++) {
       T* plane = x + it * HW;
       if constexpr (std::is_same<T, float>::value) {
+        if (!accumulate) std::fill(plane, plane + HW, 0.f);
         Col2ImPlane(col, g, row0, rows, ld, it % g.C, it / g.C * cols_img, plane);
       } else {
-        for (int64_t i = 0; i < HW; i++) buf[i] = Cvt<T>::Load(plane[i]);
+        for (int64_t i = 0; i < HW; i++) buf[i] = accumulate ? Cvt<T>::Load(plane[i]) : 0.f;
         Col2ImPlane(col, g, row0, rows, ld, it % g.C, it / g.C * cols_img, buf.data());
         for (int64_t i = 0; i < HW; i++) plane[i] = Cvt<T>::Store(buf[i]);
       }
@@ -135,12 +136,12 @@ void Im2Col(Context*, const half_t* x, int64_t batch, const ConvGeom& g, int64_t
 }
 
 void Col2Im(Context*, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* x) {
-  Col2ImT(col, batch, g, row0, rows, x);
+            int64_t rows, bool accumulate, float* x) {
+  Col2ImT(col, batch, g, row0, rows, accumulate, x);
 }
 void Col2Im(Context*, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, half_t* x) {
-  Col2ImT(col, batch, g, row0, rows, x);
+            int64_t rows, bool accumulate, half_t* x) {
+  Col2ImT(col, batch, g, row0, rows, accumulate, x);
 }
 
 void ConvScatter(Context*, const float* src, const float* bias, int64_t batch,

@@ -48,11 +48,11 @@ struct Col2ImDivs {
   Dv W, nh, C, SH, SW;  // cell e = ((b * C + c) * nh + ih - ih0) * W + iw; the strides
 };
 
-// Cells of input rows [ih0, ih0 + nh): x += the col entries that im2col read from them.
+// Cells of input rows [ih0, ih0 + nh): x (+)= the col entries that im2col read from them.
 template <typename I, typename Dv, typename T>
 __global__ void Col2ImKernel(const float* col, const ConvGeom g, int64_t row0, int64_t rows,
                              int64_t batch, int64_t ih0, I total, const Col2ImDivs<Dv> dv,
-                             T* x) {
+                             bool accumulate, T* x) {
   const int64_t cols_img = rows * g.OW, ld = batch * cols_img;
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
@@ -61,7 +61,7 @@ __global__ void Col2ImKernel(const float* col, const ConvGeom g, int64_t row0, i
     const I bc = dv.nh.Div(t);  // b * C + c
     const int64_t b = dv.C.Div(bc), c = dv.C.Mod(bc);
     T* cell = x + (static_cast<int64_t>(bc) * g.H + ih) * g.W + iw;
-    float v = cudak::DCvt<T>::Load(*cell);
+    float v = accumulate ? cudak::DCvt<T>::Load(*cell) : 0.f;
     for (int64_t kh = 0; kh < g.KH; kh++) {
       const int64_t hh = ih + g.PT - kh * g.DH;  // = oh * SH
       if (hh < 0) continue;
@@ -211,12 +211,12 @@ void Im2ColT(Context* ctx, const T* x, int64_t batch, const ConvGeom& g, int64_t
 
 template <typename T>
 void Col2ImT(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-             int64_t rows, T* x) {
+             int64_t rows, bool accumulate, T* x) {
   if (batch <= 0 || rows <= 0) return;
-  // Input rows the band's windows reach.
-  const int64_t lo = std::max<int64_t>(0, row0 * g.SH - g.PT);
+  // Input rows the band's windows reach (every row when the images are written whole).
+  const int64_t lo = accumulate ? std::max<int64_t>(0, row0 * g.SH - g.PT) : 0;
   const int64_t last = (row0 + rows - 1) * g.SH - g.PT + (g.KH - 1) * g.DH;
-  const int64_t hi = std::min<int64_t>(g.H, last + 1);
+  const int64_t hi = accumulate ? std::min<int64_t>(g.H, last + 1) : g.H;
   if (hi <= lo) return;
   cudaStream_t s = cudak::Stream(ctx);
   const int64_t nh = hi - lo, total = batch * g.C * nh * g.W;
@@ -225,13 +225,13 @@ void Col2ImT(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, i
     const Col2ImDivs<FastDiv> dv{FastDiv(g.W), FastDiv(nh), FastDiv(g.C), FastDiv(g.SH),
                                  FastDiv(g.SW)};
     Col2ImKernel<uint32_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
-        col, g, row0, rows, batch, lo, static_cast<uint32_t>(total), dv, x);
+        col, g, row0, rows, batch, lo, static_cast<uint32_t>(total), dv, accumulate, x);
   } else {
     const Col2ImDivs<cudak::SlowDiv> dv{cudak::SlowDiv(g.W), cudak::SlowDiv(nh),
                                         cudak::SlowDiv(g.C), cudak::SlowDiv(g.SH),
                                         cudak::SlowDiv(g.SW)};
-    Col2ImKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(col, g, row0, rows, batch,
-                                                                    lo, total, dv, x);
+    Col2ImKernel<int64_t><<<cudak::Blocks(total), kThreads, 0, s>>>(
+        col, g, row0, rows, batch, lo, total, dv, accumulate, x);
   }
   MS_CUDA_LAUNCH_CHECK("Col2ImKernel");
 }
@@ -288,12 +288,12 @@ void Im2Col(Context* ctx, const half_t* x, int64_t batch, const ConvGeom& g, int
 }
 
 void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, float* x) {
-  Col2ImT(ctx, col, batch, g, row0, rows, x);
+            int64_t rows, bool accumulate, float* x) {
+  Col2ImT(ctx, col, batch, g, row0, rows, accumulate, x);
 }
 void Col2Im(Context* ctx, const float* col, int64_t batch, const ConvGeom& g, int64_t row0,
-            int64_t rows, half_t* x) {
-  Col2ImT(ctx, col, batch, g, row0, rows, x);
+            int64_t rows, bool accumulate, half_t* x) {
+  Col2ImT(ctx, col, batch, g, row0, rows, accumulate, x);
 }
 
 void ConvScatter(Context* ctx, const float* src, const float* bias, int64_t batch,
