@@ -67,7 +67,7 @@ int64_t BatchedCols() {
   return cols;
 }
 
-// GPU: float32 3x3 stride-1 convolutions (forward and data gradient) go through Winograd
+// GPU: float32 3x3 stride-1 convolutions (forward and both gradients) go through Winograd
 // F(2x2, 3x3) (kernels/winograd.h): 16 products per 2x2 output tile instead of 36, and
 // transforms that move less data than im2col. $MINISINGA_CONV_WINOGRAD=0 turns it off (read
 // once; for A/B timings).
