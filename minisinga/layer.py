@@ -294,7 +294,8 @@ class BatchNorm2d(Layer):
     """Batch normalisation for NCHW (or (N, C)) inputs. SINGA's momentum: the running statistics
     keep `momentum` of their old value (running = momentum * running + (1 - momentum) * batch).
     `relu=True` applies a ReLU to the result in the same kernels (BatchNorm2d then ReLU, with
-    one pass over the activations fewer each way)."""
+    one pass over the activations fewer each way); forward(x, residual) adds `residual` before
+    that ReLU (a residual block's end, relu(bn(x) + residual), in one op)."""
 
     def __init__(self, *args, momentum: float = 0.9, eps: float = 1e-5, relu: bool = False,
                  **kwargs):
@@ -304,7 +305,7 @@ class BatchNorm2d(Layer):
             raise ValueError(f"BatchNorm2d: momentum must be in [0, 1], got {momentum}")
         self.channels = args[0] if args else None
 
-    def initialize(self, x: Tensor) -> None:
+    def initialize(self, x: Tensor, residual: Tensor = None) -> None:
         if x.ndim() not in (2, 4):
             raise ValueError(f"BatchNorm2d: expected (N, C, H, W) or (N, C), got {x.shape}")
         c = x.shape[1]
@@ -318,11 +319,12 @@ class BatchNorm2d(Layer):
         self.running_var = Tensor((c,), x.device, requires_grad=False,
                                   dtype=x.dtype).set_value(1.0)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor = None) -> Tensor:
         if x.shape[1] != self.channels:
             raise ValueError(f"BatchNorm2d: expected {self.channels} channels, got {x.shape}")
         return autograd.batchnorm_2d(x, self.scale, self.bias, self.running_mean,
-                                     self.running_var, 1.0 - self.momentum, self.eps, self.relu)
+                                     self.running_var, 1.0 - self.momentum, self.eps, self.relu,
+                                     residual)
 
 
 class Pooling2d(Layer):

@@ -217,6 +217,10 @@ NN_OPS = [
     ("batchnorm_relu", lambda x, s, b: ag.batchnorm_2d(
         x, s, b, tensor.zeros((3,)), tensor.ones((3,)), relu=True),
      lambda x, s, b: np.maximum(np_bn(x, s, b), 0), [rn(4, 3, 2, 2), rn(3), rn(3)]),
+    ("batchnorm_add_relu", lambda x, s, b, r: ag.batchnorm_2d(
+        x, s, b, tensor.zeros((3,)), tensor.ones((3,)), relu=True, residual=r),
+     lambda x, s, b, r: np.maximum(np_bn(x, s, b) + r, 0),
+     [rn(4, 3, 2, 2), rn(3), rn(3), rn(4, 3, 2, 2)]),
     ("maxpool", lambda x: ag.max_pool_2d(x, 2, 2), lambda x: np_pool(x, (2, 2), (2, 2),
                                                                      (0,) * 4, True),
      [distinct(2, 2, 4, 5)]),

@@ -364,3 +364,54 @@ def test_fused_relu_against_finite_differences(rng):
     with pytest.raises(ValueError, match=r"batchnorm_backward: y has shape \(3, 2\), expected"):
         _core.batchnorm_backward(dx, core_tensor(x), core_tensor(scale), mean, inv_std,
                                  y=core_tensor(np.zeros((3, 2), np.float32)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("relu", [True, False])
+def test_fused_residual_equals_batchnorm_add_relu(dev, rng, dtype, relu):
+    """residual=r: relu(batchnorm(x) + r) (or without the ReLU) equals batch norm, add and
+    ReLU in turn, forward (training and inference) and backward (dx, dscale, dbias and r's
+    gradient), bit for bit."""
+    shape = (8, 3, 20, 24)
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    r = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    scale, bias, rm, rv = params(rng, shape[1])
+
+    def t(a):
+        return core_tensor(a, dev)
+
+    tx, tr, tdy, ts, tb = t(x), t(r), t(dy), t(scale), t(bias)
+    rm1, rv1, rm2, rv2 = t(rm), t(rv), t(rm), t(rv)
+    U, B = _core.UnaryOp, _core.BinaryOp
+    y, mean, inv = _core.batchnorm_forward_training(tx, ts, tb, rm1, rv1, 0.1, 1e-5, relu=relu,
+                                                    residual=tr)
+    grads = _core.batchnorm_backward(tdy, tx, ts, mean, inv, y=y if relu else None,
+                                     residual=True)
+    assert len(grads) == 4
+    yi = _core.batchnorm_forward_inference(tx, ts, tb, rm1, rv1, 1e-5, relu=relu, residual=tr)
+
+    z, mean2, inv2 = _core.batchnorm_forward_training(tx, ts, tb, rm2, rv2, 0.1, 1e-5)
+    s = _core.binary(B.Add, z, tr)
+    y2 = _core.unary(U.Relu, s) if relu else s
+    g = _core.binary(B.ReluBackward, tdy, y2) if relu else tdy
+    grads2 = list(_core.batchnorm_backward(g, tx, ts, mean2, inv2)) + [g]
+    si = _core.binary(B.Add, _core.batchnorm_forward_inference(tx, ts, tb, rm2, rv2, 1e-5), tr)
+    yi2 = _core.unary(U.Relu, si) if relu else si
+    for i, (a, b) in enumerate(zip([y, mean, inv, rm1, rv1, yi, *grads],
+                                   [y2, mean2, inv2, rm2, rv2, yi2, *grads2])):
+        assert a.dtype == b.dtype, (i, a.dtype, b.dtype)
+        np.testing.assert_array_equal(a.to_numpy(), b.to_numpy(), err_msg=f"output {i}")
+
+
+def test_fused_residual_bad_inputs(rng):
+    x = core_tensor(rng.standard_normal((4, 3, 2, 2)).astype(np.float32))
+    c3 = core_tensor(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"batchnorm_forward_training: residual has shape "
+                                         r"\(4, 3\), expected x's shape \(4, 3, 2, 2\)"):
+        _core.batchnorm_forward_training(x, c3, c3, c3, c3, residual=core_tensor(
+            np.zeros((4, 3), np.float32)))
+    with pytest.raises(TypeError, match="batchnorm_forward_inference: residual has dtype "
+                                        "float16, expected x's dtype float32"):
+        _core.batchnorm_forward_inference(x, c3, c3, c3, c3, residual=core_tensor(
+            np.zeros((4, 3, 2, 2), np.float16)))

@@ -23,7 +23,9 @@ namespace kernels {
 // that GCC and nvcc chose for float32 (plain arithmetic where the target has no FMA).
 MS_HD float BatchNormY(float x, float mean, float a, float b) { return (x - mean) * a + b; }
 // The fused ReLU (relu = true): max(v, 0) as ew::ReluF computes it (NaN -> 0), and its
-// gradient's mask from the fused output y (ew::ReluBackwardF: dy where y > 0, else 0).
+// gradient's mask from the fused output y (ew::ReluBackwardF: dy where y > 0, else 0). A
+// fused residual r is added to the normalised value rounded to T, and the ReLU applied to
+// that sum (rounded to T when stored), as batch norm, add and ReLU in turn would.
 MS_HD float BatchNormRelu(float v, bool relu) { return !relu || v > 0.f ? v : 0.f; }
 MS_HD float ReluMask(float dy, float y) { return y > 0.f ? dy : 0.f; }
 MS_HD float BatchNormDx(float dy, float x, float mean, float p, float q, float r) {
@@ -37,23 +39,28 @@ MS_HD float BatchNormDx(float dy, float x, float mean, float p, float q, float r
 // Declared once for both namespaces (cpu, cuda), for (T, P) = (float, float), (half_t, float)
 // and (half_t, half_t).
 #define MS_BATCHNORM_KERNELS(T, P)                                                            \
-  /* y = (x - mean) * inv_std * scale + bias with the batch mean and biased variance (then   \
-     max(y, 0) with `relu`); saved_mean/saved_inv_std = mean, 1 / sqrt(var + eps) per         \
-     channel; running stats updated in place: r = (1 - momentum) * r + momentum * stat,       \
-     running_var with the unbiased variance var * M / (M - 1), M = N * S > 1. */              \
+  /* y = (x - mean) * inv_std * scale + bias with the batch mean and biased variance (plus   \
+     `residual` where not null, then max(y, 0) with `relu`); saved_mean/saved_inv_std = mean, \
+     1 / sqrt(var + eps) per channel; running stats updated in place: r = (1 - momentum) * r  \
+     + momentum * stat, running_var with the unbiased variance var * M / (M - 1),             \
+     M = N * S > 1. */                                                                        \
   void BatchNormForwardTraining(Context* ctx, const T* x, const P* scale, const P* bias,      \
                                 P* running_mean, P* running_var, T* y, float* saved_mean,     \
                                 float* saved_inv_std, int64_t n, int64_t c, int64_t s,        \
-                                float momentum, float eps, bool relu);                        \
-  /* y = (x - running_mean) / sqrt(running_var + eps) * scale + bias (then max(y, 0)). */     \
+                                float momentum, float eps, bool relu, const T* residual);     \
+  /* y = (x - running_mean) / sqrt(running_var + eps) * scale + bias (+ residual, then        \
+     max(y, 0)). */                                                                           \
   void BatchNormForwardInference(Context* ctx, const T* x, const P* scale, const P* bias,     \
                                  const P* running_mean, const P* running_var, T* y,           \
-                                 int64_t n, int64_t c, int64_t s, float eps, bool relu);      \
+                                 int64_t n, int64_t c, int64_t s, float eps, bool relu,       \
+                                 const T* residual);                                          \
   /* Gradients of the training forward with respect to x, scale and bias; where the forward   \
-     fused a ReLU, y is its output (dy counts only where y > 0), else null. */                \
+     fused a ReLU, y is its output (dy counts only where y > 0), else null; where it fused a  \
+     residual and `dresidual` is not null, the residual's gradient (dy, masked) goes there. */ \
   void BatchNormBackward(Context* ctx, const T* dy, const T* x, const T* y, const P* scale,   \
                          const float* saved_mean, const float* saved_inv_std, T* dx,          \
-                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s);
+                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s,                \
+                         T* dresidual);
 
 namespace cpu {
 MS_BATCHNORM_KERNELS(float, float)

@@ -47,6 +47,16 @@ void CheckChannel(const char* op, const Tensor& x, const Tensor& t, const char* 
                                               << ShapeStr(x.shape()));
 }
 
+// A fused residual: x's shape, dtype and device.
+void CheckResidual(const char* op, const Tensor& x, const std::optional<Tensor>& r) {
+  if (!r) return;
+  CheckSameDevice(op, x, *r);
+  MS_CHECK_TYPE(r->dtype() == x.dtype(), op << ": residual has dtype " << DTypeName(r->dtype())
+                                            << ", expected x's dtype " << DTypeName(x.dtype()));
+  MS_CHECK(r->shape() == x.shape(), op << ": residual has shape " << ShapeStr(r->shape())
+                                       << ", expected x's shape " << ShapeStr(x.shape()));
+}
+
 void CheckEps(const char* op, double eps) {
   MS_CHECK(eps >= 0 && std::isfinite(eps), op << ": eps must be finite and >= 0, got " << eps);
 }
@@ -71,7 +81,8 @@ bool HalfPerChannel(const Tensor& x, std::initializer_list<const Tensor*> per_ch
 
 std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
     const Tensor& x, const Tensor& scale, const Tensor& bias, const Tensor& running_mean,
-    const Tensor& running_var, double momentum, double eps, bool relu) {
+    const Tensor& running_var, double momentum, double eps, bool relu,
+    const std::optional<Tensor>& residual) {
   const char* op = "batchnorm_forward_training";
   Dims d = CheckInput(op, x);
   CheckChannel(op, x, scale, "scale");
@@ -83,6 +94,7 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
   MS_CHECK(momentum >= 0 && momentum <= 1, op << ": momentum must be in [0, 1], got "
                                               << momentum);
   CheckEps(op, eps);
+  CheckResidual(op, x, residual);
   const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
   const DType pdt = half_p ? DType::kFloat16 : DType::kFloat32;  // per-channel
   auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
@@ -90,6 +102,10 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
                rv = per_channel(running_var);
   Tensor y(x.shape(), x.device(), x.dtype()), mean({d.c}, x.device()),
       inv_std({d.c}, x.device());
+  const TensorRef resr = residual ? residual->ref() : TensorRef{};
+  const bool has_res = residual.has_value();
+  std::vector<BlockPtr> reads{x.block(), sp.block(), bp.block(), rm.block(), rv.block()};
+  if (has_res) reads.push_back(residual->block());
   TensorRef xr = x.ref(), sr = sp.ref(), br = bp.ref(), rmr = rm.ref(), rvr = rv.ref(),
             yr = y.ref(), mr = mean.ref(), ir = inv_std.ref();
   const float mom = static_cast<float>(momentum), e = static_cast<float>(eps);
@@ -101,11 +117,10 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
           MS_DISPATCH(ctx, BatchNormForwardTraining, xr.data<T>(), sr.data<P>(), br.data<P>(),
                       ReadWrite<P>(rmr), ReadWrite<P>(rvr), yr.mutable_data<T>(),
                       mr.mutable_data<float>(), ir.mutable_data<float>(), d.n, d.c, d.s, mom, e,
-                      relu);
+                      relu, has_res ? resr.data<T>() : nullptr);
         });
       },
-      {x.block(), sp.block(), bp.block(), rm.block(), rv.block()},
-      {rm.block(), rv.block(), y.block(), mean.block(), inv_std.block()},
+      reads, {rm.block(), rv.block(), y.block(), mean.block(), inv_std.block()},
       "BatchNormForwardTraining");
   CastInto(running_mean, rm);  // nothing to do where the kernel updated it in place
   CastInto(running_var, rv);
@@ -114,7 +129,8 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
 
 Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Tensor& bias,
                                  const Tensor& running_mean, const Tensor& running_var,
-                                 double eps, bool relu) {
+                                 double eps, bool relu,
+                                 const std::optional<Tensor>& residual) {
   const char* op = "batchnorm_forward_inference";
   Dims d = CheckInput(op, x);
   CheckChannel(op, x, scale, "scale");
@@ -122,12 +138,17 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
   CheckChannel(op, x, running_mean, "running_mean");
   CheckChannel(op, x, running_var, "running_var");
   CheckEps(op, eps);
+  CheckResidual(op, x, residual);
   const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
   const DType pdt = half_p ? DType::kFloat16 : DType::kFloat32;  // per-channel
   auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
   const Tensor sp = per_channel(scale), bp = per_channel(bias), rm = per_channel(running_mean),
                rv = per_channel(running_var);
   Tensor y(x.shape(), x.device(), x.dtype());
+  const TensorRef resr = residual ? residual->ref() : TensorRef{};
+  const bool has_res = residual.has_value();
+  std::vector<BlockPtr> reads{x.block(), sp.block(), bp.block(), rm.block(), rv.block()};
+  if (has_res) reads.push_back(residual->block());
   TensorRef xr = x.ref(), sr = sp.ref(), br = bp.ref(), rmr = rm.ref(), rvr = rv.ref(),
             yr = y.ref();
   const float e = static_cast<float>(eps);
@@ -137,19 +158,18 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
           using T = decltype(t);
           using P = decltype(p);
           MS_DISPATCH(ctx, BatchNormForwardInference, xr.data<T>(), sr.data<P>(), br.data<P>(),
-                      rmr.data<P>(), rvr.data<P>(), yr.mutable_data<T>(), d.n, d.c, d.s, e, relu);
+                      rmr.data<P>(), rvr.data<P>(), yr.mutable_data<T>(), d.n, d.c, d.s, e, relu,
+                      has_res ? resr.data<T>() : nullptr);
         });
       },
-      {x.block(), sp.block(), bp.block(), rm.block(), rv.block()}, {y.block()},
+      reads, {y.block()},
       "BatchNormForwardInference");
   return y;
 }
 
-std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Tensor& x,
-                                                     const Tensor& scale,
-                                                     const Tensor& saved_mean,
-                                                     const Tensor& saved_inv_std,
-                                                     const std::optional<Tensor>& y) {
+std::vector<Tensor> BatchNormBackward(const Tensor& dy, const Tensor& x, const Tensor& scale,
+                                      const Tensor& saved_mean, const Tensor& saved_inv_std,
+                                      const std::optional<Tensor>& y, bool residual) {
   const char* op = "batchnorm_backward";
   Dims d = CheckInput(op, x);
   CheckSameDevice(op, x, dy);
@@ -169,9 +189,11 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
   if (mixed) {  // float16 beside float32: all in float32, dx in x's dtype
     std::optional<Tensor> y32;
     if (y) y32 = ToF32(*y);
-    auto [dx, dscale, dbias] = BatchNormBackward(ToF32(dy), ToF32(x), scale, saved_mean,
-                                                 saved_inv_std, y32);
-    return {Like(dx, x), dscale, dbias};
+    std::vector<Tensor> g = BatchNormBackward(ToF32(dy), ToF32(x), scale, saved_mean,
+                                              saved_inv_std, y32, residual);
+    g[0] = Like(g[0], x);
+    if (residual) g[3] = Like(g[3], x);  // the residual has x's dtype
+    return g;
   }
   // scale (and dscale, dbias) in the kernel's per-channel type; the saved statistics float32.
   const bool half_p = HalfPerChannel(x, {&scale});
@@ -180,12 +202,18 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
                inv32 = ToF32(saved_inv_std);
   Tensor dx(x.shape(), x.device(), x.dtype()), dscale({d.c}, x.device(), sp.dtype()),
       dbias({d.c}, x.device(), sp.dtype());
+  // The residual's gradient: dy itself, or (with a fused ReLU) dy masked, which the kernel writes.
+  const bool write_dres = residual && y.has_value();
+  Tensor dres = write_dres ? Tensor(x.shape(), x.device(), x.dtype()) : dy;
+  const TensorRef drr = dres.ref();
   TensorRef dyr = dy.ref(), xr = x.ref(), sr = sp.ref(), mr = m32.ref(), ir = inv32.ref(),
             dxr = dx.ref(), dsr = dscale.ref(), dbr = dbias.ref();
   const bool has_y = y.has_value();
   const TensorRef yr = has_y ? y->ref() : TensorRef{};
   std::vector<BlockPtr> reads{dy.block(), x.block(), sp.block(), m32.block(), inv32.block()};
   if (has_y) reads.push_back(y->block());
+  std::vector<BlockPtr> writes{dx.block(), dscale.block(), dbias.block()};
+  if (write_dres) writes.push_back(dres.block());
   x.device()->Exec(
       [=](Context* ctx) {
         FloatPairSwitch(xr.dtype, pdt, [&](auto t, auto p) {
@@ -194,11 +222,15 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormBackward(const Tensor& dy, const Ten
           MS_DISPATCH(ctx, BatchNormBackward, dyr.data<T>(), xr.data<T>(),
                       has_y ? yr.data<T>() : nullptr, sr.data<P>(), mr.data<float>(),
                       ir.data<float>(), dxr.mutable_data<T>(), dsr.mutable_data<P>(),
-                      dbr.mutable_data<P>(), d.n, d.c, d.s);
+                      dbr.mutable_data<P>(), d.n, d.c, d.s,
+                      write_dres ? drr.mutable_data<T>() : nullptr);
         });
       },
-      reads, {dx.block(), dscale.block(), dbias.block()}, "BatchNormBackward");
-  return {dx, Like(dscale, scale), Like(dbias, scale)};  // no cast where they are in its dtype
+      reads, writes, "BatchNormBackward");
+  // no cast where dscale and dbias are in scale's dtype
+  std::vector<Tensor> g{dx, Like(dscale, scale), Like(dbias, scale)};
+  if (residual) g.push_back(dres);
+  return g;
 }
 
 }  // namespace ops

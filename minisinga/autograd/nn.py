@@ -81,8 +81,9 @@ def _pads4(padding):
 
 class BatchNorm2d(Operator):
     """Batch normalisation over (N, H, W) per channel; running statistics updated in place
-    while training, used while not. `relu` fuses a ReLU after it (relu(batchnorm(x)) in one
-    pass over the activations each way, the same values)."""
+    while training, used while not. Fusions, in the same passes over the activations: a
+    fourth input `residual` is added to the result, then `relu` applies max(y, 0):
+    relu(batchnorm(x) + residual), the same values as the ops in turn."""
 
     def __init__(self, running_mean: Tensor, running_var: Tensor, momentum: float = 0.1,
                  eps: float = 1e-5, relu: bool = False):
@@ -90,27 +91,31 @@ class BatchNorm2d(Operator):
         self.running_mean, self.running_var = running_mean, running_var
         self.momentum, self.eps, self.relu = float(momentum), float(eps), bool(relu)
 
-    def forward(self, x, scale, bias):
+    def forward(self, x, scale, bias, residual=None):
         if is_training():
             y, mean, inv_std = F.core.batchnorm_forward_training(
                 x, scale, bias, self.running_mean.data, self.running_var.data, self.momentum,
-                self.eps, self.relu)
+                self.eps, self.relu, residual)
             if self.requires_grad:
                 self.x, self.scale, self.mean, self.inv_std = x, scale, mean, inv_std
                 self.y = y if self.relu else None  # the ReLU's mask
+                self.residual = residual is not None
             return y
         return F.core.batchnorm_forward_inference(
-            x, scale, bias, self.running_mean.data, self.running_var.data, self.eps, self.relu)
+            x, scale, bias, self.running_mean.data, self.running_var.data, self.eps, self.relu,
+            residual)
 
     def backward(self, dy):
         return tuple(F.core.batchnorm_backward(dy, self.x, self.scale, self.mean, self.inv_std,
-                                               self.y))
+                                               self.y, self.residual))
 
 
 def batchnorm_2d(x: Tensor, scale: Tensor, bias: Tensor, running_mean: Tensor,
                  running_var: Tensor, momentum: float = 0.1, eps: float = 1e-5,
-                 relu: bool = False) -> Tensor:
-    return BatchNorm2d(running_mean, running_var, momentum, eps, relu)(x, scale, bias)
+                 relu: bool = False, residual: Tensor = None) -> Tensor:
+    """Batch norm of x (then + residual, then ReLU where asked), fused in one op."""
+    op = BatchNorm2d(running_mean, running_var, momentum, eps, relu)
+    return op(x, scale, bias) if residual is None else op(x, scale, bias, residual)
 
 
 class Pool2d(Operator):

@@ -10,8 +10,9 @@ memory is never touched then). The second form isolates one training step: trace
 steps and one of k + 1, and the longer trace's extra lines are the last step.
 
 Trace lines (tab-separated), one per submitted operation (a captured one once):
-    K  kernel  grid  block  shared-bytes  arguments (integers as numbers, plans as n<numel>/<ndim>,
-                                                     functors by mangled type, else _)
+    K  kernel  grid  block  shared-bytes  arguments (integers as numbers, null pointers as
+                                           null, plans as n<numel>/<ndim>, functors by
+                                           mangled type, else _)
     G  <op(A)><op(B)> <A><B><C types>  m n k batch   (cuBLAS's column-major sizes)
     C  kind  bytes                                      (cudaMemcpyAsync)
     M  bytes                                            (cudaMemsetAsync)

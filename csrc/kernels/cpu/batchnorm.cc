@@ -1,5 +1,5 @@
-// CPU batch norm (optionally with a ReLU fused into the forward and its gradient into the
-// backward): one OpenMP work item per channel; per-channel sums in double (two passes:
+// CPU batch norm (optionally with a residual add and a ReLU fused into the forward, and their
+// gradients into the backward): one OpenMP work item per channel; per-channel sums in double (two passes:
 // mean, then squared deviations) so large batches keep float32 accuracy. One template per
 // kernel on the activation type T (float, half_t) and the per-channel type P (float, half_t):
 // values are loaded and stored through Cvt<T> and Cvt<P> (the sums read float16 rows widened
@@ -59,32 +59,54 @@ double ChannelSum(int64_t n, int64_t c, int64_t s, int64_t ch, F f, const T* a,
 // The elementwise passes, one row of S values per call. Not inlined: compiled on their own,
 // GCC vectorises them for half_t too (inlined into the OpenMP loops, it did not).
 
-// y = (x - mean) * a + b (then max(y, 0)).
-template <bool kRelu, typename T>
-[[gnu::noinline]] void ApplyRow(const T* x, T* y, int64_t s, float mean, float a, float b) {
-  for (int64_t j = 0; j < s; j++)
-    y[j] = Cvt<T>::Store(BatchNormRelu(BatchNormY(Cvt<T>::Load(x[j]), mean, a, b), kRelu));
+// y = (x - mean) * a + b (+ res, then max(y, 0)).
+template <bool kRelu, bool kRes, typename T>
+[[gnu::noinline]] void ApplyRow(const T* x, const T* res, T* y, int64_t s, float mean, float a,
+                                float b) {
+  for (int64_t j = 0; j < s; j++) {
+    float v = BatchNormY(Cvt<T>::Load(x[j]), mean, a, b);
+    if (kRes) v = Cvt<T>::Load(Cvt<T>::Store(v)) + Cvt<T>::Load(res[j]);
+    y[j] = Cvt<T>::Store(BatchNormRelu(v, kRelu));
+  }
 }
 template <typename T>
-void ApplyRow(bool relu, const T* x, T* y, int64_t s, float mean, float a, float b) {
-  relu ? ApplyRow<true>(x, y, s, mean, a, b) : ApplyRow<false>(x, y, s, mean, a, b);
+void ApplyRow(bool relu, const T* x, const T* res, T* y, int64_t s, float mean, float a,
+              float b) {
+  if (res)
+    relu ? ApplyRow<true, true>(x, res, y, s, mean, a, b)
+         : ApplyRow<false, true>(x, res, y, s, mean, a, b);
+  else
+    relu ? ApplyRow<true, false>(x, res, y, s, mean, a, b)
+         : ApplyRow<false, false>(x, res, y, s, mean, a, b);
 }
 
-// dx = dy * p + (x - mean) * q + r, dy masked by y > 0 where the forward fused a ReLU.
-template <bool kMask, typename T>
-[[gnu::noinline]] void GradRow(const T* dy, const T* x, const T* y, T* dx, int64_t s, float mean,
-                               float p, float q, float r) {
+// dx = dy * p + (x - mean) * q + r, dy masked by y > 0 where the forward fused a ReLU; the
+// (masked) dy also to dres where the forward fused a residual.
+template <bool kMask, bool kRes, typename T>
+[[gnu::noinline]] void GradRow(const T* dy, const T* x, const T* y, T* dx, T* dres, int64_t s,
+                               float mean, float p, float q, float r) {
   for (int64_t j = 0; j < s; j++) {
     float g = Cvt<T>::Load(dy[j]);
     if (kMask) g = ReluMask(g, Cvt<T>::Load(y[j]));
+    if (kRes) dres[j] = Cvt<T>::Store(g);
     dx[j] = Cvt<T>::Store(BatchNormDx(g, Cvt<T>::Load(x[j]), mean, p, q, r));
   }
+}
+template <typename T>
+void GradRow(const T* dy, const T* x, const T* y, T* dx, T* dres, int64_t s, float mean,
+             float p, float q, float r) {
+  if (dres)
+    y ? GradRow<true, true>(dy, x, y, dx, dres, s, mean, p, q, r)
+      : GradRow<false, true>(dy, x, y, dx, dres, s, mean, p, q, r);
+  else
+    y ? GradRow<true, false>(dy, x, y, dx, dres, s, mean, p, q, r)
+      : GradRow<false, false>(dy, x, y, dx, dres, s, mean, p, q, r);
 }
 
 template <typename T, typename P>
 void TrainingT(const T* x, const P* scale, const P* bias, P* running_mean, P* running_var, T* y,
                float* saved_mean, float* saved_inv_std, int64_t n, int64_t c, int64_t s,
-               float momentum, float eps, bool relu) {
+               float momentum, float eps, bool relu, const T* res) {
   const int64_t m = n * s;
 #pragma omp parallel for schedule(static) if (n * c * s > MS_OMP_MIN)
   for (int64_t ch = 0; ch < c; ch++) {
@@ -111,7 +133,7 @@ void TrainingT(const T* x, const P* scale, const P* bias, P* running_mean, P* ru
     const float b = Cvt<P>::Load(bias[ch]);
     for (int64_t i = 0; i < n; i++) {
       const int64_t base = (i * c + ch) * s;
-      ApplyRow(relu, x + base, y + base, s, mf, a, b);
+      ApplyRow(relu, x + base, res ? res + base : res, y + base, s, mf, a, b);
     }
   }
 }
@@ -119,7 +141,7 @@ void TrainingT(const T* x, const P* scale, const P* bias, P* running_mean, P* ru
 template <typename T, typename P>
 void InferenceT(const T* x, const P* scale, const P* bias, const P* running_mean,
                 const P* running_var, T* y, int64_t n, int64_t c, int64_t s, float eps,
-                bool relu) {
+                bool relu, const T* res) {
   const int64_t rows = n * c;
 #pragma omp parallel for schedule(static) if (rows * s > MS_OMP_MIN)
   for (int64_t r = 0; r < rows; r++) {
@@ -127,14 +149,15 @@ void InferenceT(const T* x, const P* scale, const P* bias, const P* running_mean
     const double inv_std = 1.0 / std::sqrt(double(Cvt<P>::Load(running_var[ch])) + double(eps));
     const float mf = Cvt<P>::Load(running_mean[ch]);
     const float a = static_cast<float>(double(Cvt<P>::Load(scale[ch])) * inv_std);
-    ApplyRow(relu, x + r * s, y + r * s, s, mf, a, Cvt<P>::Load(bias[ch]));
+    ApplyRow(relu, x + r * s, res ? res + r * s : res, y + r * s, s, mf, a,
+             Cvt<P>::Load(bias[ch]));
   }
 }
 
 template <typename T, typename P>
 void BackwardT(const T* dy, const T* x, const T* y, const P* scale, const float* saved_mean,
                const float* saved_inv_std, T* dx, P* dscale, P* dbias, int64_t n, int64_t c,
-               int64_t s) {
+               int64_t s, T* dres) {
   const int64_t m = n * s;
 #pragma omp parallel for schedule(static) if (n * c * s > MS_OMP_MIN)
   for (int64_t ch = 0; ch < c; ch++) {
@@ -157,10 +180,8 @@ void BackwardT(const T* dy, const T* x, const T* y, const P* scale, const float*
     const float r = static_cast<float>(-k * db);
     for (int64_t i = 0; i < n; i++) {
       const int64_t base = (i * c + ch) * s;
-      if (y)
-        GradRow<true>(dy + base, x + base, y + base, dx + base, s, mf, p, q, r);
-      else
-        GradRow<false>(dy + base, x + base, y, dx + base, s, mf, p, q, r);
+      GradRow(dy + base, x + base, y ? y + base : y, dx + base, dres ? dres + base : dres, s,
+              mf, p, q, r);
     }
   }
 }
@@ -171,19 +192,22 @@ void BackwardT(const T* dy, const T* x, const T* y, const P* scale, const float*
   void BatchNormForwardTraining(Context*, const T* x, const P* scale, const P* bias,          \
                                 P* running_mean, P* running_var, T* y, float* saved_mean,     \
                                 float* saved_inv_std, int64_t n, int64_t c, int64_t s,        \
-                                float momentum, float eps, bool relu) {                       \
+                                float momentum, float eps, bool relu, const T* residual) {    \
     TrainingT(x, scale, bias, running_mean, running_var, y, saved_mean, saved_inv_std, n, c,  \
-              s, momentum, eps, relu);                                                        \
+              s, momentum, eps, relu, residual);                                              \
   }                                                                                           \
   void BatchNormForwardInference(Context*, const T* x, const P* scale, const P* bias,         \
                                  const P* running_mean, const P* running_var, T* y,           \
-                                 int64_t n, int64_t c, int64_t s, float eps, bool relu) {     \
-    InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps, relu);             \
+                                 int64_t n, int64_t c, int64_t s, float eps, bool relu,       \
+                                 const T* residual) {                                         \
+    InferenceT(x, scale, bias, running_mean, running_var, y, n, c, s, eps, relu, residual);   \
   }                                                                                           \
   void BatchNormBackward(Context*, const T* dy, const T* x, const T* y, const P* scale,       \
                          const float* saved_mean, const float* saved_inv_std, T* dx,          \
-                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s) {              \
-    BackwardT(dy, x, y, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);        \
+                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s,                \
+                         T* dresidual) {                                                      \
+    BackwardT(dy, x, y, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s,         \
+              dresidual);                                                                     \
   }
 
 MS_BATCHNORM_CPU(float, float)

@@ -65,15 +65,17 @@ __global__ void StatKernel(const T* x, int64_t c, const Dv s, int64_t m, int64_t
   }
 }
 
-// y = (x - coef[3ch]) * coef[3ch + 1] + coef[3ch + 2] (mean, scale * inv_std, bias), then
-// max(y, 0) with `relu`; ch = e / S % C.
+// y = (x - coef[3ch]) * coef[3ch + 1] + coef[3ch + 2] (mean, scale * inv_std, bias), plus
+// res (rounded to T first) where not null, then max(y, 0) with `relu`; ch = e / S % C.
 template <typename I, typename Dv, typename T>
-__global__ void ApplyKernel(const T* x, const float* coef, T* y, const Dv c, const Dv s,
-                            I total, bool relu) {
+__global__ void ApplyKernel(const T* x, const float* coef, const T* res, T* y, const Dv c,
+                            const Dv s, I total, bool relu) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const float* k = coef + 3 * c.Mod(s.Div(e));
-    y[e] = DCvt<T>::Store(BatchNormRelu(BatchNormY(DCvt<T>::Load(x[e]), k[0], k[1], k[2]), relu));
+    float v = BatchNormY(DCvt<T>::Load(x[e]), k[0], k[1], k[2]);
+    if (res) v = DCvt<T>::Load(DCvt<T>::Store(v)) + DCvt<T>::Load(res[e]);
+    y[e] = DCvt<T>::Store(BatchNormRelu(v, relu));
   }
 }
 
@@ -166,11 +168,13 @@ __global__ void GradCoefKernel(const double* pdb, const double* pds, int64_t c, 
 
 template <typename I, typename Dv, typename T>
 __global__ void GradApplyKernel(const T* dy, const T* x, const T* y, const float* coef, T* dx,
-                                const Dv c, const Dv s, I total) {
+                                T* dres, const Dv c, const Dv s, I total) {
   const I step = static_cast<I>(blockDim.x) * gridDim.x;
   for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const float* k = coef + 4 * c.Mod(s.Div(e));
-    const float v = BatchNormDx(Grad(dy, y, e), DCvt<T>::Load(x[e]), k[0], k[1], k[2], k[3]);
+    const float g = Grad(dy, y, e);
+    if (dres) dres[e] = DCvt<T>::Store(g);
+    const float v = BatchNormDx(g, DCvt<T>::Load(x[e]), k[0], k[1], k[2], k[3]);
     dx[e] = DCvt<T>::Store(v);
   }
 }
@@ -189,7 +193,8 @@ void WithIndex(int64_t n, int64_t c, int64_t s, F f) {
 template <typename T, typename P>
 void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P* running_mean,
                       P* running_var, T* y, float* saved_mean, float* saved_inv_std, int64_t n,
-                      int64_t c, int64_t s, float momentum, float eps, bool relu) {
+                      int64_t c, int64_t s, float momentum, float eps, bool relu,
+                      const T* res) {
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
@@ -208,7 +213,8 @@ void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P
   MS_CUDA_LAUNCH_CHECK("TrainStatsKernel");
   if (m == 0) return;
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto total) {
-    ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, y, dc, ds, total, relu);
+    ApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(x, coef, res, y, dc, ds, total,
+                                                           relu);
   });
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
@@ -216,7 +222,7 @@ void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P
 template <typename T, typename P>
 void ForwardInferenceT(Context* ctx, const T* x, const P* scale, const P* bias,
                        const P* running_mean, const P* running_var, T* y, int64_t n, int64_t c,
-                       int64_t s, float eps, bool relu) {
+                       int64_t s, float eps, bool relu, const T* res) {
   const int64_t total = n * c * s;
   if (total <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
@@ -226,7 +232,7 @@ void ForwardInferenceT(Context* ctx, const T* x, const P* scale, const P* bias,
                                                              running_var, c, eps, coef);
   MS_CUDA_LAUNCH_CHECK("InferenceCoefKernel");
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto t) {
-    ApplyKernel<<<cudak::Blocks(t), kThreads, 0, st>>>(x, coef, y, dc, ds, t, relu);
+    ApplyKernel<<<cudak::Blocks(t), kThreads, 0, st>>>(x, coef, res, y, dc, ds, t, relu);
   });
   MS_CUDA_LAUNCH_CHECK("ApplyKernel");
 }
@@ -234,7 +240,7 @@ void ForwardInferenceT(Context* ctx, const T* x, const P* scale, const P* bias,
 template <typename T, typename P>
 void BackwardT(Context* ctx, const T* dy, const T* x, const T* y, const P* scale,
                const float* saved_mean, const float* saved_inv_std, T* dx, P* dscale, P* dbias,
-               int64_t n, int64_t c, int64_t s) {
+               int64_t n, int64_t c, int64_t s, T* dres) {
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
@@ -253,8 +259,8 @@ void BackwardT(Context* ctx, const T* dy, const T* x, const T* y, const P* scale
   MS_CUDA_LAUNCH_CHECK("GradCoefKernel");
   if (m == 0) return;
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto total) {
-    GradApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(dy, x, y, coef, dx, dc, ds,
-                                                               total);
+    GradApplyKernel<<<cudak::Blocks(total), kThreads, 0, st>>>(dy, x, y, coef, dx, dres, dc,
+                                                               ds, total);
   });
   MS_CUDA_LAUNCH_CHECK("GradApplyKernel");
 }
@@ -265,19 +271,23 @@ void BackwardT(Context* ctx, const T* dy, const T* x, const T* y, const P* scale
   void BatchNormForwardTraining(Context* ctx, const T* x, const P* scale, const P* bias,      \
                                 P* running_mean, P* running_var, T* y, float* saved_mean,     \
                                 float* saved_inv_std, int64_t n, int64_t c, int64_t s,        \
-                                float momentum, float eps, bool relu) {                       \
+                                float momentum, float eps, bool relu, const T* residual) {    \
     ForwardTrainingT(ctx, x, scale, bias, running_mean, running_var, y, saved_mean,           \
-                     saved_inv_std, n, c, s, momentum, eps, relu);                            \
+                     saved_inv_std, n, c, s, momentum, eps, relu, residual);                  \
   }                                                                                           \
   void BatchNormForwardInference(Context* ctx, const T* x, const P* scale, const P* bias,     \
                                  const P* running_mean, const P* running_var, T* y,           \
-                                 int64_t n, int64_t c, int64_t s, float eps, bool relu) {     \
-    ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps, relu); \
+                                 int64_t n, int64_t c, int64_t s, float eps, bool relu,       \
+                                 const T* residual) {                                         \
+    ForwardInferenceT(ctx, x, scale, bias, running_mean, running_var, y, n, c, s, eps, relu,  \
+                      residual);                                                              \
   }                                                                                           \
   void BatchNormBackward(Context* ctx, const T* dy, const T* x, const T* y, const P* scale,   \
                          const float* saved_mean, const float* saved_inv_std, T* dx,          \
-                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s) {              \
-    BackwardT(ctx, dy, x, y, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s);   \
+                         P* dscale, P* dbias, int64_t n, int64_t c, int64_t s,                \
+                         T* dresidual) {                                                      \
+    BackwardT(ctx, dy, x, y, scale, saved_mean, saved_inv_std, dx, dscale, dbias, n, c, s,    \
+              dresidual);                                                                     \
   }
 
 MS_BATCHNORM_CUDA(float, float)

@@ -204,8 +204,8 @@ void Submit(const Config& c, std::function<void()> thread_body, const char* site
             const std::string& args = {});
 bool Tracing();  // $MSEMU_TRACE is set
 
-// An argument for the trace: integers as numbers, a plan's numel and ndim as n<numel>/<ndim>,
-// a functor by its (mangled) type name, anything else as "_".
+// An argument for the trace: integers as numbers, a null pointer as "null", a plan's numel and
+// ndim as n<numel>/<ndim>, a functor by its (mangled) type name, anything else as "_".
 template <typename T, typename = void>
 struct HasNumel : std::false_type {};
 template <typename T>
@@ -213,6 +213,7 @@ struct HasNumel<T, std::void_t<decltype(T::numel), decltype(T::ndim)>> : std::tr
 template <typename T>
 std::string TraceArg(const T& v) {
   if constexpr (std::is_integral_v<T>) return std::to_string(v);
+  else if constexpr (std::is_pointer_v<T>) return v ? "_" : "null";
   else if constexpr (HasNumel<T>::value)
     return "n" + std::to_string(v.numel) + "/" + std::to_string(v.ndim);
   else if constexpr (std::is_empty_v<T>) return typeid(T).name();
