@@ -947,6 +947,48 @@ def test_gpu_training_matches_cpu(gpu, cpu):
         np.testing.assert_allclose(gs[k], cs[k], rtol=2e-3, atol=2e-4, err_msg=k)
 
 
+class ResidualNet(model.Model):
+    """A residual block as the ResNet example builds it: 16-channel 3x3 convolutions (Winograd
+    on the GPU, im2col on the CPU), batch norm with a fused ReLU, and a fused residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = layer.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn0 = layer.BatchNorm2d(16, relu=True)
+        self.conv1 = layer.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn1 = layer.BatchNorm2d(16, relu=True)
+        self.conv2 = layer.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn2 = layer.BatchNorm2d(16, relu=True)
+        self.pool = layer.AvgPool2d(8, stride=1)
+        self.flatten = layer.Flatten()
+        self.fc = layer.Linear(4)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        h = self.bn0(self.stem(x))
+        out = self.bn2(self.conv2(self.bn1(self.conv1(h))), h)
+        return self.fc(self.flatten(self.pool(out)))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+def test_residual_net_on_gpu_matches_cpu(gpu, cpu):
+    assert _core._conv2d_path(gpu, [8, 16, 8, 8], [16, 16, 3, 3], [1, 1], [1, 1, 1, 1]) == \
+        "winograd"
+    g, gs, _ = train(gpu, True, cls=ResidualNet)
+    c, cs, _ = train(cpu, False, cls=ResidualNet)
+    for (o1, l1), (o2, l2) in zip(c, g):
+        np.testing.assert_allclose(o2, o1, rtol=2e-3, atol=2e-4)
+        np.testing.assert_allclose(l2, l1, rtol=2e-3, atol=2e-4)
+    for k in cs:
+        np.testing.assert_allclose(gs[k], cs[k], rtol=2e-3, atol=2e-4, err_msg=k)
+    assert not np.allclose(c[0][1], c[-1][1])  # it trained
+
+
 def test_cuda_graph_replays_are_launches_and_keep_memory_flat(gpu):
     _, _, m = train(gpu, True, steps=3)  # runs 1, 2 warm up, run 3 is captured
     assert gpu.cuda_graph_captured and gpu.cuda_graph_failure == ""
