@@ -28,6 +28,17 @@ def ref_train(x, scale, bias, eps):
     return y * per_channel(scale, x) + per_channel(bias, x), mean, var
 
 
+def numeric(arr, f, h=1e-5):
+    """Central finite differences of the scalar f at arr, in float64."""
+    g = np.zeros(arr.shape)
+    for i in np.ndindex(arr.shape):
+        plus, minus = arr.astype(np.float64), arr.astype(np.float64)
+        plus[i] += h
+        minus[i] -= h
+        g[i] = (f(plus) - f(minus)) / (2 * h)
+    return g
+
+
 def params(rng, c):
     scale = rng.uniform(0.5, 2.0, c).astype(np.float32)
     bias = rng.standard_normal(c).astype(np.float32)
@@ -117,15 +128,6 @@ def test_backward_against_finite_differences(shape, rng):
 
     def loss(x_, s_, b_):
         return np.sum(w * ref_train(x_, s_, b_, eps)[0])
-
-    def numeric(arr, f, h=1e-5):
-        g = np.zeros(arr.shape)
-        for i in np.ndindex(arr.shape):
-            plus, minus = arr.astype(np.float64), arr.astype(np.float64)
-            plus[i] += h
-            minus[i] -= h
-            g[i] = (f(plus) - f(minus)) / (2 * h)
-        return g
 
     gx = numeric(x, lambda v: loss(v, scale, bias))
     gs = numeric(scale, lambda v: loss(x, v, bias))
@@ -337,15 +339,6 @@ def test_fused_relu_against_finite_differences(rng):
 
     def loss(x_, s_, b_):
         return np.sum(w * np.maximum(ref_train(x_, s_, b_, eps)[0], 0))
-
-    def numeric(arr, f, h=1e-5):
-        g = np.zeros(arr.shape)
-        for i in np.ndindex(arr.shape):
-            plus, minus = arr.astype(np.float64), arr.astype(np.float64)
-            plus[i] += h
-            minus[i] -= h
-            g[i] = (f(plus) - f(minus)) / (2 * h)
-        return g
 
     dev = _core.default_device()
     y, mean, inv_std = _core.batchnorm_forward_training(

@@ -138,7 +138,8 @@ MS_HD void StoreOutputTile(const float o[4], const float* bias, const ConvGeom& 
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++) {
       const int64_t oh = 2 * th + i, ow = 2 * tw + j;
-      if (oh < g.OH && ow < g.OW) plane[oh * g.OW + ow] = bias ? o[2 * i + j] + *bias : o[2 * i + j];
+      if (oh < g.OH && ow < g.OW)
+        plane[oh * g.OW + ow] = bias ? o[2 * i + j] + *bias : o[2 * i + j];
     }
 }
 MS_HD void LoadOutputTile(const float* plane, const ConvGeom& g, int64_t th, int64_t tw,

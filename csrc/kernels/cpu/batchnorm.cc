@@ -1,11 +1,11 @@
 // CPU batch norm (optionally with a residual add and a ReLU fused into the forward, and their
-// gradients into the backward): one OpenMP work item per channel; per-channel sums in double (two passes:
-// mean, then squared deviations) so large batches keep float32 accuracy. One template per
-// kernel on the activation type T (float, half_t) and the per-channel type P (float, half_t):
-// values are loaded and stored through Cvt<T> and Cvt<P> (the sums read float16 rows widened
-// to float, kChunk values at a time; per-channel values are loaded once per channel, results
-// rounded to float first as in the float32 kernel, then to P), and the arithmetic is the same
-// for all.
+// gradients into the backward): one OpenMP work item per channel; per-channel sums in double
+// (two passes: mean, then squared deviations) so large batches keep float32 accuracy. One
+// template per kernel on the activation type T (float, half_t) and the per-channel type P
+// (float, half_t): values are loaded and stored through Cvt<T> and Cvt<P> (the sums read
+// float16 rows widened to float, kChunk values at a time; per-channel values are loaded once
+// per channel, results rounded to float first as in the float32 kernel, then to P), and the
+// arithmetic is the same for all.
 #include "kernels/batchnorm.h"
 
 #include <algorithm>
@@ -166,7 +166,8 @@ void BackwardT(const T* dy, const T* x, const T* y, const P* scale, const float*
     // dx = scale * inv_std / M * (M * dy - dbias - xhat * dscale).
     // (dy masked by y > 0 where the forward fused a ReLU)
     const T* none = nullptr;
-    const double db = ChannelSum(n, c, s, ch, [](float g, float) { return double(g); }, dy, none, y);
+    const double db =
+        ChannelSum(n, c, s, ch, [](float g, float) { return double(g); }, dy, none, y);
     const double ds = ChannelSum(
         n, c, s, ch,
         [&](float g, float v) { return double(g) * ((double(v) - mean) * inv_std); }, dy, x, y);
