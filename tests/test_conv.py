@@ -291,8 +291,10 @@ def test_winograd_only_where_it_fits():
     dev = device.get_default_device()
     old = _core._set_conv_gpu_plan_on_cpu(True)
     try:
-        path = lambda xs, ws, st=(1, 1), pad=(1, 1, 1, 1), dil=(1, 1), g=1: _core._conv2d_path(
-            dev, list(xs), list(ws), list(st), list(pad), list(dil), g)
+        def path(xs, ws, st=(1, 1), pad=(1, 1, 1, 1), dil=(1, 1), g=1):
+            return _core._conv2d_path(dev, list(xs), list(ws), list(st), list(pad), list(dil),
+                                      g)
+
         assert path((2, 16, 8, 8), (16, 16, 3, 3)) == "winograd"
         assert path((2, 16, 8, 8), (16, 16, 3, 3), st=(2, 2)) != "winograd"  # strided
         assert path((2, 16, 8, 8), (16, 16, 3, 3), dil=(2, 2)) != "winograd"  # dilated
