@@ -42,14 +42,17 @@ class BasicBlock(layer.Layer):
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = layer.BatchNorm2d(planes, relu=True)  # batch norm, then ReLU, fused
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = layer.BatchNorm2d(planes, relu=True)  # relu(bn(x) + residual), fused
+        self.bn2 = layer.BatchNorm2d(planes)
+        self.add = layer.Add()
+        self.relu2 = layer.ReLU()
         self.downsample = downsample  # registered when it is a Layer
         self.stride = stride
 
     def forward(self, x):
         out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(out))
         residual = x if self.downsample is None else self.downsample(x)
-        return self.bn2(self.conv2(out), residual)
+        return self.relu2(self.add(out, residual))
 
 
 class Bottleneck(layer.Layer):
@@ -63,15 +66,18 @@ class Bottleneck(layer.Layer):
         self.conv2 = conv3x3(planes, planes, stride)
         self.bn2 = layer.BatchNorm2d(planes, relu=True)
         self.conv3 = layer.Conv2d(planes, planes * self.expansion, 1, bias=False)
-        self.bn3 = layer.BatchNorm2d(planes * self.expansion, relu=True)  # relu(bn + residual)
+        self.bn3 = layer.BatchNorm2d(planes * self.expansion)
+        self.add = layer.Add()
+        self.relu3 = layer.ReLU()
         self.downsample = downsample
         self.stride = stride
 
     def forward(self, x):
         out = self.bn1(self.conv1(x))
         out = self.bn2(self.conv2(out))
+        out = self.bn3(self.conv3(out))
         residual = x if self.downsample is None else self.downsample(x)
-        return self.bn3(self.conv3(out), residual)
+        return self.relu3(self.add(out, residual))
 
 
 def _feature_side(size: int) -> int:
