@@ -193,3 +193,29 @@ def test_release_keeps_what_the_op_was_built_with():
         grads.append({id(p): g.to_numpy() for p, g in ag.backward(loss, retain_graph=False)})
     assert ce.t is labels and ce.prob is None  # labels kept, saved probabilities freed
     np.testing.assert_array_equal(grads[0][id(w)], grads[1][id(w)])
+
+
+def test_recording_holds_only_what_backward_reads():
+    # After the forward pass, the recorded graph keeps an activation alive only where a
+    # backward reads it: relu(a + b) * w keeps relu's output (its mask) and w and that
+    # product's inputs, not a + b (nor a and b themselves: an add's gradient needs neither).
+    from minisinga import device
+
+    dev = device.create_cpu_device()
+    n = 1 << 16  # 256 KiB per tensor
+    rng = np.random.default_rng(0)
+    w = tensor.Tensor(data=rng.standard_normal(n).astype(np.float32), device=dev,
+                      stores_grad=True)
+    with ag.train_mode(True):
+        a = ag.mul(w, 2.0)
+        b = ag.mul(w, 3.0)
+        y = ag.reduce_sum(ag.mul(ag.relu(ag.add(a, b)), w), None, False)
+    del a, b
+    # w, relu's output (kept by both relu and the product) and y: three tensors, plus at
+    # most y's one value; the sum a + b and the scaled copies of w went back to the pool.
+    in_use = dev.memory_stats()["current"]
+    assert in_use <= 2 * 4 * n + 4096, in_use
+    grads = {id(p): g.to_numpy() for p, g in ag.backward(y)}
+    x = w.to_numpy()
+    np.testing.assert_allclose(grads[id(w)], np.where(5 * x > 0, 5 * x + 5 * x, 0),
+                               rtol=1e-6)

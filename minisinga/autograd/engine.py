@@ -68,8 +68,12 @@ class Operator:
             self._saved = [k for k, v in vars(self).items()
                            if _holds_tensor(v) and before.get(k) is not v]
             self._released = False
-            # (creator, output index, tensor) of each input: enough to route gradients.
-            self.src = [(x.creator, getattr(x, "_out_idx", 0), x) for x in xs]
+            # (creator, output index, tensor) of each input: enough to route gradients. The
+            # tensor only where it is a parameter (its gradient is collected by identity):
+            # keeping every input would hold its memory until the backward pass, even where
+            # the op's backward does not read it (an add's inputs, a ReLU's input).
+            self.src = [(x.creator, getattr(x, "_out_idx", 0), x if x.stores_grad else None)
+                        for x in xs]
             # backward() below drops the gradients of the other inputs (data, constants).
             self.needs_grad = tuple(bool(x.stores_grad) or (x.creator is not None and
                                                             x.creator.requires_grad)
@@ -158,7 +162,7 @@ def backward(y: Tensor, dy: Optional[Tensor] = None,
             raise RuntimeError(f"backward: {op.name} was already back-propagated and its saved "
                                "tensors are freed; run the forward pass again")
         for creator, _, x in op.src:
-            if x.stores_grad:
+            if x is not None:
                 param_uses[id(x)] = param_uses.get(id(x), 0) + 1
             if creator is not None and creator.requires_grad:
                 pending[id(creator)] = pending.get(id(creator), 0) + 1
@@ -181,7 +185,7 @@ def backward(y: Tensor, dy: Optional[Tensor] = None,
             raise RuntimeError(f"{op.name}.backward returned {len(dxs)} gradients for "
                                f"{len(op.src)} inputs")
         for (creator, idx, x), dx in zip(op.src, dxs):
-            if x.stores_grad:
+            if x is not None:
                 param_grads[id(x)] = _accumulate(param_grads.get(id(x)), dx) if dx is not None \
                     else param_grads.get(id(x))
                 param_uses[id(x)] -= 1

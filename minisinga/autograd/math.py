@@ -17,6 +17,9 @@ Number = Union[int, float]
 
 class _Pointwise(Operator):
     op = None  # the UnaryOp computing the forward
+    # What backward reads, kept from the forward: an input kept only for its gradient would
+    # hold its memory until the backward pass (e.g. ReLU's input where its output suffices).
+    keeps = ("x", "y")
 
     def __init__(self, *params: float):
         super().__init__()
@@ -25,7 +28,8 @@ class _Pointwise(Operator):
     def forward(self, x):
         y = F.un(self.op, x, *self.params)
         if self.requires_grad:
-            self.x, self.y = x, y
+            self.x = x if "x" in self.keeps else None
+            self.y = y if "y" in self.keeps else None
         return y
 
     def backward(self, dy):
@@ -37,6 +41,7 @@ class _Pointwise(Operator):
 
 class Neg(_Pointwise):
     op = U.Neg
+    keeps = ()
 
     def backward(self, dy):
         return F.un(U.Neg, dy)
@@ -44,6 +49,7 @@ class Neg(_Pointwise):
 
 class Exp(_Pointwise):
     op = U.Exp
+    keeps = ("y",)
 
     def grad(self, x, y):
         return y
@@ -51,6 +57,7 @@ class Exp(_Pointwise):
 
 class Log(_Pointwise):
     op = U.Log
+    keeps = ("x",)
 
     def grad(self, x, y):
         return F.un(U.Reciprocal, x)
@@ -58,6 +65,7 @@ class Log(_Pointwise):
 
 class Sqrt(_Pointwise):
     op = U.Sqrt
+    keeps = ("y",)
 
     def grad(self, x, y):
         return F.un(U.RDivScalar, y, 0.5)
@@ -65,6 +73,7 @@ class Sqrt(_Pointwise):
 
 class Abs(_Pointwise):
     op = U.Abs
+    keeps = ("x",)
 
     def grad(self, x, y):
         return F.un(U.Sign, x)
@@ -72,9 +81,10 @@ class Abs(_Pointwise):
 
 class ReLU(_Pointwise):
     op = U.Relu
+    keeps = ("y",)  # y > 0 exactly where x > 0 (NaN and -0 give 0)
 
-    def backward(self, dy):  # one pass: dy where x > 0, else 0
-        return F.core.binary(B.ReluBackward, dy, self.x)
+    def backward(self, dy):  # one pass: dy where y > 0, else 0
+        return F.core.binary(B.ReluBackward, dy, self.y)
 
 
 class LeakyReLU(_Pointwise):
@@ -105,6 +115,7 @@ class Selu(_Pointwise):
 
 class Sigmoid(_Pointwise):
     op = U.Sigmoid
+    keeps = ("y",)
 
     def grad(self, x, y):
         return F.mul(y, F.un(U.RSubScalar, y, 1.0))
@@ -120,6 +131,7 @@ class HardSigmoid(_Pointwise):
 
 class Tanh(_Pointwise):
     op = U.Tanh
+    keeps = ("y",)
 
     def grad(self, x, y):
         return F.un(U.RSubScalar, F.un(U.Square, y), 1.0)
@@ -171,6 +183,7 @@ class RPowScalar(_Pointwise):
 
 class AddScalar(_Pointwise):
     op = U.AddScalar
+    keeps = ()
 
     def backward(self, dy):
         return dy
@@ -178,6 +191,7 @@ class AddScalar(_Pointwise):
 
 class MulScalar(_Pointwise):
     op = U.MulScalar
+    keeps = ()
 
     def backward(self, dy):
         return F.scale(dy, self.params[0])
@@ -185,6 +199,7 @@ class MulScalar(_Pointwise):
 
 class RSubScalar(_Pointwise):
     op = U.RSubScalar
+    keeps = ()
 
     def backward(self, dy):
         return F.un(U.Neg, dy)
@@ -201,23 +216,26 @@ class RDivScalar(_Pointwise):
 
 class _Binary(Operator):
     op = None
+    keeps = ("a", "b", "y")  # what grads reads (see _Pointwise.keeps); the shapes always
 
     def forward(self, a, b):
-        if self.requires_grad:
-            self.a, self.b = a, b
         y = F.core.binary(self.op, a, b)
         if self.requires_grad:
-            self.y = y
+            self.a_shape, self.b_shape = a.shape, b.shape
+            self.a = a if "a" in self.keeps else None
+            self.b = b if "b" in self.keeps else None
+            self.y = y if "y" in self.keeps else None
         return y
 
     def backward(self, dy):
         da, db = self.grads(dy)
-        return (None if da is None else F.sum_to(da, self.a.shape),
-                None if db is None else F.sum_to(db, self.b.shape))
+        return (None if da is None else F.sum_to(da, self.a_shape),
+                None if db is None else F.sum_to(db, self.b_shape))
 
 
 class Add(_Binary):
     op = B.Add
+    keeps = ()
 
     def grads(self, dy):
         return dy, dy
@@ -225,6 +243,7 @@ class Add(_Binary):
 
 class Sub(_Binary):
     op = B.Sub
+    keeps = ()
 
     def grads(self, dy):
         return dy, F.un(U.Neg, dy)
@@ -232,6 +251,7 @@ class Sub(_Binary):
 
 class Mul(_Binary):
     op = B.Mul
+    keeps = ("a", "b")
 
     def grads(self, dy):
         return F.mul(dy, self.b), F.mul(dy, self.a)
@@ -239,6 +259,7 @@ class Mul(_Binary):
 
 class Div(_Binary):
     op = B.Div
+    keeps = ("b", "y")
 
     def grads(self, dy):
         da = F.div(dy, self.b)
