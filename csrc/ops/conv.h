@@ -44,8 +44,9 @@ Tensor Conv2dBackwardBias(const Tensor& dy);
 // tests can check the GPU's plan without a GPU; returns the previous setting.
 bool SetConvGpuPlanOnCpu(bool on);
 
-// For tests: the path a convolution's forward pass (or with `weight_grad`, its weight
-// gradient) takes on `dev` (the plan in ops/conv.cc): "depthwise", "winograd", "batched"
+// For tests: the path a float32 convolution's forward pass (or with `weight_grad`, its weight
+// gradient) takes on `dev` (the plan in ops/conv.cc; float16 ones never take "winograd",
+// they use the same plan's im2col path instead): "depthwise", "winograd", "batched"
 // (strided-batched GEMMs in NCHW, "batched-direct" for 1x1), "direct" (1x1 GEMMs on x
 // itself), "chunks" (nb images per GEMM) or "bands" (rows of one image per GEMM).
 std::string Conv2dPath(const Device* dev, const Shape& x_shape, const Shape& w_shape,
