@@ -168,7 +168,8 @@ def main():
         dev = _core.default_device()
     print(f"device: {args.device}; threads: {threads}; "
           f"PyTorch: {torch.__version__ if torch else 'not installed'}")
-    head = f"{'layer':30} {'pass':10} {'minisinga ms':>12} {'GFLOP/s':>8}"
+    # path: how minisinga runs the pass on this device (ops/conv.cc's plan, csrc/README.md)
+    head = f"{'layer':30} {'pass':10} {'path':14} {'minisinga ms':>12} {'GFLOP/s':>8}"
     if torch:
         head += f" {'torch ms':>9} {'GFLOP/s':>8} {'ratio':>6}"
     print(head)
@@ -189,7 +190,9 @@ def main():
         for p in passes:
             t = bench(ours[p], args.repeat, args.min_time)
             totals[p][0] += count * t
-            line = f"{name:30} {p:10} {t * 1e3:12.3f} {flops / t / 1e9:8.1f}"
+            path = _core._conv2d_path(dev, list(xs), list(ws), list(stride), list(pad),
+                                      [1, 1], groups, weight_grad=p == "bwd weight")
+            line = f"{name:30} {p:10} {path:14} {t * 1e3:12.3f} {flops / t / 1e9:8.1f}"
             if theirs:
                 with torch.no_grad():
                     tt = bench(theirs[p], args.repeat, args.min_time)
@@ -199,7 +202,7 @@ def main():
     if args.resnet50:
         for p in passes:
             ours_ms, theirs_ms = totals[p][0] * 1e3, totals[p][1] * 1e3
-            line = f"{'ResNet-50 step total':30} {p:10} {ours_ms:12.3f} {'':8}"
+            line = f"{'ResNet-50 step total':30} {p:10} {'':14} {ours_ms:12.3f} {'':8}"
             if torch:
                 line += f" {theirs_ms:9.3f} {'':8} {theirs_ms / ours_ms:6.2f}"
             print(line, flush=True)
