@@ -39,6 +39,17 @@ def numeric(arr, f, h=1e-5):
     return g
 
 
+def assert_three_kernels_no_casts(dev, fn):
+    """fn records the three batch-norm kernels and nothing else: no casts."""
+    names = recorded_nodes(dev, fn)
+    assert not {"AsType", "CastInto"} & set(names), names
+    assert names == [
+        "BatchNormForwardTraining",
+        "BatchNormForwardInference",
+        "BatchNormBackward",
+    ], names
+
+
 def params(rng, c):
     scale = rng.uniform(0.5, 2.0, c).astype(np.float32)
     bias = rng.standard_normal(c).astype(np.float32)
@@ -236,13 +247,7 @@ def test_float16_activations_without_casts(dev, rng):
     np.testing.assert_array_equal(dx.to_numpy(), got[6].to_numpy())
 
     tensors = t(x), t(dy), t(rm), t(rv)  # made before recording: the graph holds only the ops
-    names = recorded_nodes(ts.device, lambda: run(*tensors))
-    assert not {"AsType", "CastInto"} & set(names), names
-    assert names == [
-        "BatchNormForwardTraining",
-        "BatchNormForwardInference",
-        "BatchNormBackward",
-    ], names
+    assert_three_kernels_no_casts(ts.device, lambda: run(*tensors))
 
 
 @pytest.mark.parametrize("shape", [(16, 3, 32, 40), (12000, 2)])
@@ -289,13 +294,7 @@ def test_float16_per_channel_operands_without_casts(dev, rng, shape):
         np.testing.assert_array_equal(g, w.astype(g.dtype), err_msg=f"mixed output {i}")
 
     tensors = operands(f16)  # made before recording: the graph holds only the ops
-    names = recorded_nodes(tensors[0].device, lambda: run(*tensors))
-    assert not {"AsType", "CastInto"} & set(names), names
-    assert names == [
-        "BatchNormForwardTraining",
-        "BatchNormForwardInference",
-        "BatchNormBackward",
-    ], names
+    assert_three_kernels_no_casts(tensors[0].device, lambda: run(*tensors))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])

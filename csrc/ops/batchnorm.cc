@@ -77,6 +77,28 @@ bool HalfPerChannel(const Tensor& x, std::initializer_list<const Tensor*> per_ch
   return true;
 }
 
+// A forward's per-channel operands as the kernels take them (pdt: float16 where x and all
+// of them are, else float32 copies of float16 ones), and the blocks the forward reads.
+struct ForwardOperands {
+  DType pdt;
+  Tensor scale, bias, running_mean, running_var;
+  std::vector<BlockPtr> reads;
+};
+
+ForwardOperands KernelOperands(const Tensor& x, const Tensor& scale, const Tensor& bias,
+                               const Tensor& running_mean, const Tensor& running_var,
+                               const std::optional<Tensor>& residual) {
+  const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
+  auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
+  ForwardOperands f{half_p ? DType::kFloat16 : DType::kFloat32, per_channel(scale),
+                    per_channel(bias), per_channel(running_mean), per_channel(running_var),
+                    {}};
+  f.reads = {x.block(), f.scale.block(), f.bias.block(), f.running_mean.block(),
+             f.running_var.block()};
+  if (residual) f.reads.push_back(residual->block());
+  return f;
+}
+
 }  // namespace
 
 std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
@@ -95,18 +117,15 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
                                               << momentum);
   CheckEps(op, eps);
   CheckResidual(op, x, residual);
-  const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
-  const DType pdt = half_p ? DType::kFloat16 : DType::kFloat32;  // per-channel
-  auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
-  const Tensor sp = per_channel(scale), bp = per_channel(bias), rm = per_channel(running_mean),
-               rv = per_channel(running_var);
+  const ForwardOperands f =
+      KernelOperands(x, scale, bias, running_mean, running_var, residual);
+  const DType pdt = f.pdt;
+  const Tensor &rm = f.running_mean, &rv = f.running_var;
   Tensor y(x.shape(), x.device(), x.dtype()), mean({d.c}, x.device()),
       inv_std({d.c}, x.device());
-  const TensorRef resr = residual ? residual->ref() : TensorRef{};
   const bool has_res = residual.has_value();
-  std::vector<BlockPtr> reads{x.block(), sp.block(), bp.block(), rm.block(), rv.block()};
-  if (has_res) reads.push_back(residual->block());
-  TensorRef xr = x.ref(), sr = sp.ref(), br = bp.ref(), rmr = rm.ref(), rvr = rv.ref(),
+  const TensorRef resr = has_res ? residual->ref() : TensorRef{};
+  TensorRef xr = x.ref(), sr = f.scale.ref(), br = f.bias.ref(), rmr = rm.ref(), rvr = rv.ref(),
             yr = y.ref(), mr = mean.ref(), ir = inv_std.ref();
   const float mom = static_cast<float>(momentum), e = static_cast<float>(eps);
   x.device()->Exec(
@@ -120,7 +139,7 @@ std::tuple<Tensor, Tensor, Tensor> BatchNormForwardTraining(
                       relu, has_res ? resr.data<T>() : nullptr);
         });
       },
-      reads, {rm.block(), rv.block(), y.block(), mean.block(), inv_std.block()},
+      f.reads, {rm.block(), rv.block(), y.block(), mean.block(), inv_std.block()},
       "BatchNormForwardTraining");
   CastInto(running_mean, rm);  // nothing to do where the kernel updated it in place
   CastInto(running_var, rv);
@@ -139,18 +158,14 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
   CheckChannel(op, x, running_var, "running_var");
   CheckEps(op, eps);
   CheckResidual(op, x, residual);
-  const bool half_p = HalfPerChannel(x, {&scale, &bias, &running_mean, &running_var});
-  const DType pdt = half_p ? DType::kFloat16 : DType::kFloat32;  // per-channel
-  auto per_channel = [&](const Tensor& t) { return half_p ? t : ToF32(t); };
-  const Tensor sp = per_channel(scale), bp = per_channel(bias), rm = per_channel(running_mean),
-               rv = per_channel(running_var);
+  const ForwardOperands f =
+      KernelOperands(x, scale, bias, running_mean, running_var, residual);
+  const DType pdt = f.pdt;
   Tensor y(x.shape(), x.device(), x.dtype());
-  const TensorRef resr = residual ? residual->ref() : TensorRef{};
   const bool has_res = residual.has_value();
-  std::vector<BlockPtr> reads{x.block(), sp.block(), bp.block(), rm.block(), rv.block()};
-  if (has_res) reads.push_back(residual->block());
-  TensorRef xr = x.ref(), sr = sp.ref(), br = bp.ref(), rmr = rm.ref(), rvr = rv.ref(),
-            yr = y.ref();
+  const TensorRef resr = has_res ? residual->ref() : TensorRef{};
+  TensorRef xr = x.ref(), sr = f.scale.ref(), br = f.bias.ref(), rmr = f.running_mean.ref(),
+            rvr = f.running_var.ref(), yr = y.ref();
   const float e = static_cast<float>(eps);
   x.device()->Exec(
       [=](Context* ctx) {
@@ -162,7 +177,7 @@ Tensor BatchNormForwardInference(const Tensor& x, const Tensor& scale, const Ten
                       has_res ? resr.data<T>() : nullptr);
         });
       },
-      reads, {y.block()},
+      f.reads, {y.block()},
       "BatchNormForwardInference");
   return y;
 }

@@ -94,8 +94,8 @@ struct ConvPlan {
   bool depthwise = false;        // groups == C > 1: direct kernels, no im2col
   bool batched = false;          // nb images, one strided-batched GEMM per group, in NCHW
   bool winograd = false;         // float32 through Winograd (kernels/winograd.h)
-  // Winograd: images per chunk, tiles per image; for the weight gradient, slices per image's
-  // tiles and chunks (their partial sums are kept side by side until the end).
+  // Winograd weight gradient: images per chunk, tiles per image, slices per image's tiles and
+  // chunks (their partial sums are kept side by side until the end).
   int64_t wino_nb = 0, wino_per = 0, wino_slices = 1, wino_chunks = 0;
   int64_t nb = 1, rows = 0;      // images per chunk; output rows per chunk when nb == 1
   // Scratch elements: col matrix, [Cout, nb*P] operand. Sized for float32 elements; float16
@@ -103,18 +103,23 @@ struct ConvPlan {
   int64_t col_floats = 0, ys_floats = 0;
 };
 
-// The Winograd chunks (images whose transformed tiles fit the scratch bound; the forward and
-// the data gradient have the same number of channels in and out, swapped) and, for the weight
-// gradient, the slices: about 256 GEMM output tiles of 128 x 128 over the 16 * S GEMMs (two
-// per multiprocessor of an H100), each slice at least 64 tiles long, S dividing the tiles
-// of one image. A weight gradient whose partial sums would not fit the bound is left to
-// im2col.
-void PlanWinograd(ConvPlan* p, bool wgrad) {
+// Winograd tiles per image of g's output, and images per chunk: as many as N whose input
+// and output tiles (C and K channels, 16 positions) fit the scratch bound.
+int64_t WinogradTiles(const ConvGeom& g) { return ((g.OH + 1) / 2) * ((g.OW + 1) / 2); }
+int64_t WinogradImages(int64_t N, int64_t C, int64_t K, int64_t per) {
+  return std::max<int64_t>(1, std::min(N, kScratchFloats / (16 * (C + K) * per)));
+}
+
+// The weight gradient's Winograd chunks and slices: about 256 GEMM output tiles of 128 x 128
+// over the 16 * S GEMMs (two per multiprocessor of an H100), each slice at least 64 tiles
+// long, S dividing the tiles of one image. A weight gradient whose partial sums would not fit
+// the bound is left to im2col. (The forward and the data gradient chunk in WinogradConv.)
+void PlanWinogradWeightGrad(ConvPlan* p) {
   const ConvGeom& g = p->g;
   const int64_t K = p->Cout, C = g.C;
-  p->wino_per = ((g.OH + 1) / 2) * ((g.OW + 1) / 2);
-  p->wino_nb = std::max<int64_t>(1, std::min(p->N, kScratchFloats / (16 * (C + K) * p->wino_per)));
-  if (!wgrad || p->N == 0) return;
+  if (p->N == 0) return;
+  p->wino_per = WinogradTiles(g);
+  p->wino_nb = WinogradImages(p->N, C, K, p->wino_per);
   const int64_t tiles = ((K + 127) / 128) * ((C + 127) / 128);
   const int64_t want = std::max<int64_t>(1, 256 / (16 * tiles));
   int64_t best = 1;
@@ -173,7 +178,7 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
   p.winograd = gpu && groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 &&
                g.DH == 1 && g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 &&
                std::min(C, p.Cout) >= kWinogradMinChannels && WinogradOn();
-  if (p.winograd) PlanWinograd(&p, wgrad);
+  if (p.winograd && wgrad) PlanWinogradWeightGrad(&p);
   p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 && p.P >= BatchedCols();
   p.direct = pointwise && (!gpu || p.N == 1 || p.batched);
   p.rows = g.OH;
@@ -222,8 +227,7 @@ constexpr bool kF32 = std::is_same<T, float>::value;
 void WinogradConv(Context* ctx, const ConvGeom& g, int64_t N, int64_t K, const float* x,
                   const float* U, const float* bias, float* y) {
   if (N == 0) return;
-  const int64_t per = ((g.OH + 1) / 2) * ((g.OW + 1) / 2);
-  const int64_t nb = std::max<int64_t>(1, std::min(N, kScratchFloats / (16 * (g.C + K) * per)));
+  const int64_t per = WinogradTiles(g), nb = WinogradImages(N, g.C, K, per);
   Scratch s(ctx->dev, 16 * (g.C + K) * nb * per * sizeof(float));
   float* V = s.at<float>(0);
   float* M = V + 16 * g.C * nb * per;
