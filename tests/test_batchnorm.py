@@ -353,6 +353,9 @@ def test_fused_relu_against_finite_differences(rng):
                                rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(dbias.to_numpy(), numeric(bias, lambda v: loss(x, scale, v)),
                                rtol=1e-3, atol=1e-4)
+    with pytest.raises(TypeError, match="batchnorm_backward: y has dtype int32"):
+        _core.batchnorm_backward(dx, core_tensor(x), core_tensor(scale), mean, inv_std,
+                                 y=core_tensor(np.zeros(shape, np.int32)))
     with pytest.raises(ValueError, match=r"batchnorm_backward: y has shape \(3, 2\), expected"):
         _core.batchnorm_backward(dx, core_tensor(x), core_tensor(scale), mean, inv_std,
                                  y=core_tensor(np.zeros((3, 2), np.float32)))

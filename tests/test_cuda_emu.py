@@ -60,6 +60,8 @@ def test_emulator_selftest(tmp_path):
     out = io.StringIO()
     trace_table.table(lines, out)
     assert "Fill" in out.getvalue() and "GEMMs: " in out.getvalue(), out.getvalue()
+    with pytest.raises(ValueError, match="not a trace line: 'X"):
+        trace_table.table(["X\tsomething\n"], io.StringIO())
 
 
 def test_asan_mode_names_a_missing_libasan(tmp_path):

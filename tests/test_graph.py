@@ -52,6 +52,32 @@ class CNN(model.Model):
         return out, loss
 
 
+class Residual(model.Model):
+    """Batch norm with the ReLU and a residual add fused in (layer.BatchNorm2d(relu=True),
+    forward(x, residual)), between 3x3 convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = layer.Conv2d(6, 3, padding=1)
+        self.bn1 = layer.BatchNorm2d(relu=True)
+        self.conv2 = layer.Conv2d(6, 3, padding=1)
+        self.bn2 = layer.BatchNorm2d(relu=True)
+        self.gap = layer.AvgPool2d(8, 1)
+        self.flat = layer.Flatten()
+        self.fc = layer.Linear(4)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        h = self.bn1(self.conv1(x))
+        return self.fc(self.flat(self.gap(self.bn2(self.conv2(h), h))))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
 def batches(kind, n=4, bs=8, seed=0):
     r = np.random.default_rng(seed)
     shape = (bs, 10) if kind == "mlp" else (bs, 3, 8, 8)
@@ -66,7 +92,7 @@ def train(kind, optimizer, graph, sequential=True, dev=None, steps=4):
     data = batches(kind, steps)
     tx = tensor.Tensor(data[0][0].shape, dev)
     ty = tensor.Tensor((data[0][1].shape[0],), dev, dtype=tensor.int32)
-    m = MLP() if kind == "mlp" else CNN()
+    m = {"mlp": MLP, "cnn": CNN, "residual": Residual}[kind]()
     m.set_optimizer(optimizer())
     m.compile([tx], is_train=True, use_graph=graph, sequential=sequential)
     trace = []
@@ -84,7 +110,7 @@ OPTIMIZERS = {"sgd": lambda: opt.SGD(0.05, momentum=0.9, weight_decay=1e-4),
               "adam": lambda: opt.Adam(0.01)}
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "residual"])
 @pytest.mark.parametrize("optname", ["sgd", "adam"])
 def test_eager_and_graph_agree_step_by_step(kind, optname):
     ref_trace, ref_states, _, _ = train(kind, OPTIMIZERS[optname], graph=False)
