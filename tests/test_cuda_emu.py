@@ -43,11 +43,16 @@ def test_emulator_selftest(tmp_path):
                         f"-Wl,-rpath,{ob.get_lib_dir()}", "-o", str(exe)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    trace = tmp_path / "selftest.trace"
+    # Both schedules (tests/cuda_emu/run.sh runs the suite in either).
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, MSEMU_TRACE=str(trace)))
+                       env=dict(os.environ, MSEMU_SCHEDULE="reverse"))
+    assert r.returncode == 0 and "ok reverse schedule" in r.stdout, r.stdout + r.stderr
+    trace = tmp_path / "selftest.trace"
+    env = {k: v for k, v in os.environ.items() if k != "MSEMU_SCHEDULE"}
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
+                       env=dict(env, MSEMU_TRACE=str(trace)))
     assert r.returncode == 0 and r.stdout.endswith("all passed\n"), r.stdout + r.stderr
-    assert r.stdout.count("ok ") == 22, r.stdout
+    assert "ok forward schedule" in r.stdout and r.stdout.count("ok ") == 23, r.stdout
     # The trace: kernels by name with their launch shape and integer arguments, the GEMMs'
     # column-major sizes, copies and memsets (an ill-shaped launch is traced, then refused).
     lines = trace.read_text().splitlines()

@@ -1,5 +1,9 @@
 """The Python Tensor API (SINGA's names) against numpy."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -172,3 +176,39 @@ def test_bad_input_errors():
         device.create_cuda_gpu_on(0)
     with pytest.raises(ValueError, match="device id"):
         device.create_cuda_gpu_on(-1)
+
+
+@pytest.mark.parametrize("kind", [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not device.cuda_available(),
+                                                  reason="needs a CUDA build and a GPU")),
+])
+def test_poisoned_memory(kind, tmp_path):
+    # MINISINGA_POISON_MEMORY=1 (read when a device is made, so in a fresh process): every
+    # block handed out is NaN-filled; a tensor read before any write still reads zeros, and
+    # ops that write what they read give the same results.
+    code = f"""
+import math
+import numpy as np
+from minisinga import device, tensor
+dev = device.create_cuda_gpu_on(0) if {kind!r} == "cuda" else device.get_default_device()
+for n in (4, 1000, 4 << 20):  # fresh and cached blocks of several size classes
+    b = dev._fresh_block(n)
+    assert b == b"\\xff" * n, (n, b[:8])
+    assert b == dev._fresh_block(n)
+f = np.frombuffer(dev._fresh_block(8), np.float32)
+assert all(math.isnan(v) for v in f), f
+t = tensor.Tensor((3, 5), dev)
+assert (tensor.to_numpy(t) == 0).all()
+x = tensor.from_numpy(np.arange(12, dtype=np.float32).reshape(3, 4), dev)
+y = tensor.to_numpy(tensor.relu(x - 5.0) @ tensor.transpose(x, (1, 0)))
+a = np.arange(12).reshape(3, 4)
+assert np.allclose(y, np.maximum(a - 5, 0) @ a.T)
+print("ok")
+"""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(tensor.__file__)))
+    env = dict(os.environ, MINISINGA_POISON_MEMORY="1",
+               PYTHONPATH=os.pathsep.join([pkg] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

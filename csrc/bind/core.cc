@@ -123,6 +123,15 @@ void InitCore(py::module_& m) {
       .def("memory_stats", [](Device& d) { return StatsDict(d.memory_stats()); })
       .def("reset_peak", &Device::ResetPeak)
       .def("empty_cache", &Device::EmptyCache)
+      // The bytes of a block as Malloc hands it out, never written (for the test of
+      // MINISINGA_POISON_MEMORY).
+      .def("_fresh_block", [](Device& d, size_t n) {
+        void* p = d.Malloc(n);
+        std::string bytes(n, '\0');
+        d.CopyToHost(bytes.data(), p, n);
+        d.Free(p, n);
+        return py::bytes(bytes);
+      }, py::arg("nbytes"))
       // CUDA devices only (TypeError elsewhere): TF32 GEMMs, CUDA-graph capture of replays.
       .def("set_allow_tf32", [](Device& d, bool allow) {
              CudaSet(d, "set_allow_tf32", [&](auto* g) { g->SetAllowTF32(allow); });

@@ -149,10 +149,10 @@ void CudaGPU::CopyOnDevice(void* dst, const void* src, size_t n) {
   MS_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, StreamOf(ctx_)));
 }
 
-void CudaGPU::Memset0(void* dst, size_t n) {
+void CudaGPU::Memset(void* dst, unsigned char byte, size_t n) {
   if (n == 0) return;
   Activate();
-  MS_CUDA_CHECK(cudaMemsetAsync(dst, 0, n, StreamOf(ctx_)));
+  MS_CUDA_CHECK(cudaMemsetAsync(dst, byte, n, StreamOf(ctx_)));
 }
 
 void CudaGPU::Sync() {

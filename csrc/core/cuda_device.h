@@ -48,7 +48,7 @@ class CudaGPU : public Device {
   void CopyToHost(void* dst, const void* src, size_t n) override;
   void CopyFromHost(void* dst, const void* src, size_t n) override;
   void CopyOnDevice(void* dst, const void* src, size_t n) override;
-  void Memset0(void* dst, size_t n) override;
+  void Memset(void* dst, unsigned char byte, size_t n) override;
   void Sync() override;
   double TimeOp(const Fn& fn) override;
   void ResetGraph() override;

@@ -34,9 +34,26 @@ void Block::Release() {
   }
 }
 
+namespace {
+bool PoisonRequested() {
+  const char* v = std::getenv("MINISINGA_POISON_MEMORY");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+}  // namespace
+
 Device::Device(DeviceType type, int id)
-    : type_(type), id_(id), graph_(new Graph()), rng_block_(std::make_shared<Block>(this, 0)) {
+    : type_(type),
+      id_(id),
+      graph_(new Graph()),
+      rng_block_(std::make_shared<Block>(this, 0)),
+      poison_(PoisonRequested()) {
   ctx_.dev = this;
+}
+
+void* Device::Malloc(size_t bytes) {
+  void* p = pool_->Malloc(bytes);
+  if (poison_ && p != nullptr) Memset(p, 0xFF, bytes);
+  return p;
 }
 
 Device::~Device() = default;
@@ -130,7 +147,7 @@ void CppCPU::RawFree(void* p) { std::free(p); }
 void CppCPU::CopyToHost(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
 void CppCPU::CopyFromHost(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
 void CppCPU::CopyOnDevice(void* dst, const void* src, size_t n) { std::memmove(dst, src, n); }
-void CppCPU::Memset0(void* dst, size_t n) { std::memset(dst, 0, n); }
+void CppCPU::Memset(void* dst, unsigned char byte, size_t n) { std::memset(dst, byte, n); }
 
 // ---- registry: devices are never destroyed (blocks hold raw pointers) ----
 

@@ -55,14 +55,17 @@ class Device {
   // Host <-> device copies of raw bytes, in stream order, blocking until done.
   virtual void CopyToHost(void* dst, const void* src, size_t n) = 0;
   virtual void CopyFromHost(void* dst, const void* src, size_t n) = 0;
-  // Device-to-device copy and zero fill, in stream order.
+  // Device-to-device copy and byte fill, in stream order.
   virtual void CopyOnDevice(void* dst, const void* src, size_t n) = 0;
-  virtual void Memset0(void* dst, size_t n) = 0;
+  virtual void Memset(void* dst, unsigned char byte, size_t n) = 0;
+  void Memset0(void* dst, size_t n) { Memset(dst, 0, n); }
   // Waits for all queued work.
   virtual void Sync() {}
 
-  // Memory.
-  void* Malloc(size_t bytes) { return pool_->Malloc(bytes); }
+  // Memory. With MINISINGA_POISON_MEMORY=1 every block handed out is first filled with
+  // 0xFF bytes (NaN in float32 and float16, -1 in int32), so a kernel that reads memory
+  // nobody wrote gives NaN instead of whatever the last user left there.
+  void* Malloc(size_t bytes);
   void Free(void* p, size_t bytes) { pool_->Free(p, bytes); }
   MemoryStats memory_stats() const { return pool_->Stats(); }
   void ResetPeak() { pool_->ResetPeak(); }
@@ -110,6 +113,7 @@ class Device {
   std::unique_ptr<CachingPool> pool_;
   std::unique_ptr<Graph> graph_;
   BlockPtr rng_block_;
+  bool poison_;
   bool buffering_ = false;
   int verbosity_ = 0;
   int skip_iterations_ = 0;
@@ -126,7 +130,7 @@ class CppCPU : public Device {
   void CopyToHost(void* dst, const void* src, size_t n) override;
   void CopyFromHost(void* dst, const void* src, size_t n) override;
   void CopyOnDevice(void* dst, const void* src, size_t n) override;
-  void Memset0(void* dst, size_t n) override;
+  void Memset(void* dst, unsigned char byte, size_t n) override;
 
  protected:
   void* RawMalloc(size_t bytes) override;

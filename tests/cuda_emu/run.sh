@@ -8,12 +8,19 @@
 # the device-parametrised tests, about 460; `tests` runs the whole suite on this build).
 # MSEMU_TRACE=FILE (MSEMU_DRYRUN=1): a line per launch, GEMM, copy and memset, for
 # tests/cuda_emu/trace_table.py (which says how to trace one ResNet-50 training step).
+# MSEMU_SCHEDULE=reverse: blocks, and the threads between two barriers, run last to first (a
+# kernel with a race gives other results than in the default order, and its tests fail).
+# MINISINGA_POISON_MEMORY=1 (not the emulator's: any build): fresh blocks are NaN-filled.
 # MSEMU_ASAN=1: an AddressSanitizer build (kernels reading or writing past a tensor, into
 # freed or cached memory, are reported and fail the test run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR="${MSEMU_DIR:-${TMPDIR:-/tmp}/minisinga-emu-$(pwd | sha1sum | cut -c1-8)}"
 PY="${PYTHON:-python}"
+case "${MSEMU_SCHEDULE:-forward}" in
+  forward | reverse) ;;
+  *) echo "run.sh: MSEMU_SCHEDULE is '$MSEMU_SCHEDULE'; expected forward or reverse"; exit 2 ;;
+esac
 if [ "${MSEMU_ASAN:-0}" = 1 ]; then
   DIR="$DIR-asan"
   export MINISINGA_SANITIZE=address

@@ -131,6 +131,22 @@ void Enqueue(cudaStream_t s, std::function<void()> work) {
 // A fiber runs until its thread reaches a barrier (__syncthreads, a warp shuffle) or ends;
 // the scheduler resumes the block's fibers in turn until all have ended. Every thread is a
 // fiber, whether or not its kernel synchronises: barriers may depend on the arguments.
+// $MSEMU_SCHEDULE=reverse runs the blocks, and the threads between two barriers, last to
+// first: a kernel whose result depends on that order (a thread reading shared memory that
+// another writes with no barrier between, a block reading what another block writes) gives
+// different results in the two schedules.
+
+bool Reversed() {
+  static const bool reverse = [] {
+    const char* v = std::getenv("MSEMU_SCHEDULE");
+    const std::string s = v ? v : "";
+    if (s.empty() || s == "forward") return false;
+    if (s == "reverse") return true;
+    std::fprintf(stderr, "msemu: MSEMU_SCHEDULE is '%s'; expected forward or reverse\n", v);
+    std::abort();
+  }();
+  return reverse;
+}
 
 constexpr size_t kStack = 64 << 10;  // per fiber, above a guard page
 
@@ -287,9 +303,11 @@ void RunBlock(int n) {
     NewStack(f.ctx, g_stacks + i * (kStack + 4096) + 4096, kStack, FiberMain);
   }
   int remaining = n;
+  const bool reverse = Reversed();
   while (remaining > 0) {
     const uint64_t before = g_progress;
-    for (Fiber& f : g_fibers) {
+    for (int i = 0; i < n; i++) {
+      Fiber& f = g_fibers[reverse ? n - 1 - i : i];
       if (f.done) continue;
       g_cur = &f;
       g_lin = f.lin;
@@ -317,12 +335,14 @@ void Execute(const Config& c, const std::function<void()>& body, const char* sit
   g_body = &body;
   g_site = site;
   const int n = static_cast<int>(c.block.x * c.block.y * c.block.z);
-  for (unsigned bz = 0; bz < c.grid.z; bz++)
-    for (unsigned by = 0; by < c.grid.y; by++)
-      for (unsigned bx = 0; bx < c.grid.x; bx++) {
-        g_blockIdx = uint3{bx, by, bz};
-        RunBlock(n);
-      }
+  const uint64_t blocks = uint64_t{c.grid.x} * c.grid.y * c.grid.z;
+  for (uint64_t b = 0; b < blocks; b++) {
+    const uint64_t i = Reversed() ? blocks - 1 - b : b;
+    g_blockIdx = uint3{static_cast<unsigned>(i % c.grid.x),
+                       static_cast<unsigned>(i / c.grid.x % c.grid.y),
+                       static_cast<unsigned>(i / (uint64_t{c.grid.x} * c.grid.y))};
+    RunBlock(n);
+  }
 }
 
 }  // namespace

@@ -66,6 +66,20 @@ __global__ void Deadlock(int* out) {
   out[threadIdx.x] = v;
 }
 
+// Two races (on purpose): each thread reads its right neighbour's shared value with no
+// barrier between, and each block reads what the block before it wrote. The values seen
+// show the order in which the emulator ran the threads and the blocks.
+__global__ void Races(int* seen_thread, int* seen_block, int* marks) {
+  __shared__ int s[32];
+  const int t = threadIdx.x;
+  s[t] = blockIdx.x * 100 + t;
+  if (blockIdx.x == 1 && t == 0) *seen_thread = s[1];
+  if (t == 0) {
+    marks[blockIdx.x] = 1;
+    if (blockIdx.x == 1) *seen_block = marks[0];
+  }
+}
+
 template <typename T>
 __global__ void Fill(T* p, int n, T v) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
@@ -129,6 +143,23 @@ int main() {
     }
     Check(why.find("deadlock") != std::string::npos, "deadlock detected", why);
     cudaFree(out);
+  }
+
+  {  // the schedule: forward by default, last to first with MSEMU_SCHEDULE=reverse
+    const char* env = std::getenv("MSEMU_SCHEDULE");
+    const bool reverse = env != nullptr && std::string(env) == "reverse";
+    int* d;
+    cudaMalloc(&d, 4 * sizeof(int));
+    cudaMemsetAsync(d, 0, 4 * sizeof(int), s);
+    Races<<<2, 32, 0, s>>>(d, d + 1, d + 2);
+    int h[2] = {0, 0};
+    cudaMemcpyAsync(h, d, 2 * sizeof(int), cudaMemcpyDeviceToHost, s);
+    // Forward: thread 0 of block 1 runs before thread 1 writes (it sees block 0's 1), and
+    // block 0 has marked. Reverse: thread 1 has written 101, and block 0 has not run.
+    Check(reverse ? h[0] == 101 && h[1] == 0 : h[0] == 1 && h[1] == 1,
+          reverse ? "reverse schedule" : "forward schedule",
+          std::to_string(h[0]) + " " + std::to_string(h[1]));
+    cudaFree(d);
   }
 
   {  // launch configurations

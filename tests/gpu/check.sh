@@ -91,11 +91,12 @@ run sanity build 30 "$PY" -c "from minisinga import device as d; assert d.cuda_a
 
 # Optional plugins: xdist gives each worker its own CUDA context (tests/test_cuda.py ends a
 # worker whose context hit a sticky error, so one bad kernel does not fail every later test);
-# CUDA_LAUNCH_BLOCKING makes a kernel's fault surface in the test that launched it.
+# CUDA_LAUNCH_BLOCKING makes a kernel's fault surface in the test that launched it;
+# MINISINGA_POISON_MEMORY=1 NaN-fills every block handed out (reads of unwritten memory fail).
 PAR=()
 "$PY" -c "import xdist" 2>/dev/null && PAR+=(-n 4)
 "$PY" -c "import pytest_timeout" 2>/dev/null && PAR+=(--timeout 90)
-run test_cuda test_cuda 170 env CUDA_LAUNCH_BLOCKING=1 "$PY" -m pytest -q -rfE -p no:cacheprovider \
+run test_cuda test_cuda 170 env CUDA_LAUNCH_BLOCKING=1 MINISINGA_POISON_MEMORY=1 "$PY" -m pytest -q -rfE -p no:cacheprovider \
   "${PAR[@]}" tests/test_cuda.py tests/test_half.py tests/test_select.py
 say "test_cuda: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT/test_cuda.log" | tail -1)"
 grep -E '^(FAILED|ERROR) ' "$OUT/test_cuda.log" | head -40 >>"$REPORT"

@@ -11,8 +11,9 @@
 // stream-capture rules (no host copies, syncs or cudaMalloc while capturing; captured work
 // runs only when the graph is launched). cuBLAS GEMMs run in OpenBLAS.
 //
-// What it cannot show: speed, races between threads or with the host (everything runs in
-// order, synchronously), the device's float rounding where it differs from the host's
+// What it cannot show: speed, races with the host (everything runs in order,
+// synchronously), races between threads other than by their results differing between the
+// two schedules (MSEMU_SCHEDULE=reverse runs blocks and fibers last to first), the device's float rounding where it differs from the host's
 // (expf, logf, fused multiply-adds), TF32 (GEMMs are exact float32), and bugs in device-only
 // branches (`#ifdef __CUDA_ARCH__`).
 #pragma once
