@@ -29,12 +29,13 @@ def numeric_grad(f: Callable[[np.ndarray], float], a: np.ndarray, h: float = 1e-
 
 def check_op(fn: Callable, ref: Callable, inputs: Sequence[np.ndarray], wrt=None,
              rtol: float = 1e-3, atol: float = 1e-4, grad_rtol: float = 1e-2,
-             grad_atol: float = 1e-3, seed: int = 0):
+             grad_atol: float = 1e-3, seed: int = 0, device=None):
     """fn(*Tensors) -> Tensor; ref(*float64 arrays) -> array. Checks forward and the gradients
-    of the inputs listed in `wrt` (all float inputs by default)."""
+    of the inputs listed in `wrt` (all float inputs by default), the Tensors on `device` (the
+    default device if None)."""
     rng = np.random.default_rng(seed)
-    ts = [tensor.Tensor(data=a, requires_grad=True, stores_grad=a.dtype.kind == "f")
-          for a in inputs]
+    ts = [tensor.Tensor(data=a, device=device, requires_grad=True,
+                        stores_grad=a.dtype.kind == "f") for a in inputs]
     with autograd.train_mode():
         y = fn(*ts)
     ref64 = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
@@ -44,7 +45,9 @@ def check_op(fn: Callable, ref: Callable, inputs: Sequence[np.ndarray], wrt=None
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
 
     r = rng.standard_normal(expected.shape)
-    grads = autograd.gradients(y, tensor.Tensor(data=r.astype(np.float32), requires_grad=False))
+    assert y.device == ts[0].device, f"output on {y.device}, inputs on {ts[0].device}"
+    dy = tensor.Tensor(data=r.astype(np.float32), device=y.device, requires_grad=False)
+    grads = autograd.gradients(y, dy)
     wrt = [i for i, a in enumerate(inputs) if a.dtype.kind == "f"] if wrt is None else wrt
     for i in wrt:
         def f(a, i=i):
@@ -54,5 +57,6 @@ def check_op(fn: Callable, ref: Callable, inputs: Sequence[np.ndarray], wrt=None
 
         num = numeric_grad(f, ref64[i])
         assert ts[i] in grads, f"no gradient for input {i}"
+        assert grads[ts[i]].device == ts[i].device, f"gradient of input {i} on another device"
         np.testing.assert_allclose(grads[ts[i]].to_numpy(), num, rtol=grad_rtol, atol=grad_atol,
                                    err_msg=f"gradient of input {i}")

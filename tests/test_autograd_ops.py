@@ -90,8 +90,8 @@ BINARY = [
 
 @pytest.mark.parametrize("name,fn,ref,inputs", POINTWISE + BINARY, ids=lambda v: v
                          if isinstance(v, str) else "")
-def test_math_op(name, fn, ref, inputs):
-    check_op(fn, ref, inputs)
+def test_math_op(dev, name, fn, ref, inputs):
+    check_op(fn, ref, inputs, device=dev)
 
 
 def test_math_op_ids_are_unique():
@@ -162,6 +162,18 @@ def onehot(labels, c):
 
 LABELS = np.array([0, 2, 1, 2], np.int32)
 
+
+def on(a, like):
+    """numpy array a as a Tensor on the device of Tensor `like`."""
+    return tensor.from_numpy(np.asarray(a), like.device)
+
+
+def bn(x, s, b, **kw):
+    """Training-mode batch norm of 3 channels, running statistics on x's device."""
+    return ag.batchnorm_2d(x, s, b, tensor.zeros((3,), x.device), tensor.ones((3,), x.device),
+                           **kw)
+
+
 SHAPE_OPS = [
     ("reshape", lambda x: ag.reshape(x, [4, -1]), lambda x: x.reshape(4, -1), [rn(2, 3, 4)]),
     ("flatten", lambda x: ag.flatten(x, 2), lambda x: x.reshape(6, -1), [rn(2, 3, 4)]),
@@ -188,7 +200,7 @@ SHAPE_OPS = [
     ("min", lambda x: ag.min(x, [0, 1]), lambda x: x.min((0, 1)), [distinct(3, 4, 2)]),
     ("gather", lambda x: ag.gather(x, 1, [[0, 2], [2, 2]]),
      lambda x: np.take(x, [[0, 2], [2, 2]], 1), [rn(2, 3)]),
-    ("where", lambda a, b: ag.where(tensor.from_numpy(np.array([1, 0, 1], np.float32)), a, b),
+    ("where", lambda a, b: ag.where(on(np.array([1, 0, 1], np.float32), a), a, b),
      lambda a, b: np.where([1, 0, 1], a, b), [rn(2, 3), rn(3)]),
     # float16 rounding is piecewise constant; the gradient of a cast is the identity
     ("cast", lambda x: ag.cast(ag.cast(x, tensor.float16), tensor.float32), lambda x: x,
@@ -209,16 +221,11 @@ NN_OPS = [
     ("conv2d_depthwise", lambda x, w: ag.conv2d(x, w, None, 1, 1, 1, 3),
      lambda x, w: np_conv2d(x, w, pads=(1, 1, 1, 1), groups=3),
      [rn(2, 3, 4, 4), rn(3, 1, 3, 3)]),
-    ("batchnorm", lambda x, s, b: ag.batchnorm_2d(
-        x, s, b, tensor.zeros((3,)), tensor.ones((3,))), np_bn,
-     [rn(4, 3, 2, 2), rn(3), rn(3)]),
-    ("batchnorm_2d_input", lambda x, s, b: ag.batchnorm_2d(
-        x, s, b, tensor.zeros((3,)), tensor.ones((3,))), np_bn, [rn(5, 3), rn(3), rn(3)]),
-    ("batchnorm_relu", lambda x, s, b: ag.batchnorm_2d(
-        x, s, b, tensor.zeros((3,)), tensor.ones((3,)), relu=True),
+    ("batchnorm", bn, np_bn, [rn(4, 3, 2, 2), rn(3), rn(3)]),
+    ("batchnorm_2d_input", bn, np_bn, [rn(5, 3), rn(3), rn(3)]),
+    ("batchnorm_relu", lambda x, s, b: bn(x, s, b, relu=True),
      lambda x, s, b: np.maximum(np_bn(x, s, b), 0), [rn(4, 3, 2, 2), rn(3), rn(3)]),
-    ("batchnorm_add_relu", lambda x, s, b, r: ag.batchnorm_2d(
-        x, s, b, tensor.zeros((3,)), tensor.ones((3,)), relu=True, residual=r),
+    ("batchnorm_add_relu", lambda x, s, b, r: bn(x, s, b, relu=True, residual=r),
      lambda x, s, b, r: np.maximum(np_bn(x, s, b) + r, 0),
      [rn(4, 3, 2, 2), rn(3), rn(3), rn(4, 3, 2, 2)]),
     ("maxpool", lambda x: ag.max_pool_2d(x, 2, 2), lambda x: np_pool(x, (2, 2), (2, 2),
@@ -242,12 +249,11 @@ NN_OPS = [
     ("softmax_last", lambda x: ag.softmax(x, -1), lambda x: softmax(x, -1), [rn(2, 3, 4)]),
     ("log_softmax", lambda x: ag.log_softmax(x, 1), lambda x: np.log(softmax(x, 1)),
      [rn(3, 5)]),
-    ("softmax_ce_labels", lambda x: ag.softmax_cross_entropy(x, tensor.from_numpy(LABELS)),
+    ("softmax_ce_labels", lambda x: ag.softmax_cross_entropy(x, on(LABELS, x)),
      lambda x: -np.log(softmax(x, 1)[np.arange(4), LABELS]).mean(), [rn(4, 3)]),
-    ("softmax_ce_onehot", lambda x: ag.softmax_cross_entropy(
-        x, tensor.from_numpy(onehot(LABELS, 3))),
+    ("softmax_ce_onehot", lambda x: ag.softmax_cross_entropy(x, on(onehot(LABELS, 3), x)),
      lambda x: -np.log(softmax(x, 1)[np.arange(4), LABELS]).mean(), [rn(4, 3)]),
-    ("cross_entropy", lambda p: ag.cross_entropy(p, tensor.from_numpy(LABELS)),
+    ("cross_entropy", lambda p: ag.cross_entropy(p, on(LABELS, p)),
      lambda p: -np.log(p[np.arange(4), LABELS]).mean(),
      [(R.random((4, 3)) * 0.8 + 0.1).astype(np.float32)]),
     ("binary_cross_entropy", lambda p, t: ag.binary_cross_entropy(p, t),
@@ -260,10 +266,11 @@ NN_OPS = [
 
 @pytest.mark.parametrize("name,fn,ref,inputs", SHAPE_OPS + NN_OPS,
                          ids=lambda v: v if isinstance(v, str) else "")
-def test_op(name, fn, ref, inputs):
+def test_op(dev, name, fn, ref, inputs):
     wrt = [0] if name == "binary_cross_entropy" else None
     rtol = 2e-3 if name == "cast" else 1e-3
-    check_op(fn, ref, inputs, wrt=wrt, rtol=rtol, atol=2e-3 if name == "cast" else 1e-4)
+    check_op(fn, ref, inputs, wrt=wrt, rtol=rtol, atol=2e-3 if name == "cast" else 1e-4,
+             device=dev)
 
 
 def test_dropout_scales_and_masks_freshly():

@@ -276,8 +276,8 @@ def example_models():
     }
 
 
-def train_example(name, graph, sequential, steps=3):
-    dev = device.create_cpu_device()
+def train_example(name, graph, sequential, steps=3, on_gpu=False):
+    dev = device.create_cuda_gpu_on(0) if on_gpu else device.create_cpu_device()
     dev.SetRandSeed(1)
     ctor, shape = example_models()[name]
     r = np.random.default_rng(1)
@@ -298,12 +298,21 @@ def train_example(name, graph, sequential, steps=3):
     return trace, states
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "alexnet", "resnet18", "resnet50",
-                                  "xceptionnet"])
-def test_example_models_eager_equals_graph(name):
-    ref_trace, ref_states = train_example(name, graph=False, sequential=True)
+# Half a minute or more each in the CUDA emulator: tests/cuda_emu/run.sh leaves them to the
+# CPU and real GPUs.
+EMU_SLOW = pytest.mark.slow_emulated
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "alexnet",
+                                  pytest.param("resnet18", marks=EMU_SLOW),
+                                  pytest.param("resnet50", marks=EMU_SLOW),
+                                  pytest.param("xceptionnet", marks=EMU_SLOW)])
+def test_example_models_eager_equals_graph(dev, name):
+    # On a GPU the graph's replays are captured CUDA graphs (after the first).
+    on_gpu = dev.is_cuda
+    ref_trace, ref_states = train_example(name, graph=False, sequential=True, on_gpu=on_gpu)
     for sequential in (True, False):
-        trace, states = train_example(name, graph=True, sequential=sequential)
+        trace, states = train_example(name, graph=True, sequential=sequential, on_gpu=on_gpu)
         for step, ((o1, l1), (o2, l2)) in enumerate(zip(ref_trace, trace)):
             np.testing.assert_allclose(o2, o1, rtol=1e-4, atol=1e-5, err_msg=f"out {step}")
             np.testing.assert_allclose(l2, l1, rtol=1e-4, atol=1e-5, err_msg=f"loss {step}")

@@ -4,8 +4,10 @@
 # so two checkouts never share one; the in-place build is left alone), puts the package's
 # Python files beside that _core, and runs pytest there.
 #   bash tests/cuda_emu/run.sh [pytest arguments]
-# (default: every test case on the CUDA device: tests/test_cuda.py and the `cuda` cases of
-# the device-parametrised tests, about 460; `tests` runs the whole suite on this build).
+# (default: every test case on the CUDA device, tests/test_cuda.py and the `cuda` cases of
+# the device-parametrised tests, but those marked slow_emulated (whole example models, which
+# take minutes each here; the CPU and real GPUs run them); `tests` runs the whole suite on
+# this build).
 # MSEMU_TRACE=FILE (MSEMU_DRYRUN=1): a line per launch, GEMM, copy and memset, for
 # tests/cuda_emu/trace_table.py (which says how to trace one ResNet-50 training step).
 # MSEMU_SCHEDULE=reverse: blocks, and the threads between two barriers, run last to first (a
@@ -49,7 +51,7 @@ export PYTHONPATH="$DIR/pkg${PYTHONPATH:+:$PYTHONPATH}"
 assert _core.__file__.startswith(sys.argv[1]), _core.__file__
 assert device.cuda_available(), "the emulated GPU is not visible"' "$DIR/pkg"
 if [ $# -eq 0 ]; then
-  set -- tests -q -x -k cuda
+  set -- tests -q -x -k cuda -m "not slow_emulated"
 fi
 # -P: the checkout (the current directory) is not put ahead of PYTHONPATH.
 rc=0
