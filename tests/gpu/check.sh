@@ -2,7 +2,7 @@
 # One GPU check of minisinga's CUDA backend, for a machine with an NVIDIA GPU and no network
 # (the device tool's nvidia-h100-x1 / nvidia-h200: Python 3.12 with torch, torchvision, cupy,
 # pybind11, numpy, pytest(-xdist), nvcc and the nvidia-cublas wheel already there). It builds
-# for sm_90, runs the CUDA tests (test_cuda, test_half, test_select, test_dist_nccl),
+# for sm_90, runs the CUDA tests (every `cuda` case of the suite, then test_dist_nccl),
 # train_cnn.py on real Fashion-MNIST, the ResNet-50 benchmark (graph and eager, and the conv
 # plan's A/B), per-op ResNet-50 profiles of minisinga and PyTorch, benchmarks/bench_gpu.py
 # (minisinga vs PyTorch) and the CPU suite, and writes $OUT/report.txt plus the logs. Every
@@ -97,7 +97,7 @@ PAR=()
 "$PY" -c "import xdist" 2>/dev/null && PAR+=(-n 4)
 "$PY" -c "import pytest_timeout" 2>/dev/null && PAR+=(--timeout 90)
 run test_cuda test_cuda 170 env CUDA_LAUNCH_BLOCKING=1 MINISINGA_POISON_MEMORY=1 "$PY" -m pytest -q -rfE -p no:cacheprovider \
-  "${PAR[@]}" tests/test_cuda.py tests/test_half.py tests/test_select.py
+  "${PAR[@]}" tests -k cuda
 say "test_cuda: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT/test_cuda.log" | tail -1)"
 grep -E '^(FAILED|ERROR) ' "$OUT/test_cuda.log" | head -40 >>"$REPORT"
 
@@ -181,7 +181,7 @@ tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^(device|layer|ResNet-50 step t
 
 # The CPU suite last (CI runs it too): whatever time is left.
 run suite suite 200 "$PY" -m pytest -q -rfE -p no:cacheprovider "${PAR[@]}" tests \
-  --ignore=tests/test_cuda.py --deselect tests/test_train_fashion_mnist.py
+  -k "not cuda" --deselect tests/test_train_fashion_mnist.py
 say "CPU suite: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT/suite.log" | tail -1)"
 grep -E '^(FAILED|ERROR) ' "$OUT/suite.log" | head -20 >>"$REPORT"
 
