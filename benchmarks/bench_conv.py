@@ -3,12 +3,15 @@ minisinga vs PyTorch in the same run, on the CPU (same number of threads) or on 
 (`--device cuda`: cuBLAS-based convolutions against cuDNN, TF32 off on both sides).
 
     python benchmarks/bench_conv.py [--backward] [--repeat 5] [--min-time 0.3]
-        [--device cpu|cuda] [--resnet50]
+        [--device cpu|cuda] [--resnet50] [--autotune]
 
 `--resnet50`: the 23 distinct convolution shapes of ResNet-50 at batch 32 instead of the small
 set, each with how often it occurs in the network, and per pass the step's total (time x count).
 The ratio column is PyTorch time / minisinga time (> 1: minisinga is faster); times are the
 best of --repeat samples. PyTorch is optional; without it only minisinga is timed.
+`--autotune`: minisinga's convolution autotuning on (as cuDNN's benchmark mode, which the
+PyTorch side always uses): the path column is the plan it chose, and every plan's time for
+each tuned shape is listed after the table.
 """
 
 import argparse
@@ -141,7 +144,12 @@ def main():
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--resnet50", action="store_true",
                     help="ResNet-50's convolution shapes at batch 32, with step totals")
+    ap.add_argument("--autotune", action="store_true",
+                    help="minisinga times its plans per shape and keeps the fastest")
     args = ap.parse_args()
+    from minisinga import device
+
+    device.set_conv_autotune(args.autotune)
     cuda = args.device == "cuda"
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
     try:
@@ -158,8 +166,6 @@ def main():
         print("bench_conv: this PyTorch has no CUDA; its columns are left out", file=sys.stderr)
         torch = None
     if cuda:
-        from minisinga import device
-
         if not device.cuda_available():
             raise SystemExit("bench_conv: no GPU visible (or minisinga built without CUDA)")
         dev = device.create_cuda_gpu_on(0)
@@ -169,7 +175,7 @@ def main():
     print(f"device: {args.device}; threads: {threads}; "
           f"PyTorch: {torch.__version__ if torch else 'not installed'}")
     # path: how minisinga runs the pass on this device (ops/conv.cc's plan, csrc/README.md)
-    head = f"{'layer':30} {'pass':10} {'path':14} {'minisinga ms':>12} {'GFLOP/s':>8}"
+    head = f"{'layer':30} {'pass':10} {'path':18} {'minisinga ms':>12} {'GFLOP/s':>8}"
     if torch:
         head += f" {'torch ms':>9} {'GFLOP/s':>8} {'ratio':>6}"
     print(head)
@@ -186,13 +192,18 @@ def main():
         dy = rng.standard_normal((xs[0], ws[0], oh, ow), dtype=np.float32)
         flops = 2.0 * xs[0] * ws[0] * oh * ow * ws[1] * ws[2] * ws[3]
         ours = minisinga_fns(dev, x, w, b, dy, stride, pad, groups)
+        if args.autotune:
+            for f in ours.values():
+                f()  # tunes each pass first
         theirs = torch_fns(torch, x, w, b, dy, stride, pad, groups, cuda) if torch else None
         for p in passes:
             t = bench(ours[p], args.repeat, args.min_time)
             totals[p][0] += count * t
             path = _core._conv2d_path(dev, list(xs), list(ws), list(stride), list(pad),
                                       [1, 1], groups, weight_grad=p == "bwd weight")
-            line = f"{name:30} {p:10} {path:14} {t * 1e3:12.3f} {flops / t / 1e9:8.1f}"
+            if args.autotune:
+                path = tuned_plan(dev, OPS[p], xs, ws, stride, pad) or path
+            line = f"{name:30} {p:10} {path:18} {t * 1e3:12.3f} {flops / t / 1e9:8.1f}"
             if theirs:
                 with torch.no_grad():
                     tt = bench(theirs[p], args.repeat, args.min_time)
@@ -202,10 +213,28 @@ def main():
     if args.resnet50:
         for p in passes:
             ours_ms, theirs_ms = totals[p][0] * 1e3, totals[p][1] * 1e3
-            line = f"{'ResNet-50 step total':30} {p:10} {'':14} {ours_ms:12.3f} {'':8}"
+            line = f"{'ResNet-50 step total':30} {p:10} {'':18} {ours_ms:12.3f} {'':8}"
             if torch:
                 line += f" {theirs_ms:9.3f} {'':8} {theirs_ms / ours_ms:6.2f}"
             print(line, flush=True)
+    if args.autotune:
+        print("autotuned plans (ms per call, first-call timing):")
+        for r in device.conv_autotune_results(dev):
+            times = ", ".join(f"{n} {s * 1e3:.3f}" for n, s in r["candidates"])
+            print(f"  {r['key']}: {r['chosen']} ({times})")
+
+
+OPS = {"fwd": "conv2d", "bwd data": "conv2d_backward_data",
+       "bwd weight": "conv2d_backward_weight"}
+
+
+def tuned_plan(dev, op, xs, ws, stride, pad):
+    """The plan the autotuner chose on dev for that pass and shape (None: not tuned)."""
+    from minisinga import device
+
+    prefix = f"{op} x{tuple(xs)} w{tuple(ws)} stride{tuple(stride)} pad{tuple(pad)} "
+    return next((r["chosen"] for r in device.conv_autotune_results(dev)
+                 if r["key"].startswith(prefix)), None)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@ graph) and PyTorch eager on the same GPU, float32, one full training step each (
 backward, SGD with momentum 0.9 and weight decay 1e-5), in images per second.
 
     python benchmarks/bench_gpu.py [--models resnet50,cnn,mlp] [--iters 20] [--skip 5]
-        [--tf32] [--float16] [--out FILE] [--profile-torch STEPS]
+        [--tf32] [--float16] [--autotune] [--out FILE] [--profile-torch STEPS]
 
 Models: ResNet-50 at batch 32 (3x224x224, 1000 classes; torchvision's resnet50 for PyTorch),
 the examples' LeNet-style CNN and MLP at batch 64 (1x28x28 / 784 features, 10 classes; the
-same layers in torch.nn). TF32 is off on both sides unless --tf32.
+same layers in torch.nn). TF32 is off on both sides unless --tf32. PyTorch runs with cuDNN's
+benchmark mode (convolution algorithms timed per shape); --autotune turns on minisinga's
+counterpart (minisinga.device.set_conv_autotune), which is off by default.
 """
 
 from __future__ import annotations
@@ -180,6 +182,9 @@ def main(argv=None) -> int:
     p.add_argument("--float16", action="store_true",
                    help="float16 inputs and parameters on both sides (train_cnn.py -p float16; "
                         "PyTorch: the model in half precision)")
+    p.add_argument("--autotune", action="store_true",
+                   help="minisinga's convolution autotuning on (PyTorch's cuDNN benchmark "
+                        "mode is always on)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--profile-torch", type=int, default=0, metavar="STEPS",
                    help="print PyTorch's per-op CUDA times over STEPS steps of each model")
@@ -188,6 +193,7 @@ def main(argv=None) -> int:
     if not device.cuda_available():
         print("bench_gpu: no GPU visible (or minisinga built without CUDA)", file=sys.stderr)
         return 2
+    device.set_conv_autotune(args.autotune)
     use_torch = not args.no_torch and torch_with_cuda()
     if not args.no_torch and not use_torch:
         print("bench_gpu: no PyTorch with CUDA here; its column is left out", file=sys.stderr)
@@ -195,7 +201,7 @@ def main(argv=None) -> int:
         (
             f"{'model':10s}{'batch':>6s}{'eager':>10s}{'graph':>10s}{'torch':>10s}"
             f"{'graph/torch':>13s}  (images/s, {'float16' if args.float16 else 'float32'}, "
-            f"TF32 {'on' if args.tf32 else 'off'})"
+            f"TF32 {'on' if args.tf32 else 'off'}{', autotuned' if args.autotune else ''})"
         )
     ]
     print(lines[0], flush=True)

@@ -50,6 +50,21 @@ def create_cuda_gpus(num: int) -> list:
     return [create_cuda_gpu_on(i) for i in range(num)]
 
 
+def set_conv_autotune(on: bool) -> bool:
+    """Convolution autotuning, as `torch.backends.cudnn.benchmark`: with it on, the first
+    float32 convolution (forward, data or weight gradient) of each shape on each device times
+    every plan minisinga has for it (Winograd, strided-batched GEMMs, im2col in chunks or
+    bands) and that shape keeps the fastest. Off by default (`MINISINGA_CONV_AUTOTUNE=1`
+    turns it on): the choice is then the same on every run. Returns the previous setting."""
+    return _core.set_conv_autotune(bool(on))
+
+
+def conv_autotune_results(dev: Device) -> list:
+    """What the autotuner chose on `dev`: a dict per convolution shape and pass, with `key`,
+    `chosen` (the plan kept) and `candidates` ((plan, seconds) pairs, best time of each)."""
+    return _core.conv_autotune_results(dev)
+
+
 def _print_time_profiling(self) -> None:
     report = self.time_profiling_report()
     if report:

@@ -30,6 +30,14 @@ def test_bench_conv():
     assert r.returncode == 0, r.stderr[-2000:]
     table = [ln for ln in r.stdout.splitlines() if " fwd " in ln or " bwd " in ln]
     assert len(table) == 6 * 3, r.stdout
+    # Autotuned: each shape's chosen plan is one of its timed candidates, listed after the table
+    r = run("bench_conv.py", "--repeat", "1", "--min-time", "0.001", "--backward", "--autotune")
+    assert r.returncode == 0, r.stderr[-2000:]
+    tuned = [ln for ln in r.stdout.splitlines() if ln.startswith("  conv2d")]
+    assert len(tuned) >= 6, r.stdout  # the forwards at least (the CNN's, the ResNet shapes')
+    for ln in tuned:
+        chosen, times = re.match(r".*: ([a-z0-9 -]+) \((.*)\)$", ln).groups()
+        assert chosen in [t.rsplit(" ", 1)[0] for t in times.split(", ")], ln
 
 
 def test_bench_graph_train_kernels():

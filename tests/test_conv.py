@@ -518,3 +518,110 @@ def test_batched_cols_override_from_environment():
     r = _run_with_env(code, MINISINGA_CONV_BATCHED_COLS="lots")
     assert r.returncode != 0
     assert "MINISINGA_CONV_BATCHED_COLS must be an integer >= 0" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.fixture
+def autotune():
+    """Convolution autotuning on, with nothing tuned yet; off again afterwards."""
+    _core.clear_conv_autotune()
+    old = device.set_conv_autotune(True)
+    yield
+    device.set_conv_autotune(old)
+    _core.clear_conv_autotune()
+
+
+# Shapes with several plans: Winograd's 3x3 (>= 16 channels), a strided 1x1 (batched or in
+# chunks), a small-channel 3x3 with bias.
+TUNED = [
+    ((4, 16, 9, 10), (16, 16, 3, 3), (1, 1), (1, 1, 1, 1), True),
+    ((3, 8, 9, 8), (12, 8, 1, 1), (2, 2), (0, 0, 0, 0), False),
+    ((2, 3, 12, 11), (5, 3, 3, 3), (1, 1), (1, 0, 2, 1), True),
+]
+
+
+@pytest.mark.parametrize("case", TUNED, ids=str)
+def test_autotuned_convolutions_are_right_and_tuned_once(dev, rng, case, autotune):
+    xs, ws, stride, pad, bias = case
+    x, w = rand(rng, *xs), rand(rng, *ws)
+    b = rand(rng, ws[0]) if bias else None
+    t = [core_tensor(a, dev) if a is not None else None for a in (x, w, b)]
+    y_ref = conv_ref(x, w, b, stride, pad)
+    dy = rand(rng, *y_ref.shape)
+    dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, (1, 1), 1)
+    dyt = core_tensor(dy, dev)
+    for _ in range(2):  # the first call tunes, the second runs the choice
+        y = _core.conv2d(t[0], t[1], t[2], list(stride), list(pad))
+        dx = _core.conv2d_backward_data(dyt, t[1], list(xs), list(stride), list(pad))
+        dw = _core.conv2d_backward_weight(dyt, t[0], list(ws), list(stride), list(pad))
+        np.testing.assert_allclose(y.to_numpy(), y_ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-3)
+        results = device.conv_autotune_results(dev)
+        if _ == 0:
+            first = results
+    assert results == first, "a tuned shape was timed again"
+    # A pass with a single plan (here the weight gradients without Winograd: it never takes
+    # the strided-batched GEMMs, and the GPU's chunks equal the CPU's) runs it untimed.
+    ops = sorted(r["key"].split(" x")[0] for r in results)
+    passes = ["conv2d", "conv2d_backward_data", "conv2d_backward_weight"]
+    assert ops == (passes if xs[1] >= 16 else passes[:2]), ops
+    for r in results:
+        names = [n for n, _ in r["candidates"]]
+        secs = [s for _, s in r["candidates"]]
+        assert len(names) >= 2 and len(set(names)) == len(names), r
+        assert all(0 < s < 60 for s in secs), r
+        assert r["chosen"] == names[int(np.argmin(secs))], r
+        assert f"x{xs}" in r["key"] and f"w{ws}" in r["key"], r["key"]
+    if xs[1] >= 16:
+        fwd = next(r for r in results if r["key"].startswith("conv2d x"))
+        assert "winograd" in [n for n, _ in fwd["candidates"]]
+
+
+def test_autotune_off_and_depthwise_tune_nothing(rng, autotune):
+    x, w = rand(rng, 2, 16, 6, 6), rand(rng, 16, 16, 3, 3)
+    device.set_conv_autotune(False)
+    y = _core.conv2d(core_tensor(x), core_tensor(w), None, [1, 1], [1, 1, 1, 1])
+    np.testing.assert_allclose(y.to_numpy(), conv_ref(x, w, pad=(1, 1, 1, 1)), rtol=1e-4,
+                               atol=1e-4)
+    device.set_conv_autotune(True)
+    _core.conv2d(core_tensor(x), core_tensor(rand(rng, 16, 1, 3, 3)), None, [1, 1],
+                 [1, 1, 1, 1], [1, 1], 16)
+    assert device.conv_autotune_results(device.get_default_device()) == []
+
+
+def test_autotune_in_graph_mode_matches_eager(dev, rng, autotune):
+    # Recording runs nothing; the first replay tunes (on a GPU, before any capture) and the
+    # replays after it run the tuned plans, equal to the eager results.
+    x, w = rand(rng, 4, 16, 8, 8), rand(rng, 16, 16, 3, 3)
+    xt, wt = core_tensor(x, dev), core_tensor(w, dev)
+    y_ref = conv_ref(x, w, None, (1, 1), (1, 1, 1, 1))
+    dev.ResetGraph()
+    dev.EnableGraph(True)
+    y = _core.conv2d(xt, wt, None, [1, 1], [1, 1, 1, 1])
+    dw = _core.conv2d_backward_weight(y, xt, [16, 16, 3, 3], [1, 1], [1, 1, 1, 1])
+    dev.EnableGraph(False)
+    assert device.conv_autotune_results(dev) == []
+    try:
+        for _ in range(4):
+            dev.RunGraph(True)
+            np.testing.assert_allclose(y.to_numpy(), y_ref, rtol=1e-4, atol=1e-4)
+            assert len(device.conv_autotune_results(dev)) == 2
+        _, dw_ref = conv_grads_ref(y_ref, x, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+        np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-2)
+        assert dev.cuda_graph_captured == dev.is_cuda, dev.cuda_graph_failure
+    finally:
+        dev.ResetGraph()
+
+
+def test_autotune_from_environment():
+    code = (
+        "from minisinga import _core, device\n"
+        "print(_core.conv_autotune(), device.set_conv_autotune(False), _core.conv_autotune())\n"
+    )
+    r = _run_with_env(code, MINISINGA_CONV_AUTOTUNE="1")
+    assert r.returncode == 0 and r.stdout.split() == ["True", "True", "False"], r.stderr
+    r = _run_with_env(code, MINISINGA_CONV_AUTOTUNE="")
+    assert r.returncode == 0 and r.stdout.split() == ["False", "False", "False"], r.stderr
+    r = _run_with_env(code, MINISINGA_CONV_AUTOTUNE="yes")
+    assert r.returncode != 0
+    assert "MINISINGA_CONV_AUTOTUNE must be 0 or 1, got 'yes'" in r.stderr, r.stderr[-2000:]

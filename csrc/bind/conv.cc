@@ -1,5 +1,6 @@
 #include "bind/bind.h"
 #include "ops/conv.h"
+#include "ops/tune.h"
 
 namespace minisinga {
 
@@ -26,6 +27,23 @@ void InitConv(py::module_& m) {
   }, py::arg("device"), py::arg("x_shape"), py::arg("w_shape"), py::arg("stride") = Ints{1, 1},
         py::arg("padding") = Ints{0, 0, 0, 0}, py::arg("dilation") = Ints{1, 1},
         py::arg("groups") = 1, py::arg("weight_grad") = false);
+  m.def("set_conv_autotune", &ops::SetConvAutotune, py::arg("on"));
+  m.def("conv_autotune", &ops::ConvAutotuneOn);
+  m.def("conv_autotune_results", [](const Device& dev) {
+    py::list out;
+    for (const ops::TuneResult& r : ops::TuneResults(&dev)) {
+      py::dict d;
+      d["key"] = r.key;
+      d["chosen"] = r.names[r.chosen];
+      py::list times;
+      for (size_t i = 0; i < r.names.size(); i++)
+        times.append(py::make_tuple(r.names[i], r.seconds[i]));
+      d["candidates"] = times;
+      out.append(d);
+    }
+    return out;
+  }, py::arg("device"));
+  m.def("clear_conv_autotune", &ops::ClearTuneResults);
   m.def("conv2d_same_padding", &ops::Conv2dSamePadding, py::arg("in_hw"), py::arg("kernel"),
         py::arg("stride") = Ints{1, 1}, py::arg("dilation") = Ints{1, 1},
         py::arg("mode") = "SAME_UPPER");

@@ -74,7 +74,7 @@ class CudaGPU : public Device {
   // While a replay is being captured: the device word captured random kernels read, else
   // nullptr (eager and plain-replay kernels use their arguments as they are).
   const CudaRngState* capture_rng_state() const { return capturing_ ? rng_state_ : nullptr; }
-  bool capturing() const { return capturing_; }
+  bool capturing() const override { return capturing_; }
 
  protected:
   void* RawMalloc(size_t bytes) override;

@@ -61,6 +61,9 @@ class Device {
   void Memset0(void* dst, size_t n) { Memset(dst, 0, n); }
   // Waits for all queued work.
   virtual void Sync() {}
+  // Whether the device's work is being captured (a CUDA graph), not run: nothing may wait
+  // for it or time it then.
+  virtual bool capturing() const { return false; }
 
   // Memory. With MINISINGA_POISON_MEMORY=1 every block handed out is first filled with
   // 0xFF bytes (NaN in float32 and float16, -1 in int32), so a kernel that reads memory

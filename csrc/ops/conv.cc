@@ -13,6 +13,7 @@
 #include "kernels/conv.h"
 #include "kernels/winograd.h"
 #include "ops/half.h"
+#include "ops/tune.h"
 
 namespace minisinga {
 namespace ops {
@@ -84,6 +85,20 @@ constexpr int64_t kWinogradMinChannels = 16;
 // Whether CPU devices plan as GPUs do (tests check the GPU's plan on a CPU with it).
 std::atomic<bool> g_gpu_plan_on_cpu{false};
 
+// How a plan is made: as a GPU's (chunks as wide as the scratch allows, Winograd,
+// strided-batched GEMMs) or as a CPU's; for a GPU's, whether Winograd may be used, and the
+// strided-batched GEMMs (-1: for images of BatchedCols() output pixels or more, 0: never,
+// 1: wherever they apply). The default is the device's own, with the switches' settings.
+struct PlanStyle {
+  bool gpu = false;
+  bool winograd = true;
+  int batched = -1;
+};
+
+PlanStyle DefaultStyle(const Device* dev) {
+  return PlanStyle{dev->is_cuda() || g_gpu_plan_on_cpu.load(), WinogradOn(), -1};
+}
+
 // Everything a conv closure needs, computed (and checked) before Exec.
 struct ConvPlan {
   ConvGeom g;
@@ -134,9 +149,9 @@ void PlanWinogradWeightGrad(ConvPlan* p) {
 
 // `wgrad`: the plan of the weight gradient, which sums over the images and so always needs
 // them side by side in one GEMM operand (never batched).
-ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
-                  const Shape& w_shape, const Ints& stride, const Ints& padding,
-                  const Ints& dilation, int64_t groups, bool wgrad = false) {
+ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
+                  const Ints& stride, const Ints& padding, const Ints& dilation,
+                  int64_t groups, bool wgrad, const PlanStyle& style) {
   MS_CHECK(x_shape.size() == 4, op << ": x must be 4-D (N, C, H, W), got shape "
                                    << ShapeStr(x_shape));
   MS_CHECK(w_shape.size() == 4, op << ": w must be 4-D (Cout, C/groups, KH, KW), got shape "
@@ -170,16 +185,17 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
   // On a GPU, kernel launches rather than caches are the cost: as many images per call as
   // the hard scratch bound allows, whatever the image size (a narrow 1x1 convolution then
   // pays one im2col copy instead of one GEMM per image).
-  const bool gpu = p.gpu = dev->is_cuda() || g_gpu_plan_on_cpu.load();
+  const bool gpu = p.gpu = style.gpu;
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 &&
                          g.PB == 0 && g.PL == 0 && g.PR == 0;
   p.depthwise = groups > 1 && p.Cg == 1;
   // Pads of at most 2 keep the data gradient (padded by 2 - pad) a convolution too.
   p.winograd = gpu && groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 &&
                g.DH == 1 && g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 &&
-               std::min(C, p.Cout) >= kWinogradMinChannels && WinogradOn();
+               std::min(C, p.Cout) >= kWinogradMinChannels && style.winograd;
   if (p.winograd && wgrad) PlanWinogradWeightGrad(&p);
-  p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 && p.P >= BatchedCols();
+  p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 &&
+              (style.batched == 1 || (style.batched == -1 && p.P >= BatchedCols()));
   p.direct = pointwise && (!gpu || p.N == 1 || p.batched);
   p.rows = g.OH;
   if (p.depthwise) return p;
@@ -201,6 +217,54 @@ ConvPlan MakePlan(const char* op, const Device* dev, const Shape& x_shape,
     p.col_floats = p.R * p.rows * g.OW;
   }
   return p;
+}
+
+// The plan's path (Conv2dPath's names); with `detail`, chunk and band sizes too.
+std::string PlanName(const ConvPlan& p, bool detail) {
+  if (p.depthwise) return "depthwise";
+  if (p.winograd) return "winograd";
+  if (p.batched) return p.direct ? "batched-direct" : "batched";
+  if (p.direct) return "direct";
+  if (p.nb > 1) return detail ? "chunks of " + std::to_string(p.nb) : "chunks";
+  if (!detail) return "bands";
+  return p.rows < p.g.OH ? "bands of " + std::to_string(p.rows) + " rows" : "image by image";
+}
+
+bool SamePlan(const ConvPlan& a, const ConvPlan& b) {
+  return a.winograd == b.winograd && a.batched == b.batched && a.direct == b.direct &&
+         a.nb == b.nb && a.rows == b.rows && a.wino_slices == b.wino_slices;
+}
+
+// The plans a convolution may run with: the device's own first, then (autotuning a float32
+// convolution) the other distinct plans, which ops/tune.h times on first use.
+struct Candidates {
+  std::string key;  // op and shapes, for the tuner
+  std::vector<ConvPlan> plans;
+  std::vector<std::string> names;
+};
+
+Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shape,
+                          const Shape& w_shape, const Ints& stride, const Ints& padding,
+                          const Ints& dilation, int64_t groups, bool wgrad, bool f32) {
+  Candidates c;
+  c.plans.push_back(
+      MakePlan(op, x_shape, w_shape, stride, padding, dilation, groups, wgrad, DefaultStyle(dev)));
+  if (f32 && !c.plans[0].depthwise && ConvAutotuneOn()) {
+    const bool wino = WinogradOn();  // MINISINGA_CONV_WINOGRAD=0 holds for the tuner too
+    for (const PlanStyle& s : {PlanStyle{true, wino, -1}, PlanStyle{true, false, -1},
+                               PlanStyle{true, false, 0}, PlanStyle{true, false, 1},
+                               PlanStyle{false, false, 0}}) {
+      ConvPlan q = MakePlan(op, x_shape, w_shape, stride, padding, dilation, groups, wgrad, s);
+      bool seen = false;
+      for (const ConvPlan& have : c.plans) seen = seen || SamePlan(have, q);
+      if (!seen) c.plans.push_back(q);
+    }
+  }
+  for (const ConvPlan& q : c.plans) c.names.push_back(PlanName(q, true));
+  c.key = std::string(op) + " x" + ShapeStr(x_shape) + " w" + ShapeStr(w_shape) + " stride" +
+          IntsStr(stride) + " pad" + IntsStr(padding) + " dilation" + IntsStr(dilation) +
+          " groups " + std::to_string(groups);
+  return c;
 }
 
 void CheckFloat(const char* op, const Tensor& t, const char* what) {
@@ -510,8 +574,10 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
   CheckFloat(op, x, "x");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, x, w);
-  ConvPlan p = MakePlan(op, x.device(), x.shape(), w.shape(), stride, padding, dilation,
-                        groups);
+  const bool f32 = !IsHalf(x) && !IsHalf(w) && !IsHalf(b);
+  const Candidates c = PlanCandidates(op, x.device(), x.shape(), w.shape(), stride, padding,
+                                      dilation, groups, /*wgrad=*/false, f32);
+  const ConvPlan& p = c.plans[0];
   if (b) {
     CheckFloat(op, *b, "b");
     CheckSameDevice(op, x, *b);
@@ -530,12 +596,14 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
   if (has_b) reads.push_back(b->block());
   x.device()->Exec(
       [=](Context* ctx) {
-        if (half)
-          ConvForward(ctx, p, xr.data<half_t>(), wr.data<half_t>(),
-                      has_b ? br.data<half_t>() : nullptr, yr.mutable_data<half_t>());
-        else
-          ConvForward(ctx, p, xr.data<float>(), wr.data<float>(),
-                      has_b ? br.data<float>() : nullptr, yr.mutable_data<float>());
+        RunTuned(ctx, c.key, c.names, [&](Context* cx, int i) {
+          if (half)
+            ConvForward(cx, c.plans[i], xr.data<half_t>(), wr.data<half_t>(),
+                        has_b ? br.data<half_t>() : nullptr, yr.mutable_data<half_t>());
+          else
+            ConvForward(cx, c.plans[i], xr.data<float>(), wr.data<float>(),
+                        has_b ? br.data<float>() : nullptr, yr.mutable_data<float>());
+        });
       },
       reads, {y.block()}, "Conv2d");
   return y;
@@ -548,8 +616,10 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
   CheckFloat(op, dy, "dy");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, dy, w);
-  ConvPlan p = MakePlan(op, w.device(), x_shape, w.shape(), stride, padding, dilation,
-                        groups);
+  const Candidates c = PlanCandidates(op, w.device(), x_shape, w.shape(), stride, padding,
+                                      dilation, groups, /*wgrad=*/false,
+                                      !IsHalf(dy) && !IsHalf(w));
+  const ConvPlan& p = c.plans[0];
   const Shape y_shape{p.N, p.Cout, p.g.OH, p.g.OW};
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
                                      << ", expected " << ShapeStr(y_shape) << " for x "
@@ -563,12 +633,14 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
   TensorRef dyr = dy.ref(), wr = w.ref(), dxr = dx.ref();
   dy.device()->Exec(
       [=](Context* ctx) {
-        if (half)
-          ConvBackwardData(ctx, p, dyr.data<half_t>(), wr.data<half_t>(),
-                           dxr.mutable_data<half_t>(), dxr.numel());
-        else
-          ConvBackwardData(ctx, p, dyr.data<float>(), wr.data<float>(),
-                           dxr.mutable_data<float>(), dxr.numel());
+        RunTuned(ctx, c.key, c.names, [&](Context* cx, int i) {
+          if (half)
+            ConvBackwardData(cx, c.plans[i], dyr.data<half_t>(), wr.data<half_t>(),
+                             dxr.mutable_data<half_t>(), dxr.numel());
+          else
+            ConvBackwardData(cx, c.plans[i], dyr.data<float>(), wr.data<float>(),
+                             dxr.mutable_data<float>(), dxr.numel());
+        });
       },
       {dy.block(), w.block()}, {dx.block()}, "Conv2dBackwardData");
   return dx;
@@ -581,8 +653,10 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
   CheckFloat(op, dy, "dy");
   CheckFloat(op, x, "x");
   CheckSameDevice(op, dy, x);
-  ConvPlan p = MakePlan(op, x.device(), x.shape(), w_shape, stride, padding, dilation,
-                        groups, /*wgrad=*/true);
+  const Candidates c = PlanCandidates(op, x.device(), x.shape(), w_shape, stride, padding,
+                                      dilation, groups, /*wgrad=*/true,
+                                      !IsHalf(dy) && !IsHalf(x));
+  const ConvPlan& p = c.plans[0];
   const Shape y_shape{p.N, p.Cout, p.g.OH, p.g.OW};
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
                                      << ", expected " << ShapeStr(y_shape) << " for x "
@@ -595,12 +669,14 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
   TensorRef dyr = dy.ref(), xr = x.ref(), dwr = dw.ref();
   x.device()->Exec(
       [=](Context* ctx) {
-        if (half)
-          ConvBackwardWeight(ctx, p, dyr.data<half_t>(), xr.data<half_t>(),
-                             dwr.mutable_data<half_t>(), dwr.numel());
-        else
-          ConvBackwardWeight(ctx, p, dyr.data<float>(), xr.data<float>(),
-                             dwr.mutable_data<float>(), dwr.numel());
+        RunTuned(ctx, c.key, c.names, [&](Context* cx, int i) {
+          if (half)
+            ConvBackwardWeight(cx, c.plans[i], dyr.data<half_t>(), xr.data<half_t>(),
+                               dwr.mutable_data<half_t>(), dwr.numel());
+          else
+            ConvBackwardWeight(cx, c.plans[i], dyr.data<float>(), xr.data<float>(),
+                               dwr.mutable_data<float>(), dwr.numel());
+        });
       },
       {dy.block(), x.block()}, {dw.block()}, "Conv2dBackwardWeight");
   return dw;
@@ -628,13 +704,9 @@ Tensor Conv2dBackwardBias(const Tensor& dy) {
 std::string Conv2dPath(const Device* dev, const Shape& x_shape, const Shape& w_shape,
                        const Ints& stride, const Ints& padding, const Ints& dilation,
                        int64_t groups, bool weight_grad) {
-  const ConvPlan p =
-      MakePlan("conv2d", dev, x_shape, w_shape, stride, padding, dilation, groups, weight_grad);
-  if (p.depthwise) return "depthwise";
-  if (p.winograd) return "winograd";
-  if (p.batched) return p.direct ? "batched-direct" : "batched";
-  if (p.direct) return "direct";
-  return p.nb > 1 ? "chunks" : "bands";
+  return PlanName(MakePlan("conv2d", x_shape, w_shape, stride, padding, dilation, groups,
+                           weight_grad, DefaultStyle(dev)),
+                  false);
 }
 
 bool SetConvGpuPlanOnCpu(bool on) { return g_gpu_plan_on_cpu.exchange(on); }

@@ -139,9 +139,10 @@ if [ -f examples/cnn/benchmark.py ]; then
   done
 fi
 
-# A/B of the GPU plan's other choices: Winograd for 3x3 convolutions, split-K GEMMs.
+# A/B of the GPU plan's other choices: Winograd for 3x3 convolutions, split-K GEMMs, and the
+# plans timed per shape on first use instead (autotuning).
 if [ -f examples/cnn/benchmark.py ]; then
-  for off in MINISINGA_CONV_WINOGRAD=0 MINISINGA_GEMM_SPLIT_K=0; do
+  for off in MINISINGA_CONV_WINOGRAD=0 MINISINGA_GEMM_SPLIT_K=0 MINISINGA_CONV_AUTOTUNE=1; do
     n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
     run plan_ab bench 60 env "$off" "$PY" examples/cnn/benchmark.py --device cuda \
       --model resnet50 --batch-size 32 --iters 10 --skip 3
@@ -160,6 +161,8 @@ run profile bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --iters 3 -
   --profile-torch 3
 
 run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --small-iters 200 --out "$OUT/bench_gpu.txt"
+run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --autotune --iters 10 \
+  --skip 3 --out "$OUT/bench_gpu.txt"
 run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --tf32 --iters 10 --skip 3 \
   --out "$OUT/bench_gpu.txt"
 # float16 (train_cnn.py -p float16) against PyTorch's half-precision model; shows whether the
@@ -172,12 +175,13 @@ else
   tail -15 "$OUT/bench.log" >>"$REPORT"
 fi
 
-# Every ResNet-50 convolution shape (batch 32), each pass, against cuDNN: the whole table goes
-# to bench.log, the step totals to the report.
+# Every ResNet-50 convolution shape (batch 32), each pass, against cuDNN, autotuned: the whole
+# table goes to bench.log; the step totals and every plan's time per shape to the report.
 n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
 run bench_conv bench 90 "$PY" benchmarks/bench_conv.py --device cuda --resnet50 --backward \
-  --repeat 3 --min-time 0.05
-tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^(device|layer|ResNet-50 step total)' >>"$REPORT"
+  --autotune --repeat 3 --min-time 0.05
+tail -n +$((n0 + 1)) "$OUT/bench.log" |
+  grep -E '^(device|layer|ResNet-50 step total|autotuned|  conv2d)' >>"$REPORT"
 
 # The CPU suite last (CI runs it too): whatever time is left.
 run suite suite 200 "$PY" -m pytest -q -rfE -p no:cacheprovider "${PAR[@]}" tests \
