@@ -52,9 +52,9 @@ def create_cuda_gpus(num: int) -> list:
 
 def set_conv_autotune(on: bool) -> bool:
     """Convolution autotuning, as `torch.backends.cudnn.benchmark`: with it on, the first
-    float32 convolution (forward, data or weight gradient) of each shape on each device times
-    every plan minisinga has for it (Winograd, strided-batched GEMMs, im2col in chunks or
-    bands) and that shape keeps the fastest. Off by default (`MINISINGA_CONV_AUTOTUNE=1`
+    convolution (forward, data or weight gradient) of each shape and dtype on each device
+    times every plan minisinga has for it (Winograd, strided-batched GEMMs, im2col in chunks
+    or bands) and that shape keeps the fastest. Off by default (`MINISINGA_CONV_AUTOTUNE=1`
     turns it on): the choice is then the same on every run. Returns the previous setting."""
     return _core.set_conv_autotune(bool(on))
 

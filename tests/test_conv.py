@@ -625,3 +625,21 @@ def test_autotune_from_environment():
     r = _run_with_env(code, MINISINGA_CONV_AUTOTUNE="yes")
     assert r.returncode != 0
     assert "MINISINGA_CONV_AUTOTUNE must be 0 or 1, got 'yes'" in r.stderr, r.stderr[-2000:]
+
+
+def test_autotuned_float16(dev, rng, autotune):
+    # On a GPU float16 convolutions run natively and are tuned under their own key (never
+    # Winograd); on a CPU they run through float32 copies, which are tuned.
+    x, w = rand(rng, 4, 16, 8, 8), rand(rng, 16, 16, 3, 3)
+    x16, w16 = x.astype(np.float16), w.astype(np.float16)
+    y_ref = conv_ref(x16, w16, None, (1, 1), (1, 1, 1, 1))
+    for _ in range(2):
+        y = _core.conv2d(core_tensor(x16, dev), core_tensor(w16, dev), None, [1, 1],
+                         [1, 1, 1, 1])
+        assert y.dtype == _core.DType.float16
+        np.testing.assert_allclose(y.to_numpy().astype(np.float64), y_ref, rtol=2e-2,
+                                   atol=5e-2)
+    (r,) = device.conv_autotune_results(dev)
+    assert r["key"].startswith("conv2d float16 x" if dev.is_cuda else "conv2d x"), r
+    names = [n for n, _ in r["candidates"]]
+    assert ("winograd" in names) != dev.is_cuda, names

@@ -235,8 +235,8 @@ bool SamePlan(const ConvPlan& a, const ConvPlan& b) {
          a.nb == b.nb && a.rows == b.rows && a.wino_slices == b.wino_slices;
 }
 
-// The plans a convolution may run with: the device's own first, then (autotuning a float32
-// convolution) the other distinct plans, which ops/tune.h times on first use.
+// The plans a convolution may run with: the device's own first, then (autotuning) the other
+// distinct plans, which ops/tune.h times on first use. Winograd is float32 only.
 struct Candidates {
   std::string key;  // op and shapes, for the tuner
   std::vector<ConvPlan> plans;
@@ -245,12 +245,14 @@ struct Candidates {
 
 Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shape,
                           const Shape& w_shape, const Ints& stride, const Ints& padding,
-                          const Ints& dilation, int64_t groups, bool wgrad, bool f32) {
+                          const Ints& dilation, int64_t groups, bool wgrad, bool half) {
   Candidates c;
   c.plans.push_back(
       MakePlan(op, x_shape, w_shape, stride, padding, dilation, groups, wgrad, DefaultStyle(dev)));
-  if (f32 && !c.plans[0].depthwise && ConvAutotuneOn()) {
-    const bool wino = WinogradOn();  // MINISINGA_CONV_WINOGRAD=0 holds for the tuner too
+  if (half) c.plans[0].winograd = false;  // float16 runs the plan's im2col path (ConvForward)
+  if (!c.plans[0].depthwise && ConvAutotuneOn()) {
+    // MINISINGA_CONV_WINOGRAD=0 holds for the tuner too
+    const bool wino = WinogradOn() && !half;
     for (const PlanStyle& s : {PlanStyle{true, wino, -1}, PlanStyle{true, false, -1},
                                PlanStyle{true, false, 0}, PlanStyle{true, false, 1},
                                PlanStyle{false, false, 0}}) {
@@ -261,7 +263,7 @@ Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shap
     }
   }
   for (const ConvPlan& q : c.plans) c.names.push_back(PlanName(q, true));
-  c.key = std::string(op) + " x" + ShapeStr(x_shape) + " w" + ShapeStr(w_shape) + " stride" +
+  c.key = std::string(op) + (half ? " float16" : "") + " x" + ShapeStr(x_shape) + " w" + ShapeStr(w_shape) + " stride" +
           IntsStr(stride) + " pad" + IntsStr(padding) + " dilation" + IntsStr(dilation) +
           " groups " + std::to_string(groups);
   return c;
@@ -574,9 +576,8 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
   CheckFloat(op, x, "x");
   CheckFloat(op, w, "w");
   CheckSameDevice(op, x, w);
-  const bool f32 = !IsHalf(x) && !IsHalf(w) && !IsHalf(b);
   const Candidates c = PlanCandidates(op, x.device(), x.shape(), w.shape(), stride, padding,
-                                      dilation, groups, /*wgrad=*/false, f32);
+                                      dilation, groups, /*wgrad=*/false, IsHalf(x));
   const ConvPlan& p = c.plans[0];
   if (b) {
     CheckFloat(op, *b, "b");
@@ -617,8 +618,7 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
   CheckFloat(op, w, "w");
   CheckSameDevice(op, dy, w);
   const Candidates c = PlanCandidates(op, w.device(), x_shape, w.shape(), stride, padding,
-                                      dilation, groups, /*wgrad=*/false,
-                                      !IsHalf(dy) && !IsHalf(w));
+                                      dilation, groups, /*wgrad=*/false, IsHalf(dy));
   const ConvPlan& p = c.plans[0];
   const Shape y_shape{p.N, p.Cout, p.g.OH, p.g.OW};
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
@@ -654,8 +654,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
   CheckFloat(op, x, "x");
   CheckSameDevice(op, dy, x);
   const Candidates c = PlanCandidates(op, x.device(), x.shape(), w_shape, stride, padding,
-                                      dilation, groups, /*wgrad=*/true,
-                                      !IsHalf(dy) && !IsHalf(x));
+                                      dilation, groups, /*wgrad=*/true, IsHalf(dy));
   const ConvPlan& p = c.plans[0];
   const Shape y_shape{p.N, p.Cout, p.g.OH, p.g.OW};
   MS_CHECK(dy.shape() == y_shape, op << ": dy has shape " << ShapeStr(dy.shape())
