@@ -3,9 +3,11 @@
 # (the device tool's nvidia-h100-x1 / nvidia-h200: Python 3.12 with torch, torchvision, cupy,
 # pybind11, numpy, pytest(-xdist), nvcc and the nvidia-cublas wheel already there). It builds
 # for sm_90, runs the CUDA tests (every `cuda` case of the suite, then test_dist_nccl),
-# train_cnn.py on real Fashion-MNIST, the ResNet-50 benchmark (graph and eager, and the conv
-# plan's A/B), per-op ResNet-50 profiles of minisinga and PyTorch, benchmarks/bench_gpu.py
-# (minisinga vs PyTorch) and the CPU suite, and writes $OUT/report.txt plus the logs. Every
+# train_cnn.py on real Fashion-MNIST, benchmarks/bench_gpu.py (minisinga vs PyTorch; also
+# autotuned, TF32, float16), examples' benchmark.py (graph, eager, and A/B rows of the conv
+# plan's choices), per-op ResNet-50 profiles of minisinga and PyTorch, every ResNet-50 conv
+# shape against cuDNN with each autotuned plan's time, and the CPU suite, and writes
+# $OUT/report.txt plus the logs. Every
 # step has a timeout cut to what is left of an 8-minute budget.
 #
 # scipy-openblas32 is not installed there: carry it as a wheel in .whl/ (git-ignored). Once,
@@ -116,53 +118,28 @@ if [ -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
   done
 fi
 
-if [ -f examples/cnn/benchmark.py ]; then
-  for mode in graph no-graph; do
-    flag=()
-    [ "$mode" = no-graph ] && flag=(--no-graph)
-    n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
-    run benchmark.py bench 75 "$PY" examples/cnn/benchmark.py --device cuda --model resnet50 \
-      --batch-size 32 --iters 10 --skip 3 "${flag[@]}"
-    say "ResNet-50 batch 32 ($mode): $(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
-  done
-fi
-
-# Conv plan A/B: the strided-batched GEMMs for images of >= N output pixels (default 1024;
-# 1000000000 = never, the plan before them).
-if [ -f examples/cnn/benchmark.py ]; then
-  for cols in 1000000000 196 1; do
-    n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
-    run batched_cols bench 60 env MINISINGA_CONV_BATCHED_COLS=$cols "$PY" \
-      examples/cnn/benchmark.py --device cuda --model resnet50 --batch-size 32 --iters 10 --skip 3
-    say "ResNet-50 batch 32 (graph, MINISINGA_CONV_BATCHED_COLS=$cols):" \
-      "$(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
-  done
-fi
-
-# A/B of the GPU plan's other choices: Winograd for 3x3 convolutions, split-K GEMMs, and the
-# plans timed per shape on first use instead (autotuning).
-if [ -f examples/cnn/benchmark.py ]; then
-  for off in MINISINGA_CONV_WINOGRAD=0 MINISINGA_GEMM_SPLIT_K=0 MINISINGA_CONV_AUTOTUNE=1; do
-    n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
-    run plan_ab bench 60 env "$off" "$PY" examples/cnn/benchmark.py --device cuda \
-      --model resnet50 --batch-size 32 --iters 10 --skip 3
-    say "ResNet-50 batch 32 (graph, $off):" \
-      "$(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
-  done
-fi
-
-# Where a ResNet-50 step's time goes (graph replay, each node timed with CUDA events).
-n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
-run profile bench 60 "$PY" examples/cnn/benchmark.py --device cuda --model resnet50 \
-  --batch-size 32 --iters 3 --skip 2 --verbosity 2
-tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -A 16 'Time profiling' >>"$REPORT"
-# The same step in PyTorch, per op (cuDNN's convolutions), for comparison (in bench.log).
-run profile bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --iters 3 --skip 2 \
-  --profile-torch 3
-
-run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --small-iters 200 --out "$OUT/bench_gpu.txt"
+# The headline table first (minisinga eager and graph against PyTorch, ResNet-50, CNN, MLP),
+# then the same with autotuned convolutions (PyTorch's cuDNN benchmark mode is always on).
+run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --small-iters 200 \
+  --out "$OUT/bench_gpu.txt"
 run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --autotune --iters 10 \
   --skip 3 --out "$OUT/bench_gpu.txt"
+
+# SPEC's benchmark.py (graph and eager), and A/B rows of the GPU plan's choices: no Winograd
+# for 3x3 convolutions, no split-K GEMMs, every plan timed per shape on first use (autotuning).
+if [ -f examples/cnn/benchmark.py ]; then
+  for env in MODE=graph MODE=no-graph MINISINGA_CONV_WINOGRAD=0 MINISINGA_GEMM_SPLIT_K=0 \
+    MINISINGA_CONV_AUTOTUNE=1; do
+    flag=()
+    [ "$env" = MODE=no-graph ] && flag=(--no-graph)
+    n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
+    run benchmark.py bench 60 env "$env" "$PY" examples/cnn/benchmark.py --device cuda \
+      --model resnet50 --batch-size 32 --iters 10 --skip 3 "${flag[@]}"
+    say "ResNet-50 batch 32 (benchmark.py, ${env#MODE=}):" \
+      "$(tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -E '^Throughput')"
+  done
+fi
+
 run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --tf32 --iters 10 --skip 3 \
   --out "$OUT/bench_gpu.txt"
 # float16 (train_cnn.py -p float16) against PyTorch's half-precision model; shows whether the
@@ -174,6 +151,15 @@ if [ -f "$OUT/bench_gpu.txt" ]; then
 else
   tail -15 "$OUT/bench.log" >>"$REPORT"
 fi
+
+# Where a ResNet-50 step's time goes (graph replay, each node timed with CUDA events).
+n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
+run profile bench 60 "$PY" examples/cnn/benchmark.py --device cuda --model resnet50 \
+  --batch-size 32 --iters 3 --skip 2 --verbosity 2
+tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -A 16 'Time profiling' >>"$REPORT"
+# The same step in PyTorch, per op (cuDNN's convolutions), for comparison (in bench.log).
+run profile bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --iters 3 --skip 2 \
+  --profile-torch 3
 
 # Every ResNet-50 convolution shape (batch 32), each pass, against cuDNN, autotuned: the whole
 # table goes to bench.log; the step totals and every plan's time per shape to the report.
