@@ -598,12 +598,11 @@ Tensor Conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
   x.device()->Exec(
       [=](Context* ctx) {
         RunTuned(ctx, c.key, c.names, [&](Context* cx, int i) {
-          if (half)
-            ConvForward(cx, c.plans[i], xr.data<half_t>(), wr.data<half_t>(),
-                        has_b ? br.data<half_t>() : nullptr, yr.mutable_data<half_t>());
-          else
-            ConvForward(cx, c.plans[i], xr.data<float>(), wr.data<float>(),
-                        has_b ? br.data<float>() : nullptr, yr.mutable_data<float>());
+          FloatSwitch(yr.dtype, [&](auto tag) {  // every operand float16, or float32
+            using T = decltype(tag);
+            ConvForward(cx, c.plans[i], xr.data<T>(), wr.data<T>(),
+                        has_b ? br.data<T>() : nullptr, yr.mutable_data<T>());
+          });
         });
       },
       reads, {y.block()}, "Conv2d");
@@ -634,12 +633,11 @@ Tensor Conv2dBackwardData(const Tensor& dy, const Tensor& w, const Shape& x_shap
   dy.device()->Exec(
       [=](Context* ctx) {
         RunTuned(ctx, c.key, c.names, [&](Context* cx, int i) {
-          if (half)
-            ConvBackwardData(cx, c.plans[i], dyr.data<half_t>(), wr.data<half_t>(),
-                             dxr.mutable_data<half_t>(), dxr.numel());
-          else
-            ConvBackwardData(cx, c.plans[i], dyr.data<float>(), wr.data<float>(),
-                             dxr.mutable_data<float>(), dxr.numel());
+          FloatSwitch(dxr.dtype, [&](auto tag) {
+            using T = decltype(tag);
+            ConvBackwardData(cx, c.plans[i], dyr.data<T>(), wr.data<T>(),
+                             dxr.mutable_data<T>(), dxr.numel());
+          });
         });
       },
       {dy.block(), w.block()}, {dx.block()}, "Conv2dBackwardData");
@@ -669,12 +667,11 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x, const Shape& w_sh
   x.device()->Exec(
       [=](Context* ctx) {
         RunTuned(ctx, c.key, c.names, [&](Context* cx, int i) {
-          if (half)
-            ConvBackwardWeight(cx, c.plans[i], dyr.data<half_t>(), xr.data<half_t>(),
-                               dwr.mutable_data<half_t>(), dwr.numel());
-          else
-            ConvBackwardWeight(cx, c.plans[i], dyr.data<float>(), xr.data<float>(),
-                               dwr.mutable_data<float>(), dwr.numel());
+          FloatSwitch(dwr.dtype, [&](auto tag) {
+            using T = decltype(tag);
+            ConvBackwardWeight(cx, c.plans[i], dyr.data<T>(), xr.data<T>(),
+                               dwr.mutable_data<T>(), dwr.numel());
+          });
         });
       },
       {dy.block(), x.block()}, {dw.block()}, "Conv2dBackwardWeight");
