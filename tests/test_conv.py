@@ -560,11 +560,12 @@ def test_autotuned_convolutions_are_right_and_tuned_once(dev, rng, case, autotun
         if _ == 0:
             first = results
     assert results == first, "a tuned shape was timed again"
-    # A pass with a single plan (here the weight gradients without Winograd: it never takes
-    # the strided-batched GEMMs, and the GPU's chunks equal the CPU's) runs it untimed.
+    # A pass with a single plan (here, on a CPU, the weight gradients without Winograd: it
+    # never takes the strided-batched GEMMs, and the GPU's chunks equal the CPU's) runs it
+    # untimed.
     ops = sorted(r["key"].split(" x")[0] for r in results)
     passes = ["conv2d", "conv2d_backward_data", "conv2d_backward_weight"]
-    assert ops == (passes if xs[1] >= 16 else passes[:2]), ops
+    assert ops == (passes if xs[1] >= 16 or dev.is_cuda else passes[:2]), ops
     for r in results:
         names = [n for n, _ in r["candidates"]]
         secs = [s for _, s in r["candidates"]]
@@ -575,6 +576,10 @@ def test_autotuned_convolutions_are_right_and_tuned_once(dev, rng, case, autotun
     if xs[1] >= 16:
         fwd = next(r for r in results if r["key"].startswith("conv2d x"))
         assert "winograd" in [n for n, _ in fwd["candidates"]]
+    # On a GPU the weight gradient's im2col plans come with and without split-K GEMMs.
+    for r in results:
+        no_split = [n for n, _ in r["candidates"] if n.endswith(", no split-K")]
+        assert bool(no_split) == (dev.is_cuda and "weight" in r["key"]), r
 
 
 def test_autotune_off_and_depthwise_tune_nothing(rng, autotune):

@@ -26,6 +26,9 @@ struct Context {
   uint64_t rng_offset = 0;  // advanced by every random kernel
   void* stream = nullptr;   // cudaStream_t on CUDA devices
   void* blas = nullptr;     // cublasHandle_t on CUDA devices
+  // CUDA GEMMs may be split along K (kernels/cuda/blas.cu); a convolution plan that the
+  // autotuner timed faster without turns it off for its own GEMMs (ops/conv.cc).
+  bool gemm_split_k = true;
   bool is_cuda() const;
   // Reserves `n` counter values for one random kernel and returns the first.
   uint64_t TakeRng(uint64_t n) {

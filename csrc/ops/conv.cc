@@ -113,6 +113,7 @@ struct ConvPlan {
   // chunks (their partial sums are kept side by side until the end).
   int64_t wino_nb = 0, wino_per = 0, wino_slices = 1, wino_chunks = 0;
   int64_t nb = 1, rows = 0;      // images per chunk; output rows per chunk when nb == 1
+  bool split_k = true;           // CUDA: single GEMMs may split along K (Context)
   // Scratch elements: col matrix, [Cout, nb*P] operand. Sized for float32 elements; float16
   // convolutions keep whichever of them a GEMM writes in float32 (see Conv2d).
   int64_t col_floats = 0, ys_floats = 0;
@@ -232,7 +233,8 @@ std::string PlanName(const ConvPlan& p, bool detail) {
 
 bool SamePlan(const ConvPlan& a, const ConvPlan& b) {
   return a.winograd == b.winograd && a.batched == b.batched && a.direct == b.direct &&
-         a.nb == b.nb && a.rows == b.rows && a.wino_slices == b.wino_slices;
+         a.nb == b.nb && a.rows == b.rows && a.wino_slices == b.wino_slices &&
+         a.split_k == b.split_k;
 }
 
 // The plans a convolution may run with: the device's own first, then (autotuning) the other
@@ -261,8 +263,17 @@ Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shap
       for (const ConvPlan& have : c.plans) seen = seen || SamePlan(have, q);
       if (!seen) c.plans.push_back(q);
     }
+    // The weight gradient's single GEMMs (K x C outputs, long sums) are the ones a GPU splits
+    // along K: each im2col plan also without (Winograd's batched GEMMs are never split).
+    if (wgrad && dev->is_cuda())
+      for (size_t i = 0, n = c.plans.size(); i < n; i++)
+        if (!c.plans[i].winograd) {
+          c.plans.push_back(c.plans[i]);
+          c.plans.back().split_k = false;
+        }
   }
-  for (const ConvPlan& q : c.plans) c.names.push_back(PlanName(q, true));
+  for (const ConvPlan& q : c.plans)
+    c.names.push_back(PlanName(q, true) + (q.split_k ? "" : ", no split-K"));
   c.key = std::string(op) + (half ? " float16" : "") + " x" + ShapeStr(x_shape) + " w" + ShapeStr(w_shape) + " stride" +
           IntsStr(stride) + " pad" + IntsStr(padding) + " dilation" + IntsStr(dilation) +
           " groups " + std::to_string(groups);
@@ -487,6 +498,13 @@ void ConvBackwardWeight(Context* ctx, const ConvPlan& p, const T* dyp, const T* 
   }
   ctx->dev->Memset0(dwp, dw_numel * sizeof(T));  // +0 in both types; the GEMMs accumulate
   if (p.N == 0) return;
+  // The plan's split-K setting for its GEMMs, restored afterwards (exceptions included).
+  struct SplitK {
+    Context* ctx;
+    bool before;
+    ~SplitK() { ctx->gemm_split_k = before; }
+  } restore{ctx, ctx->gemm_split_k};
+  ctx->gemm_split_k = p.split_k;
   if constexpr (kF32<T>) {
     if (p.depthwise)
       return MS_DISPATCH(ctx, DepthwiseConv2dBackwardWeight, dyp, xp, p.N, g, p.Coutg, dwp);

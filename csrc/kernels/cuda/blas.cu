@@ -158,7 +158,7 @@ void Batched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int
   if (M == 0 || N == 0 || batch <= 0) return;
   if (K == 0) return Scale(ctx, C, M, N, ldc, stride_c, batch, beta);
   CheckSizes(M, N, K, lda, ldb, ldc);
-  if (batch == 1) {
+  if (batch == 1 && ctx->gemm_split_k) {
     const int64_t S = GemmSplitK(ctx->dev, M, N, K);
     if (S > 1)
       return SplitKGemm(ctx, S, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
