@@ -3,12 +3,12 @@
 # (the device tool's nvidia-h100-x1 / nvidia-h200: Python 3.12 with torch, torchvision, cupy,
 # pybind11, numpy, pytest(-xdist), nvcc and the nvidia-cublas wheel already there). It builds
 # for sm_90, runs the CUDA tests (every `cuda` case of the suite, then test_dist_nccl),
-# train_cnn.py on real Fashion-MNIST, benchmarks/bench_gpu.py (minisinga vs PyTorch; also
-# autotuned, TF32, float16), examples' benchmark.py (graph, eager, and A/B rows of the conv
-# plan's choices), per-op ResNet-50 profiles of minisinga and PyTorch, every ResNet-50 conv
-# shape against cuDNN with each autotuned plan's time, and the CPU suite, and writes
-# $OUT/report.txt plus the logs. Every
-# step has a timeout cut to what is left of an 8-minute budget.
+# train_cnn.py on real Fashion-MNIST, benchmarks/bench_gpu.py (minisinga vs PyTorch, then
+# autotuned), every ResNet-50 conv shape against cuDNN with each autotuned plan's time, the
+# examples' benchmark.py (graph, eager, A/B rows of the plan's choices), TF32 and float16
+# tables, per-op ResNet-50 profiles of minisinga and PyTorch, and the CPU suite, in that
+# order, and writes $OUT/report.txt plus the logs. Every step has a timeout cut to what is
+# left of an 8-minute budget (CHECK_BUDGET_S, default 450), so the later ones may be skipped.
 #
 # scipy-openblas32 is not installed there: carry it as a wheel in .whl/ (git-ignored). Once,
 # on a machine with network access, in the repository root:
@@ -125,11 +125,18 @@ run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --smal
 run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --autotune --iters 10 \
   --skip 3 --out "$OUT/bench_gpu.txt"
 
-# SPEC's benchmark.py (graph and eager), and A/B rows of the GPU plan's choices: no Winograd
-# for 3x3 convolutions, no split-K GEMMs, every plan timed per shape on first use (autotuning).
+# Every ResNet-50 convolution shape (batch 32), each pass, against cuDNN, autotuned: the whole
+# table goes to bench.log; the step totals and every plan's time per shape to the report.
+n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
+run bench_conv bench 90 "$PY" benchmarks/bench_conv.py --device cuda --resnet50 --backward \
+  --autotune --repeat 3 --min-time 0.05
+tail -n +$((n0 + 1)) "$OUT/bench.log" |
+  grep -E '^(device|layer|ResNet-50 step total|autotuned|  conv2d)' >>"$REPORT"
+
+# SPEC's benchmark.py (graph and eager), and whole-step A/B rows of the GPU plan's choices:
+# no Winograd for 3x3 convolutions, no split-K GEMMs.
 if [ -f examples/cnn/benchmark.py ]; then
-  for env in MODE=graph MODE=no-graph MINISINGA_CONV_WINOGRAD=0 MINISINGA_GEMM_SPLIT_K=0 \
-    MINISINGA_CONV_AUTOTUNE=1; do
+  for env in MODE=graph MODE=no-graph MINISINGA_CONV_WINOGRAD=0 MINISINGA_GEMM_SPLIT_K=0; do
     flag=()
     [ "$env" = MODE=no-graph ] && flag=(--no-graph)
     n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
@@ -160,14 +167,6 @@ tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -A 16 'Time profiling' >>"$REPORT"
 # The same step in PyTorch, per op (cuDNN's convolutions), for comparison (in bench.log).
 run profile bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --iters 3 --skip 2 \
   --profile-torch 3
-
-# Every ResNet-50 convolution shape (batch 32), each pass, against cuDNN, autotuned: the whole
-# table goes to bench.log; the step totals and every plan's time per shape to the report.
-n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
-run bench_conv bench 90 "$PY" benchmarks/bench_conv.py --device cuda --resnet50 --backward \
-  --autotune --repeat 3 --min-time 0.05
-tail -n +$((n0 + 1)) "$OUT/bench.log" |
-  grep -E '^(device|layer|ResNet-50 step total|autotuned|  conv2d)' >>"$REPORT"
 
 # The CPU suite last (CI runs it too): whatever time is left.
 run suite suite 200 "$PY" -m pytest -q -rfE -p no:cacheprovider "${PAR[@]}" tests \
