@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from minisinga import _core
+from minisinga import _core, device
 
 # name, x shape, w shape, stride, padding (top, bottom, left, right), groups
 LAYERS = [
@@ -147,8 +147,6 @@ def main():
     ap.add_argument("--autotune", action="store_true",
                     help="minisinga times its plans per shape and keeps the fastest")
     args = ap.parse_args()
-    from minisinga import device
-
     device.set_conv_autotune(args.autotune)
     cuda = args.device == "cuda"
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
@@ -230,8 +228,6 @@ OPS = {"fwd": "conv2d", "bwd data": "conv2d_backward_data",
 
 def tuned_plan(dev, op, xs, ws, stride, pad):
     """The plan the autotuner chose on dev for that pass and shape (None: not tuned)."""
-    from minisinga import device
-
     prefix = f"{op} x{tuple(xs)} w{tuple(ws)} stride{tuple(stride)} pad{tuple(pad)} "
     return next((r["chosen"] for r in device.conv_autotune_results(dev)
                  if r["key"].startswith(prefix)), None)

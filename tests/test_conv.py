@@ -549,7 +549,7 @@ def test_autotuned_convolutions_are_right_and_tuned_once(dev, rng, case, autotun
     dy = rand(rng, *y_ref.shape)
     dx_ref, dw_ref = conv_grads_ref(dy, x, w, stride, pad, (1, 1), 1)
     dyt = core_tensor(dy, dev)
-    for _ in range(2):  # the first call tunes, the second runs the choice
+    for call in range(2):  # the first call tunes, the second runs the choice
         y = _core.conv2d(t[0], t[1], t[2], list(stride), list(pad))
         dx = _core.conv2d_backward_data(dyt, t[1], list(xs), list(stride), list(pad))
         dw = _core.conv2d_backward_weight(dyt, t[0], list(ws), list(stride), list(pad))
@@ -557,7 +557,7 @@ def test_autotuned_convolutions_are_right_and_tuned_once(dev, rng, case, autotun
         np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-3)
         results = device.conv_autotune_results(dev)
-        if _ == 0:
+        if call == 0:
             first = results
     assert results == first, "a tuned shape was timed again"
     # A pass with a single plan (here, on a CPU, the weight gradients without Winograd: it

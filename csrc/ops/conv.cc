@@ -242,7 +242,7 @@ bool SamePlan(const ConvPlan& a, const ConvPlan& b) {
 // The plans a convolution may run with: the device's own first, then (autotuning) the other
 // distinct plans, which ops/tune.h times on first use. Winograd is float32 only.
 struct Candidates {
-  std::string key;  // op and shapes, for the tuner
+  std::string key;  // op and shapes, for the tuner (with names: only where plans > 1)
   std::vector<ConvPlan> plans;
   std::vector<std::string> names;
 };
@@ -274,11 +274,12 @@ Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shap
           c.plans.back().split_k = false;
         }
   }
+  if (c.plans.size() == 1) return c;  // nothing to tune: no key or names (RunTuned runs it)
   for (const ConvPlan& q : c.plans)
     c.names.push_back(PlanName(q, true) + (q.split_k ? "" : ", no split-K"));
-  c.key = std::string(op) + (half ? " float16" : "") + " x" + ShapeStr(x_shape) + " w" + ShapeStr(w_shape) + " stride" +
-          IntsStr(stride) + " pad" + IntsStr(padding) + " dilation" + IntsStr(dilation) +
-          " groups " + std::to_string(groups);
+  c.key = std::string(op) + (half ? " float16" : "") + " x" + ShapeStr(x_shape) + " w" +
+          ShapeStr(w_shape) + " stride" + IntsStr(stride) + " pad" + IntsStr(padding) +
+          " dilation" + IntsStr(dilation) + " groups " + std::to_string(groups);
   return c;
 }
 

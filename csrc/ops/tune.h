@@ -31,7 +31,7 @@ struct TuneResult {
 // timing all of them (each once untimed, then the best of two timed runs) if this is the
 // first call for that key. Every candidate must compute the same outputs from the same
 // inputs and write all of them (no accumulation into what a previous run left): the chosen
-// one runs last. A single candidate just runs.
+// one runs last. With one name or none, candidate 0 just runs.
 void RunTuned(Context* ctx, const std::string& key, const std::vector<std::string>& names,
               const std::function<void(Context*, int)>& run);
 
