@@ -44,6 +44,8 @@ void InitConv(py::module_& m) {
     return out;
   }, py::arg("device"));
   m.def("clear_conv_autotune", &ops::ClearTuneResults);
+  // Tests: run the named plan wherever a convolution has it ("" = tune as usual).
+  m.def("_force_conv_plan", &ops::ForceCandidate, py::arg("name"));
   m.def("conv2d_same_padding", &ops::Conv2dSamePadding, py::arg("in_hw"), py::arg("kernel"),
         py::arg("stride") = Ints{1, 1}, py::arg("dilation") = Ints{1, 1},
         py::arg("mode") = "SAME_UPPER");

@@ -19,6 +19,7 @@ std::atomic<int> g_on{-1};
 
 std::mutex g_mu;
 std::map<std::pair<const Device*, std::string>, TuneResult> g_results;
+std::string g_forced;  // ForceCandidate's name
 
 }  // namespace
 
@@ -48,11 +49,15 @@ void RunTuned(Context* ctx, const std::string& key, const std::vector<std::strin
   if (n <= 1) return run(ctx, 0);
   Device* dev = ctx->dev;
   const auto id = std::make_pair(static_cast<const Device*>(dev), key);
+  int pick = -1;
   {
     std::lock_guard<std::mutex> lock(g_mu);
+    for (int i = 0; i < n && !g_forced.empty(); i++)
+      if (names[i] == g_forced) pick = i;
     auto it = g_results.find(id);
-    if (it != g_results.end()) return run(ctx, it->second.chosen);
+    if (pick < 0 && it != g_results.end()) pick = it->second.chosen;
   }
+  if (pick >= 0) return run(ctx, pick);
   if (dev->capturing()) return run(ctx, 0);
   TuneResult r;
   r.key = key;
@@ -67,6 +72,13 @@ void RunTuned(Context* ctx, const std::string& key, const std::vector<std::strin
   if (r.chosen != n - 1) run(ctx, r.chosen);
   std::lock_guard<std::mutex> lock(g_mu);
   g_results.emplace(id, std::move(r));
+}
+
+std::string ForceCandidate(const std::string& name) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  std::string before = g_forced;
+  g_forced = name;
+  return before;
 }
 
 std::vector<TuneResult> TuneResults(const Device* dev) {

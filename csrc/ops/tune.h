@@ -35,6 +35,10 @@ struct TuneResult {
 void RunTuned(Context* ctx, const std::string& key, const std::vector<std::string>& names,
               const std::function<void(Context*, int)>& run);
 
+// For tests: while `name` is not empty, a RunTuned call whose candidates include `name` runs
+// that one, untimed and remembering nothing (the others tune as usual). Returns the previous.
+std::string ForceCandidate(const std::string& name);
+
 // What has been tuned on `dev`, in key order.
 std::vector<TuneResult> TuneResults(const Device* dev);
 // Forgets every tuned choice (all devices).
