@@ -7,7 +7,8 @@ tests/cuda_emu (a test build: the CUDA tests run without a GPU, see tests/cuda_e
 MINISINGA_CUDA_ARCHS (default "80;90"); DEBUG=1 for -O0 -g; MINISINGA_SANITIZE=address builds
 with AddressSanitizer (CPU or emulated CUDA; import with libasan in LD_PRELOAD);
 MINISINGA_JOBS parallel compile jobs (default: number of CPUs); MINISINGA_MARCH the -march
-value (default "native"; empty for a portable build); MINISINGA_LDFLAGS extra linker flags.
+value (default "native"; empty for a portable build); MINISINGA_LDFLAGS extra linker flags;
+MSEMU_MEMTRACE=1 (with =emu) counts the kernels' memory accesses (tests/cuda_emu/mem_table.py).
 """
 
 import glob
@@ -28,6 +29,10 @@ from setuptools.command.build_ext import build_ext  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.environ.get("DEBUG", "0") == "1"
+# ThreadSanitizer's instrumentation without its runtime: tests/cuda_emu/memtrace.cc gets the
+# calls (no function entry/exit hooks).
+MEMTRACE = os.environ.get("MSEMU_MEMTRACE", "0") == "1"
+MEMTRACE_FLAGS = ["-fsanitize=thread", "--param=tsan-instrument-func-entry-exit=0"]
 
 
 def openblas():
@@ -115,6 +120,8 @@ class BuildExt(build_ext):
 
                 rewritten = obj + ".emu.cc"
                 launches.main([None, src, rewritten])
+                if MEMTRACE:  # every load and store of the kernels calls memtrace.cc
+                    extra_postargs = extra_postargs + MEMTRACE_FLAGS
                 orig(obj, rewritten, ext, cc_args, extra_postargs, pp_opts)
             elif src.endswith(".cu"):
                 nvcc = cuda[0]
@@ -172,6 +179,8 @@ def make_extension():
         sources += sorted(glob.glob("csrc/**/*.cu", recursive=True))
         if cuda[0] == "emu":
             sources.append("tests/cuda_emu/runtime.cc")
+            if MEMTRACE:
+                sources.append("tests/cuda_emu/memtrace.cc")
         macros.append(("MS_WITH_CUDA", "1"))
         include_dirs += cinc
         library_dirs += clib

@@ -15,6 +15,8 @@
 # MINISINGA_POISON_MEMORY=1 (not the emulator's: any build): fresh blocks are NaN-filled.
 # MSEMU_ASAN=1: an AddressSanitizer build (kernels reading or writing past a tensor, into
 # freed or cached memory, are reported and fail the test run).
+# MSEMU_MEMTRACE=1: a build whose kernels count their memory accesses (MSEMU_MEMSTATS=FILE,
+# tests/cuda_emu/mem_table.py; tests/test_emu_memtrace.py runs only in this build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR="${MSEMU_DIR:-${TMPDIR:-/tmp}/minisinga-emu-$(pwd | sha1sum | cut -c1-8)}"
@@ -35,6 +37,11 @@ if [ "${MSEMU_ASAN:-0}" = 1 ]; then
   for lib in $ASAN_LIB; do
     [ -f "$lib" ] || { echo "run.sh: $lib not found (MSEMU_ASAN=1 needs GCC's libasan)"; exit 1; }
   done
+fi
+if [ "${MSEMU_MEMTRACE:-0}" = 1 ]; then
+  [ "${MSEMU_ASAN:-0}" = 1 ] && { echo "run.sh: MSEMU_MEMTRACE and MSEMU_ASAN exclude each other"; exit 2; }
+  DIR="$DIR-mem"
+  export MSEMU_MEMTRACE
 fi
 mkdir -p "$DIR"
 MINISINGA_CUDA=emu "$PY" setup.py -q build_ext -b "$DIR/build" -t "$DIR/tmp" >"$DIR.build.log" 2>&1 ||

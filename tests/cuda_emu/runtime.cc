@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -328,6 +329,73 @@ void RunBlock(int n) {
   }
 }
 
+// ---- memory statistics: $MSEMU_MEMSTATS=FILE in a build with MSEMU_MEMTRACE=1 ----
+// That build compiles the kernels' sources with GCC's ThreadSanitizer instrumentation and no
+// ThreadSanitizer runtime: every load and store calls memtrace.cc, which calls
+// RecordAccess. For a sample of each launch's blocks (at most kSampledBlocks, evenly spread)
+// the accesses to device memory are grouped as a GPU would issue them: the k-th access of a
+// thread at one instruction, across the 32 threads of its warp, is one request, and the
+// request costs the distinct 32-byte sectors it touches. A line per launch goes to the file
+// (tests/cuda_emu/mem_table.py turns it into a table):
+//   site  blocks  sampled-blocks  requests  sectors  bytes  unique-sectors
+// (requests, sectors, bytes and unique sectors of the sampled blocks; unique: distinct
+// sectors over all of them, the traffic a launch needs if every sector is fetched once).
+
+constexpr uint64_t kSampledBlocks = 32;
+
+struct MemAccessRec {
+  uint64_t group;   // instruction id << 40 | warp << 32 | occurrence
+  uint64_t sector;
+  uint32_t bytes;
+};
+
+bool g_mem_sampling = false;  // the running block is sampled
+std::vector<MemAccessRec> g_mem_block;
+std::unordered_map<uint64_t, uint32_t> g_mem_occurrence;  // (pc, thread) -> accesses so far
+std::unordered_map<const void*, uint64_t> g_mem_pc_id;     // instruction -> small id
+struct MemLaunch {
+  uint64_t requests = 0, sectors = 0, bytes = 0;
+  std::vector<uint64_t> all_sectors;
+} g_mem_launch;
+
+std::FILE* MemStats() {
+  static std::FILE* f = [] {
+    const char* path = std::getenv("MSEMU_MEMSTATS");
+    return path && *path ? std::fopen(path, "w") : nullptr;
+  }();
+  return f;
+}
+
+// Folds the sampled block's accesses into the launch's counts.
+void MemBlockEnd() {
+  std::vector<MemAccessRec>& v = g_mem_block;
+  std::sort(v.begin(), v.end(), [](const MemAccessRec& a, const MemAccessRec& b) {
+    return a.group != b.group ? a.group < b.group : a.sector < b.sector;
+  });
+  for (size_t i = 0; i < v.size(); i++) {
+    const bool new_group = i == 0 || v[i].group != v[i - 1].group;
+    g_mem_launch.requests += new_group;
+    g_mem_launch.sectors += new_group || v[i].sector != v[i - 1].sector;
+    g_mem_launch.bytes += v[i].bytes;
+    g_mem_launch.all_sectors.push_back(v[i].sector);
+  }
+  v.clear();
+  g_mem_occurrence.clear();
+  g_mem_sampling = false;
+}
+
+void MemLaunchEnd(const char* site, uint64_t blocks, uint64_t sampled) {
+  std::vector<uint64_t>& all = g_mem_launch.all_sectors;
+  std::sort(all.begin(), all.end());
+  const size_t unique = std::unique(all.begin(), all.end()) - all.begin();
+  std::fprintf(MemStats(), "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%zu\n", site,
+               static_cast<unsigned long long>(blocks), static_cast<unsigned long long>(sampled),
+               static_cast<unsigned long long>(g_mem_launch.requests),
+               static_cast<unsigned long long>(g_mem_launch.sectors),
+               static_cast<unsigned long long>(g_mem_launch.bytes), unique);
+  g_mem_launch = MemLaunch{};
+}
+
 void Execute(const Config& c, const std::function<void()>& body, const char* site) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   g_gridDim = c.grid;
@@ -336,13 +404,20 @@ void Execute(const Config& c, const std::function<void()>& body, const char* sit
   g_site = site;
   const int n = static_cast<int>(c.block.x * c.block.y * c.block.z);
   const uint64_t blocks = uint64_t{c.grid.x} * c.grid.y * c.grid.z;
+  const bool stats = MemStats() != nullptr;
+  const uint64_t every = std::max<uint64_t>(1, blocks / kSampledBlocks);
+  uint64_t sampled = 0;
   for (uint64_t b = 0; b < blocks; b++) {
     const uint64_t i = Reversed() ? blocks - 1 - b : b;
     g_blockIdx = uint3{static_cast<unsigned>(i % c.grid.x),
                        static_cast<unsigned>(i / c.grid.x % c.grid.y),
                        static_cast<unsigned>(i / (uint64_t{c.grid.x} * c.grid.y))};
+    g_mem_sampling = stats && i % every == 0 && i / every < kSampledBlocks;
+    sampled += g_mem_sampling;
     RunBlock(n);
+    if (g_mem_sampling) MemBlockEnd();
   }
+  if (stats) MemLaunchEnd(site, blocks, sampled);
 }
 
 }  // namespace
@@ -366,6 +441,16 @@ void WarpShuffle(const void* in, void* out, size_t bytes, int src) {
 }
 
 bool Tracing() { return Trace() != nullptr; }
+
+void RecordAccess(const void* p, size_t bytes, const void* pc) {
+  if (!g_mem_sampling || g_cur == nullptr || !IsDevice(p, bytes)) return;
+  const uint64_t id = g_mem_pc_id.emplace(pc, g_mem_pc_id.size()).first->second;
+  const uint64_t k = g_mem_occurrence[id << 10 | static_cast<uint64_t>(g_lin)]++;
+  const uint64_t group = id << 40 | uint64_t(g_lin / 32) << 32 | (k & 0xffffffffu);
+  const uint64_t a = reinterpret_cast<uint64_t>(p);
+  for (uint64_t s = a >> 5; s <= (a + bytes - 1) >> 5; s++)
+    g_mem_block.push_back({group, s, static_cast<uint32_t>(s == a >> 5 ? bytes : 0)});
+}
 
 void Submit(const Config& c, std::function<void()> body, const char* site,
             const std::string& args) {
