@@ -11,7 +11,10 @@
 // stream-capture rules (no host copies, syncs or cudaMalloc while capturing; captured work
 // runs only when the graph is launched). cuBLAS GEMMs run in OpenBLAS.
 //
-// What it cannot show: speed, races with the host (everything runs in order,
+// What it can say of speed: with MSEMU_MEMTRACE=1 (build) and MSEMU_MEMSTATS=FILE (run), each
+// launch's memory traffic as a GPU would issue it (warp requests, 32-byte sectors; see
+// runtime.cc and mem_table.py, which estimates kernel and GEMM times from it).
+// What it cannot show: measured speed, races with the host (everything runs in order,
 // synchronously), races between threads other than by their results differing between the
 // two schedules (MSEMU_SCHEDULE=reverse runs blocks and fibers last to first), the device's float rounding where it differs from the host's
 // (expf, logf, fused multiply-adds), TF32 (GEMMs are exact float32), and bugs in device-only
