@@ -11,11 +11,11 @@
 #include <cstdlib>
 #include <exception>
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "msemu.h"
@@ -405,6 +405,11 @@ void Execute(const Config& c, const std::function<void()>& body, const char* sit
   const int n = static_cast<int>(c.block.x * c.block.y * c.block.z);
   const uint64_t blocks = uint64_t{c.grid.x} * c.grid.y * c.grid.z;
   const bool stats = MemStats() != nullptr;
+  if (stats) {  // what a launch that faulted left
+    g_mem_block.clear();
+    g_mem_occurrence.clear();
+    g_mem_launch = MemLaunch{};
+  }
   const uint64_t every = std::max<uint64_t>(1, blocks / kSampledBlocks);
   uint64_t sampled = 0;
   for (uint64_t b = 0; b < blocks; b++) {
@@ -443,7 +448,7 @@ void WarpShuffle(const void* in, void* out, size_t bytes, int src) {
 bool Tracing() { return Trace() != nullptr; }
 
 void RecordAccess(const void* p, size_t bytes, const void* pc) {
-  if (!g_mem_sampling || g_cur == nullptr || !IsDevice(p, bytes)) return;
+  if (!g_mem_sampling || g_cur == nullptr || bytes == 0 || !IsDevice(p, bytes)) return;
   const uint64_t id = g_mem_pc_id.emplace(pc, g_mem_pc_id.size()).first->second;
   const uint64_t k = g_mem_occurrence[id << 10 | static_cast<uint64_t>(g_lin)]++;
   const uint64_t group = id << 40 | uint64_t(g_lin / 32) << 32 | (k & 0xffffffffu);
