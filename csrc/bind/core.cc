@@ -161,6 +161,8 @@ void InitCore(py::module_& m) {
       })
       .def("__repr__", [](Device& d) { return "<Device " + d.name() + ">"; });
 
+  // Tests: dependency-order replays pick ready nodes at random (seeded; 0 = recorded order).
+  m.def("_set_graph_shuffle", &SetGraphShuffle, py::arg("seed"));
   m.def("default_device", &DefaultDevice, py::return_value_policy::reference);
   m.def("create_cpu_device", &CreateCpuDevice, py::return_value_policy::reference);
   m.def("cuda_device", &CudaDevice, py::arg("id"), py::return_value_policy::reference);

@@ -1,9 +1,17 @@
 #include "core/graph.h"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
+#include <random>
 
 namespace minisinga {
+
+namespace {
+std::atomic<uint64_t> g_shuffle{0};
+}  // namespace
+
+uint64_t SetGraphShuffle(uint64_t seed) { return g_shuffle.exchange(seed); }
 
 std::vector<size_t> Graph::DependencyOrder() const {
   const size_t n = nodes_.size();
@@ -43,13 +51,17 @@ std::vector<size_t> Graph::DependencyOrder() const {
       readers[b.get()].clear();
     }
   }
-  // Kahn's algorithm, level by level (FIFO), ties in recorded order.
+  // Kahn's algorithm, level by level (FIFO), ties in recorded order; or, shuffled, any
+  // ready node.
   std::deque<size_t> ready;
   for (size_t i = 0; i < n; i++)
     if (indeg[i] == 0) ready.push_back(i);
   std::vector<size_t> order;
   order.reserve(n);
+  const uint64_t shuffle = g_shuffle.load();
+  std::mt19937_64 rng(shuffle);
   while (!ready.empty()) {
+    if (shuffle) std::swap(ready.front(), ready[rng() % ready.size()]);
     size_t i = ready.front();
     ready.pop_front();
     order.push_back(i);

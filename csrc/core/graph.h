@@ -26,6 +26,11 @@ struct GraphPlan {
   size_t persistent_bytes = 0;               // blocks that live across steps
 };
 
+// For tests: a non-zero seed makes the dependency order pick among the ready nodes at random
+// (seeded) instead of first-recorded-first, so a node that reads or writes a block without
+// declaring it gets run in an order that shows it. Returns the previous seed (0: off).
+uint64_t SetGraphShuffle(uint64_t seed);
+
 class Graph {
  public:
   void Add(Node node) {
