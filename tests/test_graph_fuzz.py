@@ -125,3 +125,16 @@ def test_random_programs_train_the_same_eager_and_in_graph_mode(dev, seed):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
                                        err_msg=f"seed {seed} sequential {sequential} "
                                                f"shuffle {shuffle} item {i}")
+
+
+def test_shuffle_seed_from_environment():
+    from test_conv import _run_with_env
+
+    code = "from minisinga import _core\nprint(_core._set_graph_shuffle(0))\n"
+    r = _run_with_env(code, MINISINGA_GRAPH_SHUFFLE="12")
+    assert r.returncode == 0 and r.stdout.split() == ["12"], r.stderr
+    for bad in ("-3", "x1"):
+        r = _run_with_env(code, MINISINGA_GRAPH_SHUFFLE=bad)
+        assert r.returncode != 0
+        assert f"MINISINGA_GRAPH_SHUFFLE must be a non-negative integer seed, got '{bad}'" \
+            in r.stderr, r.stderr[-2000:]

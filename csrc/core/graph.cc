@@ -2,16 +2,32 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <deque>
 #include <random>
+#include <string>
 
 namespace minisinga {
 
 namespace {
-std::atomic<uint64_t> g_shuffle{0};
+
+// Read from $MINISINGA_GRAPH_SHUFFLE on first use (a test setting for whole suites).
+std::atomic<uint64_t>& Shuffle() {
+  static std::atomic<uint64_t> seed{[] {
+    const char* env = std::getenv("MINISINGA_GRAPH_SHUFFLE");
+    const std::string v = env ? env : "";
+    char* end = nullptr;
+    const unsigned long long s = v.empty() ? 0 : std::strtoull(v.c_str(), &end, 10);
+    MS_CHECK(v.empty() || (*end == 0 && v[0] != '-'),
+             "MINISINGA_GRAPH_SHUFFLE must be a non-negative integer seed, got '" << v << "'");
+    return static_cast<uint64_t>(s);
+  }()};
+  return seed;
+}
+
 }  // namespace
 
-uint64_t SetGraphShuffle(uint64_t seed) { return g_shuffle.exchange(seed); }
+uint64_t SetGraphShuffle(uint64_t seed) { return Shuffle().exchange(seed); }
 
 std::vector<size_t> Graph::DependencyOrder() const {
   const size_t n = nodes_.size();
@@ -58,7 +74,7 @@ std::vector<size_t> Graph::DependencyOrder() const {
     if (indeg[i] == 0) ready.push_back(i);
   std::vector<size_t> order;
   order.reserve(n);
-  const uint64_t shuffle = g_shuffle.load();
+  const uint64_t shuffle = Shuffle().load();
   std::mt19937_64 rng(shuffle);
   while (!ready.empty()) {
     if (shuffle) std::swap(ready.front(), ready[rng() % ready.size()]);
