@@ -60,11 +60,14 @@ thread_local MsEmuStream* t_capture = nullptr;  // this thread's capture (not re
 // $MSEMU_TRACE=FILE: a line per kernel launch, GEMM, copy and memset as it is submitted
 // (captured ones once); $MSEMU_DRYRUN=1: kernels and GEMMs are checked and traced, not run
 // (tests/cuda_emu/trace_table.py turns a trace into a table of the launches).
+// The file named by environment variable `var`, opened for writing (null when unset).
+std::FILE* OpenNamedBy(const char* var) {
+  const char* path = std::getenv(var);
+  return path && *path ? std::fopen(path, "w") : nullptr;
+}
+
 std::FILE* Trace() {
-  static std::FILE* f = [] {
-    const char* path = std::getenv("MSEMU_TRACE");
-    return path && *path ? std::fopen(path, "w") : nullptr;
-  }();
+  static std::FILE* f = OpenNamedBy("MSEMU_TRACE");
   return f;
 }
 bool DryRun() {
@@ -359,10 +362,7 @@ struct MemLaunch {
 } g_mem_launch;
 
 std::FILE* MemStats() {
-  static std::FILE* f = [] {
-    const char* path = std::getenv("MSEMU_MEMSTATS");
-    return path && *path ? std::fopen(path, "w") : nullptr;
-  }();
+  static std::FILE* f = OpenNamedBy("MSEMU_MEMSTATS");
   return f;
 }
 
