@@ -4,6 +4,7 @@ backward, SGD with momentum 0.9 and weight decay 1e-5), in images per second.
 
     python benchmarks/bench_gpu.py [--models resnet50,cnn,mlp] [--iters 20] [--skip 5]
         [--tf32] [--float16] [--autotune] [--out FILE] [--profile-torch STEPS]
+        [--profile-kernels STEPS]
 
 Models: ResNet-50 at batch 32 (3x224x224, 1000 classes; torchvision's resnet50 for PyTorch),
 the examples' LeNet-style CNN and MLP at batch 64 (1x28x28 / 784 features, 10 classes; the
@@ -49,8 +50,22 @@ def minisinga_model(name: str):
     return mlp.create_model(data_size=784, perceptron_size=100, num_classes=10)
 
 
+def profile_kernels(step, steps: int, sync) -> str:
+    """Every CUDA kernel that `steps` calls of step() launch, with its device time, as CUPTI
+    records them through PyTorch's profiler: minisinga's own kernels and the cuBLAS kernels its
+    GEMMs chose, which minisinga's per-op profile (--verbosity 2) cannot tell apart."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        sync()
+    return prof.key_averages().table(sort_by="device_time_total", row_limit=30)
+
+
 def time_minisinga(name: str, graph: bool, iters: int, skip: int, tf32: bool,
-                   half: bool = False) -> dict:
+                   half: bool = False, profile_steps: int = 0) -> dict:
     batch, shape, classes = MODELS[name]
     dev = device.create_cuda_gpu_on(0)
     dev.set_allow_tf32(tf32)
@@ -83,6 +98,11 @@ def time_minisinga(name: str, graph: bool, iters: int, skip: int, tf32: bool,
         "failure": dev.cuda_graph_failure,
         "peak_mb": dev.memory_stats()["peak"] / 2**20,
     }
+    if profile_steps:
+        try:
+            info["profile"] = profile_kernels(lambda: m(tx, ty), profile_steps, dev.Sync)
+        except Exception as e:  # the profiler's failure is reported, not the benchmark's
+            info["profile"] = f"kernel profile failed: {type(e).__name__}: {e}"
     m.graph(False)  # drops the recorded graph and its memory
     dev.set_allow_tf32(False)
     return info
@@ -188,6 +208,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--profile-torch", type=int, default=0, metavar="STEPS",
                    help="print PyTorch's per-op CUDA times over STEPS steps of each model")
+    p.add_argument("--profile-kernels", type=int, default=0, metavar="STEPS",
+                   help="print the CUDA kernels of STEPS minisinga eager steps of each model, "
+                        "with their device times (CUPTI, through PyTorch's profiler)")
     p.add_argument("--out", help="also append the table to this file")
     args = p.parse_args(argv)
     if not device.cuda_available():
@@ -197,6 +220,10 @@ def main(argv=None) -> int:
     use_torch = not args.no_torch and torch_with_cuda()
     if not args.no_torch and not use_torch:
         print("bench_gpu: no PyTorch with CUDA here; its column is left out", file=sys.stderr)
+    if args.profile_kernels and not torch_with_cuda():
+        print("bench_gpu: --profile-kernels needs PyTorch with CUDA (its profiler)",
+              file=sys.stderr)
+        return 2
     lines = [
         (
             f"{'model':10s}{'batch':>6s}{'eager':>10s}{'graph':>10s}{'torch':>10s}"
@@ -208,7 +235,8 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         batch = MODELS[name][0]
         iters = args.iters if name == "resnet50" else max(args.iters, args.small_iters)
-        eager = time_minisinga(name, False, iters, args.skip, args.tf32, args.float16)
+        eager = time_minisinga(name, False, iters, args.skip, args.tf32, args.float16,
+                               args.profile_kernels)
         graph = time_minisinga(name, True, iters, args.skip, args.tf32, args.float16)
         torch = time_torch(name, iters, args.skip, args.tf32, args.float16) if use_torch else None
         t_img = torch["img_s"] if torch else float("nan")
@@ -223,6 +251,10 @@ def main(argv=None) -> int:
             f"{t_img:10.1f}{graph['img_s'] / t_img:13.2f}  {note}"
         )
         print(lines[-1], flush=True)
+        if args.profile_kernels:
+            print(f"minisinga's CUDA kernels, {name}, {args.profile_kernels} eager steps:",
+                  flush=True)
+            print(eager["profile"], flush=True)
         if torch and args.profile_torch:
             print(f"PyTorch profile, {name}, {args.profile_torch} steps:", flush=True)
             print(profile_torch(torch["step"], args.profile_torch), flush=True)

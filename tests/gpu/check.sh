@@ -164,9 +164,11 @@ n0=$(cat "$OUT/bench.log" 2>/dev/null | wc -l)
 run profile bench 60 "$PY" examples/cnn/benchmark.py --device cuda --model resnet50 \
   --batch-size 32 --iters 3 --skip 2 --verbosity 2
 tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -A 16 'Time profiling' >>"$REPORT"
-# The same step in PyTorch, per op (cuDNN's convolutions), for comparison (in bench.log).
+# The same step in PyTorch, per op (cuDNN's convolutions), for comparison, and minisinga's
+# step per CUDA kernel (its own and cuBLAS's, from CUPTI; to compare with the emulator's
+# estimate, tests/cuda_emu/mem_table.py) (in bench.log).
 run profile bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --iters 3 --skip 2 \
-  --profile-torch 3
+  --profile-torch 3 --profile-kernels 3
 
 # The CPU suite last (CI runs it too): whatever time is left.
 run suite suite 200 "$PY" -m pytest -q -rfE -p no:cacheprovider "${PAR[@]}" tests \
