@@ -3,8 +3,8 @@ graph) and PyTorch eager on the same GPU, float32, one full training step each (
 backward, SGD with momentum 0.9 and weight decay 1e-5), in images per second.
 
     python benchmarks/bench_gpu.py [--models resnet50,cnn,mlp] [--iters 20] [--skip 5]
-        [--tf32] [--float16] [--autotune] [--out FILE] [--profile-torch STEPS]
-        [--profile-kernels STEPS]
+        [--tf32] [--float16] [--autotune] [--fused-residual] [--out FILE]
+        [--profile-torch STEPS] [--profile-kernels STEPS]
 
 Models: ResNet-50 at batch 32 (3x224x224, 1000 classes; torchvision's resnet50 for PyTorch),
 the examples' LeNet-style CNN and MLP at batch 64 (1x28x28 / 784 features, 10 classes; the
@@ -36,11 +36,12 @@ MODELS = {
 }
 
 
-def minisinga_model(name: str):
+def minisinga_model(name: str, fused_residual: bool = False):
     if name == "resnet50":
         from model import resnet
 
-        return resnet.resnet50(num_channels=3, num_classes=1000, input_size=224)
+        return resnet.resnet50(num_channels=3, num_classes=1000, input_size=224,
+                               fused_residual=fused_residual)
     if name == "cnn":
         from model import cnn
 
@@ -65,7 +66,7 @@ def profile_kernels(step, steps: int, sync) -> str:
 
 
 def time_minisinga(name: str, graph: bool, iters: int, skip: int, tf32: bool,
-                   half: bool = False, profile_steps: int = 0) -> dict:
+                   half: bool = False, profile_steps: int = 0, fused: bool = False) -> dict:
     batch, shape, classes = MODELS[name]
     dev = device.create_cuda_gpu_on(0)
     dev.set_allow_tf32(tf32)
@@ -77,7 +78,7 @@ def time_minisinga(name: str, graph: bool, iters: int, skip: int, tf32: bool,
     x = rng.standard_normal((batch,) + shape, dtype=np.float32)
     tx.copy_from_numpy(x.astype(np.float16) if half else x)
     ty.copy_from_numpy(rng.integers(0, classes, batch, dtype=np.int32))
-    m = minisinga_model(name)
+    m = minisinga_model(name, fused)
     m.set_optimizer(opt.SGD(lr=0.05, momentum=0.9, weight_decay=1e-5, dtype=dtype))
     m.compile([tx], is_train=True, use_graph=graph)
     dev.reset_peak()
@@ -205,6 +206,9 @@ def main(argv=None) -> int:
     p.add_argument("--autotune", action="store_true",
                    help="minisinga's convolution autotuning on (PyTorch's cuDNN benchmark "
                         "mode is always on)")
+    p.add_argument("--fused-residual", action="store_true",
+                   help="minisinga's ResNet-50 blocks end in one fused batch norm + residual "
+                        "add + ReLU op instead of SPEC-cnn's layer.Add joins (same numbers)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--profile-torch", type=int, default=0, metavar="STEPS",
                    help="print PyTorch's per-op CUDA times over STEPS steps of each model")
@@ -228,7 +232,8 @@ def main(argv=None) -> int:
         (
             f"{'model':10s}{'batch':>6s}{'eager':>10s}{'graph':>10s}{'torch':>10s}"
             f"{'graph/torch':>13s}  (images/s, {'float16' if args.float16 else 'float32'}, "
-            f"TF32 {'on' if args.tf32 else 'off'}{', autotuned' if args.autotune else ''})"
+            f"TF32 {'on' if args.tf32 else 'off'}{', autotuned' if args.autotune else ''}"
+            f"{', fused residual' if args.fused_residual else ''})"
         )
     ]
     print(lines[0], flush=True)
@@ -236,8 +241,9 @@ def main(argv=None) -> int:
         batch = MODELS[name][0]
         iters = args.iters if name == "resnet50" else max(args.iters, args.small_iters)
         eager = time_minisinga(name, False, iters, args.skip, args.tf32, args.float16,
-                               args.profile_kernels)
-        graph = time_minisinga(name, True, iters, args.skip, args.tf32, args.float16)
+                               args.profile_kernels, args.fused_residual)
+        graph = time_minisinga(name, True, iters, args.skip, args.tf32, args.float16,
+                               fused=args.fused_residual)
         torch = time_torch(name, iters, args.skip, args.tf32, args.float16) if use_torch else None
         t_img = torch["img_s"] if torch else float("nan")
         note = (

@@ -383,3 +383,41 @@ def test_resnet_downsample_is_in_states_and_checkpoints(cnn_modules, tmp_path):
     np.testing.assert_array_equal(states["layer3.0.downsample.conv.W"].to_numpy(), before)
     m.eval()
     assert m(tx).shape == (2, 5)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_resnet_fused_residual_is_the_same_model(cnn_modules, depth):
+    """fused_residual=True (each block ends in one relu(bn(x) + residual) op) trains bit for
+    bit as the SPEC's layer.Add joins, with the same state names, in eager and graph mode."""
+    _, _ = cnn_modules
+    from model import resnet
+
+    from minisinga import opt, tensor
+
+    def run(fused, graph):
+        dev = tensor.get_default_device()
+        dev.SetRandSeed(0)
+        r = np.random.default_rng(1)
+        m = resnet.create_model(depth, num_channels=3, num_classes=5, input_size=32,
+                                fused_residual=fused)
+        m.set_optimizer(opt.SGD(0.05, momentum=0.9, weight_decay=1e-4))
+        tx, ty = tensor.Tensor((4, 3, 32, 32), dev), tensor.Tensor((4,), dev,
+                                                                    dtype=tensor.int32)
+        tx.copy_from_numpy(r.standard_normal((4, 3, 32, 32)).astype(np.float32))
+        m.compile([tx], is_train=True, use_graph=graph)
+        losses = []
+        for _ in range(3):
+            tx.copy_from_numpy(r.standard_normal((4, 3, 32, 32)).astype(np.float32))
+            ty.copy_from_numpy(r.integers(0, 5, 4).astype(np.int32))
+            losses.append(m(tx, ty)[1].to_numpy())
+        states = {k: v.to_numpy() for k, v in m.get_states().items()}
+        m.graph(False)
+        return losses, states
+
+    ref_losses, ref_states = run(False, False)
+    for graph in (False, True):
+        losses, states = run(True, graph)
+        np.testing.assert_array_equal(losses, ref_losses)
+        assert sorted(states) == sorted(ref_states)
+        for k in ref_states:
+            np.testing.assert_array_equal(states[k], ref_states[k], err_msg=k)

@@ -124,6 +124,10 @@ run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --smal
   --out "$OUT/bench_gpu.txt"
 run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --autotune --iters 10 \
   --skip 3 --out "$OUT/bench_gpu.txt"
+# The same ResNet-50 with each block ending in the fused BN + residual + ReLU op (not the
+# SPEC's layer.Add joins; bit-identical results): what the fusion is worth on the GPU.
+run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --fused-residual \
+  --no-torch --iters 10 --skip 3 --out "$OUT/bench_gpu.txt"
 
 # Every ResNet-50 convolution shape (batch 32), each pass, against cuDNN, autotuned: the whole
 # table goes to bench.log; the step totals and every plan's time per shape to the report.

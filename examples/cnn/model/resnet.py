@@ -5,6 +5,11 @@
 Every block, and the downsample path (1x1 convolution + BN) of the first block of a stage,
 is a registered sub-layer, so all parameters and BN statistics appear in `get_states()`
 and in checkpoints (SINGA's original kept the downsample in a closure and lost it).
+
+`fused_residual=True` (not the default, which is SPEC-cnn's `layer.Add` joins) ends each
+block in one op instead, relu(bn(x) + residual) (`layer.BatchNorm2d(relu=True)` called with
+the residual): the same numbers bit for bit and the same states, with two passes over the
+block's output fewer each way. benchmarks/bench_gpu.py --fused-residual measures it.
 """
 
 from __future__ import annotations
@@ -37,21 +42,26 @@ class BasicBlock(layer.Layer):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[Downsample] = None):
+                 downsample: Optional[Downsample] = None, fused_residual: bool = False):
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = layer.BatchNorm2d(planes, relu=True)  # batch norm, then ReLU, fused
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = layer.BatchNorm2d(planes)
-        self.add = layer.Add()
-        self.relu2 = layer.ReLU()
+        self.fused_residual = fused_residual
+        self.bn2 = layer.BatchNorm2d(planes, relu=fused_residual)
+        if not fused_residual:
+            self.add = layer.Add()
+            self.relu2 = layer.ReLU()
         self.downsample = downsample  # registered when it is a Layer
         self.stride = stride
 
     def forward(self, x):
-        out = self.bn1(self.conv1(x))
-        out = self.bn2(self.conv2(out))
+        out = self.conv2(self.bn1(self.conv1(x)))
+        if not self.fused_residual:
+            out = self.bn2(out)
         residual = x if self.downsample is None else self.downsample(x)
+        if self.fused_residual:
+            return self.bn2(out, residual)
         return self.relu2(self.add(out, residual))
 
 
@@ -59,24 +69,29 @@ class Bottleneck(layer.Layer):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[Downsample] = None):
+                 downsample: Optional[Downsample] = None, fused_residual: bool = False):
         super().__init__()
         self.conv1 = layer.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = layer.BatchNorm2d(planes, relu=True)  # batch norm, then ReLU, fused
         self.conv2 = conv3x3(planes, planes, stride)
         self.bn2 = layer.BatchNorm2d(planes, relu=True)
         self.conv3 = layer.Conv2d(planes, planes * self.expansion, 1, bias=False)
-        self.bn3 = layer.BatchNorm2d(planes * self.expansion)
-        self.add = layer.Add()
-        self.relu3 = layer.ReLU()
+        self.fused_residual = fused_residual
+        self.bn3 = layer.BatchNorm2d(planes * self.expansion, relu=fused_residual)
+        if not fused_residual:
+            self.add = layer.Add()
+            self.relu3 = layer.ReLU()
         self.downsample = downsample
         self.stride = stride
 
     def forward(self, x):
         out = self.bn1(self.conv1(x))
-        out = self.bn2(self.conv2(out))
-        out = self.bn3(self.conv3(out))
+        out = self.conv3(self.bn2(self.conv2(out)))
+        if not self.fused_residual:
+            out = self.bn3(out)
         residual = x if self.downsample is None else self.downsample(x)
+        if self.fused_residual:
+            return self.bn3(out, residual)
         return self.relu3(self.add(out, residual))
 
 
@@ -95,8 +110,9 @@ class ResNet(model.Model):
     224), so small inputs (e.g. 32 for quick tests) work too."""
 
     def __init__(self, block: Type[layer.Layer], layers: Sequence[int], num_classes: int = 10,
-                 num_channels: int = 3, input_size: int = 224):
+                 num_channels: int = 3, input_size: int = 224, fused_residual: bool = False):
         super().__init__()
+        self.fused_residual = bool(fused_residual)
         if input_size < 1 or _feature_side(input_size) < 1:
             raise ValueError(f"ResNet: input_size {input_size} is too small")
         self.num_classes = num_classes
@@ -119,9 +135,10 @@ class ResNet(model.Model):
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = Downsample(self.inplanes, planes * block.expansion, stride)
-        stage = [block(self.inplanes, planes, stride, downsample)]
+        fused = self.fused_residual
+        stage = [block(self.inplanes, planes, stride, downsample, fused)]
         self.inplanes = planes * block.expansion
-        stage += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        stage += [block(self.inplanes, planes, fused_residual=fused) for _ in range(1, blocks)]
         return Sequential(*stage)
 
     def forward(self, x):
@@ -146,31 +163,31 @@ def _check(pretrained: bool, name: str) -> None:
 
 
 def resnet18(pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-18; kwargs: num_classes, num_channels, input_size."""
+    """ResNet-18; kwargs: num_classes, num_channels, input_size, fused_residual."""
     _check(pretrained, "resnet18")
     return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
 
 
 def resnet34(pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-34; kwargs: num_classes, num_channels, input_size."""
+    """ResNet-34; kwargs: num_classes, num_channels, input_size, fused_residual."""
     _check(pretrained, "resnet34")
     return ResNet(BasicBlock, [3, 4, 6, 3], **kwargs)
 
 
 def resnet50(pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-50; kwargs: num_classes, num_channels, input_size."""
+    """ResNet-50; kwargs: num_classes, num_channels, input_size, fused_residual."""
     _check(pretrained, "resnet50")
     return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
 
 
 def resnet101(pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-101; kwargs: num_classes, num_channels, input_size."""
+    """ResNet-101; kwargs: num_classes, num_channels, input_size, fused_residual."""
     _check(pretrained, "resnet101")
     return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
 
 
 def resnet152(pretrained: bool = False, **kwargs) -> ResNet:
-    """ResNet-152; kwargs: num_classes, num_channels, input_size."""
+    """ResNet-152; kwargs: num_classes, num_channels, input_size, fused_residual."""
     _check(pretrained, "resnet152")
     return ResNet(Bottleneck, [3, 8, 36, 3], **kwargs)
 
