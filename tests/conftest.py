@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -46,3 +48,24 @@ def dev(request):
     if request.param == "cpu":
         return device.get_default_device()
     return device.create_cuda_gpu_on(0)
+
+
+@pytest.fixture
+def autotune():
+    """Convolution autotuning on, with nothing tuned yet; off again afterwards."""
+    _core.clear_conv_autotune()
+    old = device.set_conv_autotune(True)
+    yield
+    device.set_conv_autotune(old)
+    _core.clear_conv_autotune()
+
+
+@contextlib.contextmanager
+def graph_shuffle(seed):
+    """Graph replays in dependency order with ready nodes taken at random (seeded; 0 = in
+    recorded order) for the duration of the block."""
+    old = _core._set_graph_shuffle(seed)
+    try:
+        yield
+    finally:
+        _core._set_graph_shuffle(old)

@@ -520,16 +520,6 @@ def test_batched_cols_override_from_environment():
     assert "MINISINGA_CONV_BATCHED_COLS must be an integer >= 0" in r.stderr, r.stderr[-2000:]
 
 
-@pytest.fixture
-def autotune():
-    """Convolution autotuning on, with nothing tuned yet; off again afterwards."""
-    _core.clear_conv_autotune()
-    old = device.set_conv_autotune(True)
-    yield
-    device.set_conv_autotune(old)
-    _core.clear_conv_autotune()
-
-
 # Shapes with several plans: Winograd's 3x3 (>= 16 channels), a strided 1x1 (batched or in
 # chunks), a small-channel 3x3 with bias.
 TUNED = [

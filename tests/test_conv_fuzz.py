@@ -17,13 +17,10 @@ PASSES = ("conv2d", "conv2d_backward_data", "conv2d_backward_weight")
 
 
 @pytest.fixture
-def tuning():
-    _core.clear_conv_autotune()
-    old = device.set_conv_autotune(True)
+def tuning(autotune):
+    """Autotuning on (conftest's fixture), and no plan left forced afterwards."""
     yield
     _core._force_conv_plan("")
-    device.set_conv_autotune(old)
-    _core.clear_conv_autotune()
 
 
 def geometry(r):

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import graph_shuffle
 
-from minisinga import _core, device, layer, model, opt, tensor
+from minisinga import device, layer, model, opt, tensor
 
 
 class MLP(model.Model):
@@ -116,12 +117,9 @@ def test_eager_and_graph_agree_step_by_step(kind, optname):
     ref_trace, ref_states, _, _ = train(kind, OPTIMIZERS[optname], graph=False)
     # dependency order: first-recorded-first, and any ready node first (seeded shuffle)
     for sequential, shuffle in ((True, 0), (False, 0), (False, 17)):
-        old = _core._set_graph_shuffle(shuffle)
-        try:
+        with graph_shuffle(shuffle):
             trace, states, _, _ = train(kind, OPTIMIZERS[optname], graph=True,
                                         sequential=sequential)
-        finally:
-            _core._set_graph_shuffle(old)
         for step, ((o1, l1), (o2, l2)) in enumerate(zip(ref_trace, trace)):
             np.testing.assert_allclose(o2, o1, rtol=1e-5, atol=1e-6, err_msg=f"out {step}")
             np.testing.assert_allclose(l2, l1, rtol=1e-5, atol=1e-6, err_msg=f"loss {step}")
@@ -318,12 +316,9 @@ def test_example_models_eager_equals_graph(dev, name):
     on_gpu = dev.is_cuda
     ref_trace, ref_states = train_example(name, graph=False, sequential=True, on_gpu=on_gpu)
     for sequential, shuffle in ((True, 0), (False, 0), (False, 23)):  # as in the test above
-        old = _core._set_graph_shuffle(shuffle)
-        try:
+        with graph_shuffle(shuffle):
             trace, states = train_example(name, graph=True, sequential=sequential,
                                           on_gpu=on_gpu)
-        finally:
-            _core._set_graph_shuffle(old)
         for step, ((o1, l1), (o2, l2)) in enumerate(zip(ref_trace, trace)):
             np.testing.assert_allclose(o2, o1, rtol=1e-4, atol=1e-5, err_msg=f"out {step}")
             np.testing.assert_allclose(l2, l1, rtol=1e-4, atol=1e-5, err_msg=f"loss {step}")

@@ -8,8 +8,9 @@ must declare every block it reads and writes (else some order runs it too early)
 
 import numpy as np
 import pytest
+from conftest import graph_shuffle
 
-from minisinga import _core, autograd, layer, model, opt, tensor
+from minisinga import autograd, layer, model, opt, tensor
 
 W = 6  # every value of the program is (batch, W)
 UNARY = ["relu", "tanh", "sigmoid", "center", "softmax", "dropout", "bn", "linear",
@@ -115,11 +116,8 @@ def test_random_programs_train_the_same_eager_and_in_graph_mode(dev, seed):
     ref = train(dev, seed, graph=False, sequential=True)
     assert all(np.isfinite(a).all() for a in ref), "the program itself overflowed"
     for sequential, shuffle in ((True, 0), (False, 0), (False, 7919 + seed)):
-        old = _core._set_graph_shuffle(shuffle)
-        try:
+        with graph_shuffle(shuffle):
             got = train(dev, seed, graph=True, sequential=sequential)
-        finally:
-            _core._set_graph_shuffle(old)
         assert len(got) == len(ref)
         for i, (a, b) in enumerate(zip(got, ref)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,

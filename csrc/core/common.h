@@ -26,6 +26,9 @@ struct RuntimeError : std::runtime_error {
 
 std::string ShapeStr(const Shape& s);
 int64_t Numel(const Shape& s);
+// The integer >= 0 in environment variable `var` (`fallback` when unset or empty); anything
+// else raises ValueError "<var> must be <expected>, got '<value>'".
+int64_t EnvCount(const char* var, int64_t fallback, const char* expected);
 
 }  // namespace minisinga
 

@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <deque>
 #include <random>
-#include <string>
 
 namespace minisinga {
 
@@ -13,15 +11,8 @@ namespace {
 
 // Read from $MINISINGA_GRAPH_SHUFFLE on first use (a test setting for whole suites).
 std::atomic<uint64_t>& Shuffle() {
-  static std::atomic<uint64_t> seed{[] {
-    const char* env = std::getenv("MINISINGA_GRAPH_SHUFFLE");
-    const std::string v = env ? env : "";
-    char* end = nullptr;
-    const unsigned long long s = v.empty() ? 0 : std::strtoull(v.c_str(), &end, 10);
-    MS_CHECK(v.empty() || (*end == 0 && v[0] != '-'),
-             "MINISINGA_GRAPH_SHUFFLE must be a non-negative integer seed, got '" << v << "'");
-    return static_cast<uint64_t>(s);
-  }()};
+  static std::atomic<uint64_t> seed{static_cast<uint64_t>(
+      EnvCount("MINISINGA_GRAPH_SHUFFLE", 0, "a non-negative integer seed"))};
   return seed;
 }
 

@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <cstdlib>
 #include <sstream>
 
 namespace minisinga {
@@ -17,6 +18,15 @@ int64_t Numel(const Shape& s) {
   int64_t n = 1;
   for (auto d : s) n *= d;
   return n;
+}
+
+int64_t EnvCount(const char* var, int64_t fallback, const char* expected) {
+  const char* env = std::getenv(var);
+  if (env == nullptr || *env == '\0') return fallback;
+  char* end = nullptr;
+  const long long v = std::strtoll(env, &end, 10);
+  MS_CHECK(*end == '\0' && v >= 0, var << " must be " << expected << ", got '" << env << "'");
+  return static_cast<int64_t>(v);
 }
 
 Tensor::Tensor(const Shape& shape, Device* dev, DType dtype)

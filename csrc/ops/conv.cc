@@ -58,15 +58,8 @@ constexpr int64_t kTargetCols = 4096;
 // images would make narrow GEMMs, so they share one wide GEMM and ConvScatter / ConvGather.
 // $MINISINGA_CONV_BATCHED_COLS overrides it (read once; for tuning on a new GPU).
 int64_t BatchedCols() {
-  static const int64_t cols = [] {
-    const char* env = std::getenv("MINISINGA_CONV_BATCHED_COLS");
-    if (env == nullptr || *env == '\0') return int64_t{1024};
-    char* end = nullptr;
-    const long long v = std::strtoll(env, &end, 10);
-    MS_CHECK(*end == '\0' && v >= 0, "MINISINGA_CONV_BATCHED_COLS must be an integer >= 0 "
-                                      "(output pixels per image), got '" << env << "'");
-    return static_cast<int64_t>(v);
-  }();
+  static const int64_t cols = EnvCount("MINISINGA_CONV_BATCHED_COLS", 1024,
+                                        "an integer >= 0 (output pixels per image)");
   return cols;
 }
 

@@ -57,15 +57,15 @@ thread_local cudaError_t t_last_error = cudaSuccess;
 thread_local int t_device = 0;
 thread_local MsEmuStream* t_capture = nullptr;  // this thread's capture (not relaxed)
 
-// $MSEMU_TRACE=FILE: a line per kernel launch, GEMM, copy and memset as it is submitted
-// (captured ones once); $MSEMU_DRYRUN=1: kernels and GEMMs are checked and traced, not run
-// (tests/cuda_emu/trace_table.py turns a trace into a table of the launches).
 // The file named by environment variable `var`, opened for writing (null when unset).
 std::FILE* OpenNamedBy(const char* var) {
   const char* path = std::getenv(var);
   return path && *path ? std::fopen(path, "w") : nullptr;
 }
 
+// $MSEMU_TRACE=FILE: a line per kernel launch, GEMM, copy and memset as it is submitted
+// (captured ones once); $MSEMU_DRYRUN=1: kernels and GEMMs are checked and traced, not run
+// (tests/cuda_emu/trace_table.py turns a trace into a table of the launches).
 std::FILE* Trace() {
   static std::FILE* f = OpenNamedBy("MSEMU_TRACE");
   return f;
