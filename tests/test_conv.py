@@ -258,32 +258,47 @@ WINOGRAD_CASES = [
 ]
 
 
+@pytest.mark.parametrize("tile", ["winograd", "winograd 4x4"])
 @pytest.mark.parametrize("case", WINOGRAD_CASES)
-def test_gpu_plan_winograd(rng, case):
-    """float32 3x3 stride-1 convolutions in the GPU's plan: Winograd F(2x2, 3x3) for y and
-    dx (the data gradient is a convolution with the flipped filters, padded by 2 - pad),
-    im2col for dw; against the float64 references."""
+def test_gpu_plan_winograd(rng, case, tile, autotune):
+    """float32 3x3 stride-1 convolutions in the GPU's plan: Winograd F(2x2, 3x3) (its own
+    plan) or F(4x4, 3x3) (the tuner's other candidate, forced here) for y, dx (the data gradient
+    is a convolution with the flipped filters, padded by 2 - pad) and dw (the adjoint
+    transforms); against the float64 references. The cases cut 1, 2 and 3 rows or columns off
+    the last F(4x4) tiles."""
     xs, ws, pad, bias = case
+    dev = device.get_default_device()
     old = _core._set_conv_gpu_plan_on_cpu(True)
     try:
         for weight_grad in (False, True):
-            assert _core._conv2d_path(device.get_default_device(), list(xs), list(ws), [1, 1],
-                                      list(pad), weight_grad=weight_grad) == "winograd"
+            assert _core._conv2d_path(dev, list(xs), list(ws), [1, 1], list(pad),
+                                      weight_grad=weight_grad) == "winograd"
+        _core._force_conv_plan(tile)
         x, w = rand(rng, *xs), rand(rng, *ws)
         b = rand(rng, ws[0]) if bias else None
+        # F(4x4)'s coefficients (up to 8, and 1/6 .. 1/24) round: a few times the error of
+        # F(2x2), whose coefficients are 0, +-1 and 1/2, on the output's scale
+        def atol(ref):
+            return 1e-4 if tile == "winograd" else 1e-5 * np.abs(ref).max()
+
         y = run_conv(x, w, b, (1, 1), pad, (1, 1), 1)
-        np.testing.assert_allclose(y, conv_ref(x, w, b, (1, 1), pad), rtol=1e-4, atol=1e-4)
+        y_ref = conv_ref(x, w, b, (1, 1), pad)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-4, atol=atol(y_ref))
         dy = rand(rng, *y.shape)
         dx_ref, dw_ref = conv_grads_ref(dy, x, w, (1, 1), pad, (1, 1), 1)
         dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs),
                                         padding=list(pad))
-        np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=atol(dx_ref))
         # dw sums over every tile of every image: its error grows with that count
         dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws),
                                           padding=list(pad))
         np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4,
                                    atol=1e-5 * np.abs(dw_ref).max())
+        # each pass ran the forced tile: it was among the tuner's candidates
+        for res in device.conv_autotune_results(dev):
+            assert tile in [n for n, _ in res["candidates"]], res
     finally:
+        _core._force_conv_plan("")
         _core._set_conv_gpu_plan_on_cpu(old)
 
 
@@ -487,6 +502,41 @@ def _run_with_env(code, **env):
     e = dict(os.environ, PYTHONPATH=pythonpath(), **env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
                           timeout=300)
+
+
+def test_winograd_switch_from_environment():
+    # MINISINGA_CONV_WINOGRAD: 4 makes the GPU plan's Winograd F(4x4, 3x3) (the tuner then
+    # times no F(2x2)), 0 turns Winograd off (for the tuner too), unset lets the tuner time both
+    # tiles; results match the CPU's im2col plan. A bad value is named.
+    code = (
+        "import numpy as np\n"
+        "from minisinga import _core, device\n"
+        "d = device.get_default_device()\n"
+        "r = np.random.default_rng(0)\n"
+        "x = r.standard_normal((2, 16, 9, 10)).astype(np.float32)\n"
+        "w = r.standard_normal((16, 16, 3, 3)).astype(np.float32)\n"
+        "def conv():\n"
+        "    tx, tw = _core.Tensor([2, 16, 9, 10], d), _core.Tensor([16, 16, 3, 3], d)\n"
+        "    tx.copy_from_numpy(x); tw.copy_from_numpy(w)\n"
+        "    return _core.conv2d(tx, tw, None, [1, 1], [1, 1, 1, 1]).to_numpy()\n"
+        "cpu = conv()\n"
+        "_core._set_conv_gpu_plan_on_cpu(True)\n"
+        "print(_core._conv2d_path(d, [2, 16, 9, 10], [16, 16, 3, 3], [1, 1], [1, 1, 1, 1]))\n"
+        "np.testing.assert_allclose(conv(), cpu, rtol=1e-4, atol=1e-4)\n"
+        "device.set_conv_autotune(True)\n"
+        "conv()\n"
+        "(res,) = device.conv_autotune_results(d)\n"
+        "print(sorted(n for n, _ in res['candidates'] if n.startswith('winograd')))\n"
+    )
+    for value, path, tuned in (("4", "winograd 4x4", ["winograd 4x4"]),
+                               ("0", "chunks", []),
+                               ("", "winograd", ["winograd", "winograd 4x4"])):
+        r = _run_with_env(code, MINISINGA_CONV_WINOGRAD=value)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.splitlines() == [path, str(tuned)], (value, r.stdout)
+    r = _run_with_env(code, MINISINGA_CONV_WINOGRAD="8")
+    assert r.returncode != 0
+    assert "MINISINGA_CONV_WINOGRAD is '8'; expected 0 (off), 2 or 4" in r.stderr, r.stderr[-2000:]
 
 
 def test_batched_cols_override_from_environment():

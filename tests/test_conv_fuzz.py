@@ -1,6 +1,7 @@
 """Every convolution plan on random geometries: with autotuning on, each pass (forward, data
 gradient, weight gradient) of a random convolution lists the plans it can run (the device's
-own, the GPU's Winograd / strided-batched / chunked plans, the CPU's); each plan in turn is
+own, the GPU's Winograd F(2x2) and F(4x4) / strided-batched / chunked plans, the CPU's); each
+plan in turn is
 forced (`_core._force_conv_plan`) and must match the float64 numpy reference. On the CPU the
 GPU's plans run on the CPU kernels; on a CUDA device (or the emulator) every plan runs there."""
 
@@ -108,8 +109,8 @@ def test_every_plan_on_random_geometries(dev, tuning):
         check_every_plan(dev, r, *geometry(r), seen, np.float16 if i % 5 == 4 else np.float32)
     # The fuzz reached the plans it is for (a change to the candidates or the generator that
     # stops it from doing so fails here, rather than testing less in silence).
-    expected = {"winograd", "batched", "batched-direct", "direct", "chunks", "image by image",
-                "single"}
+    expected = {"winograd", "winograd 4x4", "batched", "batched-direct", "direct", "chunks",
+                "image by image", "single"}
     if dev.is_cuda:
         expected.add("chunks, no split-K")
     assert expected <= seen, sorted(seen)

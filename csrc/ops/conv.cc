@@ -64,16 +64,27 @@ int64_t BatchedCols() {
 }
 
 // GPU: float32 3x3 stride-1 convolutions (forward and both gradients) go through Winograd
-// F(2x2, 3x3) (kernels/winograd.h): 16 products per 2x2 output tile instead of 36, and
-// transforms that move less data than im2col. $MINISINGA_CONV_WINOGRAD=0 turns it off (read
-// once; for A/B timings).
-bool WinogradOn() {
-  static const bool on = [] {
+// F(m x m, 3x3) (kernels/winograd.h), m = kWinogradTile: (m + 2)^2 products per m x m output
+// tile instead of 9 m^2, and transforms that move less data than im2col. F(4x4) does 44% fewer
+// products than F(2x2) and moves less data (36 planes per 16 outputs instead of 16 per 4).
+// $MINISINGA_CONV_WINOGRAD (read once; for A/B timings): 0 turns Winograd off, 2 or 4 makes
+// every Winograd plan F(2x2) or F(4x4) (the autotuner's too); unset, the autotuner times both.
+constexpr int kWinogradTile = 2;
+// 0 (off), 2 or 4 (that tile only), or -1 (unset: kWinogradTile, and both for the tuner).
+int WinogradSetting() {
+  static const int v = [] {
     const char* env = std::getenv("MINISINGA_CONV_WINOGRAD");
-    return env == nullptr || std::string(env) != "0";
+    if (env == nullptr || *env == 0) return -1;
+    const std::string e(env);
+    MS_CHECK(e == "0" || e == "2" || e == "4",
+             "MINISINGA_CONV_WINOGRAD is '" << e << "'; expected 0 (off), 2 or 4 (the output "
+                                               "tile of Winograd F(m x m, 3x3))");
+    return std::stoi(e);
   }();
-  return on;
+  return v;
 }
+// The tile of the device's own plan (0: no Winograd).
+int WinogradTile() { return WinogradSetting() < 0 ? kWinogradTile : WinogradSetting(); }
 // Below this many channels (in or out) the transforms cost more than the products they save.
 constexpr int64_t kWinogradMinChannels = 16;
 
@@ -81,17 +92,17 @@ constexpr int64_t kWinogradMinChannels = 16;
 std::atomic<bool> g_gpu_plan_on_cpu{false};
 
 // How a plan is made: as a GPU's (chunks as wide as the scratch allows, Winograd,
-// strided-batched GEMMs) or as a CPU's; for a GPU's, whether Winograd may be used, and the
+// strided-batched GEMMs) or as a CPU's; for a GPU's, Winograd's output tile (0: none), and the
 // strided-batched GEMMs (-1: for images of BatchedCols() output pixels or more, 0: never,
 // 1: wherever they apply). The default is the device's own, with the switches' settings.
 struct PlanStyle {
   bool gpu = false;
-  bool winograd = true;
+  int winograd = kWinogradTile;
   int batched = -1;
 };
 
 PlanStyle DefaultStyle(const Device* dev) {
-  return PlanStyle{dev->is_cuda() || g_gpu_plan_on_cpu.load(), WinogradOn(), -1};
+  return PlanStyle{dev->is_cuda() || g_gpu_plan_on_cpu.load(), WinogradTile(), -1};
 }
 
 // Everything a conv closure needs, computed (and checked) before Exec.
@@ -104,6 +115,7 @@ struct ConvPlan {
   bool depthwise = false;        // groups == C > 1: direct kernels, no im2col
   bool batched = false;          // nb images, one strided-batched GEMM per group, in NCHW
   bool winograd = false;         // float32 through Winograd (kernels/winograd.h)
+  int wino_m = 0;                // its output tile: F(wino_m x wino_m, 3x3)
   // Winograd weight gradient: images per chunk, tiles per image, slices per image's tiles and
   // chunks (their partial sums are kept side by side until the end).
   int64_t wino_nb = 0, wino_per = 0, wino_slices = 1, wino_chunks = 0;
@@ -114,25 +126,28 @@ struct ConvPlan {
   int64_t col_floats = 0, ys_floats = 0;
 };
 
-// Winograd tiles per image of g's output, and images per chunk: as many as N whose input
-// and output tiles (C and K channels, 16 positions) fit the scratch bound.
-int64_t WinogradTiles(const ConvGeom& g) { return ((g.OH + 1) / 2) * ((g.OW + 1) / 2); }
-int64_t WinogradImages(int64_t N, int64_t C, int64_t K, int64_t per) {
-  return std::max<int64_t>(1, std::min(N, kScratchFloats / (16 * (C + K) * per)));
+// F(m x m) Winograd tiles per image of g's output, and images per chunk: as many as N whose
+// input and output tiles (C and K channels, (m + 2)^2 positions) fit the scratch bound.
+int64_t WinogradTiles(const ConvGeom& g, int m) {
+  return winograd::Tiles(g.OH, m) * winograd::Tiles(g.OW, m);
+}
+int64_t WinogradImages(int64_t N, int64_t C, int64_t K, int m, int64_t per) {
+  return std::max<int64_t>(1, std::min(N, kScratchFloats / (winograd::Planes(m) * (C + K) * per)));
 }
 
 // The weight gradient's Winograd chunks and slices: about 256 GEMM output tiles of 128 x 128
-// over the 16 * S GEMMs (two per multiprocessor of an H100), each slice at least 64 tiles
-// long, S dividing the tiles of one image. A weight gradient whose partial sums would not fit
-// the bound is left to im2col. (The forward and the data gradient chunk in WinogradConv.)
+// over the P * S GEMMs (P planes; two tiles per multiprocessor of an H100), each slice at
+// least 64 tiles long, S dividing the tiles of one image. A weight gradient whose partial sums
+// would not fit the bound is left to im2col. (The forward and the data gradient chunk in
+// WinogradConv.)
 void PlanWinogradWeightGrad(ConvPlan* p) {
   const ConvGeom& g = p->g;
-  const int64_t K = p->Cout, C = g.C;
+  const int64_t K = p->Cout, C = g.C, planes = winograd::Planes(p->wino_m);
   if (p->N == 0) return;
-  p->wino_per = WinogradTiles(g);
-  p->wino_nb = WinogradImages(p->N, C, K, p->wino_per);
+  p->wino_per = WinogradTiles(g, p->wino_m);
+  p->wino_nb = WinogradImages(p->N, C, K, p->wino_m, p->wino_per);
   const int64_t tiles = ((K + 127) / 128) * ((C + 127) / 128);
-  const int64_t want = std::max<int64_t>(1, 256 / (16 * tiles));
+  const int64_t want = std::max<int64_t>(1, 256 / (planes * tiles));
   int64_t best = 1;
   for (int64_t s = 2; s <= std::min(2 * want, p->wino_per); s++)
     if (p->wino_per % s == 0 && p->wino_nb * p->wino_per / s >= 64 &&
@@ -140,7 +155,7 @@ void PlanWinogradWeightGrad(ConvPlan* p) {
       best = s;
   p->wino_slices = best;
   p->wino_chunks = (p->N + p->wino_nb - 1) / p->wino_nb;
-  if (p->wino_chunks * best * 16 * K * C > kScratchFloats) p->winograd = false;
+  if (p->wino_chunks * best * planes * K * C > kScratchFloats) p->winograd = false;
 }
 
 // `wgrad`: the plan of the weight gradient, which sums over the images and so always needs
@@ -188,7 +203,8 @@ ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
   // Pads of at most 2 keep the data gradient (padded by 2 - pad) a convolution too.
   p.winograd = gpu && groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 &&
                g.DH == 1 && g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 &&
-               std::min(C, p.Cout) >= kWinogradMinChannels && style.winograd;
+               std::min(C, p.Cout) >= kWinogradMinChannels && style.winograd > 0;
+  p.wino_m = p.winograd ? style.winograd : 0;
   if (p.winograd && wgrad) PlanWinogradWeightGrad(&p);
   p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 &&
               (style.batched == 1 || (style.batched == -1 && p.P >= BatchedCols()));
@@ -218,7 +234,7 @@ ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
 // The plan's path (Conv2dPath's names); with `detail`, chunk and band sizes too.
 std::string PlanName(const ConvPlan& p, bool detail) {
   if (p.depthwise) return "depthwise";
-  if (p.winograd) return "winograd";
+  if (p.winograd) return p.wino_m == 2 ? "winograd" : "winograd 4x4";
   if (p.batched) return p.direct ? "batched-direct" : "batched";
   if (p.direct) return "direct";
   if (p.nb > 1) return detail ? "chunks of " + std::to_string(p.nb) : "chunks";
@@ -227,7 +243,8 @@ std::string PlanName(const ConvPlan& p, bool detail) {
 }
 
 bool SamePlan(const ConvPlan& a, const ConvPlan& b) {
-  return a.winograd == b.winograd && a.batched == b.batched && a.direct == b.direct &&
+  return a.winograd == b.winograd && a.wino_m == b.wino_m && a.batched == b.batched &&
+         a.direct == b.direct &&
          a.nb == b.nb && a.rows == b.rows && a.wino_slices == b.wino_slices &&
          a.split_k == b.split_k;
 }
@@ -246,13 +263,17 @@ Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shap
   Candidates c;
   c.plans.push_back(
       MakePlan(op, x_shape, w_shape, stride, padding, dilation, groups, wgrad, DefaultStyle(dev)));
-  if (half) c.plans[0].winograd = false;  // float16 runs the plan's im2col path (ConvForward)
+  if (half) {  // float16 runs the plan's im2col path (ConvForward)
+    c.plans[0].winograd = false;
+    c.plans[0].wino_m = 0;
+  }
   if (!c.plans[0].depthwise && ConvAutotuneOn()) {
-    // MINISINGA_CONV_WINOGRAD=0 holds for the tuner too
-    const bool wino = WinogradOn() && !half;
-    for (const PlanStyle& s : {PlanStyle{true, wino, -1}, PlanStyle{true, false, -1},
-                               PlanStyle{true, false, 0}, PlanStyle{true, false, 1},
-                               PlanStyle{false, false, 0}}) {
+    // MINISINGA_CONV_WINOGRAD holds for the tuner too; unset, it times both tiles.
+    const int wino = half ? 0 : WinogradTile();
+    const int other = half || WinogradSetting() >= 0 ? 0 : 6 - wino;
+    for (const PlanStyle& s : {PlanStyle{true, wino, -1}, PlanStyle{true, other, -1},
+                               PlanStyle{true, 0, -1}, PlanStyle{true, 0, 0},
+                               PlanStyle{true, 0, 1}, PlanStyle{false, 0, 0}}) {
       ConvPlan q = MakePlan(op, x_shape, w_shape, stride, padding, dilation, groups, wgrad, s);
       bool seen = false;
       for (const ConvPlan& have : c.plans) seen = seen || SamePlan(have, q);
@@ -295,30 +316,32 @@ bool NativeHalf(const ConvPlan& p, std::initializer_list<const Tensor*> operands
 template <typename T>
 constexpr bool kF32 = std::is_same<T, float>::value;
 
-// y = conv(x, w) + bias for a 3x3, stride-1 geometry g with K output channels, by Winograd:
-// U is the transformed filter ([16][K][g.C]); images in chunks whose tiles fit the scratch.
-void WinogradConv(Context* ctx, const ConvGeom& g, int64_t N, int64_t K, const float* x,
+// y = conv(x, w) + bias for a 3x3, stride-1 geometry g with K output channels, by Winograd
+// F(m x m, 3x3): U is the transformed filter ([P][K][g.C], P = (m + 2)^2); images in chunks
+// whose tiles fit the scratch.
+void WinogradConv(Context* ctx, int m, const ConvGeom& g, int64_t N, int64_t K, const float* x,
                   const float* U, const float* bias, float* y) {
   if (N == 0) return;
-  const int64_t per = WinogradTiles(g), nb = WinogradImages(N, g.C, K, per);
-  Scratch s(ctx->dev, 16 * (g.C + K) * nb * per * sizeof(float));
+  const int64_t P = winograd::Planes(m), per = WinogradTiles(g, m);
+  const int64_t nb = WinogradImages(N, g.C, K, m, per);
+  Scratch s(ctx->dev, P * (g.C + K) * nb * per * sizeof(float));
   float* V = s.at<float>(0);
-  float* M = V + 16 * g.C * nb * per;
+  float* M = V + P * g.C * nb * per;
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     const int64_t b = std::min(nb, N - n0), T = b * per;
-    MS_DISPATCH(ctx, WinogradInput, x + n0 * g.C * g.H * g.W, b, g, int64_t{1}, V);
-    // M[xi] (K x T) = U[xi] (K x C) V[xi] (C x T), the 16 tile positions in one call
+    MS_DISPATCH(ctx, WinogradInput, m, x + n0 * g.C * g.H * g.W, b, g, int64_t{1}, V);
+    // M[xi] (K x T) = U[xi] (K x C) V[xi] (C x T), the P tile positions in one call
     MS_DISPATCH(ctx, GemmStridedBatched, false, false, K, T, g.C, 1.f, U, g.C, K * g.C, V, T,
-                g.C * T, 0.f, M, T, K * T, int64_t{16});
-    MS_DISPATCH(ctx, WinogradOutput, M, bias, b, g, K, y + n0 * K * g.OH * g.OW);
+                g.C * T, 0.f, M, T, K * T, P);
+    MS_DISPATCH(ctx, WinogradOutput, m, M, bias, b, g, K, y + n0 * K * g.OH * g.OW);
   }
 }
 
 void WinogradForward(Context* ctx, const ConvPlan& p, const float* x, const float* w,
                      const float* bias, float* y) {
-  Scratch u(ctx->dev, 16 * p.Cout * p.g.C * sizeof(float));
-  MS_DISPATCH(ctx, WinogradFilter, w, p.Cout, p.g.C, false, u.at<float>(0));
-  WinogradConv(ctx, p.g, p.N, p.Cout, x, u.at<float>(0), bias, y);
+  Scratch u(ctx->dev, winograd::Planes(p.wino_m) * p.Cout * p.g.C * sizeof(float));
+  MS_DISPATCH(ctx, WinogradFilter, p.wino_m, w, p.Cout, p.g.C, false, u.at<float>(0));
+  WinogradConv(ctx, p.wino_m, p.g, p.N, p.Cout, x, u.at<float>(0), bias, y);
 }
 
 // dw by Winograd: per chunk, the input tiles V and the gradient tiles Z (both in slices),
@@ -327,20 +350,21 @@ void WinogradForward(Context* ctx, const ConvPlan& p, const float* x, const floa
 void WinogradBackwardWeight(Context* ctx, const ConvPlan& p, const float* dy, const float* x,
                             float* dw) {
   const ConvGeom& g = p.g;
+  const int m = p.wino_m;
   const int64_t K = p.Cout, C = g.C, S = p.wino_slices, nb = p.wino_nb, per = p.wino_per;
-  const int64_t tiles = nb * per, parts = p.wino_chunks * S;
-  Scratch s(ctx->dev, (16 * (C + K) * tiles + parts * 16 * K * C) * sizeof(float));
+  const int64_t tiles = nb * per, parts = p.wino_chunks * S, NP = winograd::Planes(m);
+  Scratch s(ctx->dev, (NP * (C + K) * tiles + parts * NP * K * C) * sizeof(float));
   float* V = s.at<float>(0);
-  float* Z = V + 16 * C * tiles;
-  float* P = Z + 16 * K * tiles;
+  float* Z = V + NP * C * tiles;
+  float* P = Z + NP * K * tiles;
   for (int64_t i = 0; i < p.wino_chunks; i++) {
     const int64_t n0 = i * nb, b = std::min(nb, p.N - n0), Ts = b * per / S;
-    MS_DISPATCH(ctx, WinogradInput, x + n0 * C * g.H * g.W, b, g, S, V);
-    MS_DISPATCH(ctx, WinogradOutputAdjoint, dy + n0 * K * g.OH * g.OW, b, g, K, S, Z);
+    MS_DISPATCH(ctx, WinogradInput, m, x + n0 * C * g.H * g.W, b, g, S, V);
+    MS_DISPATCH(ctx, WinogradOutputAdjoint, m, dy + n0 * K * g.OH * g.OW, b, g, K, S, Z);
     MS_DISPATCH(ctx, GemmStridedBatched, false, true, K, C, Ts, 1.f, Z, Ts, K * Ts, V, Ts,
-                C * Ts, 0.f, P + i * S * 16 * K * C, C, K * C, 16 * S);
+                C * Ts, 0.f, P + i * S * NP * K * C, C, K * C, NP * S);
   }
-  MS_DISPATCH(ctx, WinogradFilterAdjoint, P, parts, K, C, dw);
+  MS_DISPATCH(ctx, WinogradFilterAdjoint, m, P, parts, K, C, dw);
 }
 
 // The data gradient of a 3x3, stride-1 convolution is one too: dy (Cout channels, OH x OW)
@@ -353,9 +377,9 @@ void WinogradBackwardData(Context* ctx, const ConvPlan& p, const float* dy, cons
   g.C = p.Cout, g.H = f.OH, g.W = f.OW;
   g.PT = 2 - f.PT, g.PB = 2 - f.PB, g.PL = 2 - f.PL, g.PR = 2 - f.PR;
   g.OH = f.H, g.OW = f.W;
-  Scratch u(ctx->dev, 16 * p.Cout * f.C * sizeof(float));
-  MS_DISPATCH(ctx, WinogradFilter, w, p.Cout, f.C, true, u.at<float>(0));
-  WinogradConv(ctx, g, p.N, f.C, dy, u.at<float>(0), nullptr, dx);
+  Scratch u(ctx->dev, winograd::Planes(p.wino_m) * p.Cout * f.C * sizeof(float));
+  MS_DISPATCH(ctx, WinogradFilter, p.wino_m, w, p.Cout, f.C, true, u.at<float>(0));
+  WinogradConv(ctx, p.wino_m, g, p.N, f.C, dy, u.at<float>(0), nullptr, dx);
 }
 
 // y = conv(x, w) (+ b). Float16: each output is one GEMM sum rounded once; a bias is added
