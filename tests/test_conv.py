@@ -255,6 +255,8 @@ WINOGRAD_CASES = [
     ((2, 17, 6, 6), (16, 17, 3, 3), (2, 0, 1, 2), True),  # one-sided padding up to 2
     ((1, 16, 3, 3), (16, 16, 3, 3), (0, 0, 0, 0), True),  # one output: 3 of 4 cut off
     ((33, 16, 64, 64), (16, 16, 3, 3), (1, 1, 1, 1), False),  # 2 chunks of images
+    # dw's tiles in slices of 65 (8 or 4 per image): slice ends cut rows of tiles
+    ((65, 16, 2, 16), (16, 16, 3, 3), (1, 1, 1, 1), False),
 ]
 
 

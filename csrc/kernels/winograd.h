@@ -34,8 +34,9 @@ namespace minisinga {
 namespace winograd {
 
 // F(2x2, 3x3). v = B^T d B; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-MS_HD void InputTile(const float d[16], float v[16]) {
-  float t[16];
+template <typename V>
+MS_HD void InputTile(const V* d, V* v) {
+  V t[16];
   for (int j = 0; j < 4; j++) {  // t = B^T d, column by column
     t[0 + j] = d[0 + j] - d[8 + j];
     t[4 + j] = d[4 + j] + d[8 + j];
@@ -43,7 +44,7 @@ MS_HD void InputTile(const float d[16], float v[16]) {
     t[12 + j] = d[4 + j] - d[12 + j];
   }
   for (int i = 0; i < 4; i++) {  // v = t B, row by row
-    const float* r = t + 4 * i;
+    const V* r = t + 4 * i;
     v[4 * i + 0] = r[0] - r[2];
     v[4 * i + 1] = r[1] + r[2];
     v[4 * i + 2] = r[2] - r[1];
@@ -74,22 +75,24 @@ MS_HD void FilterTile(const float g[9], float u[16]) {
 // (GEMMs over the tiles), and dw[k][c] = G^T dU[k][c] G (FilterAdjointTile).
 
 // y = A^T m A (2x2, row-major); A^T = [1 1 1 0; 0 1 -1 -1].
-MS_HD void OutputTile(const float m[16], float y[4]) {
-  float t[8];  // t = A^T m (2 x 4)
+template <typename V>
+MS_HD void OutputTile(const V* m, V* y) {
+  V t[8];  // t = A^T m (2 x 4)
   for (int j = 0; j < 4; j++) {
     t[0 + j] = m[0 + j] + m[4 + j] + m[8 + j];
     t[4 + j] = m[4 + j] - m[8 + j] - m[12 + j];
   }
   for (int i = 0; i < 2; i++) {
-    const float* r = t + 4 * i;
+    const V* r = t + 4 * i;
     y[2 * i + 0] = r[0] + r[1] + r[2];
     y[2 * i + 1] = r[1] - r[2] - r[3];
   }
 }
 
 // z = A d A^T for a 2x2 tile d (row-major): the adjoint of OutputTile.
-MS_HD void OutputAdjointTile(const float d[4], float z[16]) {
-  float t[8];  // t = A d (4 x 2)
+template <typename V>
+MS_HD void OutputAdjointTile(const V* d, V* z) {
+  V t[8];  // t = A d (4 x 2)
   for (int j = 0; j < 2; j++) {
     t[0 + j] = d[0 + j];
     t[2 + j] = d[0 + j] + d[2 + j];
@@ -97,7 +100,7 @@ MS_HD void OutputAdjointTile(const float d[4], float z[16]) {
     t[6 + j] = -d[2 + j];
   }
   for (int i = 0; i < 4; i++) {  // z = t A^T
-    const float* r = t + 2 * i;
+    const V* r = t + 2 * i;
     z[4 * i + 0] = r[0];
     z[4 * i + 1] = r[0] + r[1];
     z[4 * i + 2] = r[0] - r[1];
@@ -127,8 +130,9 @@ MS_HD void FilterAdjointTile(const float u[16], float dg[9]) {
 // Each transform applies one 1-D map to the columns, then the same map to the rows.
 
 // q = B^T p for 6 values p[0], p[s], .. p[5s], into q[0], q[s], ...
-MS_HD void InputMap6(const float* p, int s, float* q) {
-  const float p0 = p[0], p1 = p[s], p2 = p[2 * s], p3 = p[3 * s], p4 = p[4 * s], p5 = p[5 * s];
+template <typename V>
+MS_HD void InputMap6(const V* p, int s, V* q) {
+  const V p0 = p[0], p1 = p[s], p2 = p[2 * s], p3 = p[3 * s], p4 = p[4 * s], p5 = p[5 * s];
   q[0] = 4.f * p0 - 5.f * p2 + p4;
   q[s] = p3 + p4 - 4.f * (p1 + p2);
   q[2 * s] = 4.f * (p1 - p2) + p4 - p3;
@@ -136,8 +140,9 @@ MS_HD void InputMap6(const float* p, int s, float* q) {
   q[4 * s] = 2.f * (p1 - p3) + p4 - p2;
   q[5 * s] = 4.f * p1 - 5.f * p3 + p5;
 }
-MS_HD void InputTile6(const float d[36], float v[36]) {
-  float t[36];
+template <typename V>
+MS_HD void InputTile6(const V* d, V* v) {
+  V t[36];
   for (int j = 0; j < 6; j++) InputMap6(d + j, 6, t + j);  // t = B^T d
   for (int i = 0; i < 6; i++) InputMap6(t + 6 * i, 1, v + 6 * i);  // v = t B
 }
@@ -159,24 +164,27 @@ MS_HD void FilterTile6(const float g[9], float u[36]) {
 }
 
 // q = A^T p for 6 values p[0], p[s], .. p[5s], into q[0], q[s], .. q[3s].
-MS_HD void OutputMap4(const float* p, int s, float* q) {
-  const float p0 = p[0], p1 = p[s], p2 = p[2 * s], p3 = p[3 * s], p4 = p[4 * s], p5 = p[5 * s];
-  const float a = p1 + p2, b = p1 - p2, c = p3 + p4, d = p3 - p4;
+template <typename V>
+MS_HD void OutputMap4(const V* p, int s, V* q) {
+  const V p0 = p[0], p1 = p[s], p2 = p[2 * s], p3 = p[3 * s], p4 = p[4 * s], p5 = p[5 * s];
+  const V a = p1 + p2, b = p1 - p2, c = p3 + p4, d = p3 - p4;
   q[0] = p0 + a + c;
   q[s] = b + 2.f * d;
   q[2 * s] = a + 4.f * c;
   q[3 * s] = b + 8.f * d + p5;
 }
-MS_HD void OutputTile4(const float m[36], float y[16]) {
-  float t[24];  // t = A^T m (4 x 6)
+template <typename V>
+MS_HD void OutputTile4(const V* m, V* y) {
+  V t[24];  // t = A^T m (4 x 6)
   for (int j = 0; j < 6; j++) OutputMap4(m + j, 6, t + j);
   for (int i = 0; i < 4; i++) OutputMap4(t + 6 * i, 1, y + 4 * i);  // y = t A
 }
 
 // The adjoints, for the weight gradient. q = A p for 4 values (p[0] .. p[3s]), into 6.
-MS_HD void OutputAdjointMap4(const float* p, int s, float* q) {
-  const float p0 = p[0], p1 = p[s], p2 = p[2 * s], p3 = p[3 * s];
-  const float e = p0 + p2, o = p1 + p3, e4 = p0 + 4.f * p2, o8 = 2.f * p1 + 8.f * p3;
+template <typename V>
+MS_HD void OutputAdjointMap4(const V* p, int s, V* q) {
+  const V p0 = p[0], p1 = p[s], p2 = p[2 * s], p3 = p[3 * s];
+  const V e = p0 + p2, o = p1 + p3, e4 = p0 + 4.f * p2, o8 = 2.f * p1 + 8.f * p3;
   q[0] = p0;
   q[s] = e + o;
   q[2 * s] = e - o;
@@ -184,8 +192,9 @@ MS_HD void OutputAdjointMap4(const float* p, int s, float* q) {
   q[4 * s] = e4 - o8;
   q[5 * s] = p3;
 }
-MS_HD void OutputAdjointTile4(const float d[16], float z[36]) {
-  float t[24];  // t = A d (6 x 4)
+template <typename V>
+MS_HD void OutputAdjointTile4(const V* d, V* z) {
+  V t[24];  // t = A d (6 x 4)
   for (int j = 0; j < 4; j++) OutputAdjointMap4(d + j, 4, t + j);
   for (int i = 0; i < 6; i++) OutputAdjointMap4(t + 4 * i, 1, z + 6 * i);  // z = t A^T
 }
@@ -203,23 +212,30 @@ MS_HD void FilterAdjointTile6(const float u[36], float dg[9]) {
   for (int i = 0; i < 3; i++) FilterAdjointMap6(t + 6 * i, 1, dg + 3 * i);  // dg = t G
 }
 
-// The transforms of F(m x m, 3x3) by m.
+// The transforms of F(m x m, 3x3) by m. Input, Output and OutputAdjoint are templates on the
+// value type V: float, or (CPU kernels) a vector of floats, one tile per lane.
 template <int M>
 struct Tile;
 template <>
 struct Tile<2> {
-  static MS_HD void Input(const float* d, float* v) { InputTile(d, v); }
+  template <typename V>
+  static MS_HD void Input(const V* d, V* v) { InputTile(d, v); }
   static MS_HD void Filter(const float* g, float* u) { FilterTile(g, u); }
-  static MS_HD void Output(const float* m, float* y) { OutputTile(m, y); }
-  static MS_HD void OutputAdjoint(const float* d, float* z) { OutputAdjointTile(d, z); }
+  template <typename V>
+  static MS_HD void Output(const V* m, V* y) { OutputTile(m, y); }
+  template <typename V>
+  static MS_HD void OutputAdjoint(const V* d, V* z) { OutputAdjointTile(d, z); }
   static MS_HD void FilterAdjoint(const float* u, float* dg) { FilterAdjointTile(u, dg); }
 };
 template <>
 struct Tile<4> {
-  static MS_HD void Input(const float* d, float* v) { InputTile6(d, v); }
+  template <typename V>
+  static MS_HD void Input(const V* d, V* v) { InputTile6(d, v); }
   static MS_HD void Filter(const float* g, float* u) { FilterTile6(g, u); }
-  static MS_HD void Output(const float* m, float* y) { OutputTile4(m, y); }
-  static MS_HD void OutputAdjoint(const float* d, float* z) { OutputAdjointTile4(d, z); }
+  template <typename V>
+  static MS_HD void Output(const V* m, V* y) { OutputTile4(m, y); }
+  template <typename V>
+  static MS_HD void OutputAdjoint(const V* d, V* z) { OutputAdjointTile4(d, z); }
   static MS_HD void FilterAdjoint(const float* u, float* dg) { FilterAdjointTile6(u, dg); }
 };
 

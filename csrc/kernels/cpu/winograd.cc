@@ -1,9 +1,10 @@
 // CPU Winograd F(m x m, 3x3) transforms (kernels/winograd.h, where the per-tile work is):
-// parallel over channels and images.
+// parallel over channels and images, kLanes tiles at a time.
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "core/dispatch.h"
 #include "kernels/winograd.h"
@@ -30,11 +31,54 @@ struct Tiles {
   }
 };
 
-}  // namespace
-
 // Filters and their adjoints go in blocks of kBlock columns: each plane of U (or P) is then
 // read or written in runs of kBlock floats, not a float per plane per filter.
 constexpr int64_t kBlock = 64;
+
+// The tile transforms run on kLanes tiles of a tile row at once, a tile per lane of a GCC
+// vector (the arithmetic vectorises; each plane of V, M or Z is then read or written in runs of
+// kLanes floats).
+constexpr int kLanes = 8;
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+
+// d[A * i + j] = entry (i, j) of the a x a windows at rows m*th - pt + i and columns
+// m*(tw0 + l) - pl + j of an h x w plane (zero outside it), lane l < n (the rest zero): the
+// input tiles (a = m + 2) or, with pt = pl = 0, the output tiles of dy (a = m).
+template <int M, int A>
+void LoadLanes(const float* img, int64_t h, int64_t w, int64_t pt, int64_t pl, int64_t th,
+               int64_t tw0, int n, Lanes* d) {
+  for (int i = 0; i < A; i++) {
+    const int64_t ih = M * th - pt + i;
+    for (int j = 0; j < A; j++) {
+      Lanes v = {};
+      if (ih >= 0 && ih < h)
+        for (int l = 0; l < n; l++) {
+          const int64_t iw = M * (tw0 + l) - pl + j;
+          if (iw >= 0 && iw < w) v[l] = img[ih * w + iw];
+        }
+      d[A * i + j] = v;
+    }
+  }
+}
+
+// Writes the P planes of n lanes, the tiles t0 .. t0 + n - 1 of channel c, into a
+// [slices][P][channels][Ts] array.
+template <int P>
+void StoreLanes(const Lanes* v, const Tiles& tl, int64_t t0, int n, int64_t c, int64_t channels,
+                float* out) {
+  const int64_t plane = channels * tl.Ts;
+  if (t0 % tl.Ts + n <= tl.Ts) {  // one slice: runs of n floats
+    float* o = out + tl.At(t0, c, channels, P);
+    for (int xi = 0; xi < P; xi++) std::memcpy(o + xi * plane, &v[xi], n * sizeof(float));
+    return;
+  }
+  for (int l = 0; l < n; l++) {
+    float* o = out + tl.At(t0 + l, c, channels, P);
+    for (int xi = 0; xi < P; xi++) o[xi * plane] = v[xi][l];
+  }
+}
+
+}  // namespace
 
 void WinogradFilter(Context*, int m, const float* w, int64_t K, int64_t C, bool flip,
                     float* U) {
@@ -57,18 +101,17 @@ void WinogradInput(Context*, int m, const float* x, int64_t batch, const ConvGeo
   WithTile(m, [&](auto tile) {
     constexpr int M = decltype(tile)::value, P = Planes(M);
     const Tiles tl(g, M, batch, slices);
-    const int64_t plane = g.C * tl.Ts;
 #pragma omp parallel for collapse(2) schedule(static) if (g.C * tl.T * P > MS_OMP_MIN)
     for (int64_t c = 0; c < g.C; c++)
       for (int64_t b = 0; b < batch; b++) {
         const float* img = x + (b * g.C + c) * g.H * g.W;
         for (int64_t th = 0; th < tl.th_n; th++)
-          for (int64_t tw = 0; tw < tl.tw_n; tw++) {
-            float d[P], v[P];
-            winograd::LoadInputTile<M>(img, g, th, tw, d);
+          for (int64_t tw0 = 0; tw0 < tl.tw_n; tw0 += kLanes) {
+            const int n = static_cast<int>(std::min<int64_t>(kLanes, tl.tw_n - tw0));
+            Lanes d[P], v[P];
+            LoadLanes<M, M + 2>(img, g.H, g.W, g.PT, g.PL, th, tw0, n, d);
             winograd::Tile<M>::Input(d, v);
-            float* out = V + tl.At(b * tl.per + th * tl.tw_n + tw, c, g.C, P);
-            for (int xi = 0; xi < P; xi++) out[xi * plane] = v[xi];
+            StoreLanes<P>(v, tl, b * tl.per + th * tl.tw_n + tw0, n, c, g.C, V);
           }
       }
   });
@@ -84,13 +127,25 @@ void WinogradOutput(Context*, int m, const float* M, const float* bias, int64_t 
     for (int64_t k = 0; k < K; k++)
       for (int64_t b = 0; b < batch; b++) {
         float* out = y + (b * K + k) * g.OH * g.OW;
+        const float add = bias ? bias[k] : 0.f;
         for (int64_t th = 0; th < tl.th_n; th++)
-          for (int64_t tw = 0; tw < tl.tw_n; tw++) {
-            const float* in = M + k * tl.T + b * tl.per + th * tl.tw_n + tw;
-            float mt[P], o[TM * TM];
-            for (int xi = 0; xi < P; xi++) mt[xi] = in[xi * KT];
+          for (int64_t tw0 = 0; tw0 < tl.tw_n; tw0 += kLanes) {
+            const int n = static_cast<int>(std::min<int64_t>(kLanes, tl.tw_n - tw0));
+            const float* in = M + k * tl.T + b * tl.per + th * tl.tw_n + tw0;
+            Lanes mt[P], o[TM * TM];
+            for (int xi = 0; xi < P; xi++) {
+              mt[xi] = Lanes{};
+              std::memcpy(&mt[xi], in + xi * KT, n * sizeof(float));
+            }
             winograd::Tile<TM>::Output(mt, o);
-            winograd::StoreOutputTile<TM>(o, bias ? bias + k : nullptr, g, th, tw, out);
+            for (int i = 0; i < TM && TM * th + i < g.OH; i++) {
+              float* row = out + (TM * th + i) * g.OW;
+              for (int l = 0; l < n; l++)
+                for (int j = 0; j < TM; j++) {
+                  const int64_t ow = TM * (tw0 + l) + j;
+                  if (ow < g.OW) row[ow] = bias ? o[TM * i + j][l] + add : o[TM * i + j][l];
+                }
+            }
           }
       }
   });
@@ -101,18 +156,17 @@ void WinogradOutputAdjoint(Context*, int m, const float* dy, int64_t batch, cons
   WithTile(m, [&](auto tile) {
     constexpr int M = decltype(tile)::value, P = Planes(M);
     const Tiles tl(g, M, batch, slices);
-    const int64_t plane = K * tl.Ts;
 #pragma omp parallel for collapse(2) schedule(static) if (K * tl.T * P > MS_OMP_MIN)
     for (int64_t k = 0; k < K; k++)
       for (int64_t b = 0; b < batch; b++) {
         const float* img = dy + (b * K + k) * g.OH * g.OW;
         for (int64_t th = 0; th < tl.th_n; th++)
-          for (int64_t tw = 0; tw < tl.tw_n; tw++) {
-            float d[M * M], z[P];
-            winograd::LoadOutputTile<M>(img, g, th, tw, d);
+          for (int64_t tw0 = 0; tw0 < tl.tw_n; tw0 += kLanes) {
+            const int n = static_cast<int>(std::min<int64_t>(kLanes, tl.tw_n - tw0));
+            Lanes d[M * M], z[P];
+            LoadLanes<M, M>(img, g.OH, g.OW, 0, 0, th, tw0, n, d);
             winograd::Tile<M>::OutputAdjoint(d, z);
-            float* out = Z + tl.At(b * tl.per + th * tl.tw_n + tw, k, K, P);
-            for (int xi = 0; xi < P; xi++) out[xi * plane] = z[xi];
+            StoreLanes<P>(z, tl, b * tl.per + th * tl.tw_n + tw0, n, k, K, Z);
           }
       }
   });
