@@ -138,9 +138,9 @@ tail -n +$((n0 + 1)) "$OUT/bench.log" |
   grep -E '^(device|layer|ResNet-50 step total|autotuned|  conv2d)' >>"$REPORT"
 
 # SPEC's benchmark.py (graph and eager), and whole-step A/B rows of the GPU plan's choices:
-# Winograd F(4x4) instead of F(2x2) for 3x3 convolutions, no Winograd, no split-K GEMMs.
+# Winograd F(2x2) instead of F(4x4) for 3x3 convolutions, no Winograd, no split-K GEMMs.
 if [ -f examples/cnn/benchmark.py ]; then
-  for env in MODE=graph MODE=no-graph MINISINGA_CONV_WINOGRAD=4 MINISINGA_CONV_WINOGRAD=0 \
+  for env in MODE=graph MODE=no-graph MINISINGA_CONV_WINOGRAD=2 MINISINGA_CONV_WINOGRAD=0 \
     MINISINGA_GEMM_SPLIT_K=0; do
     flag=()
     [ "$env" = MODE=no-graph ] && flag=(--no-graph)

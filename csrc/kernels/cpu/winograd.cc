@@ -61,6 +61,14 @@ void LoadLanes(const float* img, int64_t h, int64_t w, int64_t pt, int64_t pl, i
   }
 }
 
+// Copies n <= kLanes floats (a constant-size copy, inlined, for whole vectors).
+inline void CopyLanes(void* dst, const void* src, int n) {
+  if (n == kLanes)
+    std::memcpy(dst, src, sizeof(Lanes));
+  else
+    std::memcpy(dst, src, n * sizeof(float));
+}
+
 // Writes the P planes of n lanes, the tiles t0 .. t0 + n - 1 of channel c, into a
 // [slices][P][channels][Ts] array.
 template <int P>
@@ -69,7 +77,7 @@ void StoreLanes(const Lanes* v, const Tiles& tl, int64_t t0, int n, int64_t c, i
   const int64_t plane = channels * tl.Ts;
   if (t0 % tl.Ts + n <= tl.Ts) {  // one slice: runs of n floats
     float* o = out + tl.At(t0, c, channels, P);
-    for (int xi = 0; xi < P; xi++) std::memcpy(o + xi * plane, &v[xi], n * sizeof(float));
+    for (int xi = 0; xi < P; xi++) CopyLanes(o + xi * plane, &v[xi], n);
     return;
   }
   for (int l = 0; l < n; l++) {
@@ -135,7 +143,7 @@ void WinogradOutput(Context*, int m, const float* M, const float* bias, int64_t 
             Lanes mt[P], o[TM * TM];
             for (int xi = 0; xi < P; xi++) {
               mt[xi] = Lanes{};
-              std::memcpy(&mt[xi], in + xi * KT, n * sizeof(float));
+              CopyLanes(&mt[xi], in + xi * KT, n);
             }
             winograd::Tile<TM>::Output(mt, o);
             for (int i = 0; i < TM && TM * th + i < g.OH; i++) {
