@@ -212,31 +212,29 @@ MS_HD void FilterAdjointTile6(const float u[36], float dg[9]) {
   for (int i = 0; i < 3; i++) FilterAdjointMap6(t + 6 * i, 1, dg + 3 * i);  // dg = t G
 }
 
-// The transforms of F(m x m, 3x3) by m. Input, Output and OutputAdjoint are templates on the
-// value type V: float, or (CPU kernels) a vector of floats, one tile per lane.
+// The transforms of F(m x m, 3x3) by m (2 or 4). Input, Output and OutputAdjoint are templates
+// on the value type V: float, or (CPU kernels) a vector of floats, one tile per lane.
 template <int M>
-struct Tile;
-template <>
-struct Tile<2> {
+struct Tile {
+  static_assert(M == 2 || M == 4, "Winograd F(m x m, 3x3) is built for m = 2 and m = 4");
   template <typename V>
-  static MS_HD void Input(const V* d, V* v) { InputTile(d, v); }
-  static MS_HD void Filter(const float* g, float* u) { FilterTile(g, u); }
+  static MS_HD void Input(const V* d, V* v) {
+    if constexpr (M == 2) InputTile(d, v); else InputTile6(d, v);
+  }
+  static MS_HD void Filter(const float* g, float* u) {
+    if constexpr (M == 2) FilterTile(g, u); else FilterTile6(g, u);
+  }
   template <typename V>
-  static MS_HD void Output(const V* m, V* y) { OutputTile(m, y); }
+  static MS_HD void Output(const V* m, V* y) {
+    if constexpr (M == 2) OutputTile(m, y); else OutputTile4(m, y);
+  }
   template <typename V>
-  static MS_HD void OutputAdjoint(const V* d, V* z) { OutputAdjointTile(d, z); }
-  static MS_HD void FilterAdjoint(const float* u, float* dg) { FilterAdjointTile(u, dg); }
-};
-template <>
-struct Tile<4> {
-  template <typename V>
-  static MS_HD void Input(const V* d, V* v) { InputTile6(d, v); }
-  static MS_HD void Filter(const float* g, float* u) { FilterTile6(g, u); }
-  template <typename V>
-  static MS_HD void Output(const V* m, V* y) { OutputTile4(m, y); }
-  template <typename V>
-  static MS_HD void OutputAdjoint(const V* d, V* z) { OutputAdjointTile4(d, z); }
-  static MS_HD void FilterAdjoint(const float* u, float* dg) { FilterAdjointTile6(u, dg); }
+  static MS_HD void OutputAdjoint(const V* d, V* z) {
+    if constexpr (M == 2) OutputAdjointTile(d, z); else OutputAdjointTile4(d, z);
+  }
+  static MS_HD void FilterAdjoint(const float* u, float* dg) {
+    if constexpr (M == 2) FilterAdjointTile(u, dg); else FilterAdjointTile6(u, dg);
+  }
 };
 
 // The per-item work of the kernels, shared by the CPU and CUDA ones.
