@@ -157,7 +157,10 @@ void PlanWinogradWeightGrad(ConvPlan* p) {
       best = s;
   p->wino_slices = best;
   p->wino_chunks = (p->N + p->wino_nb - 1) / p->wino_nb;
-  if (p->wino_chunks * best * planes * K * C > kScratchFloats) p->winograd = false;
+  if (p->wino_chunks * best * planes * K * C > kScratchFloats) {
+    p->winograd = false;
+    p->wino_m = 0;
+  }
 }
 
 // `wgrad`: the plan of the weight gradient, which sums over the images and so always needs
@@ -246,9 +249,8 @@ std::string PlanName(const ConvPlan& p, bool detail) {
 
 bool SamePlan(const ConvPlan& a, const ConvPlan& b) {
   return a.winograd == b.winograd && a.wino_m == b.wino_m && a.batched == b.batched &&
-         a.direct == b.direct &&
-         a.nb == b.nb && a.rows == b.rows && a.wino_slices == b.wino_slices &&
-         a.split_k == b.split_k;
+         a.direct == b.direct && a.nb == b.nb && a.rows == b.rows &&
+         a.wino_slices == b.wino_slices && a.split_k == b.split_k;
 }
 
 // The plans a convolution may run with: the device's own first, then (autotuning) the other
