@@ -278,7 +278,7 @@ def test_gpu_plan_winograd(rng, case, tile, autotune):
         _core._force_conv_plan(tile)
         x, w = rand(rng, *xs), rand(rng, *ws)
         b = rand(rng, ws[0]) if bias else None
-        # F(4x4)'s coefficients (up to 8, and 1/6 .. 1/24) round: a few times the error of
+        # F(4x4)'s coefficients (up to 8, and 1/6 .. 1/24) round: ~10 times the error of
         # F(2x2), whose coefficients are 0, +-1 and 1/2, on the output's scale
         def atol(ref):
             return 1e-4 if tile == "winograd" else 1e-5 * np.abs(ref).max()
