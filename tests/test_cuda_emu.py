@@ -26,6 +26,10 @@ def test_launch_rewriting():
                       " { Z(msemu_a...); } );")
     with pytest.raises(ValueError, match="x.cu:1: a launch must read"):
         launches.rewrite("K<<<1, 1>>>;", "x.cu")
+    # the launch configuration on the next line: the same call, the line count kept
+    out = launches.rewrite("K<T, 4>\n    <<<g, b>>>(a);\n", "x.cu").splitlines()
+    assert out[1:] == ['::msemu::Launch(::msemu::Config(g, b), "K<T, 4>", [](auto... msemu_a) '
+                       "{ K<T, 4>", "    (msemu_a...); }, a);"]
 
 
 def test_emulator_selftest(tmp_path):

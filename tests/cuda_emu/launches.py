@@ -18,7 +18,11 @@ _IDENT = re.compile(r"[A-Za-z0-9_:]")
 
 
 def _kernel_start(text, end):
-    """Start of the kernel expression that ends just before text[end] (`<<<`)."""
+    """Start of the kernel expression that ends just before text[end] (`<<<`), blanks and line
+    breaks between them allowed (as a formatter may leave `Kernel<A, B>` and `<<<...>>>` on two
+    lines)."""
+    while end > 0 and text[end - 1] in " \t\r\n":
+        end -= 1
     i = end
     if text[i - 1] == ">":  # template arguments: match the brackets backwards
         depth = 0
