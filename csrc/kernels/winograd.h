@@ -252,22 +252,22 @@ void WithTile(int m, F f) {
     f(std::integral_constant<int, 2>{});
 }
 
-// The input tile (th, tw) of one image plane of g (zero outside the image).
-template <int M>
-MS_HD void LoadInputTile(const float* img, const ConvGeom& g, int64_t th, int64_t tw,
-                         float* d) {
-  constexpr int A = M + 2;
+// The A x A window at rows m*th - pt .. and columns m*tw - pl .. of an h x w plane (zero
+// outside it): an input tile (A = M + 2, the convolution's padding) or a tile of dy (A = M,
+// no padding; zero past its edges).
+template <int M, int A>
+MS_HD void LoadWindow(const float* plane, int64_t h, int64_t w, int64_t pt, int64_t pl,
+                      int64_t th, int64_t tw, float* d) {
   for (int i = 0; i < A; i++) {
-    const int64_t ih = M * th - g.PT + i;
+    const int64_t ih = M * th - pt + i;
     for (int j = 0; j < A; j++) {
-      const int64_t iw = M * tw - g.PL + j;
-      d[A * i + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? img[ih * g.W + iw] : 0.f;
+      const int64_t iw = M * tw - pl + j;
+      d[A * i + j] = ih >= 0 && ih < h && iw >= 0 && iw < w ? plane[ih * w + iw] : 0.f;
     }
   }
 }
 
-// The output tile (th, tw) of one plane of g's output: stored (+ bias), or loaded (zero past
-// the edges).
+// The output tile (th, tw) of one plane of g's output, stored (+ bias) where it exists.
 template <int M>
 MS_HD void StoreOutputTile(const float* o, const float* bias, const ConvGeom& g, int64_t th,
                            int64_t tw, float* plane) {
@@ -276,15 +276,6 @@ MS_HD void StoreOutputTile(const float* o, const float* bias, const ConvGeom& g,
       const int64_t oh = M * th + i, ow = M * tw + j;
       if (oh < g.OH && ow < g.OW)
         plane[oh * g.OW + ow] = bias ? o[M * i + j] + *bias : o[M * i + j];
-    }
-}
-template <int M>
-MS_HD void LoadOutputTile(const float* plane, const ConvGeom& g, int64_t th, int64_t tw,
-                          float* d) {
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < M; j++) {
-      const int64_t oh = M * th + i, ow = M * tw + j;
-      d[M * i + j] = oh < g.OH && ow < g.OW ? plane[oh * g.OW + ow] : 0.f;
     }
 }
 

@@ -274,7 +274,7 @@ Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shap
   if (!c.plans[0].depthwise && ConvAutotuneOn()) {
     // MINISINGA_CONV_WINOGRAD holds for the tuner too; unset, it times both tiles.
     const int wino = half ? 0 : WinogradTile();
-    const int other = half || WinogradSetting() >= 0 ? 0 : 6 - wino;
+    const int other = half || WinogradSetting() >= 0 ? 0 : (wino == 4 ? 2 : 4);
     for (const PlanStyle& s : {PlanStyle{true, wino, -1}, PlanStyle{true, other, -1},
                                PlanStyle{true, 0, -1}, PlanStyle{true, 0, 0},
                                PlanStyle{true, 0, 1}, PlanStyle{false, 0, 0}}) {

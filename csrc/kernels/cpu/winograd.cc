@@ -41,23 +41,16 @@ constexpr int64_t kBlock = 64;
 constexpr int kLanes = 8;
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 
-// d[A * i + j] = entry (i, j) of the a x a windows at rows m*th - pt + i and columns
-// m*(tw0 + l) - pl + j of an h x w plane (zero outside it), lane l < n (the rest zero): the
-// input tiles (a = m + 2) or, with pt = pl = 0, the output tiles of dy (a = m).
+// d[k][l] = entry k of the window winograd::LoadWindow<M, A> gives for tile column tw0 + l,
+// lane l < n (the rest zero).
 template <int M, int A>
-void LoadLanes(const float* img, int64_t h, int64_t w, int64_t pt, int64_t pl, int64_t th,
+void LoadLanes(const float* plane, int64_t h, int64_t w, int64_t pt, int64_t pl, int64_t th,
                int64_t tw0, int n, Lanes* d) {
-  for (int i = 0; i < A; i++) {
-    const int64_t ih = M * th - pt + i;
-    for (int j = 0; j < A; j++) {
-      Lanes v = {};
-      if (ih >= 0 && ih < h)
-        for (int l = 0; l < n; l++) {
-          const int64_t iw = M * (tw0 + l) - pl + j;
-          if (iw >= 0 && iw < w) v[l] = img[ih * w + iw];
-        }
-      d[A * i + j] = v;
-    }
+  for (int k = 0; k < A * A; k++) d[k] = Lanes{};
+  for (int l = 0; l < n; l++) {
+    float t[A * A];
+    winograd::LoadWindow<M, A>(plane, h, w, pt, pl, th, tw0 + l, t);
+    for (int k = 0; k < A * A; k++) d[k][l] = t[k];
   }
 }
 

@@ -57,7 +57,7 @@ __global__ void InputKernel(const float* x, const ConvGeom g, I total, const Til
     const I th = dv.tw_n.Div(r), tw = dv.tw_n.Mod(r);
     const float* img = x + (static_cast<int64_t>(b) * g.C + c) * g.H * g.W;
     float d[P], v[P];
-    winograd::LoadInputTile<M>(img, g, th, tw, d);
+    winograd::LoadWindow<M, M + 2>(img, g.H, g.W, g.PT, g.PL, th, tw, d);
     winograd::Tile<M>::Input(d, v);
     float* out = V + SliceAt<P>(t, c, g.C, dv);
 #pragma unroll
@@ -77,7 +77,7 @@ __global__ void OutputAdjointKernel(const float* dy, const ConvGeom g, int64_t K
     const I th = dv.tw_n.Div(r), tw = dv.tw_n.Mod(r);
     const float* img = dy + (static_cast<int64_t>(b) * K + k) * g.OH * g.OW;
     float d[M * M], z[P];
-    winograd::LoadOutputTile<M>(img, g, th, tw, d);
+    winograd::LoadWindow<M, M>(img, g.OH, g.OW, 0, 0, th, tw, d);
     winograd::Tile<M>::OutputAdjoint(d, z);
     float* out = Z + SliceAt<P>(t, k, K, dv);
 #pragma unroll

@@ -57,12 +57,10 @@ class BasicBlock(layer.Layer):
 
     def forward(self, x):
         out = self.conv2(self.bn1(self.conv1(x)))
-        if not self.fused_residual:
-            out = self.bn2(out)
         residual = x if self.downsample is None else self.downsample(x)
         if self.fused_residual:
             return self.bn2(out, residual)
-        return self.relu2(self.add(out, residual))
+        return self.relu2(self.add(self.bn2(out), residual))
 
 
 class Bottleneck(layer.Layer):
@@ -87,12 +85,10 @@ class Bottleneck(layer.Layer):
     def forward(self, x):
         out = self.bn1(self.conv1(x))
         out = self.conv3(self.bn2(self.conv2(out)))
-        if not self.fused_residual:
-            out = self.bn3(out)
         residual = x if self.downsample is None else self.downsample(x)
         if self.fused_residual:
             return self.bn3(out, residual)
-        return self.relu3(self.add(out, residual))
+        return self.relu3(self.add(self.bn3(out), residual))
 
 
 def _feature_side(size: int) -> int:
