@@ -114,6 +114,43 @@ def test_large_offset_keeps_accuracy(rng):
     np.testing.assert_allclose(y.to_numpy(), ref_train(x, one, zero, 1e-5)[0], atol=2e-4)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("shape,offset", [((3, 2, 37, 41), 300.0), ((2, 3, 1, 2500), 0.0),
+                                          ((70, 2), 50.0)])
+def test_long_channels_sums_match_float64(shape, offset, relu, rng):
+    # Rows longer than the kernels' chunks and lanes, with tails, and a mean far from 0: the
+    # statistics and both gradient sums against float64, to float32's own accuracy.
+    c, eps = shape[1], 1e-5
+    x = (offset + rng.standard_normal(shape) * 0.5).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    scale, bias, _, _ = params(rng, c)
+    dev = _core.default_device()
+    y, mean, inv_std = _core.batchnorm_forward_training(
+        core_tensor(x), core_tensor(scale), core_tensor(bias), _core.Tensor([c], dev),
+        _core.Tensor([c], dev), 0.1, eps, relu=relu)
+    _, emean, evar = ref_train(x, scale, bias, eps)
+    np.testing.assert_allclose(mean.to_numpy(), emean, rtol=1e-7, atol=1e-7 * np.abs(x).max())
+    np.testing.assert_allclose(inv_std.to_numpy(), 1 / np.sqrt(evar + eps), rtol=2e-6)
+    # The rest against float64 given the kernel's float32 statistics (y and dx subtract the
+    # float32 mean, so it is their reference too).
+    xhat = (x - per_channel(mean.to_numpy(), x)) * per_channel(inv_std.to_numpy(), x)
+    ey = xhat * per_channel(scale, x) + per_channel(bias, x)
+    np.testing.assert_allclose(y.to_numpy(), np.maximum(ey, 0) if relu else ey,
+                               rtol=1e-5, atol=1e-5)
+    dx, dscale, dbias = _core.batchnorm_backward(
+        core_tensor(dy), core_tensor(x), core_tensor(scale), mean, inv_std,
+        y=y if relu else None)
+    g = dy.astype(np.float64) * (ey > 0) if relu else dy.astype(np.float64)
+    eb, es = g.sum(axis=axes(x)), (g * xhat).sum(axis=axes(x))
+    m = x.size // c
+    edx = per_channel(scale * inv_std.to_numpy() / m, x) * (
+        m * g - per_channel(eb, x) - xhat * per_channel(es, x))
+    scale_of = np.sqrt((g ** 2).sum(axis=axes(x)))  # the sums' own rounding scale
+    np.testing.assert_allclose(dbias.to_numpy(), eb, atol=1e-6 * scale_of.max())
+    np.testing.assert_allclose(dscale.to_numpy(), es, atol=1e-6 * scale_of.max())
+    np.testing.assert_allclose(dx.to_numpy(), edx, rtol=1e-5, atol=1e-5 * np.abs(edx).max())
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_forward_inference(shape, rng):
     c = shape[1]

@@ -51,9 +51,10 @@ def test_bench_graph_train_kernels():
     assert m, r.stdout
     f32, f16 = int(m.group(1)), int(m.group(2))
     assert f32 > 25.5e6 * 12 / 2**20 and 25.5e6 * 8 / 2**20 < f16 < f32, r.stdout
-    r = run("bench_train.py", "--steps", "2", "--batch", "4")
+    r = run("bench_train.py", "--steps", "2", "--batch", "4", "--models", "mlp,cnn,resnet50",
+            "--resnet-batch", "2", "--resnet-steps", "1")
     assert r.returncode == 0, r.stderr[-2000:]
-    rows(r.stdout, ["mlp", "cnn"])
+    rows(r.stdout, ["mlp", "cnn", "resnet50"])
     r = run("bench_kernels.py", "--quick", "--repeats", "1", "--warmup", "0", "--only",
             "elementwise")
     assert r.returncode == 0, r.stderr[-2000:]
