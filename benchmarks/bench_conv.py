@@ -3,10 +3,11 @@ minisinga vs PyTorch in the same run, on the CPU (same number of threads) or on 
 (`--device cuda`: cuBLAS-based convolutions against cuDNN, TF32 off on both sides).
 
     python benchmarks/bench_conv.py [--backward] [--repeat 5] [--min-time 0.3]
-        [--device cpu|cuda] [--resnet50] [--autotune]
+        [--device cpu|cuda] [--resnet50 [--batch 32]] [--autotune]
 
-`--resnet50`: the 23 distinct convolution shapes of ResNet-50 at batch 32 instead of the small
-set, each with how often it occurs in the network, and per pass the step's total (time x count).
+`--resnet50`: the 23 distinct convolution shapes of ResNet-50 at batch 32 (or --batch) instead
+of the small set, each with how often it occurs in the network, and per pass the step's total
+(time x count).
 The ratio column is PyTorch time / minisinga time (> 1: minisinga is faster); times are the
 best of --repeat samples. PyTorch is optional; without it only minisinga is timed.
 `--autotune`: minisinga's convolution autotuning on (as cuDNN's benchmark mode, which the
@@ -38,8 +39,8 @@ LAYERS = [
 # stride, padding, groups, occurrences in the network.
 def _r50(cin, cout, k, s, h, count):
     p = k // 2
-    return (f"r50 {k}x{k} s{s} {cin}->{cout} @{h}", (32, cin, h, h), (cout, cin, k, k), (s, s),
-            (p, p, p, p), 1, count)
+    return (f"r50 {k}x{k} s{s} {cin}->{cout} @{h}", (32, cin, h, h), (cout, cin, k, k),
+            (s, s), (p, p, p, p), 1, count)
 
 
 RESNET50 = [
@@ -144,6 +145,7 @@ def main():
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--resnet50", action="store_true",
                     help="ResNet-50's convolution shapes at batch 32, with step totals")
+    ap.add_argument("--batch", type=int, default=32, help="--resnet50's batch size")
     ap.add_argument("--autotune", action="store_true",
                     help="minisinga times its plans per shape and keeps the fastest")
     args = ap.parse_args()
@@ -179,7 +181,12 @@ def main():
     print(head)
     rng = np.random.default_rng(0)
     passes = ["fwd", "bwd data", "bwd weight"] if args.backward else ["fwd"]
-    layers = RESNET50 if args.resnet50 else [layer + (1,) for layer in LAYERS]
+    if args.batch < 1:
+        ap.error(f"--batch is {args.batch}; expected at least 1")
+    if args.resnet50:
+        layers = [(n, (args.batch,) + xs[1:], *rest) for n, xs, *rest in RESNET50]
+    else:
+        layers = [layer + (1,) for layer in LAYERS]
     totals = {p: [0.0, 0.0] for p in passes}  # per pass: sum of count x time, ours and theirs
     for name, xs, ws, stride, pad, groups, count in layers:
         x = rng.standard_normal(xs, dtype=np.float32)

@@ -325,8 +325,47 @@ def test_winograd_only_where_it_fits():
         assert not wino((2, 16, 8, 8), (8, 16, 3, 3))  # 8 output channels
     finally:
         _core._set_conv_gpu_plan_on_cpu(old)
-    # The CPU's own plan keeps im2col (its GEMMs are fast enough; no transforms).
+    # The CPU's own plan: im2col at 16 channels (test_cpu_plan_winograd_where_it_pays).
     assert _core._conv2d_path(dev, [2, 16, 8, 8], [16, 16, 3, 3], padding=[1, 1, 1, 1]) == "chunks"
+
+
+def test_cpu_plan_winograd_where_it_pays(rng):
+    """The CPU's own plan runs float32 3x3 stride-1 convolutions as Winograd F(4x4) from 64
+    channels in and out (128 for the weight gradient) and 128 tiles in all, im2col elsewhere;
+    its y, dx and dw against the float64 references (30 x 30: the last tiles cut)."""
+    dev = device.get_default_device()
+
+    def path(xs, ws, wgrad=False):
+        return _core._conv2d_path(dev, list(xs), list(ws), [1, 1], [1, 1, 1, 1],
+                                  weight_grad=wgrad)
+
+    def im2col(xs, ws, wgrad=False):
+        return path(xs, ws, wgrad) in ("chunks", "bands")
+
+    assert path((2, 64, 32, 32), (64, 64, 3, 3)) == "winograd 4x4"  # 2 x 64 tiles
+    assert im2col((2, 64, 28, 32), (64, 64, 3, 3))  # 2 x 56 tiles
+    assert im2col((2, 63, 32, 32), (64, 63, 3, 3))  # 63 channels in
+    assert im2col((2, 64, 32, 32), (63, 64, 3, 3))  # 63 out
+    assert im2col((2, 64, 32, 32), (64, 64, 3, 3), wgrad=True)
+    assert path((2, 128, 32, 32), (128, 128, 3, 3), wgrad=True) == "winograd 4x4"
+    assert im2col((2, 128, 32, 32), (127, 128, 3, 3), wgrad=True)
+    assert path((2, 128, 32, 32), (128, 128, 3, 3)) == "winograd 4x4"
+    assert _core._conv2d_path(dev, [2, 64, 32, 32], [64, 64, 3, 3], [2, 2],
+                              [1, 1, 1, 1]) == "chunks"  # strided
+    xs, ws = (2, 128, 30, 30), (128, 128, 3, 3)
+    assert path(xs, ws) == path(xs, ws, wgrad=True) == "winograd 4x4"
+    x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
+    pad = (1, 1, 1, 1)
+    y = run_conv(x, w, b, (1, 1), pad, (1, 1), 1)
+    y_ref = conv_ref(x, w, b, (1, 1), pad)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-4, atol=1e-5 * np.abs(y_ref).max())
+    dy = rand(rng, *y.shape)
+    dx_ref, dw_ref = conv_grads_ref(dy, x, w, (1, 1), pad, (1, 1), 1)
+    dx = _core.conv2d_backward_data(core_tensor(dy), core_tensor(w), list(xs), padding=list(pad))
+    np.testing.assert_allclose(dx.to_numpy(), dx_ref, rtol=1e-4, atol=1e-5 * np.abs(dx_ref).max())
+    dw = _core.conv2d_backward_weight(core_tensor(dy), core_tensor(x), list(ws),
+                                      padding=list(pad))
+    np.testing.assert_allclose(dw.to_numpy(), dw_ref, rtol=1e-4, atol=1e-5 * np.abs(dw_ref).max())
 
 
 def test_gpu_plan_switch_returns_previous():

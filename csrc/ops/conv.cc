@@ -63,8 +63,8 @@ int64_t BatchedCols() {
   return cols;
 }
 
-// GPU: float32 3x3 stride-1 convolutions (forward and both gradients) go through Winograd
-// F(m x m, 3x3) (kernels/winograd.h), m = kWinogradTile: (m + 2)^2 products per m x m output
+// float32 3x3 stride-1 convolutions (forward and both gradients; on a CPU only the large ones,
+// below) go through Winograd F(m x m, 3x3) (kernels/winograd.h), m = kWinogradTile: (m + 2)^2 products per m x m output
 // tile instead of 9 m^2, and transforms that move less data than im2col. F(4x4) does 44% fewer
 // products than F(2x2) and moves less data (36 planes per 16 outputs instead of 16 per 4): a
 // ResNet-50 step estimated 4% faster on an H200 (tests/cuda_emu/mem_table.py; not yet timed
@@ -87,8 +87,15 @@ int WinogradSetting() {
 }
 // The tile of the device's own plan (0: no Winograd).
 int WinogradTile() { return WinogradSetting() < 0 ? kWinogradTile : WinogradSetting(); }
-// Below this many channels (in or out) the transforms cost more than the products they save.
+// GPU: below this many channels (in or out) the transforms cost more than the products they
+// save.
 constexpr int64_t kWinogradMinChannels = 16;
+// CPU: Winograd where it beat im2col on ResNet-50's 3x3 layers at batches 8 and 32 on 2 cores
+// (`benchmarks/bench_conv.py --resnet50 --autotune [--batch 8]` lists each plan's time): y and
+// dx from 64 channels in and out, dw (which transforms both x and dy) from 128, and at least
+// this many tiles in all (narrower GEMMs lose: 512 channels at 7x7, batch 8, 4 tiles an image).
+constexpr int64_t kCpuWinogradMinChannels = 64;
+constexpr int64_t kCpuWinogradMinTiles = 128;
 
 // Whether CPU devices plan as GPUs do (tests check the GPU's plan on a CPU with it).
 std::atomic<bool> g_gpu_plan_on_cpu{false};
@@ -206,9 +213,12 @@ ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
                          g.PB == 0 && g.PL == 0 && g.PR == 0;
   p.depthwise = groups > 1 && p.Cg == 1;
   // Pads of at most 2 keep the data gradient (padded by 2 - pad) a convolution too.
-  p.winograd = gpu && groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 &&
-               g.DH == 1 && g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 &&
-               std::min(C, p.Cout) >= kWinogradMinChannels && style.winograd > 0;
+  const int64_t channels = std::min(C, p.Cout);
+  p.winograd = groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 &&
+               g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 && style.winograd > 0 &&
+               (gpu ? channels >= kWinogradMinChannels
+                    : channels >= kCpuWinogradMinChannels * (wgrad ? 2 : 1) &&
+                          p.N * WinogradTiles(g, style.winograd) >= kCpuWinogradMinTiles);
   p.wino_m = p.winograd ? style.winograd : 0;
   if (p.winograd && wgrad) PlanWinogradWeightGrad(&p);
   p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 &&
