@@ -1,5 +1,6 @@
 // CPU Winograd F(m x m, 3x3) transforms (kernels/winograd.h, where the per-tile work is):
-// parallel over channels and images, kLanes tiles at a time.
+// parallel over channels and runs of kLanes consecutive tiles (across tile rows and images, so
+// that the planes of V, M and Z are read and written in whole vectors).
 #include <omp.h>
 
 #include <algorithm>
@@ -35,21 +36,35 @@ struct Tiles {
 // read or written in runs of kBlock floats, not a float per plane per filter.
 constexpr int64_t kBlock = 64;
 
-// The tile transforms run on kLanes tiles of a tile row at once, a tile per lane of a GCC
-// vector (the arithmetic vectorises; each plane of V, M or Z is then read or written in runs of
-// kLanes floats).
+// The tile transforms run on kLanes consecutive tiles at once, a tile per lane of a GCC vector
+// (the arithmetic vectorises; each plane of V, M or Z is then read or written in whole vectors
+// but at the end of a slice or of all tiles).
 constexpr int kLanes = 8;
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 
-// d[k][l] = entry k of the window winograd::LoadWindow<M, A> gives for tile column tw0 + l,
-// lane l < n (the rest zero).
+// Lanes of tiles t0 .. t0 + n - 1 of one channel c of a [batch][channels][hw] tensor: lane l's
+// offset of its plane, tile row and tile column.
+struct LaneTiles {
+  int64_t off[kLanes], th[kLanes], tw[kLanes];
+  LaneTiles(const Tiles& tl, int64_t channels, int64_t c, int64_t hw, int64_t t0, int n) {
+    for (int l = 0; l < n; l++) {
+      const int64_t t = t0 + l, r = t % tl.per;
+      off[l] = (t / tl.per * channels + c) * hw;
+      th[l] = r / tl.tw_n;
+      tw[l] = r % tl.tw_n;
+    }
+  }
+};
+
+// d[k][l] = entry k of the window winograd::LoadWindow<M, A> gives for lane l < n of x (the
+// rest zero).
 template <int M, int A>
-void LoadLanes(const float* plane, int64_t h, int64_t w, int64_t pt, int64_t pl, int64_t th,
-               int64_t tw0, int n, Lanes* d) {
+void LoadLanes(const float* x, const LaneTiles& lt, int64_t h, int64_t w, int64_t pt,
+               int64_t pl, int n, Lanes* d) {
   for (int k = 0; k < A * A; k++) d[k] = Lanes{};
   for (int l = 0; l < n; l++) {
     float t[A * A];
-    winograd::LoadWindow<M, A>(plane, h, w, pt, pl, th, tw0 + l, t);
+    winograd::LoadWindow<M, A>(x + lt.off[l], h, w, pt, pl, lt.th[l], lt.tw[l], t);
     for (int k = 0; k < A * A; k++) d[k][l] = t[k];
   }
 }
@@ -79,6 +94,19 @@ void StoreLanes(const Lanes* v, const Tiles& tl, int64_t t0, int n, int64_t c, i
   }
 }
 
+// f(c, t0, n) for every channel c < channels and run of n <= kLanes tiles from t0 < T, in
+// parallel when `work` is large.
+template <typename F>
+void ForLanes(int64_t channels, int64_t T, int64_t work, F f) {
+  const int64_t runs = (T + kLanes - 1) / kLanes;
+#pragma omp parallel for collapse(2) schedule(static) if (work > MS_OMP_MIN)
+  for (int64_t c = 0; c < channels; c++)
+    for (int64_t r = 0; r < runs; r++) {
+      const int64_t t0 = r * kLanes;
+      f(c, t0, static_cast<int>(std::min<int64_t>(kLanes, T - t0)));
+    }
+}
+
 }  // namespace
 
 void WinogradFilter(Context*, int m, const float* w, int64_t K, int64_t C, bool flip,
@@ -102,19 +130,13 @@ void WinogradInput(Context*, int m, const float* x, int64_t batch, const ConvGeo
   WithTile(m, [&](auto tile) {
     constexpr int M = decltype(tile)::value, P = Planes(M);
     const Tiles tl(g, M, batch, slices);
-#pragma omp parallel for collapse(2) schedule(static) if (g.C * tl.T * P > MS_OMP_MIN)
-    for (int64_t c = 0; c < g.C; c++)
-      for (int64_t b = 0; b < batch; b++) {
-        const float* img = x + (b * g.C + c) * g.H * g.W;
-        for (int64_t th = 0; th < tl.th_n; th++)
-          for (int64_t tw0 = 0; tw0 < tl.tw_n; tw0 += kLanes) {
-            const int n = static_cast<int>(std::min<int64_t>(kLanes, tl.tw_n - tw0));
-            Lanes d[P], v[P];
-            LoadLanes<M, M + 2>(img, g.H, g.W, g.PT, g.PL, th, tw0, n, d);
-            winograd::Tile<M>::Input(d, v);
-            StoreLanes<P>(v, tl, b * tl.per + th * tl.tw_n + tw0, n, c, g.C, V);
-          }
-      }
+    ForLanes(g.C, tl.T, g.C * tl.T * P, [&](int64_t c, int64_t t0, int n) {
+      Lanes d[P], v[P];
+      LoadLanes<M, M + 2>(x, LaneTiles(tl, g.C, c, g.H * g.W, t0, n), g.H, g.W, g.PT, g.PL, n,
+                          d);
+      winograd::Tile<M>::Input(d, v);
+      StoreLanes<P>(v, tl, t0, n, c, g.C, V);
+    });
   });
 }
 
@@ -124,31 +146,21 @@ void WinogradOutput(Context*, int m, const float* M, const float* bias, int64_t 
     constexpr int TM = decltype(tile)::value, P = Planes(TM);
     const Tiles tl(g, TM, batch, 1);
     const int64_t KT = K * tl.T;
-#pragma omp parallel for collapse(2) schedule(static) if (KT * P > MS_OMP_MIN)
-    for (int64_t k = 0; k < K; k++)
-      for (int64_t b = 0; b < batch; b++) {
-        float* out = y + (b * K + k) * g.OH * g.OW;
-        const float add = bias ? bias[k] : 0.f;
-        for (int64_t th = 0; th < tl.th_n; th++)
-          for (int64_t tw0 = 0; tw0 < tl.tw_n; tw0 += kLanes) {
-            const int n = static_cast<int>(std::min<int64_t>(kLanes, tl.tw_n - tw0));
-            const float* in = M + k * tl.T + b * tl.per + th * tl.tw_n + tw0;
-            Lanes mt[P], o[TM * TM];
-            for (int xi = 0; xi < P; xi++) {
-              mt[xi] = Lanes{};
-              CopyLanes(&mt[xi], in + xi * KT, n);
-            }
-            winograd::Tile<TM>::Output(mt, o);
-            for (int i = 0; i < TM && TM * th + i < g.OH; i++) {
-              float* row = out + (TM * th + i) * g.OW;
-              for (int l = 0; l < n; l++)
-                for (int j = 0; j < TM; j++) {
-                  const int64_t ow = TM * (tw0 + l) + j;
-                  if (ow < g.OW) row[ow] = bias ? o[TM * i + j][l] + add : o[TM * i + j][l];
-                }
-            }
-          }
+    ForLanes(K, tl.T, KT * P, [&](int64_t k, int64_t t0, int n) {
+      Lanes mt[P], o[TM * TM];
+      for (int xi = 0; xi < P; xi++) {
+        mt[xi] = Lanes{};
+        CopyLanes(&mt[xi], M + xi * KT + k * tl.T + t0, n);
       }
+      winograd::Tile<TM>::Output(mt, o);
+      const LaneTiles lt(tl, K, k, g.OH * g.OW, t0, n);
+      for (int l = 0; l < n; l++) {
+        float ol[TM * TM];
+        for (int i = 0; i < TM * TM; i++) ol[i] = o[i][l];
+        winograd::StoreOutputTile<TM>(ol, bias ? bias + k : bias, g, lt.th[l], lt.tw[l],
+                                      y + lt.off[l]);
+      }
+    });
   });
 }
 
@@ -157,19 +169,12 @@ void WinogradOutputAdjoint(Context*, int m, const float* dy, int64_t batch, cons
   WithTile(m, [&](auto tile) {
     constexpr int M = decltype(tile)::value, P = Planes(M);
     const Tiles tl(g, M, batch, slices);
-#pragma omp parallel for collapse(2) schedule(static) if (K * tl.T * P > MS_OMP_MIN)
-    for (int64_t k = 0; k < K; k++)
-      for (int64_t b = 0; b < batch; b++) {
-        const float* img = dy + (b * K + k) * g.OH * g.OW;
-        for (int64_t th = 0; th < tl.th_n; th++)
-          for (int64_t tw0 = 0; tw0 < tl.tw_n; tw0 += kLanes) {
-            const int n = static_cast<int>(std::min<int64_t>(kLanes, tl.tw_n - tw0));
-            Lanes d[M * M], z[P];
-            LoadLanes<M, M>(img, g.OH, g.OW, 0, 0, th, tw0, n, d);
-            winograd::Tile<M>::OutputAdjoint(d, z);
-            StoreLanes<P>(z, tl, b * tl.per + th * tl.tw_n + tw0, n, k, K, Z);
-          }
-      }
+    ForLanes(K, tl.T, K * tl.T * P, [&](int64_t k, int64_t t0, int n) {
+      Lanes d[M * M], z[P];
+      LoadLanes<M, M>(dy, LaneTiles(tl, K, k, g.OH * g.OW, t0, n), g.OH, g.OW, 0, 0, n, d);
+      winograd::Tile<M>::OutputAdjoint(d, z);
+      StoreLanes<P>(z, tl, t0, n, k, K, Z);
+    });
   });
 }
 
