@@ -38,6 +38,12 @@ def test_bench_conv():
     for ln in tuned:
         chosen, times = re.match(r".*: ([a-z0-9 -]+) \((.*)\)$", ln).groups()
         assert chosen in [t.rsplit(" ", 1)[0] for t in times.split(", ")], ln
+    # ResNet-50's 23 shapes at batch 1, with the step totals
+    r = run("bench_conv.py", "--repeat", "1", "--min-time", "0.001", "--resnet50", "--batch", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = [ln for ln in r.stdout.splitlines() if ln.startswith("r50 ")]
+    assert len(table) == 23 and all(" fwd " in ln for ln in table), r.stdout
+    assert "ResNet-50 step total" in r.stdout, r.stdout
 
 
 def test_bench_graph_train_kernels():
