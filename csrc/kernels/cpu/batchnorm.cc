@@ -134,7 +134,12 @@ void TrainingT(const T* x, const P* scale, const P* bias, P* running_mean, P* ru
   const int64_t m = n * s;
 #pragma omp parallel for schedule(static) if (n * c * s > MS_OMP_MIN)
   for (int64_t ch = 0; ch < c; ch++) {
-    const double mean = ChannelSums(n, c, s, ch, [](float v, float) { return v; }, x)[0] / m;
+    // The mean from deviations from the channel's first value (exact in float where the values
+    // are within a factor of 2 of it): the float lanes' rounding then scales with the spread,
+    // not with the mean, and the mean rounds to float as an exact sum's would.
+    const float x0 = m > 0 ? Cvt<T>::Load(x[ch * s]) : 0.f;
+    const double mean =
+        x0 + ChannelSums(n, c, s, ch, [x0](float v, float) { return v - x0; }, x)[0] / m;
     // Deviations from the mean rounded to float, mf: they sum to ssd + m (mean - mf)^2, a
     // relative excess of at most (ulp(mean) / std)^2 / 4.
     const float mf = static_cast<float>(mean);
