@@ -64,8 +64,9 @@ int64_t BatchedCols() {
 }
 
 // float32 3x3 stride-1 convolutions (forward and both gradients; on a CPU only the large ones,
-// below) go through Winograd F(m x m, 3x3) (kernels/winograd.h), m = kWinogradTile: (m + 2)^2 products per m x m output
-// tile instead of 9 m^2, and transforms that move less data than im2col. F(4x4) does 44% fewer
+// below) go through Winograd F(m x m, 3x3) (kernels/winograd.h), m = kWinogradTile: (m + 2)^2
+// products per m x m output tile instead of 9 m^2, and transforms that move less data than
+// im2col. F(4x4) does 44% fewer
 // products than F(2x2) and moves less data (36 planes per 16 outputs instead of 16 per 4): a
 // ResNet-50 step estimated 4% faster on an H200 (tests/cuda_emu/mem_table.py; not yet timed
 // on a GPU: check.sh's A/B row). $MINISINGA_CONV_WINOGRAD (read once; for A/B timings): 0 turns

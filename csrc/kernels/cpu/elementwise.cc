@@ -59,7 +59,8 @@ void BinaryLoop(F f, const T* x, const T* y, T* out, const StridedPlan& p) {
     const T* yr = y + off[1];
     T* o = out + obase;
     if (sx == 1 && sy == 1) {
-      for (int64_t i = b; i < e; i++) o[i] = Cvt<T>::Store(f(C(Cvt<T>::Load(xr[i])), C(Cvt<T>::Load(yr[i]))));
+      for (int64_t i = b; i < e; i++)
+        o[i] = Cvt<T>::Store(f(C(Cvt<T>::Load(xr[i])), C(Cvt<T>::Load(yr[i]))));
     } else if (sx == 1 && sy == 0) {
       const C yv = Cvt<T>::Load(yr[0]);
       for (int64_t i = b; i < e; i++) o[i] = Cvt<T>::Store(f(C(Cvt<T>::Load(xr[i])), yv));
