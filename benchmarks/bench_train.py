@@ -173,6 +173,10 @@ def main():
     ap.add_argument("--resnet-batch", type=int, default=8)
     ap.add_argument("--resnet-steps", type=int, default=3)
     args = ap.parse_args()
+    names = args.models.split(",")
+    for name in names:
+        if name not in SHAPES:
+            ap.error(f"unknown model {name!r}; expected some of {', '.join(SHAPES)}")
     try:
         import torch
 
@@ -187,9 +191,7 @@ def main():
     if have_torch:
         head += f" {'pytorch':>10} {'eager/pt':>9} {'graph/pt':>9}"
     print(head)
-    for name in args.models.split(","):
-        if name not in SHAPES:
-            ap.error(f"unknown model {name!r}; expected some of {', '.join(SHAPES)}")
+    for name in names:
         batch, steps = ((args.resnet_batch, args.resnet_steps) if name == "resnet50"
                         else (args.batch, args.steps))
         eager = bench_minisinga(name, batch, steps, graph=False)

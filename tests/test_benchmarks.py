@@ -44,6 +44,8 @@ def test_bench_conv():
     table = [ln for ln in r.stdout.splitlines() if ln.startswith("r50 ")]
     assert len(table) == 23 and all(" fwd " in ln for ln in table), r.stdout
     assert "ResNet-50 step total" in r.stdout, r.stdout
+    r = run("bench_conv.py", "--resnet50", "--batch", "0")
+    assert r.returncode == 2 and "--batch is 0; expected at least 1" in r.stderr, r.stderr
 
 
 def test_bench_graph_train_kernels():
@@ -61,6 +63,9 @@ def test_bench_graph_train_kernels():
             "--resnet-batch", "2", "--resnet-steps", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     rows(r.stdout, ["mlp", "cnn", "resnet50"])
+    r = run("bench_train.py", "--models", "mlp,vgg")
+    assert r.returncode == 2 and "unknown model 'vgg'; expected some of mlp, cnn, resnet50" \
+        in r.stderr, r.stderr[-2000:]
     r = run("bench_kernels.py", "--quick", "--repeats", "1", "--warmup", "0", "--only",
             "elementwise")
     assert r.returncode == 0, r.stderr[-2000:]

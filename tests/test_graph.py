@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import graph_shuffle
 
-from minisinga import device, layer, model, opt, tensor
+from minisinga import _core, device, layer, model, opt, tensor
 
 
 class MLP(model.Model):
@@ -79,9 +79,33 @@ class Residual(model.Model):
         return out, loss
 
 
+class Wide(model.Model):
+    """A 128-channel 3x3 convolution at 32 x 32, batch 2: the CPU's own plan runs it (y, dx
+    and dw) as Winograd F(4x4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = layer.Conv2d(128, 3, padding=1, activation="RELU")
+        self.conv2 = layer.Conv2d(128, 3, padding=1)
+        self.gap = layer.AvgPool2d(32, 1)
+        self.flat = layer.Flatten()
+        self.fc = layer.Linear(4)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        return self.fc(self.flat(self.gap(self.conv2(self.conv1(x)))))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
 def batches(kind, n=4, bs=8, seed=0):
     r = np.random.default_rng(seed)
-    shape = (bs, 10) if kind == "mlp" else (bs, 3, 8, 8)
+    bs = 2 if kind == "wide" else bs
+    shape = {"mlp": (bs, 10), "wide": (bs, 3, 32, 32)}.get(kind, (bs, 3, 8, 8))
     return [(r.standard_normal(shape).astype(np.float32),
              r.integers(0, 4, bs).astype(np.int32)) for _ in range(n)]
 
@@ -93,7 +117,7 @@ def train(kind, optimizer, graph, sequential=True, dev=None, steps=4):
     data = batches(kind, steps)
     tx = tensor.Tensor(data[0][0].shape, dev)
     ty = tensor.Tensor((data[0][1].shape[0],), dev, dtype=tensor.int32)
-    m = {"mlp": MLP, "cnn": CNN, "residual": Residual}[kind]()
+    m = {"mlp": MLP, "cnn": CNN, "residual": Residual, "wide": Wide}[kind]()
     m.set_optimizer(optimizer())
     m.compile([tx], is_train=True, use_graph=graph, sequential=sequential)
     trace = []
@@ -111,9 +135,14 @@ OPTIMIZERS = {"sgd": lambda: opt.SGD(0.05, momentum=0.9, weight_decay=1e-4),
               "adam": lambda: opt.Adam(0.01)}
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn", "residual"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "residual", "wide"])
 @pytest.mark.parametrize("optname", ["sgd", "adam"])
 def test_eager_and_graph_agree_step_by_step(kind, optname):
+    if kind == "wide":  # the model covers the CPU's Winograd plan in graph mode
+        paths = {_core._conv2d_path(device.create_cpu_device(), [2, 128, 32, 32],
+                                    [128, 128, 3, 3], [1, 1], [1, 1, 1, 1], weight_grad=wg)
+                 for wg in (False, True)}
+        assert paths == {"winograd 4x4"}, paths
     ref_trace, ref_states, _, _ = train(kind, OPTIMIZERS[optname], graph=False)
     # dependency order: first-recorded-first, and any ready node first (seeded shuffle)
     for sequential, shuffle in ((True, 0), (False, 0), (False, 17)):
