@@ -1,9 +1,9 @@
 """Every convolution plan on random geometries: with autotuning on, each pass (forward, data
 gradient, weight gradient) of a random convolution lists the plans it can run (the device's
 own, the GPU's Winograd F(2x2) and F(4x4) / strided-batched / chunked plans, the CPU's); each
-plan in turn is
-forced (`_core._force_conv_plan`) and must match the float64 numpy reference. On the CPU the
-GPU's plans run on the CPU kernels; on a CUDA device (or the emulator) every plan runs there."""
+plan in turn is forced (`_core._force_conv_plan`) and must match the float64 numpy reference.
+On the CPU the GPU's plans run on the CPU kernels; on a CUDA device (or the emulator) every
+plan runs there."""
 
 import re
 

@@ -659,8 +659,9 @@ WINOGRAD_CONVS = [  # (x, w, padding): >= 16 channels, 3x3, stride 1, pads <= 2
 @pytest.mark.parametrize("case", WINOGRAD_CONVS, ids=str)
 def test_conv2d_winograd(gpu, cpu, rng, case, tile, autotune):
     """float32 3x3 stride-1 convolutions go through Winograd on the GPU (forward, data and
-    weight gradients; the CPU's plan uses im2col): F(4x4, 3x3) (the default) and F(2x2, 3x3),
-    each forced here on both devices, give the same results within float32 noise."""
+    weight gradients; the CPU's plan uses im2col at these sizes): F(4x4, 3x3) (the default)
+    and F(2x2, 3x3), each forced here on both devices, give the same results within float32
+    noise."""
     xs, ws, pad = case
     for weight_grad in (False, True):
         assert _core._conv2d_path(gpu, list(xs), list(ws), [1, 1], pad,

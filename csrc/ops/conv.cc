@@ -66,12 +66,11 @@ int64_t BatchedCols() {
 // float32 3x3 stride-1 convolutions (forward and both gradients; on a CPU only the large ones,
 // below) go through Winograd F(m x m, 3x3) (kernels/winograd.h), m = kWinogradTile: (m + 2)^2
 // products per m x m output tile instead of 9 m^2, and transforms that move less data than
-// im2col. F(4x4) does 44% fewer
-// products than F(2x2) and moves less data (36 planes per 16 outputs instead of 16 per 4): a
-// ResNet-50 step estimated 4% faster on an H200 (tests/cuda_emu/mem_table.py; not yet timed
-// on a GPU: check.sh's A/B row). $MINISINGA_CONV_WINOGRAD (read once; for A/B timings): 0 turns
-// Winograd off, 2 or 4 makes every Winograd plan F(2x2) or F(4x4) (the autotuner's too);
-// unset, the autotuner times both.
+// im2col. F(4x4) does 44% fewer products than F(2x2) and moves less data (36 planes per 16
+// outputs instead of 16 per 4): a ResNet-50 step estimated 4% faster on an H200
+// (tests/cuda_emu/mem_table.py; not yet timed on a GPU: check.sh's A/B row).
+// $MINISINGA_CONV_WINOGRAD (read once; for A/B timings): 0 turns Winograd off, 2 or 4 makes
+// every Winograd plan F(2x2) or F(4x4) (the autotuner's too); unset, the autotuner times both.
 constexpr int kWinogradTile = 4;
 // 0 (off), 2 or 4 (that tile only), or -1 (unset: kWinogradTile, and both for the tuner).
 int WinogradSetting() {
@@ -124,8 +123,8 @@ struct ConvPlan {
   bool direct = false;           // 1x1, stride 1, no padding: x itself is the col matrix
   bool depthwise = false;        // groups == C > 1: direct kernels, no im2col
   bool batched = false;          // nb images, one strided-batched GEMM per group, in NCHW
-  bool winograd = false;         // float32 through Winograd (kernels/winograd.h)
-  int wino_m = 0;                // its output tile: F(wino_m x wino_m, 3x3)
+  int wino_m = 0;                // float32 through Winograd F(wino_m x wino_m, 3x3), or 0
+  bool winograd() const { return wino_m > 0; }
   // Winograd weight gradient: images per chunk, tiles per image, slices per image's tiles and
   // chunks (their partial sums are kept side by side until the end).
   int64_t wino_nb = 0, wino_per = 0, wino_slices = 1, wino_chunks = 0;
@@ -165,10 +164,7 @@ void PlanWinogradWeightGrad(ConvPlan* p) {
       best = s;
   p->wino_slices = best;
   p->wino_chunks = (p->N + p->wino_nb - 1) / p->wino_nb;
-  if (p->wino_chunks * best * planes * K * C > kScratchFloats) {
-    p->winograd = false;
-    p->wino_m = 0;
-  }
+  if (p->wino_chunks * best * planes * K * C > kScratchFloats) p->wino_m = 0;
 }
 
 // `wgrad`: the plan of the weight gradient, which sums over the images and so always needs
@@ -215,13 +211,14 @@ ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
   p.depthwise = groups > 1 && p.Cg == 1;
   // Pads of at most 2 keep the data gradient (padded by 2 - pad) a convolution too.
   const int64_t channels = std::min(C, p.Cout);
-  p.winograd = groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 &&
-               g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 && style.winograd > 0 &&
-               (gpu ? channels >= kWinogradMinChannels
-                    : channels >= kCpuWinogradMinChannels * (wgrad ? 2 : 1) &&
-                          p.N * WinogradTiles(g, style.winograd) >= kCpuWinogradMinTiles);
-  p.wino_m = p.winograd ? style.winograd : 0;
-  if (p.winograd && wgrad) PlanWinogradWeightGrad(&p);
+  const bool winograd =
+      groups == 1 && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 &&
+      g.DW == 1 && std::max({g.PT, g.PB, g.PL, g.PR}) <= 2 && style.winograd > 0 &&
+      (gpu ? channels >= kWinogradMinChannels
+           : channels >= kCpuWinogradMinChannels * (wgrad ? 2 : 1) &&
+                 p.N * WinogradTiles(g, style.winograd) >= kCpuWinogradMinTiles);
+  p.wino_m = winograd ? style.winograd : 0;
+  if (p.winograd() && wgrad) PlanWinogradWeightGrad(&p);
   p.batched = gpu && !wgrad && !p.depthwise && p.N > 1 &&
               (style.batched == 1 || (style.batched == -1 && p.P >= BatchedCols()));
   p.direct = pointwise && (!gpu || p.N == 1 || p.batched);
@@ -250,7 +247,7 @@ ConvPlan MakePlan(const char* op, const Shape& x_shape, const Shape& w_shape,
 // The plan's path (Conv2dPath's names); with `detail`, chunk and band sizes too.
 std::string PlanName(const ConvPlan& p, bool detail) {
   if (p.depthwise) return "depthwise";
-  if (p.winograd) return p.wino_m == 2 ? "winograd" : "winograd 4x4";
+  if (p.winograd()) return p.wino_m == 2 ? "winograd" : "winograd 4x4";
   if (p.batched) return p.direct ? "batched-direct" : "batched";
   if (p.direct) return "direct";
   if (p.nb > 1) return detail ? "chunks of " + std::to_string(p.nb) : "chunks";
@@ -259,9 +256,9 @@ std::string PlanName(const ConvPlan& p, bool detail) {
 }
 
 bool SamePlan(const ConvPlan& a, const ConvPlan& b) {
-  return a.winograd == b.winograd && a.wino_m == b.wino_m && a.batched == b.batched &&
-         a.direct == b.direct && a.nb == b.nb && a.rows == b.rows &&
-         a.wino_slices == b.wino_slices && a.split_k == b.split_k;
+  return a.wino_m == b.wino_m && a.batched == b.batched && a.direct == b.direct &&
+         a.nb == b.nb && a.rows == b.rows && a.wino_slices == b.wino_slices &&
+         a.split_k == b.split_k;
 }
 
 // The plans a convolution may run with: the device's own first, then (autotuning) the other
@@ -278,10 +275,7 @@ Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shap
   Candidates c;
   c.plans.push_back(
       MakePlan(op, x_shape, w_shape, stride, padding, dilation, groups, wgrad, DefaultStyle(dev)));
-  if (half) {  // float16 runs the plan's im2col path (ConvForward)
-    c.plans[0].winograd = false;
-    c.plans[0].wino_m = 0;
-  }
+  if (half) c.plans[0].wino_m = 0;  // float16 runs the plan's im2col path (ConvForward)
   if (!c.plans[0].depthwise && ConvAutotuneOn()) {
     // MINISINGA_CONV_WINOGRAD holds for the tuner too; unset, it times both tiles.
     const int wino = half ? 0 : WinogradTile();
@@ -298,7 +292,7 @@ Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shap
     // along K: each im2col plan also without (Winograd's batched GEMMs are never split).
     if (wgrad && dev->is_cuda())
       for (size_t i = 0, n = c.plans.size(); i < n; i++)
-        if (!c.plans[i].winograd) {
+        if (!c.plans[i].winograd()) {
           c.plans.push_back(c.plans[i]);
           c.plans.back().split_k = false;
         }
@@ -406,7 +400,7 @@ void ConvForward(Context* ctx, const ConvPlan& p, const T* xp, const T* wp, cons
   const ConvGeom& g = p.g;
   if constexpr (kF32<T>) {
     if (p.depthwise) return MS_DISPATCH(ctx, DepthwiseConv2d, xp, wp, bp, p.N, g, p.Coutg, yp);
-    if (p.winograd) return WinogradForward(ctx, p, xp, wp, bp, yp);
+    if (p.winograd()) return WinogradForward(ctx, p, xp, wp, bp, yp);
   }
   // [ys: float32][col: T]
   Scratch s(ctx->dev, p.ys_floats * sizeof(float) + p.col_floats * sizeof(T));
@@ -471,7 +465,7 @@ void ConvBackwardData(Context* ctx, const ConvPlan& p, const T* dyp, const T* wp
   if constexpr (kF32<T>) {
     if (p.depthwise)
       return MS_DISPATCH(ctx, DepthwiseConv2dBackwardData, dyp, wp, p.N, g, p.Coutg, dxp);
-    if (p.winograd) return WinogradBackwardData(ctx, p, dyp, wp, dxp);
+    if (p.winograd()) return WinogradBackwardData(ctx, p, dyp, wp, dxp);
   }
   // [col: float32][ys: T]
   Scratch s(ctx->dev, p.col_floats * sizeof(float) + p.ys_floats * sizeof(T));
@@ -529,7 +523,7 @@ void ConvBackwardWeight(Context* ctx, const ConvPlan& p, const T* dyp, const T* 
                         int64_t dw_numel) {
   const ConvGeom& g = p.g;
   if constexpr (kF32<T>) {
-    if (p.winograd && p.N > 0) return WinogradBackwardWeight(ctx, p, dyp, xp, dwp);
+    if (p.winograd() && p.N > 0) return WinogradBackwardWeight(ctx, p, dyp, xp, dwp);
   }
   ctx->dev->Memset0(dwp, dw_numel * sizeof(T));  // +0 in both types; the GEMMs accumulate
   if (p.N == 0) return;

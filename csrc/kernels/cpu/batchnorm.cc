@@ -137,7 +137,7 @@ void TrainingT(const T* x, const P* scale, const P* bias, P* running_mean, P* ru
     // The mean from deviations from the channel's first value (exact in float where the values
     // are within a factor of 2 of it): the float lanes' rounding then scales with the spread,
     // not with the mean, and the mean rounds to float as an exact sum's would.
-    const float x0 = m > 0 ? Cvt<T>::Load(x[ch * s]) : 0.f;
+    const float x0 = Cvt<T>::Load(x[ch * s]);  // m > 1 (ops/batchnorm.cc)
     const double mean =
         x0 + ChannelSums(n, c, s, ch, [x0](float v, float) { return v - x0; }, x)[0] / m;
     // Deviations from the mean rounded to float, mf: they sum to ssd + m (mean - mf)^2, a
