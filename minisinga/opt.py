@@ -54,6 +54,11 @@ class Optimizer:
     advances the step counter."""
 
     def __init__(self, lr: Union[float, DecayScheduler], dtype=tensor.float32):
+        if not isinstance(lr, DecayScheduler) and (
+                isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating))
+                or not np.isfinite(lr) or lr < 0):
+            raise ValueError(f"{type(self).__name__}: lr must be a finite number >= 0 or a "
+                             f"DecayScheduler, got {lr!r}")
         self.lr = lr if isinstance(lr, DecayScheduler) else Constant(lr)
         self.dtype = tensor.to_dtype(dtype)
         self.step_counter: Optional[Tensor] = None  # created on the parameters' device

@@ -641,10 +641,30 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
 
 def copy_data_to_from(dst: Tensor, src: Tensor, size: int, dst_offset: int = 0,
                       src_offset: int = 0) -> None:
-    """Copies `size` elements of src (from src_offset) into dst (at dst_offset)."""
-    if dst_offset == 0 and src_offset == 0 and size == dst.size() == src.size():
+    """Copies `size` elements of src, from flat index src_offset, into dst at flat index
+    dst_offset (SINGA's CopyDataToFrom). One dtype; the devices may differ. The copy stays on
+    the devices: the rest of dst is kept by rebuilding it from its own slices."""
+    args = {"size": size, "dst_offset": dst_offset, "src_offset": src_offset}
+    for name, v in args.items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"copy_data_to_from: {name} must be an integer >= 0, got {v!r}")
+    size, dst_offset, src_offset = int(size), int(dst_offset), int(src_offset)
+    if dst.dtype != src.dtype:
+        raise TypeError(f"copy_data_to_from: dst is {dst.dtype.name} but src is "
+                        f"{src.dtype.name}; convert one with as_type first")
+    for name, t, off in (("src", src, src_offset), ("dst", dst, dst_offset)):
+        if off + size > t.size():
+            raise ValueError(f"copy_data_to_from: {name}_offset {off} + size {size} is past the "
+                             f"end of {name} ({t.size()} elements, shape {t.shape})")
+    if size == 0:
+        return
+    if size == dst.size() == src.size():  # offsets are 0 here
         dst.copy_from(src.reshape(dst.shape))
         return
-    d = dst.to_numpy().reshape(-1)
-    d[dst_offset:dst_offset + size] = src.to_numpy().reshape(-1)[src_offset:src_offset + size]
-    dst.copy_from_numpy(d)
+    piece = _core.slice(src.data.reshape([-1]), [src_offset], [src_offset + size])
+    if piece.device != dst.device:
+        piece = _core.to_device(piece, dst.device)
+    flat, end = dst.data.reshape([-1]), dst_offset + size
+    parts = ([_core.slice(flat, [0], [dst_offset])] if dst_offset else []) + [piece] + (
+        [_core.slice(flat, [end], [dst.size()])] if end < dst.size() else [])
+    _core.copy(dst.data, _core.concat(parts, 0).reshape(list(dst.shape)))

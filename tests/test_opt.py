@@ -121,6 +121,13 @@ def test_bad_arguments():
         opt.SGD(0.1, nesterov=True)
     with pytest.raises(ValueError, match="beta_1"):
         opt.Adam(beta_1=1.5)
+    for bad in (-0.1, float("nan"), float("inf"), "0.1", None, True):
+        with pytest.raises(ValueError, match=r"SGD: lr must be a finite number >= 0 or a "
+                                             r"DecayScheduler, got "):
+            opt.SGD(bad)
+    with pytest.raises(ValueError, match="Adam: lr must be"):
+        opt.Adam(-1e-3)
+    assert opt.SGD(np.float32(0.5)).lr.init_value == 0.5 and opt.SGD(0).lr.init_value == 0.0
     p = tensor.Tensor(data=np.zeros(3, np.float32), stores_grad=True, name="p")
     with pytest.raises(ValueError, match="gradient shape"):
         opt.SGD(0.1).update(p, tensor.zeros((4,)))

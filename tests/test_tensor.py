@@ -176,6 +176,42 @@ def test_bad_input_errors():
         device.create_cuda_gpu_on(0)
     with pytest.raises(ValueError, match="device id"):
         device.create_cuda_gpu_on(-1)
+    # Sizes past what 64 bits (or any device) hold are refused, not wrapped to a small block.
+    with pytest.raises(ValueError, match="more elements than a 64-bit count"):
+        tensor.zeros((2 ** 40, 2 ** 40))
+    with pytest.raises(ValueError, match=r"needs more bytes than any device has"):
+        tensor.zeros((2 ** 62,))
+    with pytest.raises(ValueError, match=r"needs more bytes than any device has"):
+        tensor.Tensor((2 ** 56,), dtype=tensor.float16)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float16])
+def test_copy_data_to_from(dev, rng, dtype):
+    """SINGA's CopyDataToFrom: flat ranges, the rest of dst untouched, across devices."""
+    src_np = (rng.standard_normal(12) * 10).astype(dtype)
+    src = tensor.from_numpy(src_np.reshape(3, 4), dev)
+    cases = [(4, 2, 3), (1, 0, 0), (1, 5, 11), (6, 0, 6), (3, 3, 0), (0, 2, 2), (6, 0, 0)]
+    for src_dev in (dev, device.get_default_device()):
+        for size, dst_off, src_off in cases:
+            dst_np = rng.standard_normal(6).astype(dtype)
+            dst = tensor.from_numpy(dst_np.reshape(2, 3), dev)
+            tensor.copy_data_to_from(dst, src.clone().to_device(src_dev), size, dst_off, src_off)
+            want = dst_np.copy()
+            want[dst_off:dst_off + size] = src_np[src_off:src_off + size]
+            np.testing.assert_array_equal(dst.to_numpy(), want.reshape(2, 3))
+            assert dst.shape == (2, 3) and dst.device == dev
+    dst = tensor.zeros((2, 3), dev, dtype=dtype)
+    with pytest.raises(ValueError, match="size must be an integer >= 0, got -1"):
+        tensor.copy_data_to_from(dst, src, -1)
+    with pytest.raises(ValueError, match="dst_offset must be an integer >= 0, got 1.5"):
+        tensor.copy_data_to_from(dst, src, 1, 1.5)
+    with pytest.raises(ValueError, match=r"dst_offset 4 \+ size 3 is past the end of dst"):
+        tensor.copy_data_to_from(dst, src, 3, 4)
+    with pytest.raises(ValueError, match=r"src_offset 10 \+ size 3 is past the end of src"):
+        tensor.copy_data_to_from(dst, src, 3, 0, 10)
+    other = np.float32 if dtype != np.float32 else np.int32
+    with pytest.raises(TypeError, match="convert one with as_type"):
+        tensor.copy_data_to_from(dst, tensor.zeros((12,), dev, dtype=other), 2)
 
 
 @pytest.mark.parametrize("kind", [

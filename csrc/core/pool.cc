@@ -34,6 +34,7 @@ CachingPool::~CachingPool() {
 }
 
 void* CachingPool::Malloc(size_t bytes) {
+  MS_CHECK(bytes <= (size_t{1} << 62), "out of memory: " << bytes << " bytes asked for");
   size_t sz = RoundUp(bytes);
   std::lock_guard<std::mutex> lock(mu_);
   void* p = nullptr;

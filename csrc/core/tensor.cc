@@ -16,7 +16,9 @@ std::string ShapeStr(const Shape& s) {
 
 int64_t Numel(const Shape& s) {
   int64_t n = 1;
-  for (auto d : s) n *= d;
+  for (auto d : s)
+    MS_CHECK(!__builtin_mul_overflow(n, d, &n),
+             "shape " << ShapeStr(s) << " has more elements than a 64-bit count holds");
   return n;
 }
 
@@ -34,6 +36,12 @@ Tensor::Tensor(const Shape& shape, Device* dev, DType dtype)
   MS_CHECK(dev != nullptr, "Tensor: no device given");
   for (auto d : shape)
     MS_CHECK(d >= 0, "Tensor: negative dimension in shape " << ShapeStr(shape));
+  // Bytes must fit an int64 (pointer offsets) with room for the pool's rounding.
+  int64_t bytes = 0;
+  MS_CHECK(!__builtin_mul_overflow(numel(), static_cast<int64_t>(SizeOf(dtype)), &bytes) &&
+               bytes <= (int64_t{1} << 56),
+           "Tensor: shape " << ShapeStr(shape) << " of " << DTypeName(dtype)
+                            << " needs more bytes than any device has (at most 2^56)");
   block_ = std::make_shared<Block>(dev, nbytes());
 }
 
