@@ -17,6 +17,20 @@ from .tensor import Tensor
 _FORMAT = "minisinga-states"
 
 
+class _NoOptimizer:
+    """Model.optimizer until set_optimizer: falsy, and calling it says what is missing."""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("the model has no optimizer: call model.set_optimizer(opt.SGD(...)) "
+                           "before training")
+
+    def __repr__(self) -> str:
+        return "<no optimizer>"
+
+
 class Model(Layer):
     """Subclasses define `forward(*inputs)` and `train_one_batch(*inputs)`.
 
@@ -29,7 +43,7 @@ class Model(Layer):
         self.training = True
         self.graph_mode = False
         self.sequential = False
-        self.optimizer = None
+        self.optimizer = _NoOptimizer()
         self._compiled = False
         self._graph_inputs: Optional[tuple] = None
         self._graph_results = None
@@ -149,7 +163,7 @@ class Model(Layer):
         arrays: Dict[str, np.ndarray] = {}
         for k, t in self.get_states().items():
             arrays["model/" + k] = t.to_numpy()
-        if self.optimizer is not None:
+        if self.optimizer:
             for k, t in self.optimizer.get_states().items():
                 arrays["opt/" + k] = t.to_numpy()
         for k, v in (aux_states or {}).items():
@@ -157,6 +171,11 @@ class Model(Layer):
         meta = {"format": _FORMAT, "version": 1, "model": type(self).__name__}
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         d = os.path.dirname(os.path.abspath(fpath))
+        if os.path.isdir(fpath):
+            raise IsADirectoryError(f"save_states: {fpath!r} is a directory; give a file path")
+        if not os.path.isdir(d):
+            raise FileNotFoundError(f"save_states: the directory {d!r} of {fpath!r} does not "
+                                    "exist; create it first")
         fd, tmp = tempfile.mkstemp(prefix=os.path.basename(fpath) + ".", suffix=".tmp", dir=d)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -206,7 +225,7 @@ class Model(Layer):
         for k, t in own.items():
             t.copy_from_numpy(saved[k])
         opt = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}
-        if opt and self.optimizer is not None:
+        if opt and self.optimizer:
             self.optimizer.set_states(opt)
         return {k[len("aux/"):]: v for k, v in arrays.items() if k.startswith("aux/")}
 

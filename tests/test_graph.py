@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import graph_shuffle
+from conftest import core_tensor, graph_shuffle
 
 from minisinga import _core, device, layer, model, opt, tensor
 
@@ -354,3 +354,117 @@ def test_example_models_eager_equals_graph(dev, name):
         for k in ref_states:
             np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-4, atol=1e-5,
                                        err_msg=k)
+
+
+class Classifier(model.Model):
+    """Linear layers over dense inputs, or over an embedding of int32 token ids (embed=True):
+    no batch norm or dropout, so a step that stops early leaves nothing behind."""
+
+    def __init__(self, embed=False):
+        super().__init__()
+        self.embed = layer.Embedding(12, 6) if embed else None
+        self.flat = layer.Flatten()
+        self.fc1 = layer.Linear(8)
+        self.relu = layer.ReLU()
+        self.fc2 = layer.Linear(5)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        if self.embed is not None:
+            x = self.flat(self.embed(x))
+        return self.fc2(self.relu(self.fc1(x)))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+def _params(m):
+    """Parameters and per-parameter optimizer buffers (not the step counter: in a shuffled
+    replay order, its increment may run before the check that stops the step)."""
+    out = {k: v.to_numpy().copy() for k, v in m.get_states().items()}
+    out.update({k: v.to_numpy().copy() for k, v in m.optimizer.get_states().items()
+                if k != "step_counter"})
+    return out
+
+
+@pytest.mark.parametrize("where", ["label", "token"])
+@pytest.mark.parametrize("order", ["sequential", "dependency", "shuffled"])
+def test_bad_labels_and_indices_in_a_graph_replay(dev, where, order):
+    """Labels and indices that only the device sees in a replay: on a CPU the replay stops
+    with the op's error before any parameter is updated (training then goes on as if that batch
+    had not been given); on a GPU the next read of a value raises it, once."""
+    r = np.random.default_rng(3)
+    embed = where == "token"
+    xs = [r.integers(0, 12, (6, 3)).astype(np.int32) if embed
+          else r.standard_normal((6, 7)).astype(np.float32) for _ in range(4)]
+    ys = [r.integers(0, 5, 6).astype(np.int32) for _ in range(4)]
+    bad_x, bad_y = xs[2].copy(), ys[2].copy()
+    if embed:
+        bad_x[4, 1] = 12
+        msg = r"take: an index is out of range for axis 0 of size 12"
+    else:
+        bad_y[3] = 5
+        msg = (r"softmax_cross_entropy: a label of the int32 labels of shape \(6,\) is out of "
+               r"range \[0, 5\)")
+
+    def run(with_bad):
+        dev.SetRandSeed(0)
+        tx = tensor.Tensor(xs[0].shape, dev, dtype=tensor.int32 if embed else tensor.float32)
+        ty = tensor.Tensor((6,), dev, dtype=tensor.int32)
+        m = Classifier(embed)
+        m.set_optimizer(opt.SGD(0.1, momentum=0.9))
+        m.compile([tx], is_train=True, use_graph=True, sequential=order == "sequential")
+        losses = []
+        for i in range(4):
+            if with_bad and i == 2:
+                tx.copy_from_numpy(bad_x)
+                ty.copy_from_numpy(bad_y)
+                before = _params(m)
+                if not dev.is_cuda:
+                    with pytest.raises(ValueError, match=msg):
+                        m(tx, ty)
+                    after = _params(m)
+                    for k in before:
+                        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+                else:
+                    out, loss = m(tx, ty)  # queued on the GPU: nothing raised yet
+                    with pytest.raises(ValueError, match=msg + r".*in the last graph replay"):
+                        loss.to_numpy()
+                    loss.to_numpy()  # reported once
+            tx.copy_from_numpy(xs[i])
+            ty.copy_from_numpy(ys[i])
+            losses.append(m(tx, ty)[1].to_numpy())
+        return losses, _params(m)
+
+    with graph_shuffle(11 if order == "shuffled" else 0):
+        clean_losses, clean = run(False)
+        losses, states = run(True)
+    assert all(np.isfinite(v).all() for v in losses)
+    if not dev.is_cuda:  # the stopped step left no trace
+        np.testing.assert_array_equal(np.array(losses), np.array(clean_losses))
+        for k in clean:
+            np.testing.assert_array_equal(states[k], clean[k], err_msg=k)
+
+
+@pytest.mark.parametrize("op", ["softmax_cross_entropy", "cross_entropy"])
+def test_label_check_runs_before_its_op_in_any_order(op):
+    """The recorded label check is a dependency of the loss op (the op reads its flag), so
+    every replay order, shuffled ones too, checks before computing with the labels."""
+    dev = device.create_cpu_device()
+    x = core_tensor(np.full((3, 4), 0.25, np.float32), dev)
+    y = core_tensor(np.array([0, 3, 1], np.int32), dev)
+    dev.ResetGraph()
+    dev.EnableGraph(True)
+    try:
+        getattr(_core, op)(x, y)
+    finally:
+        dev.EnableGraph(False)
+    names = dev.graph_node_names()
+    assert names[0] == "CheckLabels" and len(names) == 2, names
+    for seed in range(1, 17):
+        with graph_shuffle(seed):
+            assert [names[i] for i in dev.graph_plan(False)["order"]][0] == "CheckLabels"
+    dev.ResetGraph()

@@ -114,6 +114,22 @@ def test_checkpoint_errors(tmp_path):
     wide.compile([x])
     with pytest.raises(ValueError, match="has shape"):
         wide.load_states(path)
+    with pytest.raises(FileNotFoundError, match=r"save_states: the directory .*nowhere' of "
+                                                r".* does not exist"):
+        m.save_states(str(tmp_path / "nowhere" / "ckpt.npz"))
+    with pytest.raises(IsADirectoryError, match="save_states: .* is a directory"):
+        m.save_states(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz", "truncated.npz"]
+    m.eval()
+
+
+def test_training_without_an_optimizer_says_so():
+    m = MLP()
+    x, y = batch()
+    m.compile([x], is_train=True, use_graph=False)
+    assert not m.optimizer
+    with pytest.raises(RuntimeError, match=r"no optimizer: call model.set_optimizer"):
+        m(x, y)
     m.eval()
 
 

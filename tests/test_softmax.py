@@ -236,28 +236,59 @@ def test_out_of_range_labels_raise():
             _core.cross_entropy_backward(x, lab, dl)
 
 
-def test_out_of_range_label_in_graph_mode_gives_nan(rng):
-    dev = _core.create_cpu_device()
+@pytest.mark.parametrize("op", ["softmax_cross_entropy", "cross_entropy"])
+def test_out_of_range_label_in_a_graph_replay(dev, rng, op):
+    """Labels refilled after recording are checked by a recorded kernel: a CPU replay stops
+    with the op's error; a GPU replay computes on (loss NaN and a zero gradient on the bad
+    rows) and the next read raises, once."""
+    dev = dev if dev.is_cuda else _core.create_cpu_device()
     x = rng.standard_normal((3, 4)).astype(np.float32)
     xt = core_tensor(x, dev)
     lab = core_tensor(np.array([1, 2, 3], np.int32), dev)
     dl = core_tensor(np.ones(3, np.float32), dev)
+    fwd, bwd = getattr(_core, op), getattr(_core, op + "_backward")
+    dev.ResetGraph()
     dev.EnableGraph(True)
     # Recorded like a training step refilling its inputs: no value is known while recording.
     lab.copy_from_numpy(np.array([1, 7, -2], np.int32))
-    loss, prob = _core.softmax_cross_entropy(xt, lab)
-    dx = _core.softmax_cross_entropy_backward(prob, lab, dl)
-    ce = _core.cross_entropy(prob, lab)
-    dce = _core.cross_entropy_backward(prob, lab, dl)
+    out = fwd(xt, lab)
+    loss, prob = out if op == "softmax_cross_entropy" else (out, xt)
+    dx = bwd(prob, lab, dl)
+    dev.EnableGraph(False)
+    msg = rf"{op}: a label of the int32 labels of shape \(3,\) is out of range \[0, 4\)"
+    if not dev.is_cuda:
+        with pytest.raises(ValueError, match=msg):
+            dev.RunGraph(True)
+        dev.ResetGraph()
+        return
+    dev.RunGraph(True)
+    with pytest.raises(ValueError, match=msg + ".*in the last graph replay"):
+        loss.to_numpy()
+    v = loss.to_numpy()
+    assert np.isfinite(v[0]) and np.isnan(v[1:]).all()
+    g = dx.to_numpy()
+    assert np.isfinite(g[0]).all() and (g[0] != 0).any() and (g[1:] == 0).all()
+    dev.ResetGraph()
+
+
+def test_bad_label_rows_get_no_gradient(rng):
+    """What a GPU replay computes for a bad label, on the CPU kernels: the backward ops (which
+    trust the labels their forward checked) give the bad rows zero gradient."""
+    dev = _core.create_cpu_device()
+    p = rng.uniform(0.1, 1, (3, 4)).astype(np.float32)
+    pt, dl = core_tensor(p, dev), core_tensor(np.ones(3, np.float32), dev)
+    lab = core_tensor(np.array([1, 2, 3], np.int32), dev)
+    dev.EnableGraph(True)
+    lab.copy_from_numpy(np.array([1, 7, -2], np.int32))
+    outs = [_core.softmax_cross_entropy_backward(pt, lab, dl),
+            _core.cross_entropy_backward(pt, lab, dl)]
     dev.EnableGraph(False)
     dev.RunGraph(True)
-    for out in (loss, ce):
-        v = out.to_numpy()
-        assert np.isfinite(v[0]) and np.isnan(v[1:]).all()
-    for out in (dx, dce):
-        v = out.to_numpy()
-        assert np.isfinite(v[0]).all() and np.isnan(v[1:]).all()
-    np.testing.assert_allclose(prob.to_numpy(), softmax64(x, 1), rtol=1e-5)
+    want0 = [p[0] - np.eye(4, dtype=np.float32)[1], -np.eye(4, dtype=np.float32)[1] / p[0]]
+    for out, w in zip(outs, want0):
+        g = out.to_numpy()
+        np.testing.assert_allclose(g[0], w, rtol=1e-6)
+        assert (g[1:] == 0).all()
     dev.ResetGraph()
 
 

@@ -296,17 +296,27 @@ def test_take_errors():
         _core.take(x, core_tensor(np.zeros(1, np.int32), other), 0)
 
 
-def test_take_out_of_range_while_recording_reads_nothing():
-    dev = _core.create_cpu_device()
+def test_take_out_of_range_in_a_graph_replay(dev):
+    """An index only a replay sees: a CPU replay stops with take's error; a GPU's take reads
+    nothing for it (zeros) and the next read raises the error, once."""
+    dev = dev if dev.is_cuda else _core.create_cpu_device()
     x = core_tensor(np.arange(6, dtype=np.float32).reshape(2, 3), dev)
     idx = core_tensor(np.array([2, 7, -1], np.int32), dev)
+    dev.ResetGraph()
     dev.EnableGraph(True)
     try:
         y = _core.take(x, idx, 1)  # no error while recording: nothing can be read back yet
     finally:
         dev.EnableGraph(False)
-    dev.RunGraph(True)
-    np.testing.assert_array_equal(y.to_numpy(), [[2, 0, 2], [5, 0, 5]])
+    msg = r"take: an index is out of range for axis 1 of size 3 \(x shape \(2, 3\)\)"
+    if not dev.is_cuda:
+        with pytest.raises(ValueError, match=msg):
+            dev.RunGraph(True)
+    else:
+        dev.RunGraph(True)
+        with pytest.raises(ValueError, match=msg + ".*in the last graph replay"):
+            y.to_numpy()
+        np.testing.assert_array_equal(y.to_numpy(), [[2, 0, 2], [5, 0, 5]])
     dev.ResetGraph()
 
 

@@ -118,6 +118,7 @@ void CudaGPU::CopyToHost(void* dst, const void* src, size_t n) {
   Activate();
   MS_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, StreamOf(ctx_)));
   MS_CUDA_CHECK(cudaStreamSynchronize(StreamOf(ctx_)));
+  CheckFaults();
 }
 
 void CudaGPU::CopyFromHost(void* dst, const void* src, size_t n) {
@@ -159,6 +160,7 @@ void CudaGPU::Sync() {
   CheckNotCapturing("a stream synchronisation");
   Activate();
   MS_CUDA_CHECK(cudaStreamSynchronize(StreamOf(ctx_)));
+  CheckFaults();
 }
 
 double CudaGPU::TimeOp(const Fn& fn) {

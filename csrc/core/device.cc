@@ -87,12 +87,32 @@ void Device::EnableGraph(bool enable) { buffering_ = enable; }
 
 void Device::RunGraph(bool sequential) {
   MS_CHECK(!buffering_, "RunGraph: the device is still recording; call EnableGraph(False) first");
+  faults_due_ = !faults_.empty();
   graph_->Run(this, sequential);
 }
 
 void Device::ResetGraph() {
+  faults_.clear();  // the recorded ops' flags go with them, unread
+  faults_due_ = false;
   Sync();
   graph_->Clear();
+}
+
+void Device::AddFaultFlag(BlockPtr flag, std::string msg) {
+  faults_.emplace_back(std::move(flag), std::move(msg));
+}
+
+void Device::CheckFaults() {
+  if (!faults_due_) return;
+  faults_due_ = false;  // first: the copies below come back here
+  for (auto& f : faults_) {
+    int32_t v = 0;
+    CopyToHost(&v, f.first->data(), sizeof(v));
+    if (v != 0) Memset0(f.first->mutable_data(), sizeof(v));  // reported once
+    MS_CHECK(v == 0, f.second << " (in the last graph replay on " << name()
+                              << "; the ops after it in that step, the parameter updates "
+                                 "included, ran with its NaN or zero results)");
+  }
 }
 
 void Device::SetRandSeed(uint64_t seed) {

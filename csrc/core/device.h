@@ -82,6 +82,13 @@ class Device {
   bool graph_enabled() const { return buffering_; }
   void RunGraph(bool sequential);
   virtual void ResetGraph();
+  // Inputs checked on the device during a graph replay (labels, indices): an op registers,
+  // while recording, the int32 flag its kernel sets non-zero for a bad input and the error
+  // that means. On a CPU the op's closure raises at once (ops::RaiseIfFlagged), stopping the
+  // replay before the parameter updates; a GPU replays asynchronously, so its flags are read
+  // after the next replay at the next Sync or copy to the host (CheckFaults), which raises.
+  void AddFaultFlag(BlockPtr flag, std::string msg);
+  void CheckFaults();
   // Hook for Graph::Run once the plan is made: a device may replay the graph its own way
   // (CudaGPU: a captured CUDA graph) and return true, or return false for a plain replay.
   virtual bool ReplayGraph(Graph& graph) {
@@ -121,6 +128,8 @@ class Device {
   BlockPtr rng_block_;
   bool poison_;
   bool buffering_ = false;
+  std::vector<std::pair<BlockPtr, std::string>> faults_;  // AddFaultFlag's, until ResetGraph
+  bool faults_due_ = false;  // a replay ran since CheckFaults last read the flags
   int verbosity_ = 0;
   int skip_iterations_ = 0;
   struct OpTime {

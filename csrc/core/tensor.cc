@@ -117,4 +117,24 @@ void CheckDType(const char* op, const Tensor& t, std::initializer_list<DType> al
                           << ", expected " << os.str());
 }
 
+void CheckFloat(const char* op, const Tensor& t, const char* what) {
+  CheckDType(op, t, {DType::kFloat32, DType::kFloat16}, what);
+}
+
+void RaiseIfFlagged(Context* ctx, const int32_t* flag, const std::string& msg) {
+  MS_CHECK(ctx->is_cuda() || *flag == 0, msg);
+}
+
+void CheckFlag(const Tensor& flag, const std::string& msg) {
+  Device* dev = flag.device();
+  if (dev->graph_enabled()) {
+    dev->AddFaultFlag(flag.block(), msg);
+    return;
+  }
+  if (!dev->is_cuda()) return;  // RaiseIfFlagged has looked
+  int32_t v = 0;
+  dev->CopyToHost(&v, flag.ref().data<char>(), sizeof(v));
+  MS_CHECK(v == 0, msg);
+}
+
 }  // namespace minisinga

@@ -68,5 +68,14 @@ int NormAxis(int64_t axis, int ndim, const char* op);
 void CheckSameDevice(const char* op, const Tensor& a, const Tensor& b);
 void CheckDType(const char* op, const Tensor& t, std::initializer_list<DType> allowed,
                 const char* what = "input");
+void CheckFloat(const char* op, const Tensor& t, const char* what = "input");
+
+// For inputs only the device can check (labels, indices), with a kernel that writes an int32
+// `flag`, non-zero when the input is bad. In the op's closure after that kernel,
+// RaiseIfFlagged raises `msg` at once on a CPU (its flag is host memory), eagerly or in a graph
+// replay; after Exec, CheckFlag reads a GPU's flag and raises, or while a graph records
+// registers the flag with the device (Device::AddFaultFlag) to be read after replays.
+void RaiseIfFlagged(Context* ctx, const int32_t* flag, const std::string& msg);
+void CheckFlag(const Tensor& flag, const std::string& msg);
 
 }  // namespace minisinga

@@ -24,17 +24,19 @@ void Softmax(Context* ctx, bool log, DType dt, const void* x, void* y, int64_t o
 void SoftmaxBackward(Context* ctx, bool log, DType dt, const void* y, const void* dy, void* dx,
                      int64_t outer, int64_t d, int64_t inner);
 // prob = softmax(logits), loss[i] = -sum_j t[i, j] * log prob[i, j]; a label outside [0, c)
-// gives loss NaN.
+// gives loss NaN. (Only a graph replay on a GPU computes with such a label: eagerly the op
+// raises first, a CPU replay stops at the op's recorded label check; the gradients' rows are
+// then zero, so the parameters stay finite until the error is read.)
 void SoftmaxCrossEntropy(Context* ctx, DType dt, const void* logits, const void* target,
                          bool labels, void* loss, void* prob, int64_t n, int64_t c);
-// dlogits = (prob - t) * dloss[:, None]; a row with a label outside [0, c) becomes NaN.
+// dlogits = (prob - t) * dloss[:, None]; a row with a label outside [0, c) becomes zero.
 void SoftmaxCrossEntropyBackward(Context* ctx, DType dt, const void* prob, const void* target,
                                  bool labels, const void* dloss, void* dlogits, int64_t n,
                                  int64_t c);
 // loss[i] = -sum_j t[i, j] * log(max(prob[i, j], eps)); a label outside [0, c) gives NaN.
 void CrossEntropy(Context* ctx, DType dt, const void* prob, const void* target, bool labels,
                   void* loss, int64_t n, int64_t c);
-// dprob = -t / max(prob, eps) * dloss[:, None]; a row with a bad label becomes NaN.
+// dprob = -t / max(prob, eps) * dloss[:, None]; a row with a bad label becomes zero.
 void CrossEntropyBackward(Context* ctx, DType dt, const void* prob, const void* target,
                           bool labels, const void* dloss, void* dprob, int64_t n, int64_t c);
 }  // namespace cpu

@@ -34,6 +34,8 @@ struct CopyPlan {
 //   are skipped and reported in *bad as for Take.
 // OneHot: y[k, c] = (labels[k] == c) for k < n, c < depth; labels outside [0, depth) give a
 //   zero row and set *bad to 1 (else 0).
+// IndexRange: *bad = 1 if an idx[j], j < count, is outside [lo, hi), else 0 (labels checked
+//   on the device while a graph replays).
 namespace kernels {
 namespace cpu {
 void StridedCopy(Context* ctx, size_t esize, const void* src, void* dst, const CopyPlan& plan);
@@ -43,6 +45,8 @@ void TakeBackward(Context* ctx, DType dt, const void* dy, const int32_t* idx, vo
                   int64_t outer, int64_t n, int64_t nidx, int64_t inner, int32_t* bad);
 void OneHot(Context* ctx, DType dt, const int32_t* labels, int64_t n, int64_t depth, void* y,
             int32_t* bad);
+void IndexRange(Context* ctx, const int32_t* idx, int64_t count, int64_t lo, int64_t hi,
+                int32_t* bad);
 }  // namespace cpu
 namespace cuda {
 void StridedCopy(Context* ctx, size_t esize, const void* src, void* dst, const CopyPlan& plan);
@@ -52,6 +56,8 @@ void TakeBackward(Context* ctx, DType dt, const void* dy, const int32_t* idx, vo
                   int64_t outer, int64_t n, int64_t nidx, int64_t inner, int32_t* bad);
 void OneHot(Context* ctx, DType dt, const int32_t* labels, int64_t n, int64_t depth, void* y,
             int32_t* bad);
+void IndexRange(Context* ctx, const int32_t* idx, int64_t count, int64_t lo, int64_t hi,
+                int32_t* bad);
 }  // namespace cuda
 }  // namespace kernels
 

@@ -306,10 +306,6 @@ Candidates PlanCandidates(const char* op, const Device* dev, const Shape& x_shap
   return c;
 }
 
-void CheckFloat(const char* op, const Tensor& t, const char* what) {
-  CheckDType(op, t, {DType::kFloat32, DType::kFloat16}, what);
-}
-
 // float16 convolutions run on float16 operands in the GPU's plan, where every operand is
 // float16 and the plan goes through GEMMs (tensor cores on CUDA). The rest run in float32 on
 // float32 copies (ops/half.h): depthwise and mixed-dtype ones, and all of them on CPUs, whose

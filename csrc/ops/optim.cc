@@ -19,10 +19,6 @@ namespace ops {
 
 namespace {
 
-void CheckFloat(const char* op, const Tensor& t, const char* what) {
-  CheckDType(op, t, {DType::kFloat32, DType::kFloat16}, what);
-}
-
 void CheckParam(const char* op, const Tensor& param) { CheckFloat(op, param, "param"); }
 
 // A tensor updated alongside param: float32 or float16, same device, same shape.

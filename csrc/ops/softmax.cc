@@ -1,17 +1,15 @@
 #include "ops/softmax.h"
 
+#include <sstream>
 #include <vector>
 
 #include "core/dispatch.h"
+#include "kernels/transform.h"
 
 namespace minisinga {
 namespace ops {
 
 namespace {
-
-void CheckFloat(const char* op, const Tensor& t, const char* what) {
-  CheckDType(op, t, {DType::kFloat32, DType::kFloat16}, what);
-}
 
 // (outer, d, inner) around `axis`.
 void Split(const Tensor& x, int64_t axis, const char* op, int64_t* outer, int64_t* d,
@@ -72,10 +70,31 @@ void CheckRows(const char* op, const Tensor& t, const char* what) {
                                  << " has no classes");
 }
 
-// Every label in [0, c), read back from the device; skipped while recording (no values yet).
-void CheckLabels(const char* op, const Tensor& labels, int64_t c) {
+// Every label in [0, c): read back from the device, or while a graph records (no values yet)
+// checked by a recorded kernel into a flag (see CheckFlag) when `check` is given; *check is
+// then the flag's block, for the op to list as read so that it runs after the check.
+void CheckLabels(const char* op, const Tensor& labels, int64_t c, BlockPtr* check) {
   Device* dev = labels.device();
-  if (dev->graph_enabled() || labels.numel() == 0) return;
+  if (labels.numel() == 0) return;
+  if (dev->graph_enabled()) {
+    if (check == nullptr) return;  // a backward op: its forward checked the same labels
+    Tensor flag({1}, dev, DType::kInt32);
+    std::ostringstream os;
+    os << op << ": a label of the int32 labels of shape " << ShapeStr(labels.shape())
+       << " is out of range [0, " << c << ")";
+    const std::string msg = os.str();
+    TensorRef lr = labels.ref(), fr = flag.ref();
+    const int64_t n = labels.numel();
+    dev->Exec(
+        [=](Context* ctx) {
+          MS_DISPATCH(ctx, IndexRange, lr.data<int32_t>(), n, 0, c, fr.mutable_data<int32_t>());
+          RaiseIfFlagged(ctx, fr.data<int32_t>(), msg);
+        },
+        {labels.block()}, {flag.block()}, "CheckLabels");
+    CheckFlag(flag, msg);
+    *check = flag.block();
+    return;
+  }
   dev->Sync();
   std::vector<int32_t> host(labels.numel());
   dev->CopyToHost(host.data(), labels.ref().data<char>(), labels.nbytes());
@@ -85,14 +104,16 @@ void CheckLabels(const char* op, const Tensor& labels, int64_t c) {
 }
 
 // Validates target against values (N, C); true for int32 labels, false for soft targets.
-bool CheckTarget(const char* op, const Tensor& values, const char* what, const Tensor& target) {
+// `check` as for CheckLabels.
+bool CheckTarget(const char* op, const Tensor& values, const char* what, const Tensor& target,
+                 BlockPtr* check = nullptr) {
   CheckSameDevice(op, values, target);
   const Shape& s = values.shape();
   if (target.dtype() == DType::kInt32) {
     MS_CHECK(target.ndim() == 1 && target.shape()[0] == s[0],
              op << ": int32 labels have shape " << ShapeStr(target.shape()) << ", expected ("
                 << s[0] << ",) for " << what << " of shape " << ShapeStr(s));
-    CheckLabels(op, target, s[1]);
+    CheckLabels(op, target, s[1], check);
     return true;
   }
   MS_CHECK_TYPE(target.dtype() == values.dtype(),
@@ -128,7 +149,8 @@ Tensor LogSoftmaxBackward(const Tensor& y, const Tensor& dy, int64_t axis) {
 std::pair<Tensor, Tensor> SoftmaxCrossEntropy(const Tensor& logits, const Tensor& target) {
   const char* op = "softmax_cross_entropy";
   CheckRows(op, logits, "logits");
-  const bool labels = CheckTarget(op, logits, "logits", target);
+  BlockPtr check;
+  const bool labels = CheckTarget(op, logits, "logits", target, &check);
   const int64_t n = logits.shape()[0], c = logits.shape()[1];
   Tensor loss({n}, logits.device(), logits.dtype());
   Tensor prob(logits.shape(), logits.device(), logits.dtype());
@@ -139,7 +161,8 @@ std::pair<Tensor, Tensor> SoftmaxCrossEntropy(const Tensor& logits, const Tensor
         MS_DISPATCH(ctx, SoftmaxCrossEntropy, dt, xr.data<char>(), tr.data<char>(), labels,
                     lr.mutable_data<char>(), pr.mutable_data<char>(), n, c);
       },
-      {logits.block(), target.block()}, {loss.block(), prob.block()}, "SoftmaxCrossEntropy");
+      {logits.block(), target.block(), check}, {loss.block(), prob.block()},
+      "SoftmaxCrossEntropy");
   return {loss, prob};
 }
 
@@ -166,7 +189,8 @@ Tensor SoftmaxCrossEntropyBackward(const Tensor& prob, const Tensor& target,
 Tensor CrossEntropy(const Tensor& prob, const Tensor& target) {
   const char* op = "cross_entropy";
   CheckRows(op, prob, "prob");
-  const bool labels = CheckTarget(op, prob, "prob", target);
+  BlockPtr check;
+  const bool labels = CheckTarget(op, prob, "prob", target, &check);
   const int64_t n = prob.shape()[0], c = prob.shape()[1];
   Tensor loss({n}, prob.device(), prob.dtype());
   TensorRef pr = prob.ref(), tr = target.ref(), lr = loss.ref();
@@ -176,7 +200,7 @@ Tensor CrossEntropy(const Tensor& prob, const Tensor& target) {
         MS_DISPATCH(ctx, CrossEntropy, dt, pr.data<char>(), tr.data<char>(), labels,
                     lr.mutable_data<char>(), n, c);
       },
-      {prob.block(), target.block()}, {loss.block()}, "CrossEntropy");
+      {prob.block(), target.block(), check}, {loss.block()}, "CrossEntropy");
   return loss;
 }
 

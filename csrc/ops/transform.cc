@@ -52,15 +52,6 @@ void ExecCopies(std::vector<CopyJob> jobs, const std::vector<Tensor>& ins,
       reads, writes, name);
 }
 
-// Raises `msg` when the kernel flagged a bad index (only when running eagerly).
-template <typename Msg>
-void CheckBadFlag(const Tensor& bad, Msg msg) {
-  if (bad.device()->graph_enabled()) return;
-  int32_t v = 0;
-  CopyToHost(bad, &v, sizeof(v));
-  MS_CHECK(v == 0, msg());
-}
-
 // A normalised slice over every axis: start, step and length per axis.
 struct SliceSpec {
   Ints start, step;
@@ -391,19 +382,18 @@ Tensor Take(const Tensor& x, const Tensor& indices, int64_t axis_in) {
   Tensor bad({1}, x.device(), DType::kInt32);
   TensorRef xr = x.ref(), ir = indices.ref(), yr = y.ref(), br = bad.ref();
   const size_t es = SizeOf(x.dtype());
+  std::ostringstream os;
+  os << "take: an index is out of range for axis " << axis << " of size " << n << " (x shape "
+     << ShapeStr(x.shape()) << "); valid indices are in [" << -n << ", " << n << ")";
+  const std::string msg = os.str();
   x.device()->Exec(
       [=](Context* ctx) {
         MS_DISPATCH(ctx, Take, es, xr.data<char>(), ir.data<int32_t>(), yr.mutable_data<char>(),
                     outer, n, nidx, inner, br.mutable_data<int32_t>());
+        RaiseIfFlagged(ctx, br.data<int32_t>(), msg);
       },
       {x.block(), indices.block()}, {y.block(), bad.block()}, "Take");
-  CheckBadFlag(bad, [&] {
-    std::ostringstream os;
-    os << "take: an index is out of range for axis " << axis << " of size " << n
-       << " (x shape " << ShapeStr(x.shape()) << "); valid indices are in [" << -n << ", " << n
-       << ")";
-    return os.str();
-  });
+  CheckFlag(bad, msg);
   return y;
 }
 
@@ -425,19 +415,19 @@ Tensor TakeBackward(const Tensor& dy, const Tensor& indices, int64_t axis_in,
   Tensor bad({1}, dy.device(), DType::kInt32);
   TensorRef dr = dy.ref(), ir = indices.ref(), xr = dx.ref(), br = bad.ref();
   const DType dt = dy.dtype();
+  std::ostringstream os;
+  os << "take_backward: an index is out of range for axis " << axis << " of size " << n
+     << " (x_shape " << ShapeStr(x_shape) << "); valid indices are in [" << -n << ", " << n
+     << ")";
+  const std::string msg = os.str();
   dy.device()->Exec(
       [=](Context* ctx) {
         MS_DISPATCH(ctx, TakeBackward, dt, dr.data<char>(), ir.data<int32_t>(),
                     xr.mutable_data<char>(), outer, n, nidx, inner, br.mutable_data<int32_t>());
+        RaiseIfFlagged(ctx, br.data<int32_t>(), msg);
       },
       {dy.block(), indices.block()}, {dx.block(), bad.block()}, "TakeBackward");
-  CheckBadFlag(bad, [&] {
-    std::ostringstream os;
-    os << "take_backward: an index is out of range for axis " << axis << " of size " << n
-       << " (x_shape " << ShapeStr(x_shape) << "); valid indices are in [" << -n << ", " << n
-       << ")";
-    return os.str();
-  });
+  CheckFlag(bad, msg);
   return dx;
 }
 
@@ -450,18 +440,18 @@ Tensor OneHot(const Tensor& labels, int64_t depth, DType dtype) {
   Tensor bad({1}, labels.device(), DType::kInt32);
   TensorRef lr = labels.ref(), yr = y.ref(), br = bad.ref();
   const int64_t n = labels.numel();
+  std::ostringstream os;
+  os << "one_hot: a label of the tensor of shape " << ShapeStr(labels.shape())
+     << " is outside [0, " << depth << ")";
+  const std::string msg = os.str();
   labels.device()->Exec(
       [=](Context* ctx) {
         MS_DISPATCH(ctx, OneHot, dtype, lr.data<int32_t>(), n, depth, yr.mutable_data<char>(),
                     br.mutable_data<int32_t>());
+        RaiseIfFlagged(ctx, br.data<int32_t>(), msg);
       },
       {labels.block()}, {y.block(), bad.block()}, "OneHot");
-  CheckBadFlag(bad, [&] {
-    std::ostringstream os;
-    os << "one_hot: a label of the tensor of shape " << ShapeStr(labels.shape())
-       << " is outside [0, " << depth << ")";
-    return os.str();
-  });
+  CheckFlag(bad, msg);
   return y;
 }
 

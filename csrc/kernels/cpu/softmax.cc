@@ -223,7 +223,7 @@ void SceBackwardT(const T* prob, const void* target, bool labels, const T* dloss
     const float g = Ld(dloss[i]);
     if (labels) {
       const int64_t t = Label(target, i, c);
-      const float gg = t < 0 ? kNaN : g;
+      const float gg = t < 0 ? 0.0f : g;  // a bad label's row: no gradient
       for (int64_t k = 0; k < c; k++) xr[k] = St<T>(Ld(pr[k]) * gg);
       if (t >= 0) xr[t] = St<T>((Ld(pr[t]) - 1.0f) * g);
     } else {
@@ -262,8 +262,7 @@ void CeBackwardT(const T* prob, const void* target, bool labels, const T* dloss,
     const float g = Ld(dloss[i]);
     if (labels) {
       const int64_t t = Label(target, i, c);
-      const T fill = St<T>(t < 0 ? kNaN : 0.0f);
-      for (int64_t k = 0; k < c; k++) xr[k] = fill;
+      for (int64_t k = 0; k < c; k++) xr[k] = St<T>(0.0f);  // all of a bad label's row
       if (t >= 0) xr[t] = St<T>(-g / ClampP(Ld(pr[t])));
     } else {
       const T* tr = static_cast<const T*>(target) + i * c;

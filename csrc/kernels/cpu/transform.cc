@@ -229,6 +229,14 @@ void OneHot(Context*, DType dt, const int32_t* labels, int64_t n, int64_t depth,
   MS_TYPE_SWITCH(dt, T, OneHotT<T>(labels, n, depth, static_cast<T*>(y), bad));
 }
 
+void IndexRange(Context*, const int32_t* idx, int64_t count, int64_t lo, int64_t hi,
+                int32_t* bad) {
+  int32_t any_bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : any_bad) if (count > MS_OMP_MIN)
+  for (int64_t j = 0; j < count; j++) any_bad |= idx[j] < lo || idx[j] >= hi;
+  *bad = any_bad;
+}
+
 }  // namespace cpu
 }  // namespace kernels
 }  // namespace minisinga

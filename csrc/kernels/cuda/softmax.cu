@@ -200,7 +200,7 @@ __global__ void SceBackwardKernel(const T* prob, const void* target, bool labels
     const float p = Ld(prob[e]);
     if (labels) {
       const int64_t t = Label(target, i, c);
-      dx[e] = k == t ? St<T>((p - 1.0f) * g) : St<T>(p * (t < 0 ? cudak::NaNf() : g));
+      dx[e] = k == t ? St<T>((p - 1.0f) * g) : St<T>(p * (t < 0 ? 0.0f : g));
     } else {
       dx[e] = St<T>((p - Ld(static_cast<const T*>(target)[e])) * g);
     }
@@ -236,7 +236,7 @@ __global__ void CeBackwardKernel(const T* prob, const void* target, bool labels,
     const float g = Ld(dloss[i]);
     if (labels) {
       const int64_t t = Label(target, i, c);
-      dx[e] = k == t ? St<T>(-g / ClampP(Ld(prob[e]))) : St<T>(t < 0 ? cudak::NaNf() : 0.0f);
+      dx[e] = k == t ? St<T>(-g / ClampP(Ld(prob[e]))) : St<T>(0.0f);
     } else {
       dx[e] = St<T>(-Ld(static_cast<const T*>(target)[e]) / ClampP(Ld(prob[e])) * g);
     }

@@ -119,11 +119,21 @@ void CopyT(cudaStream_t s, const U* src, U* dst, const CopyPlan& p) {
   MS_CUDA_LAUNCH_CHECK("CopyKernel");
 }
 
-// *bad = 1 when an index is outside [-n, n) (`bad` was zeroed first).
-__global__ void CheckIndexKernel(const int32_t* idx, int64_t nidx, int64_t n, int32_t* bad) {
-  MS_CUDA_LOOP(j, nidx) {
-    if (idx[j] < -n || idx[j] >= n) *bad = 1;  // every writer stores the same value
+// *bad = 1 when an index is outside [lo, hi) (`bad` was zeroed first).
+__global__ void CheckRangeKernel(const int32_t* idx, int64_t count, int64_t lo, int64_t hi,
+                                 int32_t* bad) {
+  MS_CUDA_LOOP(j, count) {
+    if (idx[j] < lo || idx[j] >= hi) *bad = 1;  // every writer stores the same value
   }
+}
+
+// *bad = 0, then 1 if an index is outside [lo, hi).
+void CheckRange(cudaStream_t s, const int32_t* idx, int64_t count, int64_t lo, int64_t hi,
+                int32_t* bad) {
+  MS_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(int32_t), s));
+  if (count == 0) return;
+  CheckRangeKernel<<<cudak::Blocks(count), kThreads, 0, s>>>(idx, count, lo, hi, bad);
+  MS_CUDA_LAUNCH_CHECK("CheckRangeKernel");
 }
 
 template <typename U>
@@ -229,12 +239,6 @@ void TakeBackwardT(Context* ctx, const T* dy, const int32_t* idx, T* dx, int64_t
   MS_CUDA_LAUNCH_CHECK("TakeBackwardKernel");
 }
 
-__global__ void CheckLabelKernel(const int32_t* labels, int64_t n, int64_t depth, int32_t* bad) {
-  MS_CUDA_LOOP(k, n) {
-    if (labels[k] < 0 || labels[k] >= depth) *bad = 1;
-  }
-}
-
 template <typename T>
 __global__ void OneHotKernel(const int32_t* labels, int64_t n, int64_t depth, T* y, T zero,
                              T one) {
@@ -262,10 +266,7 @@ void StridedCopy(Context* ctx, size_t esize, const void* src, void* dst, const C
 void Take(Context* ctx, size_t esize, const void* x, const int32_t* idx, void* y, int64_t outer,
           int64_t n, int64_t nidx, int64_t inner, int32_t* bad) {
   cudaStream_t s = cudak::Stream(ctx);
-  MS_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(int32_t), s));
-  if (nidx == 0) return;
-  CheckIndexKernel<<<cudak::Blocks(nidx), kThreads, 0, s>>>(idx, nidx, n, bad);
-  MS_CUDA_LAUNCH_CHECK("CheckIndexKernel");
+  CheckRange(s, idx, nidx, -n, n, bad);
   const int64_t total = outer * nidx * inner;
   if (total == 0) return;
   MS_ESIZE_SWITCH(esize, U, {
@@ -288,16 +289,18 @@ void TakeBackward(Context* ctx, DType dt, const void* dy, const int32_t* idx, vo
 void OneHot(Context* ctx, DType dt, const int32_t* labels, int64_t n, int64_t depth, void* y,
             int32_t* bad) {
   cudaStream_t s = cudak::Stream(ctx);
-  MS_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(int32_t), s));
-  if (n == 0) return;
-  CheckLabelKernel<<<cudak::Blocks(n), kThreads, 0, s>>>(labels, n, depth, bad);
-  MS_CUDA_LAUNCH_CHECK("CheckLabelKernel");
-  if (depth == 0) return;
+  CheckRange(s, labels, n, 0, depth, bad);
+  if (n == 0 || depth == 0) return;
   MS_TYPE_SWITCH(dt, T, {
     OneHotKernel<T><<<cudak::Blocks(n * depth), kThreads, 0, s>>>(
         labels, n, depth, static_cast<T*>(y), Cvt<T>::Store(0), Cvt<T>::Store(1));
   });
   MS_CUDA_LAUNCH_CHECK("OneHotKernel");
+}
+
+void IndexRange(Context* ctx, const int32_t* idx, int64_t count, int64_t lo, int64_t hi,
+                int32_t* bad) {
+  CheckRange(cudak::Stream(ctx), idx, count, lo, hi, bad);
 }
 
 }  // namespace cuda
