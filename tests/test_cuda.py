@@ -365,32 +365,50 @@ def test_cross_entropy_zero_probabilities(gpu, cpu, rng, dtype):
 
 
 def test_out_of_range_labels_in_graph_mode(gpu, cpu, rng):
-    """Labels refilled while recording are not checked: out-of-range rows give NaN losses and
-    NaN gradient rows on both devices."""
+    """Labels refilled after recording: the backward kernels (which trust their forward's
+    check) give the bad rows zero gradient on both devices; on the GPU the forward's recorded
+    check makes the next read raise, once, and the bad rows' losses are NaN."""
     x = rand(rng, (3, 4))
+    p = rng.uniform(0.1, 1, (3, 4)).astype(F32)
     outs = []
     for dev in (gpu, cpu):
-        xt, lab = core_tensor(x, dev), core_tensor(np.array([1, 2, 3], I32), dev)
+        pt, lab = core_tensor(p, dev), core_tensor(np.array([1, 2, 3], I32), dev)
         dl = core_tensor(np.ones(3, F32), dev)
         dev.ResetGraph()
         dev.EnableGraph(True)
         try:
             lab.copy_from_numpy(np.array([1, 7, -2], I32))
-            loss, prob = _core.softmax_cross_entropy(xt, lab)
-            dx = _core.softmax_cross_entropy_backward(prob, lab, dl)
-            ce = _core.cross_entropy(prob, lab)
-            dce = _core.cross_entropy_backward(prob, lab, dl)
+            dx = _core.softmax_cross_entropy_backward(pt, lab, dl)
+            dce = _core.cross_entropy_backward(pt, lab, dl)
         finally:
             dev.EnableGraph(False)
         try:
             dev.RunGraph(True)
-            outs.append([host(t) for t in (loss, prob, dx, ce, dce)])
+            outs.append([host(t) for t in (dx, dce)])
         finally:
             dev.ResetGraph()
     for i, (a, b) in enumerate(zip(*outs)):
-        if i != 1:  # loss, dx, ce, dce (not prob): NaN in the rows of the bad labels
-            assert np.isnan(b[1:]).all() and np.isfinite(b[0]).all(), i
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=str(i))
+        assert (b[1:] == 0).all() and np.isfinite(b[0]).all() and (b[0] != 0).any(), i
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=str(i))
+    xt, lab = core_tensor(x, gpu), core_tensor(np.array([1, 2, 3], I32), gpu)
+    gpu.ResetGraph()
+    gpu.EnableGraph(True)
+    try:
+        lab.copy_from_numpy(np.array([1, 7, -2], I32))
+        loss, prob = _core.softmax_cross_entropy(xt, lab)
+        ce = _core.cross_entropy(prob, lab)
+    finally:
+        gpu.EnableGraph(False)
+    try:
+        gpu.RunGraph(True)
+        with pytest.raises(ValueError, match=r"softmax_cross_entropy: a label .* out of range "
+                                             r"\[0, 4\) \(in the last graph replay on cuda"):
+            host(loss)
+        for t in (loss, ce):
+            v = host(t)
+            assert np.isnan(v[1:]).all() and np.isfinite(v[0])
+    finally:
+        gpu.ResetGraph()
 
 
 @pytest.mark.parametrize("dtype", [F32, F16])

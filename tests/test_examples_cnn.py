@@ -189,6 +189,10 @@ def test_train_cnn_usage_errors(synthetic):
     proc = run_script("train_cnn.py", "alexnet", "mnist", "--data-dir", str(synthetic),
                       "--device", "cpu", "-b", "2", "--image-size", "64")
     assert proc.returncode == 2 and "input_size must be at least 99" in proc.stderr, proc.stderr
+    for lr in ("-0.1", "inf"):
+        proc = run_script("train_cnn.py", "cnn", "mnist", "--data-dir", str(synthetic), "-l", lr)
+        assert proc.returncode == 2 and (f"argument -l/--learning-rate: must be a finite number "
+                                         f">= 0, got {lr}") in proc.stderr, proc.stderr
 
 
 def test_train_cnn_learns_real_fashion_mnist(tmp_path):

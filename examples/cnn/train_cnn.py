@@ -11,6 +11,7 @@ replaying a recorded graph (the default), on CPU or GPU.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -309,6 +310,14 @@ def run(global_rank: int, world_size: int, local_rank: int, max_epoch: int, batc
     return result
 
 
+def learning_rate(text: str) -> float:
+    """argparse type of -l: a finite number >= 0."""
+    v = float(text)
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Training using the autograd and graph.")
     parser.add_argument("model", choices=MODELS)
@@ -319,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                         dest="max_epoch")
     parser.add_argument("-b", "--batch-size", default=64, type=int, help="batch size",
                         dest="batch_size")
-    parser.add_argument("-l", "--learning-rate", default=0.005, type=float,
+    parser.add_argument("-l", "--learning-rate", default=0.005, type=learning_rate,
                         help="initial learning rate", dest="lr")
     parser.add_argument("-i", "--device-id", default=0, type=int, help="which GPU to use",
                         dest="device_id")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train_cnn import DATASETS, add_common_options
+from train_cnn import DATASETS, add_common_options, learning_rate
 
 DIST_OPTIONS = ["plain", "half", "partialUpdate", "sparseTopK", "sparseThreshold"]
 MODELS = ["resnet", "xceptionnet", "cnn", "mlp"]
@@ -28,7 +28,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                    dest="max_epoch")
     p.add_argument("-b", "--batch-size", default=64, type=int, help="batch size per process",
                    dest="batch_size")
-    p.add_argument("-l", "--learning-rate", default=0.005, type=float,
+    p.add_argument("-l", "--learning-rate", default=0.005, type=learning_rate,
                    help="initial learning rate", dest="lr")
     p.add_argument("-i", "--device-id", default=0, type=int,
                    help="kept for SINGA's command line: local rank r trains on GPU r",
