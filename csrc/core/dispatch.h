@@ -34,6 +34,17 @@
     }                                             \
   }
 
+// MS_ESIZE_SWITCH(esize, U, body): runs body with U, an unsigned integer of esize bytes (for
+// kernels that move elements without arithmetic).
+#define MS_ESIZE_SWITCH(esize, U, ...)                                        \
+  switch (esize) {                                                            \
+    case 1: { using U = uint8_t; __VA_ARGS__; break; }                        \
+    case 2: { using U = uint16_t; __VA_ARGS__; break; }                       \
+    case 4: { using U = uint32_t; __VA_ARGS__; break; }                       \
+    case 8: { using U = uint64_t; __VA_ARGS__; break; }                       \
+    default: MS_FAIL("unsupported element size " << (esize));                 \
+  }
+
 namespace minisinga {
 // f(float{}) or f(half_t{}) for a float dtype (checked before): the element type of a
 // float32 or float16 tensor, for calling a kernel's overload.

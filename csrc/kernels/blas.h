@@ -22,6 +22,17 @@
 namespace minisinga {
 namespace kernels {
 
+// Every size and leading dimension must fit the 32-bit ints of `iface` (OpenBLAS, cuBLAS).
+inline void CheckGemmSizes(const char* iface, int64_t M, int64_t N, int64_t K, int64_t lda,
+                           int64_t ldb, int64_t ldc) {
+  const char* names[] = {"M", "N", "K", "lda", "ldb", "ldc"};
+  const int64_t vals[] = {M, N, K, lda, ldb, ldc};
+  for (int i = 0; i < 6; i++)
+    MS_CHECK(vals[i] >= 0 && vals[i] <= INT32_MAX,
+             "gemm: " << names[i] << " = " << vals[i] << " does not fit the 32-bit " << iface
+                      << " interface");
+}
+
 // Declared once for both namespaces (cpu, cuda), for the operand types (AB, C) = (float,
 // float), (half_t, half_t), (half_t, float).
 #define MS_GEMM_KERNELS(AB, C_)                                                               \

@@ -73,6 +73,47 @@ MS_HD void BoxMuller(uint32_t a, uint32_t b, float* z0, float* z1) {
   *z1 = r * sinf(theta);
 }
 
+// The maps from a block's four outputs to the four values a random kernel stores.
+struct UniformMap {  // low + (high - low) * u
+  float span, low;
+  MS_HD void operator()(const U32x4& r, float* v) const {
+    for (int l = 0; l < 4; l++) v[l] = Affine(ToUnit(r.v[l]), span, low);
+  }
+};
+struct GaussianMap {  // mean + std * z
+  float mean, std;
+  MS_HD void operator()(const U32x4& r, float* v) const {
+    BoxMuller(r.v[0], r.v[1], &v[0], &v[1]);
+    BoxMuller(r.v[2], r.v[3], &v[2], &v[3]);
+    for (int l = 0; l < 4; l++) v[l] = Affine(v[l], std, mean);
+  }
+};
+struct BernoulliMap {  // 1 where r < threshold, else 0
+  uint64_t threshold;
+  MS_HD void operator()(const U32x4& r, float* v) const {
+    for (int l = 0; l < 4; l++) v[l] = static_cast<uint64_t>(r.v[l]) < threshold ? 1.0f : 0.0f;
+  }
+};
+
+// The Philox blocks that n values drawn from counter value `offset` touch.
+MS_HD int64_t DrawBlocks(int64_t n, uint64_t offset) {
+  return (n + static_cast<int64_t>(offset & 3) + 3) / 4;
+}
+
+// Block k (< DrawBlocks) of such a draw: its four values through `map`, each that falls inside
+// out[0, n) stored by Cv::Store (the device's float -> T conversion).
+template <typename Cv, typename T, typename Map>
+MS_HD void DrawBlock(T* out, int64_t n, uint64_t seed, uint64_t offset, int64_t k,
+                     const Map& map) {
+  float v[4];
+  map(Block(seed, (offset >> 2) + static_cast<uint64_t>(k)), v);
+  const int64_t base = 4 * k - static_cast<int64_t>(offset & 3);
+  for (int l = 0; l < 4; l++) {
+    const int64_t i = base + l;
+    if (i >= 0 && i < n) out[i] = Cv::Store(v[l]);
+  }
+}
+
 // Bernoulli threshold: an output r is a success iff r < threshold, where
 // threshold = round(p * 2^32) (0 for p = 0, 2^32 for p = 1), so P(success) = p up to 2^-33.
 inline uint64_t BernoulliThreshold(double p) {

@@ -6,7 +6,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <climits>
 #include <vector>
 
 #include "core/common.h"
@@ -17,16 +16,6 @@ namespace kernels {
 namespace cpu {
 
 namespace {
-
-void CheckInt(const char* what, int64_t v) {
-  MS_CHECK(v >= 0 && v <= INT_MAX, "gemm: " << what << " = " << v
-                                            << " does not fit the 32-bit OpenBLAS interface");
-}
-
-void CheckSizes(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
-  CheckInt("M", M), CheckInt("N", N), CheckInt("K", K);
-  CheckInt("lda", lda), CheckInt("ldb", ldb), CheckInt("ldc", ldc);
-}
 
 // OpenBLAS runs a GEMM of at most this many multiply-adds on one thread.
 constexpr int64_t kSmallGemm = 64 * 64 * 64;
@@ -76,7 +65,7 @@ void Gemm(Context*, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
           int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return ScaleC(M, N, beta, C, ldc);
-  CheckSizes(M, N, K, lda, ldb, ldc);
+  CheckGemmSizes("OpenBLAS", M, N, K, lda, ldb, ldc);
   BlasSingleThreaded();
   const int T = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (T == 1 || static_cast<double>(M) * N * K < kSplitWork) {
@@ -130,7 +119,8 @@ void GemmStridedBatched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int
                         int64_t ldc, int64_t stride_c, int64_t batch) {
   // Small matrices are spread over OpenMP threads (Gemm then runs each on its thread); large
   // ones go one by one, each split over the threads by Gemm.
-  CheckSizes(M, N, K, lda, ldb, ldc);  // before the parallel loop: nothing throws inside it
+  // Before the parallel loop: nothing throws inside it.
+  CheckGemmSizes("OpenBLAS", M, N, K, lda, ldb, ldc);
   const int64_t work = M * N * K;
   if (work <= kSmallGemm) {
 #pragma omp parallel for schedule(static) if (batch * work > kParallelWork)

@@ -29,17 +29,6 @@ inline T St(float v) {
   return Cvt<T>::Store(v);
 }
 
-// Runs f(T{}) with T the storage type of a float dtype.
-template <typename F>
-void FloatSwitch(DType dt, const char* op, F f) {
-  if (dt == DType::kFloat32)
-    f(float{});
-  else if (dt == DType::kFloat16)
-    f(half_t{});
-  else
-    MS_FAIL(op << ": unsupported dtype " << DTypeName(dt));
-}
-
 // Calls body(offset of element (o, 0, i0), width) for every (outer index, column chunk).
 template <typename Body>
 void ForEachSlice(int64_t outer, int64_t d, int64_t inner, Body body) {
@@ -275,7 +264,7 @@ void CeBackwardT(const T* prob, const void* target, bool labels, const T* dloss,
 
 void Softmax(Context*, bool log, DType dt, const void* x, void* y, int64_t outer, int64_t d,
              int64_t inner) {
-  FloatSwitch(dt, "softmax", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x);
     T* yp = static_cast<T*>(y);
@@ -290,7 +279,7 @@ void Softmax(Context*, bool log, DType dt, const void* x, void* y, int64_t outer
 
 void SoftmaxBackward(Context*, bool log, DType dt, const void* y, const void* dy, void* dx,
                      int64_t outer, int64_t d, int64_t inner) {
-  FloatSwitch(dt, "softmax_backward", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* yp = static_cast<const T*>(y);
     const T* gp = static_cast<const T*>(dy);
@@ -306,7 +295,7 @@ void SoftmaxBackward(Context*, bool log, DType dt, const void* y, const void* dy
 
 void SoftmaxCrossEntropy(Context*, DType dt, const void* logits, const void* target,
                          bool labels, void* loss, void* prob, int64_t n, int64_t c) {
-  FloatSwitch(dt, "softmax_cross_entropy", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     SceT(static_cast<const T*>(logits), target, labels, static_cast<T*>(loss),
          static_cast<T*>(prob), n, c);
@@ -316,7 +305,7 @@ void SoftmaxCrossEntropy(Context*, DType dt, const void* logits, const void* tar
 void SoftmaxCrossEntropyBackward(Context*, DType dt, const void* prob, const void* target,
                                  bool labels, const void* dloss, void* dlogits, int64_t n,
                                  int64_t c) {
-  FloatSwitch(dt, "softmax_cross_entropy_backward", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     SceBackwardT(static_cast<const T*>(prob), target, labels, static_cast<const T*>(dloss),
                  static_cast<T*>(dlogits), n, c);
@@ -325,7 +314,7 @@ void SoftmaxCrossEntropyBackward(Context*, DType dt, const void* prob, const voi
 
 void CrossEntropy(Context*, DType dt, const void* prob, const void* target, bool labels,
                   void* loss, int64_t n, int64_t c) {
-  FloatSwitch(dt, "cross_entropy", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     CeT(static_cast<const T*>(prob), target, labels, static_cast<T*>(loss), n, c);
   });
@@ -333,7 +322,7 @@ void CrossEntropy(Context*, DType dt, const void* prob, const void* target, bool
 
 void CrossEntropyBackward(Context*, DType dt, const void* prob, const void* target, bool labels,
                           const void* dloss, void* dprob, int64_t n, int64_t c) {
-  FloatSwitch(dt, "cross_entropy_backward", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     CeBackwardT(static_cast<const T*>(prob), target, labels, static_cast<const T*>(dloss),
                 static_cast<T*>(dprob), n, c);

@@ -194,16 +194,6 @@ void OneHotT(const int32_t* labels, int64_t n, int64_t depth, T* y, int32_t* bad
 
 }  // namespace
 
-// Runs body with U, an unsigned integer of the element size.
-#define MS_ESIZE_SWITCH(esize, U, ...)                                        \
-  switch (esize) {                                                            \
-    case 1: { using U = uint8_t; __VA_ARGS__; break; }                        \
-    case 2: { using U = uint16_t; __VA_ARGS__; break; }                       \
-    case 4: { using U = uint32_t; __VA_ARGS__; break; }                       \
-    case 8: { using U = uint64_t; __VA_ARGS__; break; }                       \
-    default: MS_FAIL("transform: unsupported element size " << (esize));     \
-  }
-
 void StridedCopy(Context*, size_t esize, const void* src, void* dst, const CopyPlan& plan) {
   MS_ESIZE_SWITCH(esize, U, CopyT<U>(static_cast<const U*>(src), static_cast<U*>(dst), plan));
 }
@@ -214,8 +204,6 @@ void Take(Context*, size_t esize, const void* x, const int32_t* idx, void* y, in
                   TakeT<U>(static_cast<const U*>(x), idx, static_cast<U*>(y), outer, n, nidx,
                            inner, bad));
 }
-
-#undef MS_ESIZE_SWITCH
 
 void TakeBackward(Context*, DType dt, const void* dy, const int32_t* idx, void* dx,
                   int64_t outer, int64_t n, int64_t nidx, int64_t inner, int32_t* bad) {

@@ -18,16 +18,6 @@ namespace cuda {
 
 namespace {
 
-void CheckInt(const char* what, int64_t v) {
-  MS_CHECK(v >= 0 && v <= INT_MAX, "gemm: " << what << " = " << v
-                                            << " does not fit the 32-bit cuBLAS interface");
-}
-
-void CheckSizes(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
-  CheckInt("M", M), CheckInt("N", N), CheckInt("K", K);
-  CheckInt("lda", lda), CheckInt("ldb", ldb), CheckInt("ldc", ldc);
-}
-
 cublasOperation_t Op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
 // C = beta * C for K == 0 (beta == 0 writes zeros, never reading C), `batch` matrices.
@@ -157,7 +147,7 @@ void Batched(Context* ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int
              int64_t stride_b, float beta, TC* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   if (M == 0 || N == 0 || batch <= 0) return;
   if (K == 0) return Scale(ctx, C, M, N, ldc, stride_c, batch, beta);
-  CheckSizes(M, N, K, lda, ldb, ldc);
+  CheckGemmSizes("cuBLAS", M, N, K, lda, ldb, ldc);
   if (batch == 1 && ctx->gemm_split_k) {
     const int64_t S = GemmSplitK(ctx->dev, M, N, K);
     if (S > 1)

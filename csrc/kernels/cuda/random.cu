@@ -17,49 +17,17 @@ namespace {
 
 using cudak::DCvt;
 
-struct UniformF {
-  float span, low;
-  __device__ void operator()(const philox::U32x4& r, float* v) const {
-    for (int l = 0; l < 4; l++) v[l] = philox::Affine(philox::ToUnit(r.v[l]), span, low);
-  }
-};
-
-struct GaussianF {
-  float mean, std;
-  __device__ void operator()(const philox::U32x4& r, float* v) const {
-    philox::BoxMuller(r.v[0], r.v[1], &v[0], &v[1]);
-    philox::BoxMuller(r.v[2], r.v[3], &v[2], &v[3]);
-    for (int l = 0; l < 4; l++) v[l] = philox::Affine(v[l], std, mean);
-  }
-};
-
-struct BernoulliF {
-  uint64_t threshold;
-  __device__ void operator()(const philox::U32x4& r, float* v) const {
-    for (int l = 0; l < 4; l++) v[l] = static_cast<uint64_t>(r.v[l]) < threshold ? 1.0f : 0.0f;
-  }
-};
-
-// Counter value offset + i is lane (offset + i) % 4 of block (offset + i) / 4.
-template <typename T, typename F>
+// A thread per Philox block.
+template <typename T, typename Map>
 __global__ void DrawKernel(T* out, int64_t n, uint64_t seed, uint64_t offset,
-                           const CudaRngState* state, F f) {
+                           const CudaRngState* state, Map map) {
   if (state != nullptr) {  // captured: this launch's seed and counter position
     seed = state->seed;
     offset += state->delta;
   }
-  const uint64_t first = offset >> 2;
-  const int64_t shift = static_cast<int64_t>(offset & 3);
-  const int64_t nblocks = (n + shift + 3) / 4;
+  const int64_t nblocks = philox::DrawBlocks(n, offset);
   MS_CUDA_LOOP(k, nblocks) {
-    const philox::U32x4 r = philox::Block(seed, first + static_cast<uint64_t>(k));
-    float vals[4];
-    f(r, vals);
-    const int64_t base = 4 * k - shift;
-    for (int l = 0; l < 4; l++) {
-      const int64_t i = base + l;
-      if (i >= 0 && i < n) out[i] = DCvt<T>::Store(vals[l]);
-    }
+    philox::DrawBlock<DCvt<T>>(out, n, seed, offset, k, map);
   }
 }
 
@@ -81,17 +49,17 @@ void Draw(Context* ctx, DType dt, void* out, int64_t n, uint64_t seed, uint64_t 
 
 void Uniform(Context* ctx, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
              float low, float high) {
-  Draw(ctx, dt, out, n, seed, offset, UniformF{high - low, low});
+  Draw(ctx, dt, out, n, seed, offset, philox::UniformMap{high - low, low});
 }
 
 void Gaussian(Context* ctx, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
               float mean, float std) {
-  Draw(ctx, dt, out, n, seed, offset, GaussianF{mean, std});
+  Draw(ctx, dt, out, n, seed, offset, philox::GaussianMap{mean, std});
 }
 
 void Bernoulli(Context* ctx, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
                uint64_t threshold) {
-  Draw(ctx, dt, out, n, seed, offset, BernoulliF{threshold});
+  Draw(ctx, dt, out, n, seed, offset, philox::BernoulliMap{threshold});
 }
 
 }  // namespace cuda

@@ -243,24 +243,13 @@ __global__ void CeBackwardKernel(const T* prob, const void* target, bool labels,
   }
 }
 
-// Runs f(T{}) with T the storage type of a float dtype.
-template <typename F>
-void FloatSwitch(DType dt, const char* op, F f) {
-  if (dt == DType::kFloat32)
-    f(float{});
-  else if (dt == DType::kFloat16)
-    f(half_t{});
-  else
-    MS_FAIL(op << ": unsupported dtype " << DTypeName(dt));
-}
-
 }  // namespace
 
 void Softmax(Context* ctx, bool log, DType dt, const void* x, void* y, int64_t outer, int64_t d,
              int64_t inner) {
   if (outer * d * inner == 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  FloatSwitch(dt, "softmax", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x);
     T* yp = static_cast<T*>(y);
@@ -280,7 +269,7 @@ void SoftmaxBackward(Context* ctx, bool log, DType dt, const void* y, const void
                      int64_t outer, int64_t d, int64_t inner) {
   if (outer * d * inner == 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  FloatSwitch(dt, "softmax_backward", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* yp = static_cast<const T*>(y);
     const T* gp = static_cast<const T*>(dy);
@@ -302,7 +291,7 @@ void SoftmaxCrossEntropy(Context* ctx, DType dt, const void* logits, const void*
                          bool labels, void* loss, void* prob, int64_t n, int64_t c) {
   if (n * c == 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  FloatSwitch(dt, "softmax_cross_entropy", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     SceKernel<<<WarpRows::Grid(n), kThreads, 0, s>>>(static_cast<const T*>(logits), target, labels,
                                                     static_cast<T*>(loss), static_cast<T*>(prob),
@@ -316,7 +305,7 @@ void SoftmaxCrossEntropyBackward(Context* ctx, DType dt, const void* prob, const
                                  int64_t c) {
   if (n * c == 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  FloatSwitch(dt, "softmax_cross_entropy_backward", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     SceBackwardKernel<<<cudak::Blocks(n * c), kThreads, 0, s>>>(
         static_cast<const T*>(prob), target, labels, static_cast<const T*>(dloss),
@@ -329,7 +318,7 @@ void CrossEntropy(Context* ctx, DType dt, const void* prob, const void* target, 
                   void* loss, int64_t n, int64_t c) {
   if (n * c == 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  FloatSwitch(dt, "cross_entropy", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     CeKernel<<<WarpRows::Grid(n), kThreads, 0, s>>>(static_cast<const T*>(prob), target, labels,
                                                    static_cast<T*>(loss), n, c);
@@ -341,7 +330,7 @@ void CrossEntropyBackward(Context* ctx, DType dt, const void* prob, const void* 
                           const void* dloss, void* dprob, int64_t n, int64_t c) {
   if (n * c == 0) return;
   cudaStream_t s = cudak::Stream(ctx);
-  FloatSwitch(dt, "cross_entropy_backward", [&](auto tag) {
+  FloatSwitch(dt, [&](auto tag) {
     using T = decltype(tag);
     CeBackwardKernel<<<cudak::Blocks(n * c), kThreads, 0, s>>>(
         static_cast<const T*>(prob), target, labels, static_cast<const T*>(dloss),

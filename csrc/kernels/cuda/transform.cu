@@ -247,16 +247,6 @@ __global__ void OneHotKernel(const int32_t* labels, int64_t n, int64_t depth, T*
 
 }  // namespace
 
-// Runs body with U, an unsigned integer of the element size.
-#define MS_ESIZE_SWITCH(esize, U, ...)                                        \
-  switch (esize) {                                                            \
-    case 1: { using U = uint8_t; __VA_ARGS__; break; }                        \
-    case 2: { using U = uint16_t; __VA_ARGS__; break; }                       \
-    case 4: { using U = uint32_t; __VA_ARGS__; break; }                       \
-    case 8: { using U = uint64_t; __VA_ARGS__; break; }                       \
-    default: MS_FAIL("transform: unsupported element size " << (esize));     \
-  }
-
 void StridedCopy(Context* ctx, size_t esize, const void* src, void* dst, const CopyPlan& plan) {
   if (plan.numel <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
@@ -276,8 +266,6 @@ void Take(Context* ctx, size_t esize, const void* x, const int32_t* idx, void* y
   });
   MS_CUDA_LAUNCH_CHECK("TakeKernel");
 }
-
-#undef MS_ESIZE_SWITCH
 
 void TakeBackward(Context* ctx, DType dt, const void* dy, const int32_t* idx, void* dx,
                   int64_t outer, int64_t n, int64_t nidx, int64_t inner, int32_t* bad) {
