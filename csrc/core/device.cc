@@ -87,8 +87,8 @@ void Device::EnableGraph(bool enable) { buffering_ = enable; }
 
 void Device::RunGraph(bool sequential) {
   MS_CHECK(!buffering_, "RunGraph: the device is still recording; call EnableGraph(False) first");
-  faults_due_ = !faults_.empty();
   graph_->Run(this, sequential);
+  faults_due_ = !faults_.empty();  // set after: a Sync inside the replay (profiling) is too early
 }
 
 void Device::ResetGraph() {
