@@ -156,6 +156,18 @@ HALF_CASES = [
 ]
 
 
+
+@pytest.mark.parametrize("xs", [(2, 3, 7, 9), (1, 1, 2, 2), (4, 16, 32, 32)], ids=str)
+def test_max_pool_2x2_stride_2_ties_nans_and_odd_sizes(rng, xs):
+    """The 2x2 stride-2 path (the CPU's own loop): the first maximum in window order wins a
+    tie, the first NaN wins over numbers, an odd last row or column is left out."""
+    x = rng.choice(np.array([-np.inf, -1, 0, 1, 2], np.float32), xs)
+    x.flat[::7] = np.nan
+    y, idx = _core.pool2d(core_tensor(x), [2, 2], [2, 2], [0, 0], True)
+    y_ref, idx_ref = pool_ref(x, (2, 2), (2, 2), (0, 0, 0, 0), True)
+    np.testing.assert_array_equal(y.to_numpy(), y_ref.astype(np.float32))
+    np.testing.assert_array_equal(idx.to_numpy(), idx_ref)
+
 @pytest.mark.parametrize("case", HALF_CASES, ids=str)
 @pytest.mark.parametrize("mode", ["max", "avg_incl", "avg_excl"])
 def test_float16_pooling_runs_on_float16(dev, rng, case, mode):

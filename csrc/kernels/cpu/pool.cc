@@ -79,11 +79,41 @@ void StoreAcc(const float* acc, int64_t n, T* out) {
     for (int64_t i = 0; i < n; i++) out[i] = Cvt<T>::Store(acc[i]);
 }
 
+// Whether g is a 2x2 window with stride 2 and no padding (every window inside the image):
+// MaxPoolRow2x2's case, the classic CNNs' pooling.
+inline bool Is2x2Stride2(const ConvGeom& g) {
+  return g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PT == 0 && g.PL == 0 &&
+         g.DH == 1 && g.DW == 1;
+}
+
+// Output row oh of a 2x2 stride-2 max pool: each output's four cells in window order, with the
+// general path's rule (the first maximum wins, and the first NaN over numbers).
+inline void MaxPoolRow2x2(const float* xp, const ConvGeom& g, int64_t oh, float* best,
+                          int32_t* arg) {
+  const float* r0 = xp + 2 * oh * g.W;
+  const float* r1 = r0 + g.W;
+  const int32_t base = static_cast<int32_t>(2 * oh * g.W), W = static_cast<int32_t>(g.W);
+  for (int64_t ow = 0; ow < g.OW; ow++) {
+    const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+    const int32_t at[4] = {0, 1, W, W + 1};
+    float b = v[0];
+    int32_t a = at[0];
+    for (int c = 1; c < 4; c++) {
+      const bool take = v[c] > b || (v[c] != v[c] && b == b);
+      b = take ? v[c] : b;
+      a = take ? at[c] : a;
+    }
+    best[ow] = b;
+    arg[ow] = base + static_cast<int32_t>(2 * ow) + a;
+  }
+}
+
 template <typename T>
 void MaxPoolT(const T* x, int64_t planes, const ConvGeom& g, T* y, int32_t* idx) {
   const int64_t HW = g.H * g.W, P = g.OH * g.OW, SW = g.SW;
   const float lowest = -std::numeric_limits<float>::infinity();
   const std::vector<ColRange> cols = ColRanges(g);
+  const bool fast = Is2x2Stride2(g);
 #pragma omp parallel if (planes * P * g.KH * g.KW > MS_OMP_MIN)
   {
     std::vector<float> xbuf, ybuf;
@@ -94,6 +124,11 @@ void MaxPoolT(const T* x, int64_t planes, const ConvGeom& g, T* y, int32_t* idx)
         T* yrow = y + pl * P + oh * g.OW;
         float* best = Acc(yrow, ybuf, g.OW);
         int32_t* arg = idx + pl * P + oh * g.OW;
+        if (fast) {
+          MaxPoolRow2x2(xp, g, oh, best, arg);
+          StoreAcc(best, g.OW, yrow);
+          continue;
+        }
         for (int64_t ow = 0; ow < g.OW; ow++) {
           best[ow] = lowest;
           arg[ow] = -1;
