@@ -84,7 +84,7 @@ class Device {
   virtual void ResetGraph();
   // Inputs checked on the device during a graph replay (labels, indices): an op registers,
   // while recording, the int32 flag its kernel sets non-zero for a bad input and the error
-  // that means. On a CPU the op's closure raises at once (ops::RaiseIfFlagged), stopping the
+  // that means. On a CPU the op's closure raises at once (RaiseIfFlagged), stopping the
   // replay before the parameter updates; a GPU replays asynchronously, so its flags are read
   // after the next replay at the next Sync or copy to the host (CheckFaults), which raises.
   void AddFaultFlag(BlockPtr flag, std::string msg);
