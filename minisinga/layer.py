@@ -45,6 +45,10 @@ class Layer:
         object.__delattr__(self, name)
 
     def __call__(self, *args, **kwargs):
+        for a in args:
+            if isinstance(a, np.ndarray):
+                raise TypeError(f"{type(self).__name__}: inputs must be Tensors, got a numpy "
+                                "array; wrap it with tensor.from_numpy(array, device)")
         if not self._initialized:
             self.initialize(*args, **kwargs)
             self._initialized = True
@@ -119,6 +123,13 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
+def _count(layer: str, name: str, v) -> int:
+    """v as an int >= 1 (a layer's size argument), else a ValueError naming it."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{layer}: {name} must be an integer >= 1, got {v!r}")
+    return int(v)
+
+
 def _param(shape, device, dtype, name=None) -> Tensor:
     return Tensor(shape, device, requires_grad=True, stores_grad=True, dtype=dtype, name=name)
 
@@ -143,9 +154,11 @@ class Linear(Layer):
     def __init__(self, out_features: int, *args, bias: bool = True, **kwargs):
         super().__init__()
         if args:  # Linear(in_features, out_features)
-            self.in_features, self.out_features = out_features, args[0]
+            self.in_features = _count("Linear", "in_features", out_features)
+            self.out_features = _count("Linear", "out_features", args[0])
         else:
-            self.in_features, self.out_features = None, out_features
+            self.in_features = None
+            self.out_features = _count("Linear", "out_features", out_features)
         self.bias = bias
 
     def initialize(self, x: Tensor) -> None:
@@ -211,13 +224,16 @@ class Conv2d(Layer):
         if len(args) > 3:
             raise TypeError(f"Conv2d: too many positional arguments {args}")
         if args:  # Conv2d(in_channels, out_channels, kernel_size, stride, padding)
-            self.in_channels, nb_kernels, kernel_size = nb_kernels, kernel_size, args[0]
+            self.in_channels = _count("Conv2d", "in_channels", nb_kernels)
+            nb_kernels, kernel_size = kernel_size, args[0]
             stride = args[1] if len(args) > 1 else stride
             padding = args[2] if len(args) > 2 else padding
         if kwargs:
             raise TypeError(f"Conv2d: unexpected arguments {sorted(kwargs)}")
-        self.nb_kernels = int(nb_kernels)
+        self.nb_kernels = _count("Conv2d", "nb_kernels", nb_kernels)
         self.kernel_size = pair(kernel_size, "kernel_size")
+        for k in self.kernel_size:
+            _count("Conv2d", "kernel_size", k)
         self.stride = pair(stride, "stride")
         self.padding = _pads4(padding)
         self.dilation = pair(dilation, "dilation")

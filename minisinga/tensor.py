@@ -47,9 +47,12 @@ def _shape_of(shape) -> tuple:
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     try:
-        shape = tuple(int(d) for d in shape)
+        dims = tuple(shape)
     except TypeError:
         raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims):
+        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}")
+    shape = tuple(int(d) for d in dims)
     for d in shape:
         if d < 0:
             raise ValueError(f"shape {shape} has a negative dimension")

@@ -85,6 +85,21 @@ def test_both_signatures_and_their_errors():
         layer.Conv2d(3, 3, pad_mode="BAD")
     with pytest.raises(ValueError, match="activation"):
         layer.Conv2d(2, 1, activation="GELU")(x_of(1, 1, 3, 3))
+    for make, msg in [
+        (lambda: layer.Linear(-4), r"Linear: out_features must be an integer >= 1, got -4"),
+        (lambda: layer.Linear(0, 3), r"Linear: in_features must be an integer >= 1, got 0"),
+        (lambda: layer.Linear(2.5), r"Linear: out_features must be an integer >= 1, got 2.5"),
+        (lambda: layer.Conv2d(4.5, 3), r"Conv2d: nb_kernels must be an integer >= 1, got 4.5"),
+        (lambda: layer.Conv2d(4, -3), r"Conv2d: kernel_size must be an integer >= 1, got -3"),
+        (lambda: layer.Conv2d(4, (3, 0)), r"Conv2d: kernel_size must be an integer >= 1, got 0"),
+        (lambda: layer.Conv2d(0, 4, 3), r"Conv2d: in_channels must be an integer >= 1, got 0"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            make()
+    with pytest.raises(TypeError, match="Linear: inputs must be Tensors, got a numpy array"):
+        layer.Linear(3)(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="concat: axis 5 is out of range for a 2-d tensor"):
+        layer.Cat(5)([x_of(2, 2), x_of(2, 2)])
 
 
 def test_separable_and_grouped_convolution():

@@ -162,6 +162,9 @@ def test_bad_input_errors():
         tensor.from_numpy(np.array(["a", "b"]))
     with pytest.raises(ValueError, match="negative"):
         tensor.Tensor((2, -1))
+    with pytest.raises(TypeError, match=r"shape must be an int or a sequence of ints, got "
+                                        r"\(2.5, 3\)"):
+        tensor.Tensor((2.5, 3))
     with pytest.raises(ValueError, match="reshape"):
         a.reshape((4, 2))
     with pytest.raises(ValueError, match="not broadcastable"):

@@ -79,8 +79,9 @@ class Concat(Operator):
         self.axis = axis
 
     def forward(self, *xs):
+        out = F.core.concat(list(xs), self.axis)  # checks the axis and shapes first
         self.sizes = [x.shape[self.axis] for x in xs]
-        return F.core.concat(list(xs), self.axis)
+        return out
 
     def backward(self, dy):
         return tuple(F.core.split(dy, self.sizes, self.axis))
