@@ -468,3 +468,46 @@ def test_label_check_runs_before_its_op_in_any_order(op):
         with graph_shuffle(seed):
             assert [names[i] for i in dev.graph_plan(False)["order"]][0] == "CheckLabels"
     dev.ResetGraph()
+
+
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "dependency"])
+def test_stopped_replay_leaves_no_trace(sequential):
+    """The label check runs before the rest of the step (Graph::AddCheck), so a CPU replay
+    stopped by a bad label has changed nothing, batch-norm statistics, dropout's random
+    numbers and the step counter included: training then matches a run never given it."""
+    data = batches("mlp", 4)
+    bad = (data[2][0], np.array([0, 1, 2, 3, 9, 0, 1, 2], np.int32))
+
+    def run(with_bad):
+        dev = device.create_cpu_device()
+        dev.SetRandSeed(0)
+        tx = tensor.Tensor(data[0][0].shape, dev)
+        ty = tensor.Tensor((8,), dev, dtype=tensor.int32)
+        m = MLP()
+        m.set_optimizer(opt.SGD(0.05, momentum=0.9))
+        m.compile([tx], is_train=True, use_graph=True, sequential=sequential)
+        losses = []
+        for i, (x, y) in enumerate(data):
+            if with_bad and i == 2:
+                before = {k: v.to_numpy().copy() for k, v in m.get_states().items()}
+                rng = dev.rng_state
+                tx.copy_from_numpy(bad[0])
+                ty.copy_from_numpy(bad[1])
+                with pytest.raises(ValueError, match="label .* out of range"):
+                    m(tx, ty)
+                assert dev.rng_state == rng
+                for k, v in m.get_states().items():
+                    np.testing.assert_array_equal(v.to_numpy(), before[k], err_msg=k)
+            tx.copy_from_numpy(x)
+            ty.copy_from_numpy(y)
+            losses.append(m(tx, ty)[1].to_numpy())
+        states = {k: v.to_numpy() for k, v in m.get_states().items()}
+        states.update({k: v.to_numpy() for k, v in m.optimizer.get_states().items()})
+        return losses, states
+
+    with graph_shuffle(0):  # the orders a replay really takes (a suite may shuffle them)
+        clean_losses, clean = run(False)
+        losses, states = run(True)
+    np.testing.assert_array_equal(np.array(losses), np.array(clean_losses))
+    for k in clean:
+        np.testing.assert_array_equal(states[k], clean[k], err_msg=k)

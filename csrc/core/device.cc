@@ -83,6 +83,13 @@ void Device::Exec(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writ
   }
 }
 
+void Device::ExecCheck(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writes,
+                       const std::string& name) {
+  if (!buffering_) return fn(&ctx_);
+  graph_->AddCheck(Node{std::move(fn), std::move(reads), std::move(writes), name,
+                        graph_->current_phase, false});
+}
+
 void Device::EnableGraph(bool enable) { buffering_ = enable; }
 
 void Device::RunGraph(bool sequential) {

@@ -55,6 +55,10 @@ class Device {
   // capture (CUDA graphs replay device work only).
   void Exec(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writes,
             const std::string& name, bool host = false);
+  // Exec for a check of the step's inputs (ops' label checks): recorded by Graph::AddCheck,
+  // before the step's other nodes where it can be.
+  void ExecCheck(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr> writes,
+                 const std::string& name);
   // Host <-> device copies of raw bytes, in stream order, blocking until done.
   virtual void CopyToHost(void* dst, const void* src, size_t n) = 0;
   virtual void CopyFromHost(void* dst, const void* src, size_t n) = 0;

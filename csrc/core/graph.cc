@@ -138,6 +138,17 @@ GraphPlan Graph::Plan(bool sequential) const {
   return plan;
 }
 
+void Graph::AddCheck(Node node) {
+  for (const Node& nd : nodes_)
+    for (const BlockPtr& w : nd.writes)
+      for (const BlockPtr& r : node.reads)
+        if (w == r) return Add(std::move(node));  // reads what the step computes
+  MS_CHECK(!node.host, "Graph::AddCheck: a check runs no host code");
+  nodes_.insert(nodes_.begin() + static_cast<long>(checks_++), std::move(node));
+  plan_valid_ = false;
+  version_++;
+}
+
 void Graph::Run(Device* dev, bool sequential) {
   if (!plan_valid_ || plan_sequential_ != sequential) {
     plan_ = Plan(sequential);

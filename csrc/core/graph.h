@@ -39,10 +39,15 @@ class Graph {
     plan_valid_ = false;
     version_++;
   }
+  // A check of the step's inputs (labels): placed after the earlier checks and before every
+  // other node when no recorded node writes a block it reads, else appended as by Add. So a
+  // replay in recorded order (or by dependencies) stops at it before anything else has run.
+  void AddCheck(Node node);
   size_t size() const { return nodes_.size(); }
   const std::vector<Node>& nodes() const { return nodes_; }
   void Clear() {
     nodes_.clear();
+    checks_ = 0;
     runs_ = 0;
     plan_valid_ = false;
     host_nodes_ = false;
@@ -68,6 +73,7 @@ class Graph {
  private:
   std::vector<size_t> DependencyOrder() const;
   std::vector<Node> nodes_;
+  size_t checks_ = 0;  // AddCheck's nodes at the front of nodes_
   // The plan is made at the first run after recording and kept: a block that nothing outside
   // the graph referenced then cannot gain an outside reference later.
   GraphPlan plan_;

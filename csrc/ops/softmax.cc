@@ -85,7 +85,7 @@ void CheckLabels(const char* op, const Tensor& labels, int64_t c, BlockPtr* chec
     const std::string msg = os.str();
     TensorRef lr = labels.ref(), fr = flag.ref();
     const int64_t n = labels.numel();
-    dev->Exec(
+    dev->ExecCheck(
         [=](Context* ctx) {
           MS_DISPATCH(ctx, IndexRange, lr.data<int32_t>(), n, 0, c, fr.mutable_data<int32_t>());
           RaiseIfFlagged(ctx, fr.data<int32_t>(), msg);
