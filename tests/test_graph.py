@@ -511,3 +511,24 @@ def test_stopped_replay_leaves_no_trace(sequential):
     np.testing.assert_array_equal(np.array(losses), np.array(clean_losses))
     for k in clean:
         np.testing.assert_array_equal(states[k], clean[k], err_msg=k)
+
+
+def test_label_check_of_labels_the_step_computes_stays_after_them():
+    """A check goes first only when its labels are an input of the step; labels the step
+    computes (here a cast) are checked after they are written, and still stop the replay."""
+    dev = device.create_cpu_device()
+    x = core_tensor(np.zeros((3, 4), np.float32), dev)
+    lf = core_tensor(np.array([0, 1, 2], np.float32), dev)
+    dev.ResetGraph()
+    dev.EnableGraph(True)
+    try:
+        loss, _ = _core.softmax_cross_entropy(x, _core.as_type(lf, _core.DType.int32))
+    finally:
+        dev.EnableGraph(False)
+    assert dev.graph_node_names() == ["AsType", "CheckLabels", "SoftmaxCrossEntropy"]
+    dev.RunGraph(True)
+    np.testing.assert_allclose(loss.to_numpy(), np.log(4), rtol=1e-6)
+    lf.copy_from_numpy(np.array([0, 1, 7], np.float32))
+    with pytest.raises(ValueError, match=r"out of range \[0, 4\)"):
+        dev.RunGraph(True)
+    dev.ResetGraph()
