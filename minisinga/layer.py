@@ -123,13 +123,6 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
-def _count(layer: str, name: str, v) -> int:
-    """v as an int >= 1 (a layer's size argument), else a ValueError naming it."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{layer}: {name} must be an integer >= 1, got {v!r}")
-    return int(v)
-
-
 def _param(shape, device, dtype, name=None) -> Tensor:
     return Tensor(shape, device, requires_grad=True, stores_grad=True, dtype=dtype, name=name)
 
@@ -154,11 +147,11 @@ class Linear(Layer):
     def __init__(self, out_features: int, *args, bias: bool = True, **kwargs):
         super().__init__()
         if args:  # Linear(in_features, out_features)
-            self.in_features = _count("Linear", "in_features", out_features)
-            self.out_features = _count("Linear", "out_features", args[0])
+            self.in_features = tensor.check_count("Linear", "in_features", out_features, 1)
+            self.out_features = tensor.check_count("Linear", "out_features", args[0], 1)
         else:
             self.in_features = None
-            self.out_features = _count("Linear", "out_features", out_features)
+            self.out_features = tensor.check_count("Linear", "out_features", out_features, 1)
         self.bias = bias
 
     def initialize(self, x: Tensor) -> None:
@@ -224,16 +217,16 @@ class Conv2d(Layer):
         if len(args) > 3:
             raise TypeError(f"Conv2d: too many positional arguments {args}")
         if args:  # Conv2d(in_channels, out_channels, kernel_size, stride, padding)
-            self.in_channels = _count("Conv2d", "in_channels", nb_kernels)
+            self.in_channels = tensor.check_count("Conv2d", "in_channels", nb_kernels, 1)
             nb_kernels, kernel_size = kernel_size, args[0]
             stride = args[1] if len(args) > 1 else stride
             padding = args[2] if len(args) > 2 else padding
         if kwargs:
             raise TypeError(f"Conv2d: unexpected arguments {sorted(kwargs)}")
-        self.nb_kernels = _count("Conv2d", "nb_kernels", nb_kernels)
+        self.nb_kernels = tensor.check_count("Conv2d", "nb_kernels", nb_kernels, 1)
         self.kernel_size = pair(kernel_size, "kernel_size")
         for k in self.kernel_size:
-            _count("Conv2d", "kernel_size", k)
+            tensor.check_count("Conv2d", "kernel_size", k, 1)
         self.stride = pair(stride, "stride")
         self.padding = _pads4(padding)
         self.dilation = pair(dilation, "dilation")

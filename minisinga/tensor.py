@@ -332,6 +332,13 @@ def _as_numpy(x, dtype=None) -> np.ndarray:
     return np.asarray(arr, dtype=target, order="C")  # keeps 0-d arrays 0-d
 
 
+def check_count(where: str, name: str, v, lo: int) -> int:
+    """v as an int >= lo (a size or offset argument), else a ValueError naming it."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{where}: {name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
 def _shape_like(shape) -> tuple:
     if isinstance(shape, (int, np.integer)):
         return (int(shape),)
@@ -647,11 +654,8 @@ def copy_data_to_from(dst: Tensor, src: Tensor, size: int, dst_offset: int = 0,
     """Copies `size` elements of src, from flat index src_offset, into dst at flat index
     dst_offset (SINGA's CopyDataToFrom). One dtype; the devices may differ. The copy stays on
     the devices: the rest of dst is kept by rebuilding it from its own slices."""
-    args = {"size": size, "dst_offset": dst_offset, "src_offset": src_offset}
-    for name, v in args.items():
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
-            raise ValueError(f"copy_data_to_from: {name} must be an integer >= 0, got {v!r}")
-    size, dst_offset, src_offset = int(size), int(dst_offset), int(src_offset)
+    size, dst_offset, src_offset = (check_count("copy_data_to_from", n, v, 0) for n, v in (
+        ("size", size), ("dst_offset", dst_offset), ("src_offset", src_offset)))
     if dst.dtype != src.dtype:
         raise TypeError(f"copy_data_to_from: dst is {dst.dtype.name} but src is "
                         f"{src.dtype.name}; convert one with as_type first")
