@@ -28,6 +28,15 @@ UNARY = {
     U.Softsign: (lambda x, a, b: x / (1 + np.abs(x)), "any"),
     U.Erf: (lambda x, a, b: erf(x), "any"), U.Sin: (lambda x, a, b: np.sin(x), "any"),
     U.Cos: (lambda x, a, b: np.cos(x), "any"), U.Floor: (lambda x, a, b: np.floor(x), "any"),
+    U.Ceil: (lambda x, a, b: np.ceil(x), "half"),
+    U.Round: (lambda x, a, b: np.sign(x) * np.floor(np.abs(x) + 0.5), "half"),
+    U.Rint: (lambda x, a, b: np.rint(x), "half"),
+    U.Tan: (lambda x, a, b: np.tan(x), "small"), U.Atan: (lambda x, a, b: np.arctan(x), "any"),
+    U.Asin: (lambda x, a, b: np.arcsin(x), "unit"), U.Acos: (lambda x, a, b: np.arccos(x), "unit"),
+    U.Sinh: (lambda x, a, b: np.sinh(x), "any"), U.Cosh: (lambda x, a, b: np.cosh(x), "any"),
+    U.Asinh: (lambda x, a, b: np.arcsinh(x), "any"),
+    U.Acosh: (lambda x, a, b: np.arccosh(x), "ge1"),
+    U.Atanh: (lambda x, a, b: np.arctanh(x), "unit"),
     U.AddScalar: (lambda x, a, b: x + a, "any"), U.MulScalar: (lambda x, a, b: x * a, "any"),
     U.RSubScalar: (lambda x, a, b: a - x, "any"), U.RDivScalar: (lambda x, a, b: a / x, "pos"),
     U.PowScalar: (lambda x, a, b: x ** a, "pos"), U.RPowScalar: (lambda x, a, b: a ** x, "any"),
@@ -65,7 +74,20 @@ def sample(rng, shape, kind):
         return rng.random(shape) + 0.2
     if kind == "int":
         return rng.integers(-2, 3, shape).astype(np.float64)
+    if kind == "half":  # exact halves among the values: where rounding modes differ
+        return rng.integers(-9, 10, shape) / 2 + (rng.random(shape) < 0.5) * 0.2
+    if kind == "small":
+        return rng.uniform(-1.2, 1.2, shape)
+    if kind == "unit":
+        return rng.uniform(-0.95, 0.95, shape)
+    if kind == "ge1":
+        return rng.random(shape) * 3 + 1.05
     return rng.standard_normal(shape) * 2
+
+
+def test_every_op_has_a_reference():
+    assert set(U.__members__.values()) == set(UNARY)
+    assert set(B.__members__.values()) == set(BINARY)
 
 
 @pytest.mark.parametrize("op", list(UNARY), ids=lambda o: o.name)

@@ -10,28 +10,35 @@
 namespace minisinga {
 namespace ew {
 
-MS_HD float Exp(float x) { return expf(x); }
-MS_HD double Exp(double x) { return exp(x); }
-MS_HD float Log(float x) { return logf(x); }
-MS_HD double Log(double x) { return log(x); }
-MS_HD float Log1p(float x) { return log1pf(x); }
-MS_HD double Log1p(double x) { return log1p(x); }
-MS_HD float Sqrt(float x) { return sqrtf(x); }
-MS_HD double Sqrt(double x) { return sqrt(x); }
-MS_HD float Tanh(float x) { return tanhf(x); }
-MS_HD double Tanh(double x) { return tanh(x); }
-MS_HD float Erf(float x) { return erff(x); }
-MS_HD double Erf(double x) { return erf(x); }
+// One math function of the C library, for float (the f-suffixed one) and double.
+#define MS_MATH_FN(Name, fn)                          \
+  MS_HD float Name(float x) { return fn##f(x); }      \
+  MS_HD double Name(double x) { return fn(x); }
+MS_MATH_FN(Exp, exp)
+MS_MATH_FN(Log, log)
+MS_MATH_FN(Log1p, log1p)
+MS_MATH_FN(Sqrt, sqrt)
+MS_MATH_FN(Tanh, tanh)
+MS_MATH_FN(Erf, erf)
+MS_MATH_FN(Abs, fabs)
+MS_MATH_FN(Floor, floor)
+MS_MATH_FN(Ceil, ceil)
+MS_MATH_FN(Round, round)  // halves away from zero
+MS_MATH_FN(Rint, rint)    // halves to even (the default rounding mode)
+MS_MATH_FN(Sin, sin)
+MS_MATH_FN(Cos, cos)
+MS_MATH_FN(Tan, tan)
+MS_MATH_FN(Asin, asin)
+MS_MATH_FN(Acos, acos)
+MS_MATH_FN(Atan, atan)
+MS_MATH_FN(Sinh, sinh)
+MS_MATH_FN(Cosh, cosh)
+MS_MATH_FN(Asinh, asinh)
+MS_MATH_FN(Acosh, acosh)
+MS_MATH_FN(Atanh, atanh)
+#undef MS_MATH_FN
 MS_HD float Pow(float x, float y) { return powf(x, y); }
 MS_HD double Pow(double x, double y) { return pow(x, y); }
-MS_HD float Abs(float x) { return fabsf(x); }
-MS_HD double Abs(double x) { return fabs(x); }
-MS_HD float Floor(float x) { return floorf(x); }
-MS_HD double Floor(double x) { return floor(x); }
-MS_HD float Sin(float x) { return sinf(x); }
-MS_HD double Sin(double x) { return sin(x); }
-MS_HD float Cos(float x) { return cosf(x); }
-MS_HD double Cos(double x) { return cos(x); }
 template <typename C>
 MS_HD C Max(C x, C y) { return x > y ? x : y; }
 template <typename C>
@@ -64,6 +71,18 @@ MS_HD C Softplus(C x) {
   X(Sin, Sin(x))                                         \
   X(Cos, Cos(x))                                         \
   X(Floor, Floor(x))                                     \
+  X(Ceil, Ceil(x))                                       \
+  X(Round, Round(x))                                     \
+  X(Rint, Rint(x))                                       \
+  X(Tan, Tan(x))                                         \
+  X(Asin, Asin(x))                                       \
+  X(Acos, Acos(x))                                       \
+  X(Atan, Atan(x))                                       \
+  X(Sinh, Sinh(x))                                       \
+  X(Cosh, Cosh(x))                                       \
+  X(Asinh, Asinh(x))                                     \
+  X(Acosh, Acosh(x))                                     \
+  X(Atanh, Atanh(x))                                     \
   X(AddScalar, x + a)                                    \
   X(MulScalar, x * a)                                    \
   X(RSubScalar, a - x)                                   \
