@@ -7,6 +7,7 @@ when `autograd.training` is on, plain computations otherwise.
 
 from __future__ import annotations
 
+import builtins as _py
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -146,8 +147,14 @@ class Tensor:
                              f"does not fit tensor of shape {self.shape} ({self.size()} elements)")
         self.data.copy_from_numpy(arr.reshape(self.shape))
 
-    def copy_from(self, t: "Tensor") -> None:
-        """Copies the values of `t` (same shape and dtype, any device) into this tensor."""
+    def copy_from(self, t, offset: int = 0) -> None:
+        """Copies the values of `t` into this tensor: a Tensor (same shape and dtype, any
+        device) or, as in SINGA, a numpy array (same number of elements, converted)."""
+        if isinstance(t, np.ndarray):
+            self.copy_from_numpy(t, offset)
+            return
+        if offset != 0:
+            raise ValueError("copy_from: offset is only supported for numpy arrays and must be 0")
         _core.copy(self.data, _data(t))
 
     def copy_data(self, t: "Tensor") -> None:
@@ -174,6 +181,13 @@ class Tensor:
         if dtype == self.dtype:
             return self.clone()
         return self._wrap(_core.as_type(self.data, dtype))
+
+    def to_type(self, dtype) -> "Tensor":
+        """Converts the data to `dtype` in place (SINGA's to_type) and returns self."""
+        dtype = to_dtype(dtype)
+        if dtype != self.dtype:
+            self.data = _core.as_type(self.data, dtype)
+        return self
 
     def _wrap(self, data) -> "Tensor":
         return Tensor(data=data, requires_grad=self.requires_grad, stores_grad=False)
@@ -215,10 +229,13 @@ class Tensor:
     def contiguous(self) -> "Tensor":
         return self
 
-    def repeat(self, repeats: int, axis: int) -> "Tensor":
-        """Repeats each element `repeats` times along `axis` (numpy.repeat)."""
-        idx = np.repeat(np.arange(self.shape[axis], dtype=np.int32), repeats)
-        return self._wrap(_core.take(self.data, from_numpy(idx, self.device).data, axis))
+    def repeat(self, repeats, axis: Optional[int] = None) -> "Tensor":
+        """Repeats each element `repeats` times (an int, or one count per element) along
+        `axis`, or over the flattened tensor when axis is None (numpy.repeat)."""
+        t = self.reshape([-1]) if axis is None else self
+        axis = 0 if axis is None else _axis(axis, t.ndim(), "repeat")
+        idx = np.repeat(np.arange(t.shape[axis], dtype=np.int32), repeats)
+        return self._wrap(_core.take(t.data, from_numpy(idx, self.device).data, axis))
 
     # ---- norms ----
     def l1(self) -> float:
@@ -274,6 +291,62 @@ class Tensor:
 
     def __abs__(self):
         return self._op("abs", self)
+
+    def __getitem__(self, key):
+        """numpy's basic indexing: ints, slices (any step), `...` and None, e.g. `t[0]`,
+        `t[:, 1:3]`, `t[..., ::-1]`. Returns a copy; differentiable like the other operators."""
+        from . import autograd
+
+        keys = key if isinstance(key, tuple) else (key,)
+        n_axes = _py.sum(k is not None and k is not Ellipsis for k in keys)
+        if _py.sum(k is Ellipsis for k in keys) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        if n_axes > self.ndim():
+            raise IndexError(f"too many indices for a tensor of shape {self.shape}: "
+                             f"{n_axes} given, {self.ndim()} dimensions")
+        if Ellipsis not in keys:
+            keys = keys + (Ellipsis,)
+        i = keys.index(Ellipsis)
+        keys = keys[:i] + (slice(None),) * (self.ndim() - n_axes) + keys[i + 1:]
+        starts, ends, axes, steps, gathers, shape = [], [], [], [], [], []
+        axis = 0
+        for k in keys:
+            if k is None:
+                shape.append(1)
+                continue
+            n = self.shape[axis]
+            if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+                if not -n <= k < n:
+                    raise IndexError(f"index {int(k)} is out of range for axis {axis} of size {n}")
+                k = int(k) % n
+                starts, ends, axes, steps = starts + [k], ends + [k + 1], axes + [axis], steps + [1]
+            elif isinstance(k, slice):
+                r = range(*k.indices(n))
+                if r.step > 0 and (r.start, r.stop, r.step) != (0, n, 1):
+                    starts, ends = starts + [r.start], ends + [_py.max(r.stop, r.start)]
+                    axes, steps = axes + [axis], steps + [r.step]
+                elif r.step < 0:  # the core's slice takes positive steps: gather these
+                    gathers.append((axis, list(r)))
+                shape.append(len(r))
+            else:
+                raise IndexError(f"only integers, slices, '...' and None are valid indices, "
+                                 f"got {type(k).__name__}")
+            axis += 1
+        y = autograd.slice(self, starts, ends, axes, steps) if axes else self
+        for a, idx in gathers:
+            y = autograd.gather(y, a, from_numpy(np.array(idx, np.int32), self.device))
+        if y is self:  # nothing selected away: still a copy, as every other index gives
+            y = autograd.mul(self, 1.0)
+        return y if tuple(shape) == y.shape else autograd.reshape(y, shape)
+
+    def __floordiv__(self, o):
+        """floor(self / o), not differentiable (SINGA's __floordiv__)."""
+        q = self._op("div", self, o)
+        return Tensor(data=_core.unary(_U.Floor, q.data), requires_grad=False)
+
+    def __rfloordiv__(self, o):
+        q = self._op("div", o, self)
+        return Tensor(data=_core.unary(_U.Floor, q.data), requires_grad=False)
 
     # in-place arithmetic never records: it updates the data held here.
     def __iadd__(self, o):
@@ -337,6 +410,15 @@ def check_count(where: str, name: str, v, lo: int) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
         raise ValueError(f"{where}: {name} must be an integer >= {lo}, got {v!r}")
     return int(v)
+
+
+def _axis(axis, ndim: int, where: str) -> int:
+    """axis (may be negative) as an index into ndim dimensions, else an IndexError."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{where}: axis must be an int, got {type(axis).__name__}")
+    if not -ndim <= axis < _py.max(ndim, 1):
+        raise IndexError(f"{where}: axis {axis} is out of range for {ndim} dimensions")
+    return int(axis) % _py.max(ndim, 1)
 
 
 def _shape_like(shape) -> tuple:
@@ -485,6 +567,14 @@ def erf(t: Tensor) -> Tensor:
     return _unary(_U.Erf, t)
 
 
+def ceil(t: Tensor) -> Tensor:
+    return _unary(_U.Ceil, t)
+
+
+def floor(t: Tensor) -> Tensor:
+    return _unary(_U.Floor, t)
+
+
 def clip(t: Tensor, low: float, high: float) -> Tensor:
     if low > high:
         raise ValueError(f"clip: low ({low}) is greater than high ({high})")
@@ -530,8 +620,8 @@ def div(lhs, rhs, ret: Optional[Tensor] = None) -> Tensor:
     return _binary(_B.Div, (_U.MulScalar, lambda v: 1.0 / v), _U.RDivScalar, lhs, rhs)
 
 
-def pow(t, x) -> Tensor:  # noqa: A001 - SINGA's name
-    return _binary(_B.Pow, (_U.PowScalar, lambda v: v), _U.RPowScalar, t, x)
+def pow(t, x, out: Optional[Tensor] = None) -> Tensor:  # noqa: A001 - SINGA's name
+    return _into(_binary(_B.Pow, (_U.PowScalar, lambda v: v), _U.RPowScalar, t, x), out)
 
 
 def maximum(a, b) -> Tensor:
@@ -583,9 +673,20 @@ def _axes(axis) -> Optional[list]:
     return [int(a) for a in axis]
 
 
-def sum(t: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Sum over `axis` (int, sequence or None for all)."""
-    return _raw(_core.reduce_sum(_data(t), _axes(axis), keepdims))
+def _into(r: Tensor, out: Optional[Tensor]) -> Tensor:
+    if out is None:
+        return r
+    out.copy_from(r)
+    return out
+
+
+def sum(t: Tensor, axis=None, keepdims: bool = False,  # noqa: A001
+        out: Optional[Tensor] = None) -> Tensor:
+    """Sum over `axis` (int, sequence or None for all), into `out` when given. SINGA's third
+    argument is `out`: a Tensor there is taken as out."""
+    if isinstance(keepdims, Tensor):
+        keepdims, out = False, keepdims
+    return _into(_raw(_core.reduce_sum(_data(t), _axes(axis), keepdims)), out)
 
 
 def average(t: Tensor, axis=None, keepdims: bool = False) -> Tensor:
@@ -610,12 +711,11 @@ def argmax(t: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
 
 
 def softmax(t: Tensor, axis: int = -1, out: Optional[Tensor] = None) -> Tensor:
-    """Softmax along `axis`."""
-    r = _raw(_core.softmax(_data(t), int(axis)))
-    if out is not None:
-        out.copy_from(r)
-        return out
-    return r
+    """Softmax along `axis`, into `out` when given. SINGA's second argument is `out`: a Tensor
+    there is taken as out (the axis is then the last)."""
+    if isinstance(axis, Tensor):
+        axis, out = -1, axis
+    return _into(_raw(_core.softmax(_data(t), int(axis))), out)
 
 
 # ---- linear algebra and shape ----
@@ -647,6 +747,165 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("concatenate: needs at least one tensor")
     return _raw(_core.concat([_data(t) for t in tensors], int(axis)))
+
+
+def contiguous(t: Tensor) -> Tensor:
+    return t.contiguous()
+
+
+def repeat(t: Tensor, repeats, axis: Optional[int] = None) -> Tensor:
+    """numpy.repeat: each element `repeats` times along `axis` (flattened when None)."""
+    return t.repeat(repeats, axis)
+
+
+def sum_columns(M: Tensor) -> Tensor:
+    """The sum of a matrix's columns: shape (rows, 1) (SINGA's sum_columns)."""
+    _check_matrix("sum_columns", M)
+    return sum(M, 1, keepdims=True)
+
+
+def sum_rows(M: Tensor) -> Tensor:
+    """The sum of a matrix's rows: shape (1, columns) (SINGA's sum_rows)."""
+    _check_matrix("sum_rows", M)
+    return sum(M, 0, keepdims=True)
+
+
+def add_column(alpha: float, v: Tensor, beta: float, M: Tensor) -> Tensor:
+    """In place: every column of matrix M becomes alpha * v + beta * column (v: rows
+    elements); returns M."""
+    return _scale_add("add_column", alpha, v, beta, M, (M.shape[0], 1))
+
+
+def add_row(alpha: float, v: Tensor, beta: float, M: Tensor) -> Tensor:
+    """In place: every row of matrix M becomes alpha * v + beta * row (v: columns elements);
+    returns M."""
+    return _scale_add("add_row", alpha, v, beta, M, (1, M.shape[-1]))
+
+
+def _check_matrix(where: str, M: Tensor) -> None:
+    if M.ndim() != 2:
+        raise ValueError(f"{where}: expected a matrix (2-d tensor), got shape {M.shape}")
+
+
+def _scale_add(where: str, alpha, v: Tensor, beta, M: Tensor, vshape) -> Tensor:
+    _check_matrix(where, M)
+    if v.size() != _py.max(vshape):
+        raise ValueError(f"{where}: v has {v.size()} elements, the matrix of shape {M.shape} "
+                         f"needs {_py.max(vshape)}")
+    av = _core.unary(_U.MulScalar, v.data.reshape(list(vshape)), float(alpha))
+    bm = _core.unary(_U.MulScalar, M.data, float(beta))
+    _core.binary(_B.Add, bm, av, out=M.data)
+    return M
+
+
+def einsum(ops: str, *args: Tensor) -> Tensor:
+    """numpy.einsum for one or two tensors, e.g. einsum("ij,jk->ik", A, B) or
+    einsum("bij->bji", A): letters in both inputs and the output are batched, letters missing
+    from the output are summed. Repeated letters within one input (diagonals) and "..." are
+    not supported. Computed with transposes, sums and one (batched) matrix product."""
+    spec = ops.replace(" ", "")
+    ins, arrow, out = spec.partition("->")
+    ins = ins.split(",")
+    if len(ins) != len(args) or len(args) not in (1, 2):
+        raise ValueError(f"einsum: {ops!r} names {len(ins)} operand(s) and {len(args)} were "
+                         "given; one or two are supported")
+    letters = "".join(ins)
+    if not arrow:  # implicit output: the letters used once, in alphabetical order
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    for term, t in zip(ins, args):
+        if not term.isalpha() or len(set(term)) != len(term) or len(term) != t.ndim():
+            raise ValueError(f"einsum: subscripts {term!r} do not fit a tensor of shape "
+                             f"{t.shape} (one distinct letter per dimension; no '...')")
+    if len(set(out)) != len(out) or not set(out) <= set(letters):
+        raise ValueError(f"einsum: output subscripts {out!r} must be distinct letters of the "
+                         "inputs")
+    size = {}
+    for term, t in zip(ins, args):
+        for c, d in zip(term, t.shape):
+            if size.setdefault(c, d) != d:
+                raise ValueError(f"einsum: letter {c!r} has sizes {size[c]} and {d}")
+    # Sum away, first, each letter that only one input has and the output lacks.
+    data, terms = [], []
+    for i, (term, t) in enumerate(zip(ins, args)):
+        other = ins[1 - i] if len(ins) == 2 else ""
+        drop = [k for k, c in enumerate(term) if c not in out and c not in other]
+        d = _core.reduce_sum(t.data, drop, False) if drop else t.data
+        data.append(d)
+        terms.append("".join(c for k, c in enumerate(term) if k not in drop))
+    if len(data) == 1:
+        perm = [terms[0].index(c) for c in out]
+        return _raw(_core.transpose(data[0], perm) if perm != sorted(perm) else
+                    _core.clone(data[0]))
+    a, b = terms
+    batch = [c for c in a if c in b and c in out]
+    contract = [c for c in a if c in b and c not in out]
+    akeep = [c for c in a if c not in b]
+    bkeep = [c for c in b if c not in a]
+
+    def prod(cs):
+        return int(np.prod([size[c] for c in cs], dtype=np.int64))
+
+    def arrange(d, term, order, shape):
+        perm = [term.index(c) for c in order]
+        if perm != list(range(len(perm))):
+            d = _core.transpose(d, perm)
+        return d.reshape(shape)
+
+    nb = prod(batch)
+    x = arrange(data[0], a, batch + akeep + contract, [nb, prod(akeep), prod(contract)])
+    y = arrange(data[1], b, batch + contract + bkeep, [nb, prod(contract), prod(bkeep)])
+    z = _core.matmul(x, y, False, False, 1.0, 0.0, None)
+    got = batch + akeep + bkeep
+    return _raw(arrange(z, "".join(got), list(out), [size[c] for c in out]))
+
+
+def tensordot(A: Tensor, B: Tensor, axes=2) -> Tensor:
+    """numpy.tensordot: sums the products over A's last `axes` dimensions and B's first ones
+    (an int), or over the axes listed in a pair of sequences."""
+    if isinstance(axes, (int, np.integer)):
+        if not 0 <= axes <= _py.min(A.ndim(), B.ndim()):
+            raise ValueError(f"tensordot: axes={axes} does not fit shapes {A.shape} and "
+                             f"{B.shape}")
+        ax_a, ax_b = list(range(A.ndim() - axes, A.ndim())), list(range(axes))
+    else:
+        ax_a, ax_b = ([axes[0]] if isinstance(axes[0], int) else list(axes[0]),
+                      [axes[1]] if isinstance(axes[1], int) else list(axes[1]))
+        if len(ax_a) != len(ax_b):
+            raise ValueError(f"tensordot: {len(ax_a)} axes of A against {len(ax_b)} of B")
+    ax_a = [_axis(a, A.ndim(), "tensordot") for a in ax_a]
+    ax_b = [_axis(b, B.ndim(), "tensordot") for b in ax_b]
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if A.ndim() + B.ndim() > len(letters):
+        raise ValueError("tensordot: too many dimensions")
+    ta = list(letters[:A.ndim()])
+    tb = list(letters[A.ndim():A.ndim() + B.ndim()])
+    for i, j in zip(ax_a, ax_b):
+        tb[j] = ta[i]
+    out = [c for k, c in enumerate(ta) if k not in ax_a] + \
+        [c for k, c in enumerate(tb) if k not in ax_b]
+    return einsum(f"{''.join(ta)},{''.join(tb)}->{''.join(out)}", A, B)
+
+
+def product(shape) -> int:
+    """The number of elements of a shape."""
+    return int(np.prod(_shape_like(shape), dtype=np.int64))
+
+
+def sizeof(dtype) -> int:
+    """Bytes per element of a dtype."""
+    return int(np.dtype(_NP_OF[to_dtype(dtype)]).itemsize)
+
+
+def from_raw_tensor(t: "_core.Tensor") -> Tensor:
+    """Wraps a core tensor (`Tensor.data`) in a Tensor, sharing its data."""
+    return _raw(t)
+
+
+def from_raw_tensors(tt) -> list:
+    return [from_raw_tensor(t) for t in tt]
+
+
+PlaceHolder = Tensor  # SINGA's name for a graph input
 
 
 def copy_data_to_from(dst: Tensor, src: Tensor, size: int, dst_offset: int = 0,
