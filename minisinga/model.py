@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -157,77 +158,153 @@ class Model(Layer):
                                  f"{new!r}; call graph() to re-record")
 
     # ---- checkpoints ----
-    def save_states(self, fpath: str, aux_states: Optional[Dict[str, object]] = None) -> None:
-        """Writes parameters, other states (BN statistics), the optimizer's states and
-        `aux_states` to `fpath` atomically (a temporary file renamed into place)."""
-        arrays: Dict[str, np.ndarray] = {}
-        for k, t in self.get_states().items():
-            arrays["model/" + k] = t.to_numpy()
+    # SINGA's checkpoint format: a zip holding these two files (save_states(format="singa")
+    # writes it, load_states reads it as well as minisinga's own).
+    TENSOR_DICT_FILENAME = "/tensor_dict.npz"
+    STATES_ATTR_FILENAME = "/states_attr.json"
+    MODEL_STATE_TYPE = 0
+    AUX_STATE_TYPE = 1
+
+    def save_states(self, fpath: str, aux_states: Optional[Dict[str, object]] = None,
+                    format: str = "minisinga") -> None:  # noqa: A002
+        """Writes the model's states (parameters, BN statistics) and `aux_states` (Tensors,
+        arrays or numbers) to `fpath` atomically (a temporary file renamed into place).
+        format "minisinga" (default) also keeps the optimizer's states; "singa" writes Apache
+        SINGA's zip (tensor_dict.npz + states_attr.json), which SINGA's Model.load_states
+        reads: model and aux states only."""
+        if format not in ("minisinga", "singa"):
+            raise ValueError(f"save_states: format must be 'minisinga' or 'singa', got "
+                             f"{format!r}")
+        model = {k: t.to_numpy() for k, t in self.get_states().items()}
+        aux = {k: v.to_numpy() if isinstance(v, Tensor) else np.asarray(v)
+               for k, v in (aux_states or {}).items()}
+        if format == "singa":
+            clash = sorted(set(model) & set(aux))
+            if clash:
+                raise ValueError(f"save_states: aux state names {clash} are model states too; "
+                                 "SINGA's format keeps one namespace")
+            _write_atomically(fpath, lambda f: _write_singa_zip(f, model, aux))
+            return
+        arrays: Dict[str, np.ndarray] = {"model/" + k: v for k, v in model.items()}
         if self.optimizer:
             for k, t in self.optimizer.get_states().items():
                 arrays["opt/" + k] = t.to_numpy()
-        for k, v in (aux_states or {}).items():
-            arrays["aux/" + k] = v.to_numpy() if isinstance(v, Tensor) else np.asarray(v)
+        arrays.update({"aux/" + k: v for k, v in aux.items()})
         meta = {"format": _FORMAT, "version": 1, "model": type(self).__name__}
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        d = os.path.dirname(os.path.abspath(fpath))
-        if os.path.isdir(fpath):
-            raise IsADirectoryError(f"save_states: {fpath!r} is a directory; give a file path")
-        if not os.path.isdir(d):
-            raise FileNotFoundError(f"save_states: the directory {d!r} of {fpath!r} does not "
-                                    "exist; create it first")
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(fpath) + ".", suffix=".tmp", dir=d)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, fpath)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _write_atomically(fpath, lambda f: np.savez(f, **arrays))
 
-    def load_states(self, fpath: str) -> Dict[str, np.ndarray]:
-        """Restores what save_states wrote; returns the aux states. The model must have been
-        compiled (its parameters exist)."""
+    def load_states(self, fpath: str) -> Dict[str, Tensor]:
+        """Restores what save_states wrote, in minisinga's format or SINGA's zip; returns the
+        aux states as Tensors (on the default device), as SINGA does. The model must have
+        been compiled (its parameters exist)."""
         if not os.path.exists(fpath):
             raise FileNotFoundError(f"load_states: no checkpoint at {fpath!r}")
         try:
-            with np.load(fpath, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            with zipfile.ZipFile(fpath) as zf:
+                names = set(zf.namelist())
+                if {"tensor_dict.npz", "states_attr.json"} <= names:
+                    model, aux = _read_singa_zip(zf)
+                    opt = {}
+                else:
+                    model, opt, aux = self._read_own(fpath)
+        except _CheckpointError:
+            raise
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
             raise ValueError(f"load_states: {fpath!r} is not a readable checkpoint "
                              f"(truncated or corrupt): {e}") from None
+        own = self.get_states()
+        if not own:
+            raise RuntimeError("load_states: the model has no parameters yet; compile it first")
+        missing = sorted(set(own) - set(model))
+        extra = sorted(set(model) - set(own))
+        if missing or extra:
+            raise ValueError(f"load_states: {fpath!r} does not match this model "
+                             f"(missing: {missing}, unexpected: {extra})")
+        for k, t in own.items():
+            if tuple(model[k].shape) != tuple(t.shape):
+                raise ValueError(f"load_states: {k!r} has shape {tuple(t.shape)} in the model "
+                                 f"but {model[k].shape} in {fpath!r}")
+        for k, t in own.items():
+            t.copy_from_numpy(model[k])
+        if opt and self.optimizer:
+            self.optimizer.set_states(opt)
+        return {k: Tensor(data=v, requires_grad=False) for k, v in aux.items()}
+
+    def _read_own(self, fpath: str):
+        """minisinga's npz: (model, optimizer, aux) arrays, the model's class checked."""
+        with np.load(fpath, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
         meta_raw = arrays.pop("__meta__", None)
         try:
             meta = json.loads(bytes(meta_raw).decode()) if meta_raw is not None else None
         except ValueError:
             meta = None
         if not meta or meta.get("format") != _FORMAT:
-            raise ValueError(f"load_states: {fpath!r} is not a minisinga checkpoint")
+            raise _CheckpointError(f"load_states: {fpath!r} is not a minisinga or SINGA "
+                                   "checkpoint")
         if meta.get("model") != type(self).__name__:
-            raise ValueError(f"load_states: {fpath!r} holds a {meta.get('model')} model, "
-                             f"not a {type(self).__name__}")
-        own = self.get_states()
-        if not own:
-            raise RuntimeError("load_states: the model has no parameters yet; compile it first")
-        saved = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-        missing = sorted(set(own) - set(saved))
-        extra = sorted(set(saved) - set(own))
-        if missing or extra:
-            raise ValueError(f"load_states: {fpath!r} does not match this model "
-                             f"(missing: {missing}, unexpected: {extra})")
-        for k, t in own.items():
-            if tuple(saved[k].shape) != tuple(t.shape):
-                raise ValueError(f"load_states: {k!r} has shape {tuple(t.shape)} in the model "
-                                 f"but {saved[k].shape} in {fpath!r}")
-        for k, t in own.items():
-            t.copy_from_numpy(saved[k])
-        opt = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}
-        if opt and self.optimizer:
-            self.optimizer.set_states(opt)
-        return {k[len("aux/"):]: v for k, v in arrays.items() if k.startswith("aux/")}
+            raise _CheckpointError(f"load_states: {fpath!r} holds a {meta.get('model')} model, "
+                                   f"not a {type(self).__name__}")
+        return tuple({k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
+                     for p in ("model/", "opt/", "aux/"))
+
+
+class _CheckpointError(ValueError):
+    """A checkpoint that was read but is not one this model can load (message as is)."""
+
+
+# SINGA's DataType numbers, for states_attr.json.
+_SINGA_DTYPE = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int32): 2}
+
+
+def _write_singa_zip(f, model: Dict[str, np.ndarray], aux: Dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **model, **aux)
+    attrs = {k: {"state_type": t, "shape": list(v.shape),
+                 "dtype": _SINGA_DTYPE.get(v.dtype, 0)}
+             for t, group in ((Model.MODEL_STATE_TYPE, model), (Model.AUX_STATE_TYPE, aux))
+             for k, v in group.items()}
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(Model.TENSOR_DICT_FILENAME.lstrip("/"), buf.getvalue())
+        zf.writestr(Model.STATES_ATTR_FILENAME.lstrip("/"), json.dumps(attrs))
+
+
+def _read_singa_zip(zf: zipfile.ZipFile):
+    """SINGA's zip: (model, aux) arrays by the state_type in states_attr.json."""
+    attrs = json.loads(zf.read(Model.STATES_ATTR_FILENAME.lstrip("/")).decode())
+    with np.load(io.BytesIO(zf.read(Model.TENSOR_DICT_FILENAME.lstrip("/"))),
+                 allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    model, aux = {}, {}
+    for k, v in arrays.items():
+        kind = attrs.get(k, {}).get("state_type")
+        if kind not in (Model.MODEL_STATE_TYPE, Model.AUX_STATE_TYPE):
+            raise _CheckpointError(f"load_states: state {k!r} has no valid state_type in "
+                                   "states_attr.json")
+        (model if kind == Model.MODEL_STATE_TYPE else aux)[k] = v
+    return model, aux
+
+
+def _write_atomically(fpath: str, write) -> None:
+    """write(f) into a temporary file beside fpath, synced, then renamed onto fpath."""
+    d = os.path.dirname(os.path.abspath(fpath))
+    if os.path.isdir(fpath):
+        raise IsADirectoryError(f"save_states: {fpath!r} is a directory; give a file path")
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"save_states: the directory {d!r} of {fpath!r} does not "
+                                "exist; create it first")
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(fpath) + ".", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, fpath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _tensors_in(obj):

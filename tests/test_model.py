@@ -1,6 +1,9 @@
 """Model: compile, train/eval dispatch, atomic checkpoints with clear errors."""
 
+import io
+import json
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -87,12 +90,70 @@ def test_checkpoint_round_trip(tmp_path):
     fresh, _, _ = make(seed=99)
     fresh.eval()
     aux = fresh.load_states(path)
-    assert int(aux["epoch"]) == 3
+    assert isinstance(aux["epoch"], tensor.Tensor) and int(aux["epoch"].to_numpy()) == 3
     np.testing.assert_array_equal(fresh(x).to_numpy(), m(x).to_numpy())
     a, b = m.optimizer.get_states(), fresh.optimizer.get_states()
     assert set(a) == set(b)
     for k in a:
         np.testing.assert_array_equal(a[k].to_numpy(), b[k].to_numpy())
+
+
+def test_singa_checkpoint_format(tmp_path):
+    """save_states(format="singa") writes SINGA's zip (tensor_dict.npz + states_attr.json, as
+    SINGA's Model.save_states lays it out) and load_states reads it back."""
+    m, x, y = make()
+    for _ in range(2):
+        m(x, y)
+    m.eval()
+    path = str(tmp_path / "singa.zip")
+    m.save_states(path, aux_states={"epoch": tensor.from_numpy(np.float32([4])), "lr": 0.5},
+                  format="singa")
+    assert os.listdir(tmp_path) == ["singa.zip"]
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["states_attr.json", "tensor_dict.npz"]
+        attrs = json.loads(zf.read("states_attr.json"))
+        with np.load(io.BytesIO(zf.read("tensor_dict.npz"))) as z:
+            saved = {k: z[k] for k in z.files}
+    states = m.get_states()
+    assert set(attrs) == set(saved) == set(states) | {"epoch", "lr"}
+    for k, t in states.items():
+        assert attrs[k] == {"state_type": 0, "shape": list(t.shape), "dtype": 0}
+        np.testing.assert_array_equal(saved[k], t.to_numpy())
+    assert attrs["epoch"]["state_type"] == attrs["lr"]["state_type"] == 1
+    fresh, _, _ = make(seed=99)
+    fresh.eval()
+    aux = fresh.load_states(path)
+    assert set(aux) == {"epoch", "lr"} and isinstance(aux["epoch"], tensor.Tensor)
+    assert aux["epoch"].to_numpy().tolist() == [4.0] and float(aux["lr"].to_numpy()) == 0.5
+    np.testing.assert_array_equal(fresh(x).to_numpy(), m(x).to_numpy())
+
+
+def test_singa_checkpoint_errors(tmp_path):
+    m, x, y = make()
+    with pytest.raises(ValueError, match="format must be 'minisinga' or 'singa'"):
+        m.save_states(str(tmp_path / "a.zip"), format="onnx")
+    with pytest.raises(ValueError, match="are model states too"):
+        m.save_states(str(tmp_path / "a.zip"), aux_states={"fc1.W": 1}, format="singa")
+    path = str(tmp_path / "b.zip")
+    m.save_states(path, format="singa")
+    with zipfile.ZipFile(path) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    attrs = json.loads(files["states_attr.json"])
+    attrs["fc1.W"]["state_type"] = 7
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("tensor_dict.npz", files["tensor_dict.npz"])
+        zf.writestr("states_attr.json", json.dumps(attrs))
+    with pytest.raises(ValueError, match="'fc1.W' has no valid state_type"):
+        m.load_states(path)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("tensor_dict.npz", files["tensor_dict.npz"][:100])
+        zf.writestr("states_attr.json", files["states_attr.json"])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        m.load_states(path)
+    np.savez(str(tmp_path / "plain.npz"), w=np.zeros(3))
+    with pytest.raises(ValueError, match="is not a minisinga or SINGA checkpoint"):
+        m.load_states(str(tmp_path / "plain.npz"))
+    m.eval()
 
 
 def test_checkpoint_errors(tmp_path):
