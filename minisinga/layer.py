@@ -55,6 +55,19 @@ class Layer:
         self._match_inputs(args)
         return self.forward(*args, **kwargs)
 
+    def register_layers(self, *args) -> None:
+        """Registers sublayers that are not attributes (SINGA's register_layers): one
+        OrderedDict of name -> layer, or layers named ClassName_index by their position."""
+        if len(args) == 1 and isinstance(args[0], dict):
+            items = list(args[0].items())
+        else:
+            items = [(f"{type(v).__name__}_{i}", v) for i, v in enumerate(args)]
+        for name, value in items:
+            if not isinstance(value, Layer):
+                raise TypeError(f"register_layers: {name!r} is a {type(value).__name__}, "
+                                "not a Layer")
+            setattr(self, name, value)
+
     def initialize(self, *inputs) -> None:
         """Creates parameters from the first inputs; nothing by default."""
 

@@ -1,5 +1,7 @@
 """Layers: lazy parameters, registration by attribute, states, SINGA signatures."""
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 
@@ -184,3 +186,34 @@ def test_singa_positional_forms():
         layer.Conv2d(8, 3, strides=2)
     t = tensor.Tensor((3,), device.get_default_device(), tensor.int32)  # SINGA: dtype third
     assert t.dtype == tensor.int32
+
+
+def test_register_layers():
+    class Seq(layer.Layer):
+        def __init__(self, *layers):
+            super().__init__()
+            self.layers = layers
+            self.register_layers(*layers)
+
+        def forward(self, x):
+            for la in self.layers:
+                x = la(x)
+            return x
+
+    class Named(layer.Layer):
+        def __init__(self):
+            super().__init__()
+            self.register_layers(OrderedDict([("first", layer.Linear(3)),
+                                              ("act", layer.ReLU())]))
+
+        def forward(self, x):
+            return self.act(self.first(x))
+
+    seq = Seq(layer.Linear(4), layer.ReLU(), layer.Linear(2))
+    assert seq(x_of(5, 6)).shape == (5, 2)
+    assert list(seq.get_params()) == ["Linear_0.W", "Linear_0.b", "Linear_2.W", "Linear_2.b"]
+    named = Named()
+    assert named(x_of(2, 6)).shape == (2, 3) and list(named.get_params()) == ["first.W",
+                                                                            "first.b"]
+    with pytest.raises(TypeError, match="'int_0' is a int, not a Layer"):
+        Seq(3)
