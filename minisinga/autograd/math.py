@@ -1,4 +1,5 @@
-"""Elementwise, matrix and reduction operators."""
+"""Elementwise, matrix and reduction operators; also re-exports the other operator families
+(pointwise, variadic, compare, similarity) so that `autograd.math` has SINGA's whole set."""
 
 from __future__ import annotations
 
@@ -8,36 +9,69 @@ from typing import Optional, Sequence, Union
 from ..tensor import Tensor
 from . import _f as F
 from ._f import B, U
+from .compare import (  # noqa: F401  (re-exported: SINGA has them in autograd)
+    And,
+    Equal,
+    Greater,
+    Less,
+    Not,
+    Or,
+    Xor,
+    _and,
+    _not,
+    _or,
+    _xor,
+    equal,
+    greater,
+    less,
+)
 from .engine import Operator
+from .pointwise import (  # noqa: F401
+    Acos,
+    Acosh,
+    Asin,
+    Asinh,
+    Atan,
+    Atanh,
+    Ceil,
+    Cos,
+    Cosh,
+    Floor,
+    Reciprocal,
+    Round,
+    Rounde,
+    Sign,
+    Sin,
+    Sinh,
+    Tan,
+    _Pointwise,
+    acos,
+    acosh,
+    asin,
+    asinh,
+    atan,
+    atanh,
+    ceil,
+    cos,
+    cosh,
+    floor,
+    reciprocal,
+    round,
+    rounde,
+    sign,
+    sin,
+    sinh,
+    tan,
+)
+from .similarity import CosSim, RankingLoss, cossim, ranking_loss  # noqa: F401
+from .variadic import Max, Mean, Min, Sum, max, mean, min, sum  # noqa: F401
 
 Number = Union[int, float]
 
+Operation = Operator  # SINGA's other name for the base class
 
-# ---- pointwise: y = f(x; params), backward = dy * f'(x) ----
 
-class _Pointwise(Operator):
-    op = None  # the UnaryOp computing the forward
-    # What backward reads, kept from the forward: an input kept only for its gradient would
-    # hold its memory until the backward pass (e.g. ReLU's input where its output suffices).
-    keeps = ("x", "y")
-
-    def __init__(self, *params: float):
-        super().__init__()
-        self.params = params
-
-    def forward(self, x):
-        y = F.un(self.op, x, *self.params)
-        if self.requires_grad:
-            self.x = x if "x" in self.keeps else None
-            self.y = y if "y" in self.keeps else None
-        return y
-
-    def backward(self, dy):
-        return F.mul(dy, self.grad(self.x, self.y))
-
-    def grad(self, x, y):
-        raise NotImplementedError
-
+# ---- pointwise: y = f(x; params), backward = dy * f'(x) (the base class is in pointwise.py)
 
 class Neg(_Pointwise):
     op = U.Neg
@@ -212,6 +246,14 @@ class RDivScalar(_Pointwise):
         return F.un(U.Neg, F.div(y, x))
 
 
+class Negative(Neg):
+    """SINGA's name for Neg: -x."""
+
+
+LeakyRelu = LeakyReLU  # SINGA's spellings of the same operators
+SeLU = Selu
+
+
 # ---- binary with broadcasting ----
 
 class _Binary(Operator):
@@ -291,6 +333,31 @@ class Minimum(_Binary):
         return F.mul(dy, m), F.mul(dy, F.un(U.RSubScalar, m, 1.0))
 
 
+class PRelu(Operator):
+    """y = x where x > 0, else slope * x; slope broadcasts to x's shape (ONNX PRelu)."""
+
+    def forward(self, x, slope):
+        try:
+            shape = F.core.broadcast_shapes(list(x.shape), list(slope.shape))
+        except ValueError:
+            shape = None
+        if shape is None or tuple(shape) != tuple(x.shape):
+            raise ValueError(f"prelu: slope of shape {tuple(slope.shape)} does not broadcast to "
+                             f"x's shape {tuple(x.shape)}")
+        pos = F.un(U.GtScalar, x, 0.0)
+        if self.requires_grad:
+            self.x, self.slope, self.pos = x, slope, pos
+        return F.core.where(pos, x, F.mul(x, slope))
+
+    def backward(self, dy):
+        dx = dslope = None
+        if self.need(0):  # 1 where x > 0 else slope
+            dx = F.mul(dy, F.core.where(self.pos, F.full_like(self.x, 1.0), self.slope))
+        if self.need(1):  # min(x, 0), summed over the broadcast axes
+            dslope = F.sum_to(F.mul(dy, F.un(U.MinScalar, self.x, 0.0)), self.slope.shape)
+        return dx, dslope
+
+
 def _is_num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -339,8 +406,18 @@ def minimum(a: Tensor, b: Tensor) -> Tensor:
     return Minimum()(a, b)
 
 
+def prelu(x: Tensor, slope: Tensor) -> Tensor:
+    """x where x > 0, else slope * x (slope broadcast to x's shape); gradients for both."""
+    return PRelu()(x, slope)
+
+
 def neg(x: Tensor) -> Tensor:
     return Neg()(x)
+
+
+def negative(x: Tensor) -> Tensor:
+    """-x (SINGA's name for neg)."""
+    return Negative()(x)
 
 
 def exp(x: Tensor) -> Tensor:
@@ -399,12 +476,14 @@ def erf(x: Tensor) -> Tensor:
     return Erf()(x)
 
 
-def clip(x: Tensor, low: Optional[float] = None, high: Optional[float] = None) -> Tensor:
-    """Clamps x into [low, high] (either bound may be None)."""
-    lo = -float("inf") if low is None else float(low)
-    hi = float("inf") if high is None else float(high)
+def clip(x: Tensor, min: Optional[float] = None,  # noqa: A002,F811 (SINGA's keyword names)
+         max: Optional[float] = None) -> Tensor:  # noqa: A002,F811
+    """Clamps x into [min, max] (either bound may be None); the gradient is 1 inside, 0
+    outside."""
+    lo = -float("inf") if min is None else float(min)
+    hi = float("inf") if max is None else float(max)
     if lo > hi:
-        raise ValueError(f"clip: low ({lo}) is greater than high ({hi})")
+        raise ValueError(f"clip: min ({lo}) is greater than max ({hi})")
     return Clip(lo, hi)(x)
 
 
@@ -438,6 +517,63 @@ class Matmul(Operator):
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with gradient."""
     return Matmul()(a, b)
+
+
+class Gemm(Operator):
+    """ONNX Gemm: Y = alpha * A' B' + beta * C, where A' is A transposed if transA (B' likewise)
+    and C (optional) broadcasts to Y's shape (M, N)."""
+
+    def __init__(self, alpha: float = 1.0, beta: float = 1.0, transA: int = 0, transB: int = 0):
+        super().__init__()
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.transA, self.transB = bool(transA), bool(transB)
+
+    def forward(self, a, b, c=None):
+        if a.ndim != 2 or b.ndim != 2:
+            raise ValueError(f"gemm: A and B must be 2-d, got {tuple(a.shape)} and "
+                             f"{tuple(b.shape)}")
+        m, k = a.shape[::-1] if self.transA else a.shape
+        k2, n = b.shape[::-1] if self.transB else b.shape
+        if k != k2:
+            raise ValueError(f"gemm: A' is ({m}, {k}) and B' is ({k2}, {n}) (A {tuple(a.shape)} "
+                             f"transA={int(self.transA)}, B {tuple(b.shape)} "
+                             f"transB={int(self.transB)}): inner sizes differ")
+        y = F.core.matmul(a, b, self.transA, self.transB, self.alpha, 0.0, None)
+        if c is not None:
+            try:
+                fits = F.core.broadcast_shapes(list(c.shape), [m, n]) == [m, n]
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ValueError(f"gemm: C of shape {tuple(c.shape)} does not broadcast to "
+                                 f"Y's shape ({m}, {n})")
+            y = F.add(y, F.scale(c, self.beta))
+        if self.requires_grad:
+            self.a, self.b = a, b
+            self.c_shape = None if c is None else c.shape
+        return y
+
+    def backward(self, dy):
+        a, b, al, ta, tb = self.a, self.b, self.alpha, self.transA, self.transB
+        da = db = None
+        if self.need(0):  # dA' = alpha dY B'^T, transposed back when transA
+            da = F.core.matmul(b, dy, tb, True, al, 0.0, None) if ta else \
+                F.core.matmul(dy, b, False, not tb, al, 0.0, None)
+        if self.need(1):  # dB' = alpha A'^T dY, transposed back when transB
+            db = F.core.matmul(dy, a, True, ta, al, 0.0, None) if tb else \
+                F.core.matmul(a, dy, not ta, False, al, 0.0, None)
+        if self.c_shape is None:
+            return da, db
+        dc = F.sum_to(F.scale(dy, self.beta), self.c_shape) if self.need(2) else None
+        return da, db, dc
+
+
+def gemm(A: Tensor, B: Tensor, C: Optional[Tensor] = None, alpha: float = 1.0,
+         beta: float = 1.0, transA: int = 0, transB: int = 0) -> Tensor:
+    """alpha * A' @ B' + beta * C (ONNX Gemm; A, B 2-d, C optional and broadcast to the
+    result), with gradients for A, B and C."""
+    op = Gemm(alpha, beta, transA, transB)
+    return op(A, B) if C is None else op(A, B, C)
 
 
 class AddBias(Operator):
@@ -545,10 +681,23 @@ def reduce_mean(x: Tensor, axes: Optional[Sequence[int]] = None, keepdims: bool 
     return ReduceMean(axes, keepdims)(x)
 
 
-def max(x: Tensor, axes=None, keepdims: bool = False):  # noqa: A001
-    """Maximum over `axes`; ties share the gradient equally."""
+def reduce_max(x: Tensor, axes: Optional[Sequence[int]] = None, keepdims: bool = True):
+    """Maximum over `axes` (all by default; ONNX ReduceMax keeps the dims by default); ties
+    share the gradient equally."""
     return ReduceMax(axes, keepdims)(x)
 
 
-def min(x: Tensor, axes=None, keepdims: bool = False):  # noqa: A001
+def reduce_min(x: Tensor, axes: Optional[Sequence[int]] = None, keepdims: bool = True):
+    """Minimum over `axes`, as reduce_max."""
     return ReduceMin(axes, keepdims)(x)
+
+
+def add_all(*xs) -> Tensor:
+    """xs[0] + xs[1] + ... (tensors broadcast; numbers allowed beside tensors), returned."""
+    if not any(isinstance(x, Tensor) for x in xs):
+        raise TypeError(f"add_all: expected one or more Tensors, got "
+                        f"{[type(x).__name__ for x in xs]}")
+    y = xs[0]
+    for x in xs[1:]:
+        y = add(y, x)
+    return y

@@ -172,15 +172,22 @@ def avg_pool_1d(x, kernel: int, stride=None, padding: int = 0):
     return _pool1d(x, kernel, stride, padding, False)
 
 
-def globalaveragepool(x: Tensor) -> Tensor:
-    """Mean over H, W of an NCHW tensor, keeping (N, C, 1, 1)."""
-    if x.ndim() != 4:
-        raise ValueError(f"globalaveragepool: expected NCHW input, got shape {x.shape}")
-    return M.reduce_mean(x, [2, 3], keepdims=True)
+def globalaveragepool(x: Tensor, data_format: str = "channels_first") -> Tensor:
+    """Mean over the spatial axes, kept as size 1: (N, C, H, W) -> (N, C, 1, 1) for
+    'channels_first' (NCHW), (N, H, W, C) -> (N, 1, 1, C) for 'channels_last' (NHWC); any
+    number (>= 1) of spatial axes."""
+    if data_format not in ("channels_first", "channels_last"):
+        raise ValueError(f"globalaveragepool: data_format {data_format!r} is not supported; "
+                         "expected 'channels_first' or 'channels_last'")
+    if x.ndim() < 3:
+        raise ValueError(f"globalaveragepool: expected (N, C, spatial...) or (N, spatial..., "
+                         f"C) input with at least one spatial axis, got shape {x.shape}")
+    first = 2 if data_format == "channels_first" else 1
+    return M.reduce_mean(x, list(range(first, first + x.ndim() - 2)), keepdims=True)
 
 
 def M_reshape(x, shape):
-    from .shape import reshape
+    from .layout import reshape
 
     return reshape(x, shape)
 
