@@ -505,3 +505,6 @@ class BinaryCrossEntropy(Layer):
 class MeanSquareError(Layer):
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         return autograd.mse_loss(x, t)
+
+
+from .rnn import LSTM, RNN, RNN_Base  # noqa: E402,F401  (recurrent layers live in rnn.py)

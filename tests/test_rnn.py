@@ -1,0 +1,527 @@
+"""Recurrent layers (layer.RNN, layer.LSTM): forward against a numpy implementation of the same
+equations, gradients against its central finite differences, eager == graph, checkpoints,
+dropout between layers, the errors, and the char-RNN example."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dist_helpers import pythonpath
+from gradcheck import numeric_grad
+
+from minisinga import autograd as ag
+from minisinga import device, layer, model, opt, tensor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---- the numpy reference (float64) ----
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_rnn(kind, xs, h0, c0, weights, num_layers, num_dirs, nonlinearity="tanh", masks=None):
+    """xs (seq, batch, in); h0, c0 (layers * dirs, batch, H); weights[k] = (Wx, Wh, b or None)
+    for layer * dirs + direction; masks[l - 1][t] multiplies step t's input of layer l >= 1.
+    Returns outs (seq, batch, dirs * H), h (layers * dirs, batch, H) and c (or None)."""
+    seq = xs.shape[0]
+    inputs = list(xs)
+    hs, cs = [], []
+    for layer_ in range(num_layers):
+        if layer_ > 0 and masks is not None:
+            inputs = [x * m for x, m in zip(inputs, masks[layer_ - 1])]
+        per_dir = []
+        for d in range(num_dirs):
+            k = layer_ * num_dirs + d
+            wx, wh, b = weights[k]
+            h, c = h0[k], (c0[k] if c0 is not None else None)
+            outs = [None] * seq
+            for t in (range(seq) if d == 0 else range(seq - 1, -1, -1)):
+                g = inputs[t] @ wx + h @ wh + (0.0 if b is None else b)
+                if kind == "lstm":
+                    i, f, gg, o = np.split(g, 4, axis=1)
+                    c = sigmoid(f) * c + sigmoid(i) * np.tanh(gg)
+                    h = sigmoid(o) * np.tanh(c)
+                else:
+                    h = np.tanh(g) if nonlinearity == "tanh" else np.maximum(g, 0.0)
+                outs[t] = h
+            hs.append(h)
+            cs.append(c)
+            per_dir.append(outs)
+        inputs = [np.concatenate([p[t] for p in per_dir], axis=1) for t in range(seq)]
+    return np.stack(inputs), np.stack(hs), (np.stack(cs) if kind == "lstm" else None)
+
+
+# (id, kind, constructor kwargs, input form, seq, batch, input_size, hidden, give states)
+CONFIGS = [
+    ("rnn_tanh_list", "rnn", {}, "list", 3, 2, 3, 4, True),
+    ("rnn_relu_list", "rnn", {"nonlinearity": "relu"}, "list", 3, 2, 3, 4, True),
+    ("rnn_2layers_seq", "rnn", {"num_layers": 2}, "seq", 3, 2, 3, 3, True),
+    ("rnn_bidir_batch_first", "rnn", {"bidirectional": True, "batch_first": True},
+     "batch_first", 3, 2, 2, 3, True),
+    ("rnn_nobias_zero_state", "rnn", {"bias": False}, "list", 2, 3, 3, 2, False),
+    ("lstm_list", "lstm", {}, "list", 3, 2, 3, 3, True),
+    ("lstm_2layers_seq", "lstm", {"num_layers": 2}, "seq", 3, 2, 2, 3, True),
+    ("lstm_bidir_2layers_list", "lstm", {"num_layers": 2, "bidirectional": True}, "list",
+     3, 2, 2, 2, True),
+    ("lstm_batch_first_zero_state", "lstm", {"batch_first": True}, "batch_first", 2, 2, 3, 2,
+     False),
+    ("lstm_one_step_seq", "lstm", {}, "seq", 1, 2, 3, 2, True),
+]
+IDS = [c[0] for c in CONFIGS]
+
+
+def make_layer(kind, inp, hid, kwargs):
+    return layer.LSTM(inp, hid, **kwargs) if kind == "lstm" else layer.RNN(inp, hid, **kwargs)
+
+
+def case_data(cfg, seed=0):
+    """float64 arrays: xs (seq, batch, in), h0, c0 (layers * dirs, batch, H) or None."""
+    _, kind, kwargs, _, seq, batch, inp, hid, give = cfg
+    n = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
+    r = np.random.default_rng(seed)
+    xs = r.standard_normal((seq, batch, inp))
+    h0 = r.standard_normal((n, batch, hid)) * 0.5 if give else np.zeros((n, batch, hid))
+    c0 = (r.standard_normal((n, batch, hid)) * 0.5 if give else np.zeros((n, batch, hid))) \
+        if kind == "lstm" else None
+    return xs, h0, c0
+
+
+def to_t(a, dev, grad=False):
+    return tensor.Tensor(data=np.asarray(a, np.float32), device=dev, requires_grad=grad,
+                         stores_grad=grad)
+
+
+def run_layer(cfg, lay, xs, h0, c0, dev, grad=False):
+    """Runs `lay` on the case's inputs in the case's form; returns (input tensors, state
+    tensors, outs (seq, batch, out) as a list of tensors or one tensor, h, c)."""
+    _, kind, kwargs, form, *_ = cfg
+    n = h0.shape[0]
+    if form == "list":
+        x_in = [to_t(x, dev, grad) for x in xs]
+    elif form == "seq":
+        x_in = to_t(xs, dev, grad)
+    else:
+        x_in = to_t(xs.transpose(1, 0, 2), dev, grad)
+    given = cfg[8]
+    shape = h0.shape[1:] if n == 1 else h0.shape
+    h_t = to_t(h0.reshape(shape), dev, grad) if given else None
+    c_t = to_t(c0.reshape(shape), dev, grad) if (given and kind == "lstm") else None
+    if kind == "lstm":
+        outs, h, c = lay(x_in, (h_t, c_t)) if given else lay(x_in)
+    else:
+        outs, h = lay(x_in, h_t) if given else lay(x_in)
+        c = None
+    return x_in, (h_t, c_t), outs, h, c
+
+
+def outs_numpy(cfg, outs):
+    form = cfg[3]
+    if form == "list":
+        return np.stack([o.to_numpy() for o in outs])
+    a = outs.to_numpy()
+    return a.transpose(1, 0, 2) if form == "batch_first" else a
+
+
+def weights_of(lay):
+    """The layer's parameters as float64 (Wx, Wh, b or None) per layer and direction."""
+    out = []
+    for k in range(lay.num_layers * lay.num_directions):
+        out.append(tuple(None if t is None else t.to_numpy().astype(np.float64)
+                         for t in lay._weights(k)))
+    return out
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_forward_matches_numpy(dev, cfg):
+    _, kind, kwargs, form, seq, batch, inp, hid, _ = cfg
+    xs, h0, c0 = case_data(cfg)
+    lay = make_layer(kind, inp, hid, kwargs)
+    _, _, outs, h, c = run_layer(cfg, lay, xs, h0, c0, dev)
+    n = lay.num_layers * lay.num_directions
+    want_o, want_h, want_c = np_rnn(kind, xs, h0, c0, weights_of(lay), lay.num_layers,
+                                    lay.num_directions, kwargs.get("nonlinearity", "tanh"))
+    if form == "list":
+        assert isinstance(outs, list) and len(outs) == seq
+        assert all(o.shape == (batch, hid * lay.num_directions) for o in outs)
+    else:
+        assert outs.shape == ((batch, seq) if form == "batch_first" else (seq, batch)) + (
+            hid * lay.num_directions,)
+    assert h.shape == ((batch, hid) if n == 1 else (n, batch, hid))
+    assert h.device == dev
+    np.testing.assert_allclose(outs_numpy(cfg, outs), want_o, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h.to_numpy().reshape(want_h.shape), want_h, rtol=1e-5,
+                               atol=1e-5)
+    if kind == "lstm":
+        assert c.shape == h.shape
+        np.testing.assert_allclose(c.to_numpy().reshape(want_c.shape), want_c, rtol=1e-5,
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_gradients_match_finite_differences(dev, cfg):
+    """d(loss)/d(inputs, h0, c0, every parameter) for loss = sum(outs * R) + sum(h * Rh)
+    (+ sum(c * Rc)), against central differences of the float64 reference."""
+    _, kind, kwargs, form, seq, batch, inp, hid, given = cfg
+    xs, h0, c0 = case_data(cfg, seed=1)
+    lay = make_layer(kind, inp, hid, kwargs)
+    with ag.train_mode():
+        x_in, (h_t, c_t), outs, h, c = run_layer(cfg, lay, xs, h0, c0, dev, grad=True)
+        r = np.random.default_rng(2)
+        n = lay.num_layers * lay.num_directions
+        ro = r.standard_normal((seq, batch, hid * lay.num_directions))
+        rh, rc = r.standard_normal((n, batch, hid)), r.standard_normal((n, batch, hid))
+        hc_shape = (batch, hid) if n == 1 else (n, batch, hid)
+        if form == "list":
+            pairs = [(o, ro[t]) for t, o in enumerate(outs)]
+        else:
+            pairs = [(outs, ro.transpose(1, 0, 2) if form == "batch_first" else ro)]
+        pairs.append((h, rh.reshape(hc_shape)))
+        if kind == "lstm":
+            pairs.append((c, rc.reshape(hc_shape)))
+        loss = None
+        for t, w in pairs:
+            term = ag.reduce_sum(ag.mul(t, to_t(w, dev)), None, False)
+            loss = term if loss is None else ag.add(loss, term)
+    grads = ag.gradients(loss)
+
+    weights = weights_of(lay)
+    names = lay.param_names()
+    arrays = {"xs": xs, "h0": h0, **({"c0": c0} if kind == "lstm" else {})}
+    for k, ws in enumerate(weights):
+        for kind_name, w in zip(("Wx", "Wh", "b"), ws):
+            if w is not None:
+                arrays[kind_name + lay._suffix(k)] = w
+
+    def loss_np(a):
+        ws = [tuple(a.get(p + lay._suffix(k)) for p in ("Wx", "Wh", "b"))
+              for k in range(len(weights))]
+        o, hh, cc = np_rnn(kind, a["xs"], a["h0"], a.get("c0"), ws, lay.num_layers,
+                           lay.num_directions, kwargs.get("nonlinearity", "tanh"))
+        total = (o * ro).sum() + (hh * rh).sum()
+        return total + ((cc * rc).sum() if kind == "lstm" else 0.0)
+
+    def numeric(name):
+        return numeric_grad(lambda v: loss_np({**arrays, name: v}), arrays[name])
+
+    params = lay.get_params()
+    assert sorted(params) == sorted(names) == sorted(k for k in arrays if k not in
+                                                     ("xs", "h0", "c0"))
+    tol = dict(rtol=1e-2, atol=1e-3)
+    for name in names:
+        assert params[name] in grads, f"no gradient for {name}"
+        np.testing.assert_allclose(grads[params[name]].to_numpy(), numeric(name),
+                                   err_msg=name, **tol)
+    num_x = numeric("xs")
+    if form == "list":
+        for t, x in enumerate(x_in):
+            np.testing.assert_allclose(grads[x].to_numpy(), num_x[t], err_msg=f"x[{t}]", **tol)
+    else:
+        got = grads[x_in].to_numpy()
+        got = got.transpose(1, 0, 2) if form == "batch_first" else got
+        np.testing.assert_allclose(got, num_x, err_msg="xs", **tol)
+    if given:
+        for name, t in (("h0", h_t), ("c0", c_t)):
+            if t is not None:
+                np.testing.assert_allclose(grads[t].to_numpy().reshape(arrays[name].shape),
+                                           numeric(name), err_msg=name, **tol)
+
+
+def test_step_forward_is_one_step_of_the_first_layer():
+    r = np.random.default_rng(3)
+    x, h, c = (to_t(r.standard_normal(s), None) for s in ((2, 3), (2, 4), (2, 4)))
+    lstm = layer.LSTM(3, 4)
+    with pytest.raises(RuntimeError, match="LSTM.step_forward: the layer has no weights yet"):
+        lstm.step_forward(x, h, c)
+    outs, h1, c1 = lstm([x], (h, c))
+    sh, sc = lstm.step_forward(x, h, c)
+    np.testing.assert_array_equal(sh.to_numpy(), h1.to_numpy())
+    np.testing.assert_array_equal(sc.to_numpy(), c1.to_numpy())
+    rnn = layer.RNN(3, 4, num_layers=2)
+    rnn([x])
+    sh = rnn.step_forward(x, h)  # SINGA's call: the first layer's weights
+    sh2 = rnn.step_forward(x, h, rnn.Wx, rnn.Wh, rnn.b)
+    want = np.tanh(x.to_numpy() @ rnn.Wx.to_numpy() + h.to_numpy() @ rnn.Wh.to_numpy()
+                   + rnn.b.to_numpy())
+    np.testing.assert_allclose(sh.to_numpy(), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(sh2.to_numpy(), sh.to_numpy())
+    with pytest.raises(ValueError, match="give both Wx and Wh"):
+        rnn.step_forward(x, h, rnn.Wx)
+    assert isinstance(lstm, layer.RNN_Base) and isinstance(rnn, layer.RNN_Base)
+
+
+def test_parameters_shapes_names_initialisation_and_seed():
+    dev = device.create_cpu_device()
+    x = tensor.Tensor((4, 2, 5), dev).set_value(0.1)
+
+    def params(seed):
+        dev.SetRandSeed(seed)
+        lstm = layer.LSTM(5, 16, num_layers=2, bidirectional=True)
+        lstm(x)
+        return {k: v.to_numpy() for k, v in lstm.get_params().items()}
+
+    p = params(7)
+    assert list(p) == ["Wx", "Wh", "b", "Wx_reverse", "Wh_reverse", "b_reverse",
+                       "Wx_l1", "Wh_l1", "b_l1", "Wx_l1_reverse", "Wh_l1_reverse",
+                       "b_l1_reverse"]
+    assert p["Wx"].shape == (5, 64) and p["Wh"].shape == (16, 64) and p["b"].shape == (64,)
+    assert p["Wx_l1"].shape == (32, 64) and p["Wx_l1_reverse"].shape == (32, 64)
+    bound = 1.0 / np.sqrt(16)
+    every = np.concatenate([v.ravel() for v in p.values()])
+    assert np.abs(every).max() <= bound
+    assert abs(every.std() - bound / np.sqrt(3)) < 0.1 * bound  # uniform's std
+    assert abs(every.mean()) < 0.05 * bound
+    same, other = params(7), params(8)
+    for k in p:
+        np.testing.assert_array_equal(same[k], p[k])
+        assert not np.array_equal(other[k], p[k])
+    rnn = layer.RNN(5, 3, bias=False)
+    rnn(x)
+    assert list(rnn.get_params()) == ["Wx", "Wh"]
+    assert all(t.stores_grad and t.requires_grad for t in rnn.get_params().values())
+
+
+class CharModel(model.Model):
+    """LSTM over (seq, batch, vocab) -> Linear per step -> softmax cross-entropy against the
+    (seq * batch,) labels."""
+
+    def __init__(self, vocab, hidden, num_layers=1, dropout=0.0):
+        super().__init__()
+        self.hidden = hidden
+        self.rnn = layer.LSTM(vocab, hidden, num_layers=num_layers, dropout=dropout)
+        self.fc = layer.Linear(vocab)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        out, _, _ = self.rnn(x)
+        return self.fc(ag.reshape(out, (-1, self.hidden)))
+
+    def train_one_batch(self, x, y):
+        out = self.forward(x)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+def train_char_model(dev, graph, sequential=True, steps=3, num_layers=2, dropout=0.3):
+    dev.SetRandSeed(0)
+    r = np.random.default_rng(0)
+    seq, batch, vocab = 4, 3, 6
+    tx = tensor.Tensor((seq, batch, vocab), dev)
+    ty = tensor.Tensor((seq * batch,), dev, dtype=tensor.int32)
+    m = CharModel(vocab, 5, num_layers, dropout)
+    m.set_optimizer(opt.Adam(0.05))
+    m.compile([tx], is_train=True, use_graph=graph, sequential=sequential)
+    losses = []
+    for _ in range(steps):
+        ids = r.integers(0, vocab, (seq + 1, batch))
+        tx.copy_from_numpy(np.eye(vocab, dtype=np.float32)[ids[:-1]])
+        ty.copy_from_numpy(ids[1:].reshape(-1).astype(np.int32))
+        _, loss = m(tx, ty)
+        losses.append(float(loss.to_numpy()))
+    states = {k: v.to_numpy() for k, v in m.get_states().items()}
+    m.eval()
+    return losses, states
+
+
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "dependency"])
+def test_graph_mode_equals_eager(dev, sequential):
+    """An LSTM (2 layers, dropout between them) + Linear + softmax cross-entropy trained 3
+    steps by replaying the recorded graph gives eager mode's losses and parameters."""
+    ref_losses, ref_states = train_char_model(dev, graph=False)
+    losses, states = train_char_model(dev, graph=True, sequential=sequential)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, atol=1e-6)
+    assert sorted(states) == sorted(ref_states) and "rnn.Wx_l1" in states
+    for k in ref_states:
+        np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    _, untrained = train_char_model(dev, graph=False, steps=0)
+    assert not np.allclose(states["rnn.Wh"], untrained["rnn.Wh"])  # the steps trained it
+
+
+def test_save_and_load_states_round_trip(tmp_path):
+    dev = device.create_cpu_device()
+    _, states = train_char_model(dev, graph=False, steps=2)
+    x = tensor.from_numpy(np.random.default_rng(5).random((4, 3, 6)).astype(np.float32), dev)
+    a = CharModel(6, 5, 2, 0.3)
+    a.set_optimizer(opt.Adam(0.05))
+    a.compile([x], is_train=False)
+    a.set_states(states)
+    path = str(tmp_path / "lstm.npz")
+    a.save_states(path)
+    dev.SetRandSeed(99)  # another initialisation
+    b = CharModel(6, 5, 2, 0.3)
+    b.set_optimizer(opt.Adam(0.05))
+    b.compile([x], is_train=False)
+    assert not np.array_equal(b.rnn.Wx.to_numpy(), states["rnn.Wx"])
+    b.load_states(path)
+    for k, v in b.get_states().items():
+        np.testing.assert_array_equal(v.to_numpy(), states[k], err_msg=k)
+    a.eval()
+    b.eval()
+    np.testing.assert_array_equal(a(x).to_numpy(), b(x).to_numpy())
+
+
+def test_dropout_between_layers_only_in_training():
+    """Training: step t's input of layer l >= 1 is multiplied by a fresh mask (1/(1-p) or 0)
+    from the device RNG (reproduced here with the same seed); not the network input, not in
+    eval mode, and not with one layer."""
+    dev = device.create_cpu_device()
+    p, seq, batch, inp, hid = 0.4, 3, 4, 3, 5
+    cfg = ("", "rnn", {"num_layers": 3, "dropout": p}, "seq", seq, batch, inp, hid, True)
+    xs, h0, _ = case_data(cfg)
+    rnn = layer.RNN(inp, hid, num_layers=3, dropout=p)
+    rnn(to_t(xs, dev))  # creates the parameters
+    weights = weights_of(rnn)
+    plain, _, _ = np_rnn("rnn", xs, h0, None, weights, 3, 1)
+
+    def run(training):
+        dev.SetRandSeed(11)
+        with ag.train_mode(training):
+            out, _ = rnn(to_t(xs, dev), to_t(h0, dev))
+        return out.to_numpy()
+
+    np.testing.assert_allclose(run(False), plain, rtol=1e-5, atol=1e-5)
+    trained = run(True)
+    dev.SetRandSeed(11)
+    masks = [[tensor.Tensor((batch, hid), dev).bernoulli(1 - p).to_numpy() / (1 - p)
+              for _ in range(seq)] for _ in range(2)]
+    assert 0 < np.mean([m == 0 for ms in masks for m in ms]) < 1
+    want, _, _ = np_rnn("rnn", xs, h0, None, weights, 3, 1, masks=masks)
+    np.testing.assert_allclose(trained, want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(trained, plain)
+    np.testing.assert_allclose(run(True), trained)  # same seed, same masks
+
+    one = layer.LSTM(inp, hid, dropout=p)
+    with ag.train_mode():
+        a, _, _ = one(to_t(xs, dev))
+    b, _, _ = one(to_t(xs, dev))
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="RNN: nonlinearity must be 'tanh' or 'relu'"):
+        layer.RNN(3, 4, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="LSTM: nonlinearity must be 'tanh'"):
+        layer.LSTM(3, 4, "relu")
+    with pytest.raises(TypeError, match="nonlinearity must be a string"):
+        layer.RNN(3, 4, 1, None)
+    with pytest.raises(ValueError, match="hidden_size must be an integer >= 1"):
+        layer.RNN(3, 0)
+    with pytest.raises(ValueError, match="input_size must be an integer >= 1"):
+        layer.LSTM(2.5, 4)
+    with pytest.raises(ValueError, match="num_layers must be an integer >= 1"):
+        layer.LSTM(3, 4, num_layers=0)
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+        layer.LSTM(3, 4, num_layers=2, dropout=1.0)
+    with pytest.raises(TypeError, match="bidirectional must be True or False"):
+        layer.RNN(3, 4, bidirectional="yes")
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["before_init", "after_init"])
+def test_input_errors(fresh):
+    def f(*s):
+        return tensor.Tensor(s).set_value(0.5)
+
+    def lstm():
+        m = layer.LSTM(3, 4)
+        if not fresh:
+            m([f(2, 3)])
+        return m
+
+    def rnn2():
+        m = layer.RNN(3, 4, num_layers=2)
+        if not fresh:
+            m([f(2, 3)])
+        return m
+
+    cases = [
+        (lambda: lstm()([f(2, 3), f(2, 5)]), ValueError,
+         r"LSTM: step 1 of xs has shape \(2, 5\), expected \(batch, 3\)"),
+        (lambda: lstm()(f(4, 2, 5)), ValueError,
+         r"expected input_size 3 features, got input of shape \(4, 2, 5\) \(seq, batch"),
+        (lambda: lstm()(f(2, 3)), ValueError, "a tensor input must be 3-d"),
+        (lambda: lstm()([]), ValueError, "LSTM: empty sequence"),
+        (lambda: lstm()(f(0, 2, 3)), ValueError, "LSTM: empty sequence"),
+        (lambda: lstm()([f(2, 3), f(3, 3)]), ValueError,
+         "step 1 of xs has batch size 3 but step 0 has 2"),
+        (lambda: lstm()([f(2, 3)], (f(3, 4), None)), ValueError,
+         r"h0 has shape \(3, 4\), expected \(2, 4\) \(batch, hidden_size\)"),
+        (lambda: lstm()([f(2, 3)], (None, f(2, 5))), ValueError, "c0 has shape"),
+        (lambda: lstm()([f(2, 3)], f(2, 4)), TypeError, r"a pair \(h0, c0\) or None"),
+        (lambda: rnn2()([f(2, 3)], f(2, 4)), ValueError,
+         r"expected \(2, 2, 4\) \(num_layers \* num_directions, batch, hidden_size\)"),
+        (lambda: rnn2()([f(2, 3)], np.zeros((2, 2, 4), np.float32)), TypeError,
+         "inputs must be Tensors"),
+        (lambda: rnn2()([np.zeros((2, 3), np.float32)]), TypeError,
+         "step 0 of xs is a ndarray, expected a Tensor"),
+        (lambda: rnn2()(5), TypeError, "xs must be a list of"),
+        (lambda: rnn2()([tensor.Tensor((2, 3), dtype=tensor.int32)]), TypeError,
+         "must be float32 or float16, got int32"),
+        (lambda: layer.RNN(3, 4, batch_first=True)(f(2, 0, 3)), ValueError,
+         r"empty sequence \(input of shape \(2, 0, 3\) \(batch, seq, feature\)\)"),
+    ]
+    for fn, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            fn()
+
+
+def test_h0_on_another_device_is_refused():
+    other = device.create_cpu_device()
+    rnn = layer.RNN(3, 4)
+    with pytest.raises(ValueError, match="h0 is on .* but the input on"):
+        rnn([tensor.Tensor((2, 3)).set_value(1.0)], tensor.Tensor((2, 4), other).set_value(0))
+
+
+# ---- the example ----
+LOSS_RE = re.compile(r"^Epoch (\d+): loss = (\d+\.\d{4}), (\d+\.\d{3})s$", re.M)
+
+
+def run_char_rnn(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=pythonpath(), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(REPO / "examples" / "rnn" / "char_rnn.py"),
+                           *args], capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=str(REPO))
+
+
+def epoch_losses(proc, n):
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    found = LOSS_RE.findall(proc.stdout)
+    assert [int(e) for e, _, _ in found] == list(range(n)), proc.stdout
+    return [float(v) for _, v, _ in found]
+
+
+def test_char_rnn_example_learns_a_repetitive_text(tmp_path):
+    text = tmp_path / "abc.txt"
+    text.write_text("the cat sat on the mat. " * 40)
+    common = [str(text), "--device", "cpu", "--hidden", "24", "--seq-len", "12",
+              "--batch-size", "8", "--lr", "0.02", "--sample-len", "40", "--seed", "1"]
+    proc = run_char_rnn(*common, "--epochs", "6")
+    losses = epoch_losses(proc, 6)
+    assert "vocabulary: 11 characters" in proc.stdout
+    assert re.search(r"^Sample: .+", proc.stdout, re.M), proc.stdout
+    sample = proc.stdout.split("Sample: ", 1)[1]
+    assert len(sample.rstrip("\n")) >= 40
+    assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0], losses
+    # eager and graph mode print the same losses
+    eager = epoch_losses(run_char_rnn(*common, "--epochs", "2", "--no-graph"), 2)
+    graph = epoch_losses(run_char_rnn(*common, "--epochs", "2", "--graph"), 2)
+    np.testing.assert_allclose(graph, eager, rtol=1e-3)
+    np.testing.assert_allclose(graph, losses[:2], rtol=1e-3)
+
+
+def test_char_rnn_example_default_text_and_bad_arguments():
+    proc = run_char_rnn("--device", "cpu", "--epochs", "1", "--max-steps", "2", "--hidden",
+                        "8", "--seq-len", "5", "--batch-size", "2", "--sample-len", "10")
+    epoch_losses(proc, 1)
+    assert "README.md" in proc.stdout
+    bad = run_char_rnn(str(REPO / "no-such-file.txt"), "--device", "cpu")
+    assert bad.returncode != 0 and "no-such-file.txt" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    short = run_char_rnn("--device", "cpu", "--seq-len", "100000")
+    assert short.returncode != 0 and "too short" in short.stderr
