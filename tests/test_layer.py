@@ -217,3 +217,15 @@ def test_register_layers():
                                                                             "first.b"]
     with pytest.raises(TypeError, match="'int_0' is a int, not a Layer"):
         Seq(3)
+
+
+def test_autograd_names_the_layers_as_singa_does():
+    # SINGA's examples build layers through autograd (autograd.Conv2d(1, 20, 5, padding=0))
+    for name in ("Linear", "Conv2d", "SeparableConv2d", "BatchNorm2d", "Pooling2d", "MaxPool2d",
+                 "AvgPool2d", "MaxPool1d", "AvgPool1d", "RNN_Base", "RNN", "LSTM"):
+        assert getattr(ag, name) is getattr(layer, name)
+    conv, pool, fc = ag.Conv2d(1, 4, 3, padding=0), ag.MaxPool2d(2, 2, padding=0), ag.Linear(3)
+    y = fc(layer.Flatten()(pool(conv(x_of(2, 1, 6, 6)))))
+    assert y.shape == (2, 3) and set(conv.get_params()) == {"W", "b"}
+    with pytest.raises(AttributeError, match="has no attribute 'Conv3d'"):
+        _ = ag.Conv3d

@@ -199,13 +199,13 @@ from .math import (  # noqa
     tanh,
 )
 from .nn import (  # noqa: F401
-    BatchNorm2d,
-    Conv2d,
     Dropout,
     LogSoftMax,
-    Pool2d,
     SoftMax,
     SoftMaxCrossEntropy,
+    _BatchNorm2d,
+    _Conv2d,
+    _Pooling2d,
     avg_pool_1d,
     avg_pool_2d,
     batchnorm_2d,
@@ -224,9 +224,22 @@ from .nn import (  # noqa: F401
     softmax_cross_entropy,
 )
 
+# SINGA's autograd also names the layers (autograd.Conv2d is layer.Conv2d there): resolved on
+# first use, as the layer module imports this one.
+_LAYER_ALIASES = ("Linear", "Conv2d", "SeparableConv2d", "BatchNorm2d", "Pooling2d", "MaxPool2d",
+                  "AvgPool2d", "MaxPool1d", "AvgPool1d", "RNN_Base", "RNN", "LSTM")
+
 
 class _AutogradModule(_types.ModuleType):
-    """Lets `autograd.training` read and write the thread-local flag."""
+    """Lets `autograd.training` read and write the thread-local flag, and resolves SINGA's
+    layer aliases."""
+
+    def __getattr__(self, name: str):
+        if name in _LAYER_ALIASES:
+            from .. import layer
+
+            return getattr(layer, name)
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 
     @property
     def training(self) -> bool:

@@ -36,11 +36,12 @@ def same_padding(in_hw, kernel, stride, dilation, mode: str = "SAME_UPPER"):
     return tuple(pads)
 
 
-class Conv2d(Operator):
-    """2-d convolution, NCHW; padding is (top, bottom, left, right)."""
+class _Conv2d(Operator):
+    """2-d convolution, NCHW; padding is (top, bottom, left, right). (SINGA's private name:
+    `autograd.Conv2d` is the layer, as in SINGA.)"""
 
     def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups: int = 1):
-        super().__init__()
+        super().__init__("Conv2d")
         self.stride, self.padding = tuple(stride), tuple(padding)
         self.dilation, self.groups = tuple(dilation), int(groups)
 
@@ -64,7 +65,7 @@ class Conv2d(Operator):
 def conv2d(x: Tensor, w: Tensor, b: Tensor = None, stride=(1, 1), padding=(0, 0, 0, 0),
            dilation=(1, 1), groups: int = 1) -> Tensor:
     """Convolution of x (N, C, H, W) with w (O, C/groups, kh, kw), optional bias b (O,)."""
-    op = Conv2d(pair(stride, "stride"), _pads4(padding), pair(dilation, "dilation"), groups)
+    op = _Conv2d(pair(stride, "stride"), _pads4(padding), pair(dilation, "dilation"), groups)
     return op(x, w) if b is None else op(x, w, b)
 
 
@@ -79,7 +80,7 @@ def _pads4(padding):
     raise ValueError(f"padding must be an int, (ph, pw) or (top, bottom, left, right), got {p}")
 
 
-class BatchNorm2d(Operator):
+class _BatchNorm2d(Operator):
     """Batch normalisation over (N, H, W) per channel; running statistics updated in place
     while training, used while not. Fusions, in the same passes over the activations: a
     fourth input `residual` is added to the result, then `relu` applies max(y, 0):
@@ -87,7 +88,7 @@ class BatchNorm2d(Operator):
 
     def __init__(self, running_mean: Tensor, running_var: Tensor, momentum: float = 0.1,
                  eps: float = 1e-5, relu: bool = False):
-        super().__init__()
+        super().__init__("BatchNorm2d")
         self.running_mean, self.running_var = running_mean, running_var
         self.momentum, self.eps, self.relu = float(momentum), float(eps), bool(relu)
 
@@ -114,16 +115,16 @@ def batchnorm_2d(x: Tensor, scale: Tensor, bias: Tensor, running_mean: Tensor,
                  running_var: Tensor, momentum: float = 0.1, eps: float = 1e-5,
                  relu: bool = False, residual: Tensor = None) -> Tensor:
     """Batch norm of x (then + residual, then ReLU where asked), fused in one op."""
-    op = BatchNorm2d(running_mean, running_var, momentum, eps, relu)
+    op = _BatchNorm2d(running_mean, running_var, momentum, eps, relu)
     return op(x, scale, bias) if residual is None else op(x, scale, bias, residual)
 
 
-class Pool2d(Operator):
+class _Pooling2d(Operator):
     """Max or average pooling, NCHW; padding (top, bottom, left, right)."""
 
     def __init__(self, kernel, stride, padding=(0, 0, 0, 0), is_max: bool = True,
                  count_include_pad: bool = True):
-        super().__init__()
+        super().__init__("Pool2d")
         self.kernel, self.stride, self.padding = tuple(kernel), tuple(stride), tuple(padding)
         self.is_max, self.count_include_pad = is_max, count_include_pad
 
@@ -143,7 +144,7 @@ def pooling_2d(x: Tensor, kernel: IntPair, stride: IntPair = None, padding=0,
                is_max: bool = True, count_include_pad: bool = True) -> Tensor:
     k = pair(kernel, "kernel")
     s = k if stride is None else pair(stride, "stride")
-    return Pool2d(k, s, _pads4(padding), is_max, count_include_pad)(x)
+    return _Pooling2d(k, s, _pads4(padding), is_max, count_include_pad)(x)
 
 
 def max_pool_2d(x, kernel, stride=None, padding=0):
@@ -160,7 +161,7 @@ def _pool1d(x: Tensor, kernel: int, stride, padding: int, is_max: bool) -> Tenso
     n, c, length = x.shape
     stride = kernel if stride is None else int(stride)
     x4 = M_reshape(x, [n, c, 1, length])
-    y = Pool2d((1, int(kernel)), (1, stride), (0, 0, int(padding), int(padding)), is_max)(x4)
+    y = _Pooling2d((1, int(kernel)), (1, stride), (0, 0, int(padding), int(padding)), is_max)(x4)
     return M_reshape(y, [n, c, y.shape[-1]])
 
 
