@@ -50,6 +50,16 @@ def create_cuda_gpus(num: int) -> list:
     return [create_cuda_gpu_on(i) for i in range(num)]
 
 
+def create_cuda_gpus_on(device_ids) -> list:
+    """CUDA devices for the listed GPU ids."""
+    return [create_cuda_gpu_on(i) for i in device_ids]
+
+
+def get_gpu_ids() -> list:
+    """The ids of the visible GPUs (empty without a CUDA build)."""
+    return list(range(get_num_gpus()))
+
+
 def set_conv_autotune(on: bool) -> bool:
     """Convolution autotuning, as `torch.backends.cudnn.benchmark`: with it on, the first
     convolution (forward, data or weight gradient) of each shape and dtype on each device
@@ -90,7 +100,7 @@ for _camel, _snake in [
 def eager(dev: Device):
     """Runs ops at once on `dev` even while it records a graph: for state that must be
     created once (optimizer buffers, counters), not re-created at every replay."""
-    was = dev.graph_enabled
+    was = dev.graph_enabled()
     if was:
         dev.EnableGraph(False)
     try:

@@ -244,7 +244,7 @@ def test_guard_rails_while_recording(cls, match):
     m.compile([tx], use_graph=True)
     with pytest.raises(ValueError, match=match):
         m(tx, ty)
-    assert not dev.graph_enabled and dev.graph_size == 0  # a failed recording is dropped
+    assert not dev.graph_enabled() and dev.graph_size == 0  # a failed recording is dropped
     m.eval()
 
 

@@ -194,3 +194,19 @@ def test_small_helpers():
     assert [u.shape for u in tensor.from_raw_tensors([raw, raw])] == [(4,), (4,)]
     with autograd.no_grad():
         assert tensor.contiguous(t) is t
+
+
+def test_device_methods_as_in_singa(dev):
+    # SINGA code calls these as methods and tests id() == -1 for a CPU
+    assert dev.id() == (0 if dev.is_cuda else -1)
+    assert device.create_cpu_device().id() == -1
+    assert dev.graph_enabled() is False
+    dev.EnableGraph(True)
+    try:
+        assert dev.graph_enabled() is True
+    finally:
+        dev.EnableGraph(False)
+        dev.ResetGraph()
+    assert device.get_gpu_ids() == list(range(device.get_num_gpus()))
+    assert [d.id() for d in device.create_cuda_gpus_on(device.get_gpu_ids())] == \
+        device.get_gpu_ids()

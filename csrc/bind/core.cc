@@ -77,11 +77,12 @@ void InitCore(py::module_& m) {
       .value("int32", DType::kInt32);
 
   py::class_<Device, std::unique_ptr<Device, py::nodelete>>(m, "Device")
-      .def_property_readonly("id", &Device::id)
+      // SINGA's methods: id() is the GPU's ordinal, -1 for a CPU (SINGA's mark of a CPU).
+      .def("id", [](Device& d) { return d.is_cuda() ? d.id() : -1; })
       .def_property_readonly("name", &Device::name)
       .def_property_readonly("is_cuda", &Device::is_cuda)
       .def("EnableGraph", &Device::EnableGraph, py::arg("enable"))
-      .def_property_readonly("graph_enabled", &Device::graph_enabled)
+      .def("graph_enabled", &Device::graph_enabled)
       .def("RunGraph", &Device::RunGraph, py::arg("sequential") = false,
            py::call_guard<py::gil_scoped_release>())
       .def("ResetGraph", &Device::ResetGraph)

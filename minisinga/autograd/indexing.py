@@ -295,7 +295,7 @@ class NonZero(Operator):
     the host: it cannot run while x's device records a graph. No gradient."""
 
     def forward(self, x):
-        if x.device.graph_enabled:
+        if x.device.graph_enabled():
             raise RuntimeError(
                 f"nonzero: its output shape (ndim, count of non-zeros) depends on the values "
                 f"of x, which do not exist yet while device {x.device.name} records a graph; "

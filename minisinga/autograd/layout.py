@@ -230,7 +230,7 @@ def _host_values(v, op: str, what: str) -> np.ndarray:
     """The values of a Tensor (read on the host, so not while its device records a graph) or
     of a number / sequence, as a numpy array."""
     if isinstance(v, (Tensor, F.core.Tensor)):
-        if v.device.graph_enabled:
+        if v.device.graph_enabled():
             raise RuntimeError(
                 f"{op}: {what} is a Tensor whose values must be read on the host, which is not "
                 f"possible while device {v.device.name} records a graph; pass a list, or call "

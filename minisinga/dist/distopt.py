@@ -339,7 +339,7 @@ class DistOpt:
         from ..device import get_num_gpus
         from .nccl import NcclCommunicator
 
-        if dev.id >= get_num_gpus():
+        if dev.id() >= get_num_gpus():
             raise ValueError(f"DistOpt: device {dev.name} does not exist ({get_num_gpus()} "
                              "GPUs visible)")
         holder = self._nccl_id

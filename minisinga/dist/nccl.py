@@ -59,8 +59,8 @@ class NcclCommunicator(Communicator):
             "float32": nccl.NCCL_FLOAT32, "float16": nccl.NCCL_FLOAT16,
             "int32": nccl.NCCL_INT32, "int64": nccl.NCCL_INT64, "uint8": nccl.NCCL_UINT8,
         }
-        with cupy.cuda.Device(device.id):
-            self._stream = cupy.cuda.ExternalStream(device.stream_handle, device.id)
+        with cupy.cuda.Device(device.id()):
+            self._stream = cupy.cuda.ExternalStream(device.stream_handle, device.id())
             self._comm = nccl.NcclCommunicator(world_size, unique_id, rank)
 
     # ---- helpers ----
@@ -73,13 +73,13 @@ class NcclCommunicator(Communicator):
         dtype = {"float32": cp.float32, "float16": cp.float16, "int32": cp.int32}[
             core.dtype.name]
         nbytes = core.nbytes
-        mem = cp.cuda.UnownedMemory(core.data_ptr(), nbytes, core, self.device.id)
+        mem = cp.cuda.UnownedMemory(core.data_ptr(), nbytes, core, self.device.id())
         return cp.ndarray(tuple(core.shape), dtype, cp.cuda.MemoryPointer(mem, 0))
 
     @contextlib.contextmanager
     def _ctx(self):
         """cupy work inside runs on our GPU and on the device's stream."""
-        with self._cp.cuda.Device(self.device.id), self._stream:
+        with self._cp.cuda.Device(self.device.id()), self._stream:
             yield
 
     def _allreduce(self, buf) -> None:
