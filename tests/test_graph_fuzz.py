@@ -1,6 +1,6 @@
 """Recorded graphs of random shape: models whose forward is a random program (values used by
 several later ops, by none, twice by one op; linear layers, batch norm, dropout, softmax,
-concatenation, slicing, mean-centring, transposes) train the same eager and in graph mode,
+concatenation, slicing, mean-centring, transposes, indexing, padding, variadic max/mean, where) train the same eager and in graph mode,
 replayed in order, by dependencies, and by dependencies with ready nodes taken in a random
 order (`_core._set_graph_shuffle`; on a GPU, captured as a CUDA graph): the graph's
 scheduling and its reuse of memory between blocks must not change a number, and every op
@@ -14,8 +14,8 @@ from minisinga import autograd, layer, model, opt, tensor
 
 W = 6  # every value of the program is (batch, W)
 UNARY = ["relu", "tanh", "sigmoid", "center", "softmax", "dropout", "bn", "linear",
-         "transpose2"]
-BINARY = ["add", "sub", "mul", "concat_linear", "slice_add"]
+         "transpose2", "atan", "flip", "pad_edge"]
+BINARY = ["add", "sub", "mul", "concat_linear", "slice_add", "max2", "mean3", "where_gt"]
 
 
 class RandomNet(model.Model):
@@ -68,6 +68,18 @@ class RandomNet(model.Model):
                 v = autograd.sub(va, vb)
             elif op == "mul":
                 v = autograd.mul(va, autograd.tanh(vb))
+            elif op == "atan":
+                v = autograd.atan(va)
+            elif op == "flip":  # indexing with a negative step: a gather of the columns
+                v = va[:, ::-1]
+            elif op == "pad_edge":  # edge padding by 2, then the middle, shifted by one
+                v = autograd.pad(va, "edge", [0, 2, 0, 2])[:, 1:W + 1]
+            elif op == "max2":
+                v = autograd.max(va, vb)
+            elif op == "mean3":
+                v = autograd.mean(va, vb, va)
+            elif op == "where_gt":
+                v = autograd.where(autograd.tanh(va), vb, autograd.greater(va, vb))
             elif op == "concat_linear":
                 v = getattr(self, f"fc{i}")(autograd.concat([va, vb], 1))
             else:  # slice_add: the two halves of one value, swapped, plus another
