@@ -471,15 +471,38 @@ class Dropout(Layer):
 
 
 class Embedding(Layer):
-    """Looks up rows of W (input_dim, output_dim) for int32 indices of any shape."""
+    """Looks up rows of W (input_dim, output_dim) for int32 indices of any shape. W starts
+    with standard deviation 1/sqrt(output_dim), "gaussian" (default) or "uniform"."""
 
-    def __init__(self, input_dim: int, output_dim: int):
+    def __init__(self, input_dim: int, output_dim: int, initializer: str = "gaussian"):
         super().__init__()
-        self.input_dim, self.output_dim = input_dim, output_dim
+        self.input_dim = tensor.check_count("Embedding", "input_dim", input_dim, 1)
+        self.output_dim = tensor.check_count("Embedding", "output_dim", output_dim, 1)
+        if initializer not in ("gaussian", "uniform"):
+            raise ValueError(f"Embedding: initializer must be 'gaussian' or 'uniform', got "
+                             f"{initializer!r}")
+        self.initializer = initializer
 
     def initialize(self, x: Tensor) -> None:
         self.W = _param((self.input_dim, self.output_dim), x.device, tensor.float32)
-        self.W.gaussian(0.0, 1.0 / math.sqrt(self.output_dim))
+        std = 1.0 / math.sqrt(self.output_dim)
+        if self.initializer == "gaussian":
+            self.W.gaussian(0.0, std)
+        else:
+            self.W.uniform(-std * math.sqrt(3.0), std * math.sqrt(3.0))
+
+    def from_pretrained(self, W, freeze: bool = True) -> "Embedding":
+        """Takes W (a Tensor or array of shape (input_dim, output_dim)) as the table; with
+        freeze it is not trained (not a parameter; still saved with the states)."""
+        arr = W.to_numpy() if isinstance(W, Tensor) else np.asarray(W)
+        if arr.shape != (self.input_dim, self.output_dim):
+            raise ValueError(f"Embedding.from_pretrained: W has shape {arr.shape}, expected "
+                             f"({self.input_dim}, {self.output_dim})")
+        dev = W.device if isinstance(W, Tensor) else None
+        self.W = Tensor(data=arr.astype(np.float32), device=dev, requires_grad=not freeze,
+                        stores_grad=not freeze)
+        self._initialized = True
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype != tensor.int32:

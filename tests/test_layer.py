@@ -229,3 +229,37 @@ def test_autograd_names_the_layers_as_singa_does():
     assert y.shape == (2, 3) and set(conv.get_params()) == {"W", "b"}
     with pytest.raises(AttributeError, match="has no attribute 'Conv3d'"):
         _ = ag.Conv3d
+
+
+@pytest.mark.parametrize("init", ["gaussian", "uniform"])
+def test_embedding_initializers(init):
+    device.get_default_device().SetRandSeed(5)
+    emb = layer.Embedding(400, 64, initializer=init)
+    idx = tensor.from_numpy(np.array([[0, 3], [399, 3]], np.int32))
+    y = emb(idx).to_numpy()
+    w = emb.W.to_numpy()
+    np.testing.assert_array_equal(y, w[[[0, 3], [399, 3]]])
+    assert abs(w.std() - 1 / 8) < 0.005 and abs(w.mean()) < 0.005
+    assert (np.abs(w).max() <= np.sqrt(3) / 8 + 1e-6) == (init == "uniform")
+    with pytest.raises(ValueError, match="initializer must be 'gaussian' or 'uniform'"):
+        layer.Embedding(4, 2, initializer="xavier")
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_embedding_from_pretrained(freeze):
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    emb = layer.Embedding(4, 3).from_pretrained(tensor.from_numpy(table), freeze=freeze)
+    idx = tensor.from_numpy(np.array([2, 0, 2], np.int32))
+    with ag.train_mode():
+        y = emb(idx)
+        loss = ag.reduce_sum(y)
+    np.testing.assert_array_equal(y.to_numpy(), table[[2, 0, 2]])
+    assert ("W" in emb.get_params()) == (not freeze) and "W" in emb.get_states()
+    if freeze:  # nothing to train: the lookup records no operator
+        assert y.creator is None
+    else:
+        grads = ag.gradients(loss)
+        np.testing.assert_array_equal(grads[emb.W].to_numpy(), [[1] * 3, [0] * 3, [2] * 3,
+                                                                [0] * 3])
+    with pytest.raises(ValueError, match=r"W has shape \(3, 4\), expected \(4, 3\)"):
+        layer.Embedding(4, 3).from_pretrained(table.T)
