@@ -1,4 +1,5 @@
-// CPU softmax family. A contiguous row (inner == 1) is reduced with vectorised loops;
+// CPU softmax family (exp is ew::Exp: vectorisable, within an ulp of the C library's). A
+// contiguous row (inner == 1) is reduced with vectorised loops;
 // otherwise each work item takes one outer index and a chunk of inner columns, keeping
 // per-column max/sum in stack buffers so the loops over columns stay unit-stride.
 #include "kernels/softmax.h"
@@ -9,6 +10,7 @@
 #include <type_traits>
 
 #include "core/dispatch.h"
+#include "kernels/elementwise_ops.h"
 
 namespace minisinga {
 namespace kernels {
@@ -40,19 +42,36 @@ void ForEachSlice(int64_t outer, int64_t d, int64_t inner, Body body) {
   }
 }
 
-// Max (NaNs skipped: they reach the output through the sum) and sum of exp(x - max).
-// Sums accumulate in double so that long rows keep float32 accuracy.
+// exp(x[k] - m) into e[0, d) (a plain loop, so it vectorises), returning their sum in double
+// (summed in a second loop: a double sum in the exp's loop keeps it scalar).
 template <typename T>
-void RowMaxSum(const T* x, int64_t d, float* max, float* sum) {
-  float m = -kInf;
+double ExpSum(const T* x, float m, float* e, int64_t d) {
+  for (int64_t k = 0; k < d; k++) e[k] = ew::Exp(Ld(x[k]) - m);
   double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < d; k++) s += e[k];
+  return s;
+}
+
+template <typename T>
+float RowMax(const T* x, int64_t d) {
+  float m = -kInf;
 #pragma omp simd reduction(max : m)
   for (int64_t k = 0; k < d; k++) {
     const float v = Ld(x[k]);
     m = v > m ? v : m;
   }
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < d; k++) s += std::exp(Ld(x[k]) - m);
+  return m;
+}
+
+// Max (NaNs skipped: they reach the output through the sum) and sum of exp(x - max).
+// Sums accumulate in double so that long rows keep float32 accuracy.
+template <typename T>
+void RowMaxSum(const T* x, int64_t d, float* max, float* sum) {
+  const float m = RowMax(x, d);
+  float e[kChunk];
+  double s = 0;
+  for (int64_t k0 = 0; k0 < d; k0 += kChunk) s += ExpSum(x + k0, m, e, std::min(kChunk, d - k0));
   *max = m;
   *sum = static_cast<float>(s);
 }
@@ -62,27 +81,18 @@ void RowMaxSum(const T* x, int64_t d, float* max, float* sum) {
 // recomputes it rather than round an intermediate to half.
 template <typename T>
 void WriteProb(const T* x, T* p, int64_t d, float* max, float* sum) {
-  float m = -kInf;
-#pragma omp simd reduction(max : m)
-  for (int64_t k = 0; k < d; k++) {
-    const float v = Ld(x[k]);
-    m = v > m ? v : m;
-  }
-  double s = 0;
+  const float m = RowMax(x, d);
+  double s;
   if constexpr (std::is_same<T, float>::value) {
-#pragma omp simd reduction(+ : s)
-    for (int64_t k = 0; k < d; k++) {
-      const float e = std::exp(x[k] - m);
-      p[k] = e;
-      s += e;
-    }
+    s = ExpSum(x, m, p, d);
     const float inv = static_cast<float>(1.0 / s);
     for (int64_t k = 0; k < d; k++) p[k] *= inv;
   } else {
-#pragma omp simd reduction(+ : s)
-    for (int64_t k = 0; k < d; k++) s += std::exp(Ld(x[k]) - m);
+    float e[kChunk];
+    s = 0;
+    for (int64_t k0 = 0; k0 < d; k0 += kChunk) s += ExpSum(x + k0, m, e, std::min(kChunk, d - k0));
     const float inv = static_cast<float>(1.0 / s);
-    for (int64_t k = 0; k < d; k++) p[k] = St<T>(std::exp(Ld(x[k]) - m) * inv);
+    for (int64_t k = 0; k < d; k++) p[k] = St<T>(ew::Exp(Ld(x[k]) - m) * inv);
   }
   *max = m;
   *sum = static_cast<float>(s);
@@ -110,9 +120,11 @@ void SoftmaxCols(bool log, const T* x, T* y, int64_t d, int64_t inner, int64_t w
       m[i] = v > m[i] ? v : m[i];
     }
   }
+  float e[kChunk];
   for (int64_t k = 0; k < d; k++) {
     const T* xr = x + k * inner;
-    for (int64_t i = 0; i < w; i++) s[i] += std::exp(Ld(xr[i]) - m[i]);
+    for (int64_t i = 0; i < w; i++) e[i] = ew::Exp(Ld(xr[i]) - m[i]);
+    for (int64_t i = 0; i < w; i++) s[i] += e[i];
   }
   for (int64_t i = 0; i < w; i++) {
     if (log)
@@ -127,7 +139,7 @@ void SoftmaxCols(bool log, const T* x, T* y, int64_t d, int64_t inner, int64_t w
       for (int64_t i = 0; i < w; i++) yr[i] = St<T>(Ld(xr[i]) - m[i]);
     else
       for (int64_t i = 0; i < w; i++)
-        yr[i] = St<T>(std::exp(Ld(xr[i]) - m[i]) * static_cast<float>(s[i]));
+        yr[i] = St<T>(ew::Exp(Ld(xr[i]) - m[i]) * static_cast<float>(s[i]));
   }
 }
 
@@ -151,7 +163,7 @@ void BackwardCols(bool log, const T* y, const T* dy, T* dx, int64_t d, int64_t i
     T* xr = dx + k * inner;
     if (log)
       for (int64_t i = 0; i < w; i++)
-        xr[i] = St<T>(Ld(gr[i]) - std::exp(Ld(yr[i])) * static_cast<float>(a[i]));
+        xr[i] = St<T>(Ld(gr[i]) - ew::Exp(Ld(yr[i])) * static_cast<float>(a[i]));
     else
       for (int64_t i = 0; i < w; i++)
         xr[i] = St<T>(Ld(yr[i]) * (Ld(gr[i]) - static_cast<float>(a[i])));
@@ -165,7 +177,7 @@ void BackwardRow(bool log, const T* y, const T* dy, T* dx, int64_t d) {
 #pragma omp simd reduction(+ : acc)
     for (int64_t k = 0; k < d; k++) acc += Ld(dy[k]);
     const float a = static_cast<float>(acc);
-    for (int64_t k = 0; k < d; k++) dx[k] = St<T>(Ld(dy[k]) - std::exp(Ld(y[k])) * a);
+    for (int64_t k = 0; k < d; k++) dx[k] = St<T>(Ld(dy[k]) - ew::Exp(Ld(y[k])) * a);
   } else {
 #pragma omp simd reduction(+ : acc)
     for (int64_t k = 0; k < d; k++) acc += static_cast<double>(Ld(dy[k]) * Ld(y[k]));
