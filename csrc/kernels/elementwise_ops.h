@@ -14,7 +14,6 @@ namespace ew {
 #define MS_MATH_FN(Name, fn)                          \
   MS_HD float Name(float x) { return fn##f(x); }      \
   MS_HD double Name(double x) { return fn(x); }
-MS_MATH_FN(Log, log)
 MS_MATH_FN(Log1p, log1p)
 MS_MATH_FN(Sqrt, sqrt)
 MS_MATH_FN(Erf, erf)
@@ -41,6 +40,7 @@ MS_MATH_FN(Atanh, atanh)
 // Cephes' polynomials (Moshier), within a few ulp of the C library's results.
 #ifdef __CUDA_ARCH__
 MS_HD float Exp(float x) { return expf(x); }
+MS_HD float Log(float x) { return logf(x); }
 MS_HD float Tanh(float x) { return tanhf(x); }
 #else
 // exp(x) = 2^n exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; inf above 88.72, 0 below
@@ -62,6 +62,28 @@ inline float Exp(float x) {
                   BitsToFloat(uint32_t(k - k1 + 127) << 23);
   return x > hi ? INFINITY : (x < lo ? 0.0f : (x == x ? y : x));
 }
+// log(x) = e ln 2 + log(m), x = m 2^e with m in [sqrt(1/2), sqrt(2)) (subnormals scaled up
+// first); -inf at 0, NaN below 0, inf and NaN kept.
+inline float Log(float x) {
+  const bool tiny = x < 1.17549435e-38f;  // subnormal (or 0, negative): scale by 2^23
+  const uint32_t u = FloatToBits(tiny ? x * 8388608.0f : x);
+  const float big = BitsToFloat((u & 0x007fffffu) | 0x3f800000u) > 1.41421356f ? 1.0f : 0.0f;
+  const float m = BitsToFloat((u & 0x007fffffu) | 0x3f800000u) * (big > 0.0f ? 0.5f : 1.0f);
+  const float e = static_cast<float>(static_cast<int32_t>((u >> 23) & 0xffu) - 127) + big -
+                  (tiny ? 23.0f : 0.0f);
+  const float f = m - 1.0f, z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  const float y = (f + (p * f * z - 2.12194440e-4f * e - 0.5f * z)) + 0.693359375f * e;
+  return x > 0.0f ? (x < INFINITY ? y : x) : (x == 0.0f ? -INFINITY : (x < 0.0f ? NAN : x));
+}
 // An odd polynomial below |x| = 0.625, 1 - 2 / (exp(2|x|) + 1) above, with x's sign.
 inline float Tanh(float x) {
   const float ax = fabsf(x), z = x * x;
@@ -76,6 +98,7 @@ inline float Tanh(float x) {
 }
 #endif
 MS_HD double Exp(double x) { return exp(x); }
+MS_HD double Log(double x) { return log(x); }
 MS_HD double Tanh(double x) { return tanh(x); }
 MS_HD float Pow(float x, float y) { return powf(x, y); }
 MS_HD double Pow(double x, double y) { return pow(x, y); }
