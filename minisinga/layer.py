@@ -530,4 +530,13 @@ class MeanSquareError(Layer):
         return autograd.mse_loss(x, t)
 
 
-from .rnn import LSTM, RNN, RNN_Base  # noqa: E402,F401  (recurrent layers live in rnn.py)
+_RECURRENT = ("RNN_Base", "RNN", "LSTM", "GRU", "CudnnRNN")
+
+
+def __getattr__(name: str):
+    """The recurrent layers live in rnn.py (which imports this module): layer.LSTM etc."""
+    if name in _RECURRENT:
+        from . import rnn
+
+        return getattr(rnn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

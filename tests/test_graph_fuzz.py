@@ -1,8 +1,9 @@
 """Recorded graphs of random shape: models whose forward is a random program (values used by
 several later ops, by none, twice by one op; linear layers, batch norm, dropout, softmax,
-concatenation, slicing, mean-centring, transposes, indexing, padding, variadic max/mean, where) train the same eager and in graph mode,
-replayed in order, by dependencies, and by dependencies with ready nodes taken in a random
-order (`_core._set_graph_shuffle`; on a GPU, captured as a CUDA graph): the graph's
+concatenation, slicing, mean-centring, transposes, indexing, padding, variadic max/mean,
+where) train the same eager and in graph mode, replayed in order, by dependencies, and by
+dependencies with ready nodes taken in a random order (`_core._set_graph_shuffle`; on a GPU,
+captured as a CUDA graph): the graph's
 scheduling and its reuse of memory between blocks must not change a number, and every op
 must declare every block it reads and writes (else some order runs it too early)."""
 

@@ -1,6 +1,7 @@
-"""Recurrent layers (layer.RNN, layer.LSTM): forward against a numpy implementation of the same
-equations, gradients against its central finite differences, eager == graph, checkpoints,
-dropout between layers, the errors, and the char-RNN example."""
+"""Recurrent layers (layer.RNN, layer.LSTM, layer.GRU, layer.CudnnRNN): forward against a numpy
+implementation of the same equations, gradients against its central finite differences,
+eager == graph, checkpoints, dropout between layers, per-sequence lengths, the errors, and the
+char-RNN example."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def sigmoid(x):
 
 def np_rnn(kind, xs, h0, c0, weights, num_layers, num_dirs, nonlinearity="tanh", masks=None):
     """xs (seq, batch, in); h0, c0 (layers * dirs, batch, H); weights[k] = (Wx, Wh, b or None)
-    for layer * dirs + direction; masks[l - 1][t] multiplies step t's input of layer l >= 1.
+    (GRU: and bh or None) for layer * dirs + direction; masks[l - 1][t] multiplies step t's
+    input of layer l >= 1.
     Returns outs (seq, batch, dirs * H), h (layers * dirs, batch, H) and c (or None)."""
     seq = xs.shape[0]
     inputs = list(xs)
@@ -39,10 +41,20 @@ def np_rnn(kind, xs, h0, c0, weights, num_layers, num_dirs, nonlinearity="tanh",
         per_dir = []
         for d in range(num_dirs):
             k = layer_ * num_dirs + d
-            wx, wh, b = weights[k]
+            wx, wh, b = weights[k][:3]
+            bh = weights[k][3] if len(weights[k]) > 3 else None
             h, c = h0[k], (c0[k] if c0 is not None else None)
             outs = [None] * seq
             for t in (range(seq) if d == 0 else range(seq - 1, -1, -1)):
+                if kind == "gru":
+                    gx = inputs[t] @ wx + (0.0 if b is None else b)
+                    gh = h @ wh + (0.0 if bh is None else bh)
+                    (xr, xz, xn), (hr, hz, hn) = np.split(gx, 3, 1), np.split(gh, 3, 1)
+                    r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+                    n = np.tanh(xn + r * hn)
+                    h = (1 - z) * n + z * h
+                    outs[t] = h
+                    continue
                 g = inputs[t] @ wx + h @ wh + (0.0 if b is None else b)
                 if kind == "lstm":
                     i, f, gg, o = np.split(g, 4, axis=1)
@@ -73,12 +85,19 @@ CONFIGS = [
     ("lstm_batch_first_zero_state", "lstm", {"batch_first": True}, "batch_first", 2, 2, 3, 2,
      False),
     ("lstm_one_step_seq", "lstm", {}, "seq", 1, 2, 3, 2, True),
+    ("gru_list", "gru", {}, "list", 3, 2, 3, 4, True),
+    ("gru_2layers_seq", "gru", {"num_layers": 2}, "seq", 3, 2, 3, 3, True),
+    ("gru_bidir_batch_first", "gru", {"bidirectional": True, "batch_first": True},
+     "batch_first", 3, 2, 2, 3, True),
+    ("gru_bidir_2layers_list", "gru", {"num_layers": 2, "bidirectional": True}, "list",
+     3, 2, 2, 2, True),
+    ("gru_nobias_zero_state_seq", "gru", {"bias": False}, "seq", 2, 3, 3, 2, False),
 ]
 IDS = [c[0] for c in CONFIGS]
 
 
 def make_layer(kind, inp, hid, kwargs):
-    return layer.LSTM(inp, hid, **kwargs) if kind == "lstm" else layer.RNN(inp, hid, **kwargs)
+    return {"lstm": layer.LSTM, "gru": layer.GRU, "rnn": layer.RNN}[kind](inp, hid, **kwargs)
 
 
 def case_data(cfg, seed=0):
@@ -130,7 +149,8 @@ def outs_numpy(cfg, outs):
 
 
 def weights_of(lay):
-    """The layer's parameters as float64 (Wx, Wh, b or None) per layer and direction."""
+    """The layer's parameters as float64 (Wx, Wh, b or None (, bh or None)) per layer and
+    direction."""
     out = []
     for k in range(lay.num_layers * lay.num_directions):
         out.append(tuple(None if t is None else t.to_numpy().astype(np.float64)
@@ -195,12 +215,12 @@ def test_gradients_match_finite_differences(dev, cfg):
     names = lay.param_names()
     arrays = {"xs": xs, "h0": h0, **({"c0": c0} if kind == "lstm" else {})}
     for k, ws in enumerate(weights):
-        for kind_name, w in zip(("Wx", "Wh", "b"), ws):
+        for kind_name, w in zip(lay.param_kinds, ws):
             if w is not None:
                 arrays[kind_name + lay._suffix(k)] = w
 
     def loss_np(a):
-        ws = [tuple(a.get(p + lay._suffix(k)) for p in ("Wx", "Wh", "b"))
+        ws = [tuple(a.get(p + lay._suffix(k)) for p in lay.param_kinds)
               for k in range(len(weights))]
         o, hh, cc = np_rnn(kind, a["xs"], a["h0"], a.get("c0"), ws, lay.num_layers,
                            lay.num_directions, kwargs.get("nonlinearity", "tanh"))
@@ -288,18 +308,19 @@ def test_parameters_shapes_names_initialisation_and_seed():
 
 
 class CharModel(model.Model):
-    """LSTM over (seq, batch, vocab) -> Linear per step -> softmax cross-entropy against the
-    (seq * batch,) labels."""
+    """LSTM (or GRU) over (seq, batch, vocab) -> Linear per step -> softmax cross-entropy
+    against the (seq * batch,) labels."""
 
-    def __init__(self, vocab, hidden, num_layers=1, dropout=0.0):
+    def __init__(self, vocab, hidden, num_layers=1, dropout=0.0, kind="lstm"):
         super().__init__()
         self.hidden = hidden
-        self.rnn = layer.LSTM(vocab, hidden, num_layers=num_layers, dropout=dropout)
+        self.rnn = make_layer(kind, vocab, hidden, {"num_layers": num_layers,
+                                                    "dropout": dropout})
         self.fc = layer.Linear(vocab)
         self.loss = layer.SoftMaxCrossEntropy()
 
     def forward(self, x):
-        out, _, _ = self.rnn(x)
+        out = self.rnn(x)[0]
         return self.fc(ag.reshape(out, (-1, self.hidden)))
 
     def train_one_batch(self, x, y):
@@ -309,13 +330,14 @@ class CharModel(model.Model):
         return out, loss
 
 
-def train_char_model(dev, graph, sequential=True, steps=3, num_layers=2, dropout=0.3):
+def train_char_model(dev, graph, sequential=True, steps=3, num_layers=2, dropout=0.3,
+                     kind="lstm"):
     dev.SetRandSeed(0)
     r = np.random.default_rng(0)
     seq, batch, vocab = 4, 3, 6
     tx = tensor.Tensor((seq, batch, vocab), dev)
     ty = tensor.Tensor((seq * batch,), dev, dtype=tensor.int32)
-    m = CharModel(vocab, 5, num_layers, dropout)
+    m = CharModel(vocab, 5, num_layers, dropout, kind)
     m.set_optimizer(opt.Adam(0.05))
     m.compile([tx], is_train=True, use_graph=graph, sequential=sequential)
     losses = []
@@ -342,6 +364,40 @@ def test_graph_mode_equals_eager(dev, sequential):
         np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-5, atol=1e-6, err_msg=k)
     _, untrained = train_char_model(dev, graph=False, steps=0)
     assert not np.allclose(states["rnn.Wh"], untrained["rnn.Wh"])  # the steps trained it
+
+
+def test_gru_graph_mode_equals_eager(dev):
+    """The same with a 2-layer GRU (dropout between the layers): graph replays give eager
+    mode's losses and parameters, the hidden-side biases included."""
+    ref_losses, ref_states = train_char_model(dev, graph=False, kind="gru")
+    losses, states = train_char_model(dev, graph=True, kind="gru")
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, atol=1e-6)
+    assert sorted(states) == sorted(ref_states) and "rnn.bh_l1" in states
+    for k in ref_states:
+        np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    _, untrained = train_char_model(dev, graph=False, steps=0, kind="gru")
+    assert not np.allclose(states["rnn.bh"], untrained["rnn.bh"])
+
+
+def test_gru_step_forward_and_parameters():
+    r = np.random.default_rng(4)
+    x, h = to_t(r.standard_normal((2, 3)), None), to_t(r.standard_normal((2, 4)), None)
+    gru = layer.GRU(3, 4, num_layers=2)
+    with pytest.raises(RuntimeError, match="pass Wx, Wh, b, bh"):
+        gru.step_forward(x, h)
+    gru([x])
+    p = {k: v.to_numpy() for k, v in gru.get_params().items()}
+    assert list(p) == ["Wx", "Wh", "b", "bh", "Wx_l1", "Wh_l1", "b_l1", "bh_l1"]
+    assert p["Wx"].shape == (3, 12) and p["Wh"].shape == (4, 12) and p["bh"].shape == (12,)
+    assert p["Wx_l1"].shape == (4, 12)
+    assert np.abs(np.concatenate([v.ravel() for v in p.values()])).max() <= 0.5
+    want = np_rnn("gru", x.to_numpy()[None].astype(np.float64),
+                  h.to_numpy()[None].astype(np.float64), None, weights_of(gru)[:1], 1, 1)[1][0]
+    np.testing.assert_allclose(gru.step_forward(x, h).to_numpy(), want, rtol=1e-5, atol=1e-6)
+    nobias = layer.GRU(3, 4, bias=False)
+    nobias([x])
+    assert list(nobias.get_params()) == ["Wx", "Wh"]
+    assert isinstance(gru, layer.RNN_Base)
 
 
 def test_save_and_load_states_round_trip(tmp_path):
@@ -478,6 +534,320 @@ def test_h0_on_another_device_is_refused():
         rnn([tensor.Tensor((2, 3)).set_value(1.0)], tensor.Tensor((2, 4), other).set_value(0))
 
 
+# ---- CudnnRNN: SINGA's cuDNN layer's API on our layers ----
+# (rnn_mode, activation, kind of the wrapped layer, its constructor kwargs)
+MODES = [
+    ("lstm", "tanh", "lstm", {}),
+    ("gru", "tanh", "gru", {}),
+    ("tanh", "tanh", "rnn", {"nonlinearity": "tanh"}),
+    ("relu", "tanh", "rnn", {"nonlinearity": "relu"}),  # SINGA: rnn_mode wins over activation
+    ("vanilla", "relu", "rnn", {"nonlinearity": "relu"}),
+]
+MODE_IDS = [f"{m}_{a}" for m, a, _, _ in MODES]
+
+
+def cudnn_inputs(dev, kind, n, batch, seq, inp, hid, seed=0, batch_first=True):
+    """float64 x (batch, seq, in) (or (seq, batch, in)), hx, cx (n, batch, H) and tensors."""
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((batch, seq, inp) if batch_first else (seq, batch, inp))
+    hx = r.standard_normal((n, batch, hid)) * 0.5
+    cx = r.standard_normal((n, batch, hid)) * 0.5 if kind == "lstm" else None
+    return x, hx, cx
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_cudnn_rnn_equals_the_wrapped_layer(dev, mode):
+    """Every rnn_mode gives the corresponding layer's outputs and final states when that layer
+    has the same parameters (copied by name); return_sequences=False gives the last step."""
+    rnn_mode, act, kind, nl = mode
+    batch_first = rnn_mode in ("lstm", "relu", "vanilla")
+    batch, seq, inp, hid = 2, 4, 3, 3
+    x, hx, cx = cudnn_inputs(dev, kind, 4, batch, seq, inp, hid, batch_first=batch_first)
+    c = layer.CudnnRNN(hid, activation=act, num_layers=2, batch_first=batch_first,
+                       bidirectional=True, rnn_mode=rnn_mode)
+    tx, thx = to_t(x, dev), to_t(hx, dev)
+    tcx = to_t(cx, dev) if kind == "lstm" else None
+    y = c(tx, thx, tcx)
+    assert isinstance(y, tensor.Tensor) and y.shape == tx.shape[:2] + (2 * hid,)
+    assert c.input_size == inp and type(c.rnn).__name__ == kind.upper()
+    ref = make_layer(kind, inp, hid, {"num_layers": 2, "bidirectional": True,
+                                      "batch_first": batch_first, **nl})
+    ref(tx)
+    ref.set_params(c.get_params())
+    assert list(ref.get_params()) == list(c.get_params())
+    got = ref(tx, (thx, tcx)) if kind == "lstm" else ref(tx, thx)
+    np.testing.assert_allclose(y.to_numpy(), got[0].to_numpy(), rtol=1e-6, atol=1e-6)
+    states = c(tx, thx, tcx, return_state=True)
+    assert len(states) == (3 if kind == "lstm" else 2)
+    for a, b in zip(states, got):
+        np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-6, atol=1e-6)
+    # the reference in numpy, to be sure both are right
+    xs = x if not batch_first else x.transpose(1, 0, 2)
+    want, _, _ = np_rnn(kind, xs, hx, cx, weights_of(c.rnn), 2, 2, nl.get("nonlinearity"))
+    want = want.transpose(1, 0, 2) if batch_first else want
+    np.testing.assert_allclose(y.to_numpy(), want, rtol=1e-5, atol=1e-5)
+    last = layer.CudnnRNN(hid, activation=act, num_layers=2, batch_first=batch_first,
+                          bidirectional=True, rnn_mode=rnn_mode, return_sequences=False)
+    last(tx)
+    last.set_params(c.get_params())
+    y_last = last(tx, thx, tcx)
+    np.testing.assert_allclose(y_last.to_numpy(), want[:, -1] if batch_first else want[-1],
+                               rtol=1e-5, atol=1e-5)
+    y0 = c(tx)  # zero states
+    want0, _, _ = np_rnn(kind, xs, 0 * hx, None if cx is None else 0 * cx, weights_of(c.rnn),
+                         2, 2, nl.get("nonlinearity"))
+    np.testing.assert_allclose(y0.to_numpy(), want0.transpose(1, 0, 2) if batch_first
+                               else want0, rtol=1e-5, atol=1e-5)
+
+
+def alone(kind, nl, x, hx, cx, weights, lengths, num_layers, dirs):
+    """Each sequence b of the batch-first x run alone for lengths[b] steps (numpy): its
+    outputs (L, width), final h and c (n, H)."""
+    runs = []
+    for b, n_steps in enumerate(lengths):
+        o, h, c = np_rnn(kind, x[b, :n_steps][:, None], hx[:, b:b + 1],
+                         None if cx is None else cx[:, b:b + 1], weights, num_layers, dirs,
+                         nl.get("nonlinearity", "tanh"))
+        runs.append((o[:, 0], h[:, 0], None if c is None else c[:, 0]))
+    return runs
+
+
+@pytest.mark.parametrize("as_tensor", [False, True], ids=["list", "tensor"])
+@pytest.mark.parametrize("mode", MODES[:3], ids=MODE_IDS[:3])
+def test_cudnn_rnn_seq_lengths(dev, mode, as_tensor):
+    """Padded sequences: the outputs past each length are 0, the final states and the valid
+    outputs are those of running each sequence alone at its own length (both directions, two
+    layers; the padding holds random values), and return_sequences=False gives each
+    sequence's output at its own last step."""
+    rnn_mode, act, kind, nl = mode
+    batch, seq, inp, hid, lengths = 3, 4, 3, 3, [4, 1, 3]
+    x, hx, cx = cudnn_inputs(dev, kind, 4, batch, seq, inp, hid, seed=5)
+    tx, thx = to_t(x, dev), to_t(hx, dev)
+    tcx = to_t(cx, dev) if kind == "lstm" else None
+    kw = dict(num_layers=2, bidirectional=True, rnn_mode=rnn_mode, use_mask=True)
+    c = layer.CudnnRNN(hid, **kw)
+
+    def lens():
+        return to_int(lengths, dev) if as_tensor else lengths
+
+    y, *states = c(tx, thx, tcx, seq_lengths=lens(), return_state=True)
+    runs = alone(kind, nl, x, hx, cx, weights_of(c.rnn), lengths, 2, 2)
+    y = y.to_numpy()
+    for b, (o, h, cc) in enumerate(runs):
+        n_steps = lengths[b]
+        np.testing.assert_allclose(y[b, :n_steps], o, rtol=1e-5, atol=1e-5, err_msg=f"y[{b}]")
+        assert np.all(y[b, n_steps:] == 0), f"padding outputs of sequence {b}"
+        np.testing.assert_allclose(states[0].to_numpy()[:, b], h, rtol=1e-5, atol=1e-5)
+        if kind == "lstm":
+            np.testing.assert_allclose(states[1].to_numpy()[:, b], cc, rtol=1e-5, atol=1e-5)
+    last = layer.CudnnRNN(hid, return_sequences=False, **kw)
+    last(tx, seq_lengths=lens())
+    last.set_params(c.get_params())
+    y_last = last(tx, thx, tcx, seq_lengths=lens()).to_numpy()
+    assert y_last.shape == (batch, 2 * hid)
+    for b, (o, _, _) in enumerate(runs):
+        np.testing.assert_allclose(y_last[b], o[-1], rtol=1e-5, atol=1e-5)
+    # all full length: the same as no masking
+    full = c(tx, thx, tcx, seq_lengths=[seq] * batch).to_numpy()
+    c.use_mask = False
+    np.testing.assert_allclose(full, c(tx, thx, tcx).to_numpy(), rtol=0, atol=0)
+
+
+def to_int(values, dev):
+    return tensor.Tensor(data=np.asarray(values, np.int32), device=dev, dtype=tensor.int32,
+                         requires_grad=False)
+
+
+# (id, mode, extra kwargs, return_sequences)
+MASK_GRAD_CASES = [
+    ("lstm_bidir_sequences", MODES[0], {"bidirectional": True}, True),
+    ("gru_2layers_last", MODES[1], {"num_layers": 2}, False),
+    ("tanh_bidir_last", MODES[2], {"bidirectional": True}, False),
+]
+
+
+@pytest.mark.parametrize("case", MASK_GRAD_CASES, ids=[c[0] for c in MASK_GRAD_CASES])
+def test_cudnn_rnn_seq_lengths_gradients(case):
+    """d(loss)/d(x, hx, cx, every parameter) with seq_lengths, against central differences
+    of running each sequence alone in numpy (so the padding steps' inputs get 0)."""
+    _, (rnn_mode, act, kind, nl), kw, return_sequences = case
+    dev = device.get_default_device()
+    batch, seq, inp, hid, lengths = 2, 3, 2, 2, [3, 1]
+    c = layer.CudnnRNN(hid, rnn_mode=rnn_mode, use_mask=True,
+                       return_sequences=return_sequences, **kw)
+    n = c.num_layers * c.num_directions
+    x, hx, cx = cudnn_inputs(dev, kind, n, batch, seq, inp, hid, seed=7)
+    r = np.random.default_rng(8)
+    width = hid * c.num_directions
+    ry = r.standard_normal((batch, seq, width) if return_sequences else (batch, width))
+    rh, rc = r.standard_normal((n, batch, hid)), r.standard_normal((n, batch, hid))
+    with ag.train_mode():
+        tx, thx = to_t(x, dev, True), to_t(hx, dev, True)
+        tcx = to_t(cx, dev, True) if kind == "lstm" else None
+        outs = c(tx, thx, tcx, seq_lengths=to_int(lengths, dev), return_state=True)
+        loss = None
+        for t, w in zip(outs, (ry, rh, rc)):
+            term = ag.reduce_sum(ag.mul(t, to_t(w, dev)), None, False)
+            loss = term if loss is None else ag.add(loss, term)
+    grads = ag.gradients(loss)
+
+    lay = c.rnn
+    names = lay.param_names()
+    arrays = {"x": x, "hx": hx, **({"cx": cx} if kind == "lstm" else {})}
+    for k, ws in enumerate(weights_of(lay)):
+        for kind_name, w in zip(lay.param_kinds, ws):
+            if w is not None:
+                arrays[kind_name + lay._suffix(k)] = w
+
+    def loss_np(a):
+        ws = [tuple(a.get(p + lay._suffix(k)) for p in lay.param_kinds) for k in range(n)]
+        total = 0.0
+        runs = alone(kind, nl, a["x"], a["hx"], a.get("cx"), ws, lengths, c.num_layers,
+                     c.num_directions)
+        for b, (o, h, cc) in enumerate(runs):
+            total += (o * ry[b, :lengths[b]]).sum() if return_sequences else \
+                (o[-1] * ry[b]).sum()
+            total += (h * rh[:, b]).sum() + ((cc * rc[:, b]).sum() if cc is not None else 0.0)
+        return total
+
+    params = c.get_params()
+    assert list(params) == names
+    tol = dict(rtol=1e-2, atol=1e-3)
+    for name, t in [*params.items(), ("x", tx), ("hx", thx), ("cx", tcx)]:
+        if t is None:
+            continue
+        num = numeric_grad(lambda v, n=name: loss_np({**arrays, n: v}), arrays[name])
+        np.testing.assert_allclose(grads[t].to_numpy(), num, err_msg=name, **tol)
+    assert np.all(grads[tx].to_numpy()[1, 1:] == 0)  # the padding never reaches the loss
+
+
+class SeqClassifier(model.Model):
+    """CudnnRNN over padded (batch, seq, in) sequences with their lengths -> the output at each
+    sequence's last step -> Linear -> softmax cross-entropy."""
+
+    def __init__(self, rnn_mode):
+        super().__init__()
+        self.rnn = layer.CudnnRNN(4, rnn_mode=rnn_mode, bidirectional=True, use_mask=True,
+                                  return_sequences=False, dropout=0.2, num_layers=2)
+        self.fc = layer.Linear(3)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x, lens):
+        return self.fc(self.rnn(x, seq_lengths=lens))
+
+    def train_one_batch(self, x, lens, y):
+        out = self.forward(x, lens)
+        loss = self.loss(out, y)
+        self.optimizer(loss)
+        return out, loss
+
+
+def train_classifier(dev, graph, rnn_mode, steps=3):
+    dev.SetRandSeed(0)
+    r = np.random.default_rng(0)
+    batch, seq, inp = 4, 5, 3
+    tx = tensor.Tensor((batch, seq, inp), dev)
+    tl = tensor.Tensor((batch,), dev, dtype=tensor.int32)
+    ty = tensor.Tensor((batch,), dev, dtype=tensor.int32)
+    tx.copy_from_numpy(r.standard_normal((batch, seq, inp)).astype(np.float32))
+    tl.copy_from_numpy(np.full(batch, seq, np.int32))
+    m = SeqClassifier(rnn_mode)
+    m.set_optimizer(opt.SGD(0.1, momentum=0.9))
+    m.compile([tx, tl], is_train=True, use_graph=graph)
+    losses = []
+    for _ in range(steps):  # other data and other lengths at every step
+        tx.copy_from_numpy(r.standard_normal((batch, seq, inp)).astype(np.float32))
+        tl.copy_from_numpy(r.integers(1, seq + 1, batch).astype(np.int32))
+        ty.copy_from_numpy(r.integers(0, 3, batch).astype(np.int32))
+        _, loss = m(tx, tl, ty)
+        losses.append(float(loss.to_numpy()))
+    m.eval()
+    return losses, {k: v.to_numpy() for k, v in m.get_states().items()}
+
+
+@pytest.mark.parametrize("rnn_mode", ["lstm", "gru"])
+def test_cudnn_rnn_seq_lengths_graph_equals_eager(dev, rnn_mode):
+    """Training with lengths that change at every step: replaying the recorded graph (masks
+    computed on the device from the lengths tensor) gives eager mode's losses and
+    parameters."""
+    ref_losses, ref_states = train_classifier(dev, False, rnn_mode)
+    losses, states = train_classifier(dev, True, rnn_mode)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, atol=1e-6)
+    assert sorted(states) == sorted(ref_states) and "rnn.Wx_l1_reverse" in states
+    for k in ref_states:
+        np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    _, untrained = train_classifier(dev, False, rnn_mode, steps=0)
+    assert not np.allclose(states["rnn.Wh"], untrained["rnn.Wh"])
+
+
+def test_cudnn_rnn_errors():
+    x = tensor.Tensor((2, 3, 4)).set_value(0.5)  # (batch 2, seq 3, input 4)
+    with pytest.raises(ValueError, match="CudnnRNN: rnn_mode must be one of lstm, gru, tanh"):
+        layer.CudnnRNN(4, rnn_mode="sigmoid")
+    with pytest.raises(ValueError, match="CudnnRNN: activation must be 'tanh' or 'relu'"):
+        layer.CudnnRNN(4, activation="sigmoid")
+    with pytest.raises(TypeError, match="CudnnRNN: rnn_mode must be a string"):
+        layer.CudnnRNN(4, rnn_mode=2)
+    with pytest.raises(ValueError, match="CudnnRNN: hidden_size must be an integer >= 1"):
+        layer.CudnnRNN(0)
+    with pytest.raises(ValueError, match=r"CudnnRNN: dropout must be a number in \[0, 1\)"):
+        layer.CudnnRNN(4, dropout=-0.1)
+    with pytest.raises(TypeError, match="CudnnRNN: use_mask must be True or False"):
+        layer.CudnnRNN(4, use_mask="yes")
+
+    def masked(**kw):
+        c = layer.CudnnRNN(5, use_mask=True, **kw)
+        c(x, seq_lengths=[3, 1])
+        return c
+
+    cases = [
+        (lambda: masked()(x, seq_lengths=[4, 1]), ValueError,
+         r"seq_lengths must be in \[1, 3\] \(the padded sequence length\), got \[4\]"),
+        (lambda: masked()(x, seq_lengths=[0, 2]), ValueError, r"got \[0\]"),
+        (lambda: masked()(x, seq_lengths=[3, 2, 1]), ValueError,
+         "seq_lengths has 3 lengths for a batch of 2 sequences"),
+        (lambda: masked()(x, seq_lengths=to_int([3, 3, 3], None)), ValueError,
+         r"int32 tensor of shape \(2,\)"),
+        (lambda: masked()(x, seq_lengths=tensor.Tensor((2,)).set_value(3)), ValueError,
+         "must be an int32 tensor"),
+        (lambda: masked()(x, seq_lengths=to_int([3, 5], None)), ValueError,
+         r"seq_lengths must be in \[1, 3\]"),  # a tensor's values, checked outside training
+        (lambda: masked()(x, seq_lengths=[2.5, 1]), TypeError, "list of ints"),
+        (lambda: masked()(x), ValueError, "use_mask=True needs seq_lengths"),
+        (lambda: layer.CudnnRNN(5)(x, seq_lengths=[3, 1]), ValueError,
+         "seq_lengths given but use_mask is False"),
+        (lambda: layer.CudnnRNN(5, rnn_mode="gru")(x, None, tensor.Tensor((1, 2, 5))),
+         ValueError, "cx is the LSTM's cell state, but rnn_mode is 'gru'"),
+        (lambda: layer.CudnnRNN(5, num_layers=2)(x, tensor.Tensor((1, 2, 5))), ValueError,
+         r"hx has shape \(1, 2, 5\), expected \(2, 2, 5\)"),
+        (lambda: layer.CudnnRNN(5)(tensor.Tensor((2, 4))), ValueError,
+         r"x must be 3-d \(batch, seq, input_size\)"),
+        (lambda: masked()(tensor.Tensor((2, 3, 6))), ValueError, "built for input_size 4"),
+        (lambda: layer.CudnnRNN(5)([x]), TypeError, "x must be a 3-d Tensor"),
+    ]
+    for fn, exc, match in cases:
+        with ag.train_mode(False), pytest.raises(exc, match=match):
+            fn()
+    # training never reads a tensor's lengths back (a recorded graph could not): no error there
+    c = masked()
+    with ag.train_mode():
+        c(x, seq_lengths=to_int([3, 5], None))
+
+
+def test_cudnn_rnn_checkpoint_names_are_the_wrapped_layers():
+    """A CudnnRNN's parameters carry the wrapped layer's names, so states saved from a model
+    with layer.LSTM load into one with layer.CudnnRNN(rnn_mode="lstm") and give the same
+    outputs."""
+    x = tensor.from_numpy(np.random.default_rng(9).random((2, 3, 4)).astype(np.float32))
+    lstm = layer.LSTM(4, 5, num_layers=2, batch_first=True)
+    out, _, _ = lstm(x)
+    c = layer.CudnnRNN(5, num_layers=2)
+    c(x)
+    assert list(c.get_params()) == list(lstm.get_params())
+    c.set_states(lstm.get_states())
+    np.testing.assert_array_equal(c(x).to_numpy(), out.to_numpy())
+
+
 # ---- the example ----
 LOSS_RE = re.compile(r"^Epoch (\d+): loss = (\d+\.\d{4}), (\d+\.\d{3})s$", re.M)
 
@@ -525,3 +895,15 @@ def test_char_rnn_example_default_text_and_bad_arguments():
     assert "Traceback" not in bad.stderr
     short = run_char_rnn("--device", "cpu", "--seq-len", "100000")
     assert short.returncode != 0 and "too short" in short.stderr
+
+
+def test_rnn_module_imports_first():
+    # rnn.py imports layer.py, which names the recurrent layers lazily: either order works
+    import subprocess
+    import sys
+
+    code = ("import minisinga.rnn as r; from minisinga import autograd, layer; "
+            "from minisinga.layer import GRU; "
+            "assert layer.LSTM is r.LSTM and GRU is r.GRU and autograd.RNN is r.RNN")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
