@@ -31,7 +31,7 @@ import math
 import numbers
 from typing import List, Optional, Sequence, Tuple, Union
 
-from . import autograd, tensor
+from . import autograd, device, tensor
 from .layer import Layer, _param
 from .tensor import Tensor
 
@@ -523,8 +523,9 @@ class CudnnRNN(Layer):
             raise TypeError(f"CudnnRNN: seq_lengths must be an int32 Tensor or a list of "
                             f"ints, got {seq_lengths!r}")
         self._check_values(seq_lengths, batch, seq)
-        return Tensor(data=[int(v) for v in seq_lengths], device=x.device, dtype=tensor.int32,
-                      requires_grad=False)
+        with device.eager(x.device):  # a constant of the recorded step, not a host copy
+            return Tensor(data=[int(v) for v in seq_lengths], device=x.device,
+                          dtype=tensor.int32, requires_grad=False)
 
     @staticmethod
     def _check_values(lengths, batch: int, seq: int) -> None:

@@ -13,7 +13,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
-from .device import get_default_device
+from .device import eager, get_default_device
 
 float32 = _core.DType.float32
 float16 = _core.DType.float16
@@ -235,7 +235,7 @@ class Tensor:
         t = self.reshape([-1]) if axis is None else self
         axis = 0 if axis is None else _axis(axis, t.ndim(), "repeat")
         idx = np.repeat(np.arange(t.shape[axis], dtype=np.int32), repeats)
-        return self._wrap(_core.take(t.data, from_numpy(idx, self.device).data, axis))
+        return self._wrap(_core.take(t.data, _index_constant(idx, self.device), axis))
 
     # ---- norms ----
     def l1(self) -> float:
@@ -334,7 +334,7 @@ class Tensor:
             axis += 1
         y = autograd.slice(self, starts, ends, axes, steps) if axes else self
         for a, idx in gathers:
-            y = autograd.gather(y, a, from_numpy(np.array(idx, np.int32), self.device))
+            y = autograd.gather(y, a, idx)  # a constant on the device (see autograd's _const)
         if y is self:  # nothing selected away: still a copy, as every other index gives
             y = autograd.mul(self, 1.0)
         return y if tuple(shape) == y.shape else autograd.reshape(y, shape)
@@ -454,6 +454,15 @@ def _compare(t: Tensor, o, bop, uop) -> Tensor:
     if isinstance(o, (int, float, np.number)):
         return Tensor(data=_core.unary(uop, t.data, float(o)), requires_grad=False)
     return NotImplemented
+
+
+def _index_constant(idx: np.ndarray, dev) -> "_core.Tensor":
+    """int32 indices on `dev`, made at once even while it records a graph (a constant the
+    replays read, not a host copy at every run)."""
+    with eager(dev):
+        t = _core.Tensor(list(idx.shape), dev, int32)
+        t.copy_from_numpy(np.ascontiguousarray(idx, dtype=np.int32))
+    return t
 
 
 def _raw(data) -> Tensor:

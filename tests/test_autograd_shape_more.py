@@ -4,6 +4,7 @@ eager mode."""
 
 import numpy as np
 import pytest
+from conftest import recorded_nodes
 from gradcheck import check_op
 
 from minisinga import autograd as ag
@@ -501,3 +502,28 @@ def test_model_with_new_ops_trains_the_same_in_graph_mode(dev):
     for k in ref_states:
         np.testing.assert_allclose(states[k], ref_states[k], rtol=1e-5, atol=1e-6, err_msg=k)
     assert not np.allclose(ref_trace[0][1], ref_trace[-1][1])  # it did train
+
+
+def test_index_constants_are_not_host_copies_in_a_recorded_step(dev):
+    """Indices and values the ops build from shapes or Python lists are made once, when the
+    step is recorded: no replay copies them from the host (which would also keep a GPU's step
+    from being captured as a CUDA graph)."""
+    x = tensor.Tensor(data=np.arange(24, dtype=np.float32).reshape(2, 3, 4), device=dev)
+
+    def step():
+        ys = [x[:, ::-1], x.repeat(2, 1), ag.pad(x, "reflect", [0, 0, 1, 0, 0, 2]),
+              ag.gather(x, 2, [3, 0]), ag.where(x, x, [1.0, 0.0, 1.0, 0.0]), ag.shape(x),
+              ag.tile(x, [1, 2, 1]), ag.scatter_elements(x, [[[0]]], [[[5.0]]], 0)]
+        return ys
+
+    names = recorded_nodes(dev, step)
+    assert names and "CopyFromHost" not in names, names
+    expected = [a.to_numpy() for a in step()]  # eagerly, as a check of the values
+    dev.ResetGraph()
+    dev.EnableGraph(True)
+    ys = step()
+    dev.EnableGraph(False)
+    dev.RunGraph(True)
+    for y, e in zip(ys, expected):
+        np.testing.assert_array_equal(y.to_numpy(), e)
+    dev.ResetGraph()

@@ -907,3 +907,21 @@ def test_rnn_module_imports_first():
             "assert layer.LSTM is r.LSTM and GRU is r.GRU and autograd.RNN is r.RNN")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_cudnn_rnn_list_lengths_are_a_constant_of_the_recorded_step(dev):
+    from conftest import recorded_nodes
+
+    rnn = layer.CudnnRNN(5, rnn_mode="gru", use_mask=True, return_sequences=False)
+    x = tensor.Tensor(data=np.random.default_rng(0).standard_normal((3, 4, 2)).astype(
+        np.float32), device=dev)
+    want = rnn(x, seq_lengths=[4, 1, 2]).to_numpy()
+    names = recorded_nodes(dev, lambda: rnn(x, seq_lengths=[4, 1, 2]))
+    assert names and "CopyFromHost" not in names, names
+    dev.ResetGraph()
+    dev.EnableGraph(True)
+    y = rnn(x, seq_lengths=[4, 1, 2])
+    dev.EnableGraph(False)
+    dev.RunGraph(True)
+    np.testing.assert_allclose(y.to_numpy(), want, rtol=1e-6)
+    dev.ResetGraph()

@@ -18,7 +18,7 @@ from ..device import get_default_device
 from ..tensor import Tensor
 from . import _f as F
 from .engine import Operator
-from .layout import _host_values, _int_list, _ints, _to_device
+from .layout import _const, _host_values, _int_list, _ints, _to_device
 
 
 class Gather(Operator):
@@ -27,13 +27,16 @@ class Gather(Operator):
     def __init__(self, axis: int, indices):
         super().__init__()
         self.axis = axis
-        idx = indices if isinstance(indices, Tensor) else _tensor.from_numpy(
-            np.asarray(indices, dtype=np.int32))
-        if idx.dtype != _tensor.int32:
-            raise TypeError(f"gather: indices must be int32, got {idx.dtype.name}")
-        self.idx = idx
+        if isinstance(indices, Tensor):
+            if indices.dtype != _tensor.int32:
+                raise TypeError(f"gather: indices must be int32, got {indices.dtype.name}")
+            self.idx, self.host_idx = indices, None
+        else:  # a list: a constant on the input's device (see _const)
+            self.idx, self.host_idx = None, np.asarray(indices, dtype=np.int32)
 
     def forward(self, x):
+        if self.idx is None:
+            return self._take(x, _ints(self.host_idx, x.device))
         return self._take(x, self.idx.data)
 
     def _take(self, x, idx):
@@ -80,13 +83,12 @@ class Where(Operator):
 
     def __init__(self, condition):
         super().__init__()
-        if not isinstance(condition, Tensor):
-            condition = _tensor.from_numpy(np.asarray(condition, dtype=np.float32))
-        self.condition = condition
+        self.condition = condition  # a Tensor, or values made a constant on x's device
 
     def forward(self, x, y):
         self.xshape, self.yshape = x.shape, y.shape
-        self.cond = _to_device(self.condition.data, x.device)
+        self.cond = _to_device(self.condition.data, x.device) if isinstance(
+            self.condition, Tensor) else _const(self.condition, x.device, _tensor.float32)
         return F.core.where(self.cond, x, y)
 
     def backward(self, dy):
@@ -179,9 +181,7 @@ class ScatterElements(Operator):
     def __call__(self, x: Tensor):
         upd = self.updates
         if not isinstance(upd, Tensor):
-            upd = _tensor.from_numpy(np.asarray(upd, dtype=np.float32), x.device)
-            if upd.dtype != x.dtype:
-                upd = Tensor(data=F.core.as_type(upd.data, x.dtype), requires_grad=False)
+            upd = Tensor(data=_const(upd, x.device, x.dtype), requires_grad=False)
         return super().__call__(x, upd)
 
     def _flat_indices(self, x, ishape, axis):

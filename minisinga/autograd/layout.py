@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import device as _device
 from .. import tensor as _tensor
 from ..tensor import Tensor
 from . import _f as F
@@ -218,12 +219,20 @@ def _to_device(t, device):
     return t if t.device == device else F.core.to_device(t, device)
 
 
-def _ints(values, device):
-    """An int32 core tensor holding `values` (built from shapes, never from data)."""
-    a = np.ascontiguousarray(values, dtype=np.int32)
-    t = F.core.Tensor(list(a.shape), device, _tensor.int32)
-    t.copy_from_numpy(a)
+def _const(values, device, dtype=_tensor.int32):
+    """A core tensor holding `values` (from shapes or the caller's lists, never from data) on
+    `device`, made at once even while the device records a graph: a constant that replays
+    (and a captured CUDA graph) read, rather than copy from the host at every run."""
+    a = np.ascontiguousarray(values, dtype=_tensor._NP_OF[dtype])
+    with _device.eager(device):
+        t = F.core.Tensor(list(a.shape), device, dtype)
+        t.copy_from_numpy(a)
     return t
+
+
+def _ints(values, device):
+    """An int32 constant (see _const)."""
+    return _const(values, device)
 
 
 def _host_values(v, op: str, what: str) -> np.ndarray:
@@ -284,9 +293,7 @@ class Shape(Operator):
     on x's values (backward gives None)."""
 
     def forward(self, x):
-        t = F.core.Tensor([x.ndim], x.device, _tensor.float32)
-        t.copy_from_numpy(np.asarray(x.shape, dtype=np.float32))
-        return t
+        return _const(x.shape, x.device, _tensor.float32)
 
     def backward(self, dy):
         return None
