@@ -67,10 +67,11 @@ inline float Exp(float x) {
 inline float Log(float x) {
   const bool tiny = x < 1.17549435e-38f;  // subnormal (or 0, negative): scale by 2^23
   const uint32_t u = FloatToBits(tiny ? x * 8388608.0f : x);
-  const float big = BitsToFloat((u & 0x007fffffu) | 0x3f800000u) > 1.41421356f ? 1.0f : 0.0f;
-  const float m = BitsToFloat((u & 0x007fffffu) | 0x3f800000u) * (big > 0.0f ? 0.5f : 1.0f);
-  const float e = static_cast<float>(static_cast<int32_t>((u >> 23) & 0xffu) - 127) + big -
-                  (tiny ? 23.0f : 0.0f);
+  const float m1 = BitsToFloat((u & 0x007fffffu) | 0x3f800000u);  // in [1, 2)
+  const bool big = m1 > 1.41421356f;
+  const float m = big ? 0.5f * m1 : m1;
+  const float e = static_cast<float>(static_cast<int32_t>((u >> 23) & 0xffu) - 127) +
+                  (big ? 1.0f : 0.0f) - (tiny ? 23.0f : 0.0f);
   const float f = m - 1.0f, z = f * f;
   float p = 7.0376836292e-2f;
   p = p * f - 1.1514610310e-1f;
