@@ -48,6 +48,7 @@ class Model(Layer):
         self._compiled = False
         self._graph_inputs: Optional[tuple] = None
         self._graph_results = None
+        self._graph_version = None
         self._device = None
 
     # ---- setup ----
@@ -85,7 +86,8 @@ class Model(Layer):
         self._drop_graph()
 
     def _drop_graph(self) -> None:
-        if self._graph_inputs is not None and self._device is not None:
+        if (self._graph_inputs is not None and self._device is not None
+                and self._device.graph_version() == self._graph_version):  # still ours
             self._device.ResetGraph()
         self._graph_inputs, self._graph_results = None, None
 
@@ -109,7 +111,9 @@ class Model(Layer):
         if not self._compiled:
             raise RuntimeError("graph mode needs compile() first")
         dev = self._device
-        if self._graph_inputs is None:
+        # Recorded here, unless the device's graph changed since (another model recorded on
+        # it: a device holds one graph): then replaying would run that model's step.
+        if self._graph_inputs is None or dev.graph_version() != self._graph_version:
             dev.ResetGraph()
             self._graph_inputs = (args, dict(kwargs))
             dev.EnableGraph(True)
@@ -123,6 +127,7 @@ class Model(Layer):
                 raise
             dev.EnableGraph(False)
             dev.set_graph_phase("")
+            self._graph_version = dev.graph_version()
             # Drop the recorded autograd tape: only the graph should hold intermediates, so
             # it can release them after their last use.
             for t in _tensors_in(self._graph_results):

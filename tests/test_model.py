@@ -209,3 +209,36 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["ckpt.npz"]
     m.eval()
+
+
+def test_two_graph_models_on_one_device_interleave():
+    """A device holds one recorded graph: a model whose recording another model replaced
+    records again (it must not replay the other's step). Interleaved steps equal each model
+    trained alone in eager mode."""
+    def losses(use_graph, interleave):
+        a, xa, ya = make(MLP, seed=1)
+        b, xb, yb = make(Other, seed=2)
+        a.graph(use_graph)
+        b.graph(use_graph)
+        out = {"a": [], "b": []}
+        order = ["a", "b"] * 3 if interleave else ["a"] * 3 + ["b"] * 3
+        for name in order:
+            m, x, y = (a, xa, ya) if name == "a" else (b, xb, yb)
+            out[name].append(float(m(x, y)[1].to_numpy()))
+        return out
+
+    want = losses(False, False)
+    for interleave in (False, True):
+        got = losses(True, interleave)
+        for name in "ab":
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, err_msg=name)
+    # graph() on a model whose recording was replaced leaves the other's recording alone.
+    a, xa, ya = make(MLP, seed=1)
+    b, xb, yb = make(Other, seed=2)
+    a.graph(True)
+    b.graph(True)
+    a(xa, ya)
+    b(xb, yb)
+    names = xa.device.graph_node_names()
+    a.graph(True)
+    assert xa.device.graph_node_names() == names

@@ -101,6 +101,8 @@ void InitCore(py::module_& m) {
              for (auto& n : d.graph()->nodes()) v.push_back(n.name);
              return v;
            })
+      // Changes whenever the recorded graph does: a Model checks its recording is still there.
+      .def("graph_version", [](Device& d) { return d.graph()->version(); })
       .def("set_graph_phase", [](Device& d, const std::string& p) { d.graph()->current_phase = p; })
       // A Python callable as a node: it runs with the GIL held, in stream order.
       .def("exec_python", [](Device& d, py::function fn, const std::vector<Tensor>& reads,
