@@ -51,6 +51,8 @@ CASES = [
     ((2, 3, 5, 6), (5, 6), (1, 1), (0, 0, 0, 0)),  # global: kernel = H, W
     ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
     ((2, 2, 4, 4), (2, 2), (1, 1), (2, 2, 2, 2)),  # corner windows entirely in padding
+    ((2, 3, 5, 7), (2, 2), (2, 2), (0, 1, 0, 1)),  # 2x2 stride 2, last windows in the padding
+    ((1, 2, 4, 6), (2, 2), (2, 2), (0, 1, 0, 1)),  # 2x2 stride 2, the padding never reached
 ]
 
 

@@ -79,11 +79,12 @@ void StoreAcc(const float* acc, int64_t n, T* out) {
     for (int64_t i = 0; i < n; i++) out[i] = Cvt<T>::Store(acc[i]);
 }
 
-// Whether g is a 2x2 window with stride 2 and no padding (every window inside the image):
-// MaxPoolRow2x2's case, the classic CNNs' pooling.
+// Whether g is a 2x2 window with stride 2 whose every window lies inside the image (no top
+// or left padding, and no window reaching into bottom or right padding): MaxPoolRow2x2's
+// case, the classic CNNs' pooling.
 inline bool Is2x2Stride2(const ConvGeom& g) {
   return g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PT == 0 && g.PL == 0 &&
-         g.DH == 1 && g.DW == 1;
+         g.DH == 1 && g.DW == 1 && 2 * g.OH <= g.H && 2 * g.OW <= g.W;
 }
 
 // Output row oh of a 2x2 stride-2 max pool: each output's four cells in window order, with the
