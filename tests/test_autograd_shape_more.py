@@ -527,3 +527,13 @@ def test_index_constants_are_not_host_copies_in_a_recorded_step(dev):
     for y, e in zip(ys, expected):
         np.testing.assert_array_equal(y.to_numpy(), e)
     dev.ResetGraph()
+
+
+def test_zero_dim_index_and_condition_constants_keep_their_rank():
+    """A 0-d index drops the gathered axis (numpy.take), and a 0-d condition broadcasts
+    without adding an axis: the constants made from them stay 0-d."""
+    x = rn(3, 4)
+    t = tensor.from_numpy(x)
+    for axis, idx in ((1, np.array(3)), (0, 2), (-1, np.int64(-1))):
+        np.testing.assert_array_equal(ag.gather(t, axis, idx).to_numpy(), np.take(x, idx, axis))
+    np.testing.assert_array_equal(ag.where(t, ag.mul(t, -1.0), np.array(0.0)).to_numpy(), -x)

@@ -223,7 +223,7 @@ def _const(values, device, dtype=_tensor.int32):
     """A core tensor holding `values` (from shapes or the caller's lists, never from data) on
     `device`, made at once even while the device records a graph: a constant that replays
     (and a captured CUDA graph) read, rather than copy from the host at every run."""
-    a = np.ascontiguousarray(values, dtype=_tensor._NP_OF[dtype])
+    a = np.array(values, dtype=_tensor._NP_OF[dtype], order="C")  # 0-d stays 0-d
     with _device.eager(device):
         t = F.core.Tensor(list(a.shape), device, dtype)
         t.copy_from_numpy(a)
