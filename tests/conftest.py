@@ -3,13 +3,21 @@ import contextlib
 import numpy as np
 import pytest
 
-from minisinga import _core, device
+from minisinga import _core, autograd, device
 
 DTYPES = {
     np.dtype("float32"): _core.DType.float32,
     np.dtype("float16"): _core.DType.float16,
     np.dtype("int32"): _core.DType.int32,
 }
+
+
+@pytest.fixture(autouse=True)
+def _not_training():
+    """Every test starts with autograd's training switch off (Model.compile and train() set
+    it for the thread, and a test must not depend on which test ran before it)."""
+    autograd.set_training(False)
+    yield
 
 
 def core_tensor(a, device=None):

@@ -15,6 +15,7 @@ from .engine import (  # noqa: F401
     is_training,
     no_grad,
     set_training,
+    tracing,
     train_mode,
 )
 from .indexing import (  # noqa: F401

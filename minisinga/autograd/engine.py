@@ -69,11 +69,13 @@ class Operator:
                            if _holds_tensor(v) and before.get(k) is not v]
             self._released = False
             # (creator, output index, tensor) of each input: enough to route gradients. The
-            # tensor only where it is a parameter (its gradient is collected by identity):
-            # keeping every input would hold its memory until the backward pass, even where
-            # the op's backward does not read it (an add's inputs, a ReLU's input).
-            self.src = [(x.creator, getattr(x, "_out_idx", 0), x if x.stores_grad else None)
-                        for x in xs]
+            # tensor only where it is a leaf (no creator: a parameter, whose gradient is
+            # collected by identity, or data and constants, which sonnx.to_onnx names):
+            # keeping every input would hold the intermediates' memory until the backward
+            # pass, even where the op's backward does not read them (an add's inputs, a
+            # ReLU's input).
+            self.src = [(x.creator, getattr(x, "_out_idx", 0),
+                         x if x.creator is None else None) for x in xs]
             # backward() below drops the gradients of the other inputs (data, constants).
             self.needs_grad = tuple(bool(x.stores_grad) or (x.creator is not None and
                                                             x.creator.requires_grad)
@@ -85,6 +87,9 @@ class Operator:
                        creator=self if self.requires_grad else None)
             t._out_idx = i
             outs.append(t)
+        tracer = getattr(_state, "tracer", None)
+        if tracer is not None:  # sonnx.export is tracing a forward pass
+            tracer.append((self, xs, tuple(outs)))
         return outs[0] if single else tuple(outs)
 
     needs_grad: Tuple[bool, ...] = ()  # set by __call__
@@ -162,7 +167,7 @@ def backward(y: Tensor, dy: Optional[Tensor] = None,
             raise RuntimeError(f"backward: {op.name} was already back-propagated and its saved "
                                "tensors are freed; run the forward pass again")
         for creator, _, x in op.src:
-            if x is not None:
+            if x is not None and x.stores_grad:
                 param_uses[id(x)] = param_uses.get(id(x), 0) + 1
             if creator is not None and creator.requires_grad:
                 pending[id(creator)] = pending.get(id(creator), 0) + 1
@@ -185,7 +190,7 @@ def backward(y: Tensor, dy: Optional[Tensor] = None,
             raise RuntimeError(f"{op.name}.backward returned {len(dxs)} gradients for "
                                f"{len(op.src)} inputs")
         for (creator, idx, x), dx in zip(op.src, dxs):
-            if x is not None:
+            if x is not None and x.stores_grad:
                 param_grads[id(x)] = _accumulate(param_grads.get(id(x)), dx) if dx is not None \
                     else param_grads.get(id(x))
                 param_uses[id(x)] -= 1
@@ -206,6 +211,18 @@ def backward(y: Tensor, dy: Optional[Tensor] = None,
 def gradients(y: Tensor, dy: Optional[Tensor] = None) -> Dict[Tensor, Tensor]:
     """All (param -> grad) pairs of `backward(y, dy)` as a dict."""
     return {p: g for p, g in backward(y, dy)}
+
+
+@contextlib.contextmanager
+def tracing():
+    """Context manager yielding a list that gets (operator, inputs, outputs) for every
+    operator called in this thread inside it, in call order (for sonnx.export)."""
+    old = getattr(_state, "tracer", None)
+    _state.tracer = trace = []
+    try:
+        yield trace
+    finally:
+        _state.tracer = old
 
 
 def infer_dependency(op: Operator) -> Dict[int, int]:
