@@ -1,28 +1,15 @@
 """ONNX round trips: a minisinga model exported (sonnx.export / to_onnx) and imported back
 (sonnx.prepare, SONNXModel) computes and trains as the original, on every device."""
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from minisinga import autograd, layer, model, opt, sonnx, tensor  # noqa: E402
+from sonnx_helpers import Trainer, example_module  # noqa: E402
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "cnn")
-
-
-def _example(name):
-    sys.path.insert(0, EXAMPLES)
-    try:
-        import importlib
-
-        return importlib.import_module(f"model.{name}")
-    finally:
-        sys.path.remove(EXAMPLES)
+from minisinga import layer, model, opt, sonnx, tensor  # noqa: E402
 
 
 def _batch(dev, n=4, seed=0):
@@ -50,17 +37,6 @@ class _Cnn(model.Model):
     def train_one_batch(self, x, y):
         out = self.forward(x)
         loss = self.loss(out, y)
-        self.optimizer(loss)
-        return out, loss
-
-
-class _Imported(sonnx.SONNXModel):
-    def forward(self, *x):
-        return super().forward(*x)[0]
-
-    def train_one_batch(self, x, y):
-        out = self.forward(x)
-        loss = autograd.softmax_cross_entropy(out, y)
         self.optimizer(loss)
         return out, loss
 
@@ -95,7 +71,7 @@ def test_imported_model_trains_as_the_original(dev, use_graph):
     m, x, y = _trained_native(dev)
     om = sonnx.export(m, [x])
     states = {n: t.to_numpy() for n, t in m.get_states().items()}
-    imp = _Imported(om)
+    imp = Trainer(om)
     imp.set_optimizer(opt.SGD(lr=0.05))
     imp.compile([x], is_train=True, use_graph=use_graph)
     m.set_optimizer(opt.SGD(lr=0.05))
@@ -116,7 +92,7 @@ def test_imported_model_trains_as_the_original(dev, use_graph):
 
 
 def test_resnet_round_trip_and_checkpoint(tmp_path):
-    m = _example("resnet").resnet18(num_channels=3, num_classes=10, input_size=32)
+    m = example_module("resnet").resnet18(num_channels=3, num_classes=10, input_size=32)
     x = tensor.from_numpy(np.random.default_rng(1).standard_normal((2, 3, 32, 32))
                           .astype(np.float32))
     m.compile([x], is_train=False, use_graph=False)
@@ -124,13 +100,13 @@ def test_resnet_round_trip_and_checkpoint(tmp_path):
     want = m.forward(x).to_numpy()
     path = str(tmp_path / "resnet18.onnx")
     sonnx.export(m, [x], path=path)
-    imp = _Imported(sonnx.load(path))
+    imp = Trainer(sonnx.load(path))
     imp.compile([x], is_train=False, use_graph=False)
     imp.eval()
     np.testing.assert_allclose(imp.forward(x).to_numpy(), want, rtol=1e-4, atol=1e-4)
     ckpt = str(tmp_path / "imp.zip")
     imp.save_states(ckpt)
-    again = _Imported(sonnx.load(path))
+    again = Trainer(sonnx.load(path))
     again.compile([x], is_train=False, use_graph=False)
     for t in again.get_states().values():
         t.set_value(0.0)

@@ -9,6 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from sonnx_helpers import Trainer  # noqa: E402
 
 from minisinga import autograd, device, layer, model, opt, tensor  # noqa: E402
 from minisinga.sonnx import backend as sb  # noqa: E402
@@ -473,19 +474,6 @@ def test_shape_chain_matches_onnxruntime_for_any_batch():
     for n in (2, 5):
         x = f32(n, 3, 2, 2)
         assert_same(rep.run([x]), ort_run(m, [("x", x)]))
-
-
-class Trainer(sb.SONNXModel):
-    """SINGA's documented use: the first output, a loss, an optimizer step."""
-
-    def forward(self, *x):
-        return super().forward(*x)[0]
-
-    def train_one_batch(self, x, y):
-        out = self.forward(x)
-        loss = autograd.softmax_cross_entropy(out, y)
-        self.optimizer(loss)
-        return out, loss
 
 
 def train_steps(onnx_model, xs, ys, use_graph, lr=0.1, momentum=0.0, compile_with=None):

@@ -2,7 +2,6 @@
 examples' models, SINGA's to_onnx path, names, errors, the atomic write."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -10,11 +9,11 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from sonnx_helpers import example_module  # noqa: E402
+
 from minisinga import autograd, layer, model, sonnx, tensor  # noqa: E402
 from minisinga.autograd import indexing as ix  # noqa: E402
 from minisinga.sonnx import frontend  # noqa: E402
-
-EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "cnn")
 
 
 def ort_run(m, arrays):
@@ -201,16 +200,6 @@ def test_average_pool_count_include_pad():
                                    fn(x).to_numpy(), rtol=1e-6, atol=1e-6)
 
 
-def _example(name):
-    sys.path.insert(0, EXAMPLES)
-    try:
-        import importlib
-
-        return importlib.import_module(f"model.{name}")
-    finally:
-        sys.path.remove(EXAMPLES)
-
-
 @pytest.mark.parametrize("name,make,shape", [
     ("mlp", lambda m: m.create_model(data_size=20, num_classes=10), (4, 20)),
     ("cnn", lambda m: m.create_model(num_channels=1, num_classes=10), (2, 1, 28, 28)),
@@ -219,7 +208,7 @@ def _example(name):
     ("xceptionnet", lambda m: m.create_model(num_channels=3, num_classes=10), (1, 3, 299, 299)),
 ])
 def test_example_models_match_onnxruntime(name, make, shape):
-    m = make(_example(name))
+    m = make(example_module(name))
     x = tensor.from_numpy(rand(*shape))
     m.compile([x], is_train=False, use_graph=False)
     with autograd.train_mode():  # one training forward: running statistics off 0 / 1
@@ -238,7 +227,7 @@ def test_example_models_match_onnxruntime(name, make, shape):
 def test_to_onnx_singa_style_after_a_training_forward():
     """SINGA's to_onnx(inputs, [y]) on the creators a training forward recorded; the result
     is the inference graph (the running statistics as they are after that forward)."""
-    m = _example("resnet").resnet18(num_channels=3, num_classes=10, input_size=32,
+    m = example_module("resnet").resnet18(num_channels=3, num_classes=10, input_size=32,
                                     fused_residual=True)
     x = tensor.from_numpy(rand(2, 3, 32, 32))
     autograd.training = True

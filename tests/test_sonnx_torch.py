@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("onnx")
 
+from sonnx_helpers import Trainer  # noqa: E402
+
 from minisinga import autograd, opt, sonnx, tensor  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -28,20 +30,9 @@ def test_outputs_match_pytorch_for_two_batch_sizes(ref, dev):
                                    atol=1e-5)
 
 
-class _Tuned(sonnx.SONNXModel):
-    def forward(self, *x):
-        return super().forward(*x)[0]
-
-    def train_one_batch(self, x, y):
-        out = self.forward(x)
-        loss = autograd.softmax_cross_entropy(out, y)
-        self.optimizer(loss)
-        return out, loss
-
-
 def test_gradients_match_pytorch(ref, dev):
     m, d = ref
-    net = _Tuned(m)
+    net = Trainer(m)
     x, y = tensor.from_numpy(d["x2"], dev), tensor.from_numpy(d["labels"], dev)
     net.compile([x], is_train=False)
     with autograd.train_mode():
@@ -57,7 +48,7 @@ def test_fine_tuning_in_a_recorded_graph_equals_eager(ref, dev):
     m, d = ref
     losses = {}
     for use_graph in (False, True):
-        net = _Tuned(m)
+        net = Trainer(m)
         net.set_optimizer(opt.SGD(lr=0.1, momentum=0.9))
         x, y = tensor.from_numpy(d["x2"], dev), tensor.from_numpy(d["labels"], dev)
         net.compile([x], is_train=True, use_graph=use_graph)
