@@ -499,8 +499,9 @@ def train_steps(onnx_model, xs, ys, use_graph, lr=0.1, momentum=0.0, compile_wit
 
 def test_shape_chain_trains_in_a_recorded_graph():
     m = shape_chain_model()
-    xs = [f32(4, 3, 2, 2) for _ in range(3)]
-    ys = [R.integers(0, 3, 4).astype(np.int32) for _ in range(3)]
+    rng = np.random.default_rng(5)  # its own: R's state depends on the tests collected
+    xs = [rng.uniform(-2, 2, (4, 3, 2, 2)).astype(np.float32)] * 3  # one batch, three steps
+    ys = [rng.integers(0, 3, 4).astype(np.int32)] * 3
     eager = train_steps(m, xs, ys, use_graph=False)
     # compiled on another batch size: `half` is first made while the step records
     graph = train_steps(m, xs, ys, use_graph=True, compile_with=f32(2, 3, 2, 2))
@@ -884,3 +885,40 @@ def test_sonnx_model_trains_an_embedding_table():
         sgd(loss)
     changed = np.any(sm.get_params()["E"].to_numpy() != table, axis=1)
     assert_array_equal(changed, [True, False, False, False, True, False])
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_scatter_elements_matches_onnxruntime(axis):
+    idx = np.array([[1, -3], [0, 2]], np.int64) if axis == 0 else np.array([[2, -1]], np.int64)
+    upd = f32(*idx.shape)
+    check(N("ScatterElements", ["x", "i", "u"], ["y"], axis=axis), [("x", f32(3, 4)), ("u", upd)],
+          inits=[("i", idx)])
+
+
+@pytest.mark.parametrize("node, inputs, inits, match", [
+    (N("Reshape", ["x", "s"], ["y"], name="p"), [("x", f32(3, 4))], [("s", i64(-1, -1))],
+     "at most one -1"),
+    (N("Reshape", ["x", "s"], ["y"], name="p"), [("x", f32(3, 4))], [("s", i64(-2, 6))],
+     "no other negative"),
+    (N("Pad", ["x", "q"], ["y"], name="p"), [("x", f32(3, 4))], [("q", i64(-5, 0, 0, 0))],
+     "crop more than"),
+    (N("Resize", ["x", "", "s"], ["y"], name="p"), [("x", f32(1, 1, 2, 2))],
+     [("s", np.array([1, 1, 0, 2], np.float32))], "must be positive"),
+    (N("Range", ["a", "b", "c"], ["y"], name="p"), [],
+     [("a", np.array(0, np.int64)), ("b", np.array(5, np.int64)), ("c", np.array(0, np.int64))],
+     "delta is 0"),
+    (N("ScatterElements", ["x", "i", "u"], ["y"], name="p"), [("x", f32(3, 4))],
+     [("i", i64(3).reshape(1, 1)), ("u", f32(1, 1))], "out of range"),
+    (N("ScatterElements", ["x", "i", "u"], ["y"], name="p", reduction="add"), [("x", f32(3, 4))],
+     [("i", i64(0).reshape(1, 1)), ("u", f32(1, 1))], "reduction"),
+])
+def test_bad_values_name_the_node(node, inputs, inits, match):
+    """Values ONNX forbids give an error naming the node, never a result of some shape."""
+    out = [helper.make_tensor_value_info("y", TensorProto.FLOAT if node.op_type != "Range"
+                                         else TensorProto.INT64, ["d"])]
+    g = helper.make_graph([node], "bad", [helper.make_tensor_value_info(
+        n, TensorProto.FLOAT, a.shape) for n, a in inputs], out,
+        [numpy_helper.from_array(a, n) for n, a in inits])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 16)])
+    with pytest.raises(ValueError, match=rf"node 'p' \({node.op_type}\): .*{match}"):
+        sb.prepare(m).run([a for _, a in inputs])

@@ -586,8 +586,11 @@ def _constant_of_shape(n):
 
 @_host("Range")
 def _range(n):
-    return lambda start, limit, delta: np.arange(start.item(), limit.item(), delta.item(),
-                                                 dtype=start.dtype)
+    def run(start, limit, delta):
+        if delta.item() == 0:
+            raise ValueError("delta is 0")
+        return np.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
+    return run
 
 
 @_host("ReduceProd")
@@ -962,6 +965,8 @@ def _reshape_target(shape_in, shape, allowzero: bool) -> List[int]:
     if allowzero and 0 in shape:
         raise ValueError(f"allowzero=1 with a 0 in shape {shape} is not supported")
     out = [shape_in[i] if d == 0 else d for i, d in enumerate(shape)]
+    if out.count(-1) > 1 or min(out, default=0) < -1:
+        raise ValueError(f"shape {shape}: at most one -1 and no other negative size")
     if -1 in out:
         known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
         total = int(np.prod(shape_in, dtype=np.int64))
@@ -1128,10 +1133,16 @@ def _gather(n):
         size = x.shape[_norm_axis(axis, x.ndim())]
         if idx.size and (idx.min() < -size or idx.max() >= size):
             raise IndexError(f"an index is out of range for axis {axis} of size {size}")
-        y = autograd.gather(x, axis, np.atleast_1d(np.where(idx < 0, idx + size, idx)))
-        # autograd.gather makes a 0-d index list 1-d: drop that axis for a scalar index
-        return autograd.squeeze(y, [axis]) if idx.ndim == 0 else y
+        return autograd.gather(x, axis, np.where(idx < 0, idx + size, idx))
     return run
+
+
+@_op("ScatterElements", sig="tat")
+def _scatter_elements(n):
+    axis = n.get("axis", 0)
+    if n.get("reduction", "none") != "none":
+        raise ValueError(f"reduction={n.get('reduction')!r} is not supported (only 'none')")
+    return lambda x, idx, updates: autograd.scatter_elements(x, idx, updates, axis)
 
 
 @_host("Gather")
@@ -1168,6 +1179,8 @@ def _pad(n):
         full = [0] * (2 * nd)
         for i, a in enumerate(axes):
             full[a], full[a + nd] = p[i], p[i + len(axes)]
+        if any(d + b + e < 0 for d, b, e in zip(x.shape, full[:nd], full[nd:])):
+            raise ValueError(f"pads {p} crop more than the input's shape {tuple(x.shape)}")
         if any(v < 0 for v in full):  # negative pads crop
             x = autograd.slice(x, [max(-b, 0) for b in full[:nd]],
                                [d - max(-e, 0) for d, e in zip(x.shape, full[nd:])])
@@ -1241,6 +1254,9 @@ def _resize(n):
             outs = {a: int(np.floor(f(x.shape[a]) * scl[a])) for a in ax}
         else:
             raise ValueError("Resize needs scales or sizes")
+        if any(not scl[a] > 0 or outs[a] < 1 for a in ax):
+            raise ValueError(f"scales {[float(scl[a]) for a in ax]} / output sizes "
+                             f"{[outs[a] for a in ax]} must be positive")
         y = x
         for a in ax:
             if scl[a] == 1 and outs[a] == x.shape[a]:
