@@ -100,3 +100,14 @@ def test_bench_gpu():
     else:  # a clear refusal, not a traceback
         r = run("bench_gpu.py", "--models", "mlp")
         assert r.returncode == 2 and "no GPU visible" in r.stderr, r.stderr[-2000:]
+
+
+def test_bench_onnx():
+    r = run("bench_onnx.py", "--models", "mlp,cnn", "--iters", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for model in ("mlp", "cnn"):
+        block = r.stdout.split(f"{model} (batch")[1].split("(batch")[0]
+        names = re.findall(r"^  (\S.*?)\s{2,}[\d.]+\s+[\d.]+x$", block, re.M)
+        assert names[:2] == ["native", "imported"] and "train imported graph" in names, block
+    r = run("bench_onnx.py", "--models", "vgg")
+    assert r.returncode == 2 and "unknown model(s) ['vgg']" in r.stderr, r.stderr
