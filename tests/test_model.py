@@ -242,3 +242,26 @@ def test_two_graph_models_on_one_device_interleave():
     names = xa.device.graph_node_names()
     a.graph(True)
     assert xa.device.graph_node_names() == names
+
+
+def test_singa_checkpoint_float16(tmp_path):
+    """float16 states keep their dtype through SINGA's format: code 1 (SINGA's kFloat16) in
+    states_attr.json, float16 arrays in the npz, the same values loaded back."""
+    m = MLP()
+    x = tensor.from_numpy(batch()[0].to_numpy().astype(np.float16))
+    m.compile([x], is_train=False, use_graph=False)
+    assert all(t.dtype == tensor.float16 for t in m.get_states().values())
+    path = str(tmp_path / "half.zip")
+    m.save_states(path, format="singa")
+    with zipfile.ZipFile(path) as zf:
+        attrs = json.loads(zf.read("states_attr.json"))
+        with np.load(io.BytesIO(zf.read("tensor_dict.npz"))) as z:
+            assert {z[k].dtype for k in z.files} == {np.dtype(np.float16)}
+    assert {a["dtype"] for a in attrs.values()} == {1}
+    fresh = MLP()
+    fresh.compile([x], is_train=False, use_graph=False)
+    fresh.load_states(path)
+    for k, t in m.get_states().items():
+        got = fresh.get_states()[k]
+        assert got.dtype == tensor.float16
+        np.testing.assert_array_equal(got.to_numpy(), t.to_numpy())

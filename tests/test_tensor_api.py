@@ -129,6 +129,17 @@ def test_einsum_matches_numpy(spec, args):
     np.testing.assert_allclose(got, np.einsum(spec, *args), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("spec", ["ijk,kl->ijl", "bij,bjk->kib", "ijk->j"])
+def test_einsum_float16(spec):
+    """float16 operands give a float16 result, within float16 rounding of numpy's."""
+    args = {"ijk,kl->ijl": (A, B), "bij,bjk->kib": (A, C), "ijk->j": (A,)}[spec]
+    halves = [a.astype(np.float16) for a in args]
+    got = tensor.einsum(spec, *[tensor.from_numpy(h) for h in halves])
+    assert got.dtype == tensor.float16
+    want = np.einsum(spec, *[h.astype(np.float64) for h in halves])
+    np.testing.assert_allclose(got.to_numpy().astype(np.float64), want, rtol=5e-3, atol=5e-3)
+
+
 @pytest.mark.parametrize("spec,args,msg", [
     ("ii->i", (B,), "one distinct letter"), ("ij->i", (A,), "do not fit"),
     ("ijk,kl->ijl", (A,), "1 were given"), ("ijk,jl->ijl", (A, B), "sizes 3 and 4"),
