@@ -61,9 +61,12 @@ class Optimizer:
                              f"DecayScheduler, got {lr!r}")
         self.lr = lr if isinstance(lr, DecayScheduler) else Constant(lr)
         self.dtype = tensor.to_dtype(dtype)
-        self.step_counter: Optional[Tensor] = None  # created on the parameters' device
+        self.step_counter: Optional[Tensor] = None
         self.lr_value: Optional[Tensor] = None
         self._states: Dict[str, Dict[str, Tensor]] = {}
+        # As in SINGA, the step counter and the current rate exist from the start (on the
+        # default device; they move to the parameters' device at the first update).
+        self._begin(tensor.get_default_device())
 
     # ---- the public SINGA API ----
     def __call__(self, loss: Tensor) -> None:
@@ -137,8 +140,9 @@ class Optimizer:
                 self.lr_value = tensor.zeros((1,), device)
                 self._refresh_lr()
         elif self.step_counter.device != device:
-            self.step_counter.to_device(device)
-            self.lr_value.to_device(device)
+            with eager(device):  # moved once, also when the first update is being recorded
+                self.step_counter.to_device(device)
+                self.lr_value.to_device(device)
 
     def _refresh_lr(self) -> None:
         _core.copy(self.lr_value.data, self.lr(self.step_counter.data))

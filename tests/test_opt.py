@@ -131,3 +131,15 @@ def test_bad_arguments():
     p = tensor.Tensor(data=np.zeros(3, np.float32), stores_grad=True, name="p")
     with pytest.raises(ValueError, match="gradient shape"):
         opt.SGD(0.1).update(p, tensor.zeros((4,)))
+
+
+def test_lr_value_exists_before_the_first_step():
+    """As in SINGA, lr_value (and the step counter) exist once the optimizer is made: the rate
+    at step 0, and it follows the schedule."""
+    sgd = opt.SGD(lr=opt.ExponentialDecay(0.5, 2, 0.1))
+    assert sgd.lr_value is not None and float(sgd.lr_value.to_numpy()[0]) == 0.5
+    assert float(sgd.step_counter.to_numpy()[0]) == 0.0
+    sgd.step()
+    sgd.step()
+    np.testing.assert_allclose(sgd.lr_value.to_numpy(), [0.05], rtol=1e-6)
+    assert float(opt.Adam(lr=0.01).lr_value.to_numpy()[0]) == pytest.approx(0.01)
