@@ -328,3 +328,74 @@ def test_model_forward_is_traced_not_train_one_batch():
     assert autograd.training == before
     net.eval()
     np.testing.assert_allclose(ort_run(m, [A])[0], net.forward(x).to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,make,shape", [
+    ("mlp", lambda m: m.create_model(data_size=20, num_classes=10), (4, 20)),
+    ("cnn", lambda m: m.create_model(num_channels=1, num_classes=10), (2, 1, 28, 28)),
+    ("resnet", lambda m: m.resnet18(num_channels=3, num_classes=10, input_size=32),
+     (2, 3, 32, 32)),
+])
+def test_dynamic_batch(name, make, shape):
+    """dynamic_batch: one file for every batch size, each equal to minisinga's forward."""
+    m = make(example_module(name))
+    x = tensor.from_numpy(rand(*shape))
+    m.compile([x], is_train=False, use_graph=False)
+    m.eval()
+    om = sonnx.export(m, [x], dynamic_batch=True)
+    assert om.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert om.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    for n in (1, 3, 7):
+        a = rand(n, *shape[1:], seed=n)
+        np.testing.assert_allclose(ort_run(om, [a])[0], m.forward(tensor.from_numpy(a))
+                                   .to_numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_dynamic_batch_reshapes_and_expands():
+    """A reshape keeping the batch (0), one folding it (-1), and an expand along it."""
+    def fn(x):
+        h = autograd.reshape(x, [x.shape[0], 2, -1])             # (N, 2, 6)
+        flat = autograd.reshape(h, [-1])                          # (N * 12,)
+        e = autograd.expand(autograd.reduce_sum(x, [1]), [x.shape[0], 3])  # (N, 1) -> (N, 3)
+        return autograd.add(autograd.reduce_sum(flat, [0]), autograd.reduce_sum(e))
+
+    x = tensor.from_numpy(rand(4, 12))
+    om = sonnx.export(fn, [x], dynamic_batch=True)
+    for n in (1, 5):
+        a = rand(n, 12, seed=n)
+        np.testing.assert_allclose(ort_run(om, [a])[0], fn(tensor.from_numpy(a)).to_numpy(),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_batch_refuses_what_depends_on_the_batch():
+    x = tensor.from_numpy(rand(4, 3))
+
+    def batch_constant(t):  # zeros of the batch's shape, made in the forward: a constant
+        return autograd.add(t, tensor.from_numpy(np.ones(t.shape, np.float32)))
+
+    with pytest.raises(ValueError, match=r"the constant \w+ of node Add_\d+ \(Add\) .* "
+                                         "changes with the batch size"):
+        sonnx.export(batch_constant, [x], dynamic_batch=True)
+
+    def batch_split(t):
+        return autograd.split(t, 0, [1, t.shape[0] - 1])[1]
+
+    with pytest.raises(ValueError, match="split along the batch axis"):
+        sonnx.export(batch_split, [x], dynamic_batch=True)
+
+    def batch_slice(t):  # the slice's end is the batch size: an attribute that changes
+        return autograd.slice(t, [0], [t.shape[0] - 1], [0])
+
+    with pytest.raises(ValueError, match=r"of node Slice_\d+ \(Slice\) .* changes with"):
+        sonnx.export(batch_slice, [x], dynamic_batch=True)
+    def batch_alpha(t):  # an attribute computed from the batch size
+        return autograd.leakyrelu(t, 0.1 * t.shape[0])
+
+    with pytest.raises(ValueError, match=r"node LeakyRelu_\d+ \(LeakyRelu\) differs"):
+        sonnx.export(batch_alpha, [x], dynamic_batch=True)
+    with pytest.raises(ValueError, match="its rank depends on the batch"):  # (1, 3) -> (3,)
+        sonnx.export(autograd.squeeze, [tensor.from_numpy(rand(1, 3))], dynamic_batch=True)
+    # Without dynamic_batch, the same functions export with their fixed shapes.
+    for fn in (batch_constant, batch_split, batch_slice, batch_alpha):
+        np.testing.assert_allclose(ort_run(sonnx.export(fn, [x]), [x.to_numpy()])[0],
+                                   fn(x).to_numpy(), rtol=1e-6)

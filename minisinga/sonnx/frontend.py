@@ -47,6 +47,10 @@ class _Ctx:
         self.inits: List[onnx.TensorProto] = []
         self.dtypes: Dict[str, object] = {}
         self.shapes: Dict[str, tuple] = {}
+        # With a dynamic batch: each value's shape in the other trace (batch + 1), and the
+        # other trace's shape of each tensor of this one, by id.
+        self.shapes2: Dict[str, tuple] = {}
+        self.other: Optional[Dict[int, tuple]] = None
         self._n = 0
         self._leaf_names: Dict[int, str] = {}
         self._leaves: List[Tensor] = []  # keeps leaf ids valid while names refer to them
@@ -83,10 +87,29 @@ class _Ctx:
                 name = self.fresh(name)
             self.inits.append(numpy_helper.from_array(t.to_numpy(), name))
             self.dtypes[name] = t.dtype
-            self.shapes[name] = tuple(t.shape)
+            self._shape(name, t)
             self._leaf_names[key] = name
             self._leaves.append(t)
         return self._leaf_names[key]
+
+    def _shape(self, name: str, t: Tensor) -> None:
+        self.shapes[name] = tuple(t.shape)
+        self.shapes2[name] = self.shapes[name] if self.other is None else \
+            self.other.get(id(t), self.shapes[name])
+        if len(self.shapes2[name]) != len(self.shapes[name]):
+            raise ValueError(f"sonnx: dynamic_batch: a value has shape {self.shapes[name]} at "
+                             f"one batch size and {self.shapes2[name]} at another: its rank "
+                             "depends on the batch")
+
+    def batch_dims(self, name: str) -> List[int]:
+        """The dims of value `name` that change with the batch size (none if static)."""
+        return [i for i, (a, b) in enumerate(zip(self.shapes[name], self.shapes2[name]))
+                if a != b]
+
+    def dims(self, name: str) -> list:
+        """The shape of `name` for a value_info: 'batch' where it changes with the batch."""
+        dyn = self.batch_dims(name)
+        return ["batch" if i in dyn else d for i, d in enumerate(self.shapes[name])]
 
     def cast_from_bool(self, bool_name: str, out: str) -> None:
         self.node("Cast", [bool_name], [out], to=_ONNX_DTYPE[self.dtypes[out]])
@@ -297,7 +320,18 @@ def _log_softmax(ctx, op, ins, outs):
 
 @_emits(_ly.Reshape)
 def _reshape(ctx, op, ins, outs):
-    ctx.node("Reshape", [ins[0], ctx.ints(ctx.shapes[outs[0]])], outs)
+    target, dyn = list(ctx.shapes[outs[0]]), ctx.batch_dims(outs[0])
+    if len(dyn) > 1:
+        raise ValueError(f"sonnx: dynamic_batch: reshape to {tuple(target)} has several dims "
+                         "that change with the batch")
+    if dyn:  # 0 copies the input's dim where it is that one, else -1 infers it
+        i, x = dyn[0], ins[0]
+        same = i < len(ctx.shapes[x]) and ctx.shapes[x][i] == target[i] and \
+            ctx.shapes2[x][i] == ctx.shapes2[outs[0]][i]
+        if 0 in target:
+            raise ValueError("sonnx: dynamic_batch: a reshape to a size-0 dim")
+        target[i] = 0 if same else -1
+    ctx.node("Reshape", [ins[0], ctx.ints(target)], outs)
 
 
 @_emits(_ly.Flatten)
@@ -320,6 +354,8 @@ def _concat(ctx, op, ins, outs):
 @_emits(_ly.Split)
 def _split(ctx, op, ins, outs):
     axis = op.axis % len(ctx.shapes[ins[0]])
+    if axis in ctx.batch_dims(ins[0]):
+        raise ValueError("sonnx: dynamic_batch: a split along the batch axis")
     ctx.node("Split", [ins[0], ctx.ints([ctx.shapes[o][axis] for o in outs])], outs,
              axis=axis)
 
@@ -368,7 +404,14 @@ def _tile(ctx, op, ins, outs):
 
 @_emits(_ly.Expand)
 def _expand(ctx, op, ins, outs):
-    ctx.node("Expand", [ins[0], ctx.ints(ctx.shapes[outs[0]])], outs)
+    target, x = list(ctx.shapes[outs[0]]), ins[0]
+    lead = len(target) - len(ctx.shapes[x])
+    for i in ctx.batch_dims(outs[0]):  # kept from x (1 in the target) where x has that dim
+        if i < lead or i - lead not in ctx.batch_dims(x):
+            raise ValueError("sonnx: dynamic_batch: expand to a batch-sized dim that the "
+                             "input does not have")
+        target[i] = 1
+    ctx.node("Expand", [x, ctx.ints(target)], outs)
 
 
 @_emits(_ly.UpSample)
@@ -464,8 +507,9 @@ def _unsupported(op) -> NotImplementedError:
 class _Graph(_Ctx):
     """A _Ctx that also names graph values (inputs, op outputs) by key."""
 
-    def __init__(self, inputs: Sequence[Tensor], input_names):
+    def __init__(self, inputs: Sequence[Tensor], input_names, other=None):
         super().__init__()
+        self.other = other
         self.values: Dict[object, str] = {}
         self.input_infos = []
         for i, x in enumerate(inputs):
@@ -474,19 +518,24 @@ class _Graph(_Ctx):
                                 f"position {i}")
             name = input_names[i] if input_names else f"input_{i}"
             self.values[("t", id(x))] = name
-            self.dtypes[name], self.shapes[name] = x.dtype, tuple(x.shape)
+            self.dtypes[name] = x.dtype
+            self._shape(name, x)
             self.input_infos.append(helper.make_tensor_value_info(
-                name, _ONNX_DTYPE[x.dtype], list(x.shape)))
+                name, _ONNX_DTYPE[x.dtype], self.dims(name)))
         self.inputs = list(inputs)
 
     def value(self, t: Tensor) -> str:
         """The name of tensor t: a graph input, a traced op's output, or a new initializer."""
         return self.values.get(("t", id(t))) or self.leaf(t)
 
-    def define(self, key, meta) -> str:
+    def define(self, key, meta, t: Optional[Tensor] = None) -> str:
+        """A new value for `key`: (shape, dtype) `meta`, the traced tensor `t` if any."""
         name = self.fresh("v")
         self.values[key] = name
         self.dtypes[name], self.shapes[name] = meta[1], tuple(meta[0])
+        self.shapes2[name] = self.shapes[name]
+        if t is not None:
+            self._shape(name, t)
         return name
 
     def emit(self, op: Operator, ins: List[str], outs: List[str]) -> None:
@@ -510,7 +559,7 @@ class _Graph(_Ctx):
             name = output_names[i] if output_names else f"output_{i}"
             self.node("Identity", [v], [name])
             out_infos.append(helper.make_tensor_value_info(
-                name, _ONNX_DTYPE[self.dtypes[v]], list(self.shapes[v])))
+                name, _ONNX_DTYPE[self.dtypes[v]], self.dims(v)))
             final.append(name)
         graph = helper.make_graph(self.nodes, model_name, self.input_infos, out_infos,
                                   initializer=self.inits)
@@ -582,17 +631,38 @@ def _creator_order(ys: List[Tensor]) -> List[Operator]:
 
 def export(model, inputs, path: Optional[str] = None, model_name: Optional[str] = None,
            input_names: Optional[Sequence[str]] = None,
-           output_names: Optional[Sequence[str]] = None) -> onnx.ModelProto:
+           output_names: Optional[Sequence[str]] = None,
+           dynamic_batch: bool = False) -> onnx.ModelProto:
     """Traces one inference forward of `model` (a Model or Layer, whose `forward` is called,
     or any function of Tensors) on `inputs` and returns it as an ONNX model, also written to
     `path` when given. Initializers take the model's state names (`conv1.W`); results that
-    depend on neither the inputs nor the parameters are stored as constants."""
+    depend on neither the inputs nor the parameters are stored as constants.
+
+    Shapes are those of `inputs`, unless `dynamic_batch`: then the forward is traced again with
+    one more sample in every input, the dims that change are the symbolic 'batch' (inputs'
+    first dims, and whatever follows them), and the two traces must give the same graph, else
+    a ValueError names what depends on the batch size (a constant of the batch's shape, a
+    reshape merging the batch with another dim, ...)."""
     inputs = _as_list(inputs, "inputs")
-    g = _Graph(inputs, input_names)
-    fn = model
+    fn, names = model, {}
     if hasattr(model, "get_states"):
-        g.param_names = {id(t): n for n, t in model.get_states().items()}
+        names = {id(t): n for n, t in model.get_states().items()}
         fn = model.forward if hasattr(model, "train_one_batch") else model
+    first = _trace(fn, inputs)
+    if not dynamic_batch:
+        g = _build(first, inputs, names, input_names, None)
+    else:
+        inputs2 = [_one_more(x) for x in inputs]
+        second = _trace(fn, inputs2)
+        shapes1, shapes2 = _pair(first, second, inputs, inputs2)
+        g = _build(first, inputs, names, input_names, shapes2)
+        g2 = _build(second, inputs2, names, input_names, shapes1)
+        _same_graph(g, g2)
+    return _finish(g, g.final, output_names, model_name or type(model).__name__, path)
+
+
+def _trace(fn, inputs):
+    """(operators called as (op, inputs, outputs), results) of fn(*inputs), not training."""
     old = autograd.is_training()
     autograd.set_training(False)
     try:
@@ -600,18 +670,78 @@ def export(model, inputs, path: Optional[str] = None, model_name: Optional[str] 
             ys = fn(*inputs)
     finally:
         autograd.set_training(old)
-    ys = _as_list(ys, "the forward's result")
-    live = {("t", id(x)) for x in inputs} | {("t", i) for i in g.param_names}
+    return trace, _as_list(ys, "the forward's result")
+
+
+def _build(traced, inputs, names, input_names, other) -> _Graph:
+    """The graph of a trace; `other`: the other trace's shape of each tensor, by id."""
+    trace, ys = traced
+    g = _Graph(inputs, input_names, other)
+    g.param_names = names
+    live = {("t", id(x)) for x in inputs} | {("t", i) for i in names}
     for op, xs, outs in trace:
         if not (any(("t", id(x)) in live or x.stores_grad for x in xs)
                 or _reads_live(op, live)):
             continue  # a constant: its outputs become initializers where used
         ins = [g.value(x) for x in xs]
-        names = [g.define(("t", id(t)), (t.shape, t.dtype)) for t in outs]
+        outs_named = [g.define(("t", id(t)), (t.shape, t.dtype), t) for t in outs]
         live.update(("t", id(t)) for t in outs)
-        g.emit(op, ins, names)
-    return _finish(g, [g.value(t) for t in ys], output_names,
-                   model_name or type(model).__name__, path)
+        g.emit(op, ins, outs_named)
+    g.final = [g.value(t) for t in ys]
+    return g
+
+
+def _one_more(x: Tensor) -> Tensor:
+    """x with its first sample repeated at the end: the batch size plus one."""
+    a = x.to_numpy()
+    if a.ndim == 0 or a.shape[0] == 0:
+        raise ValueError(f"sonnx: dynamic_batch needs inputs with a batch dim, got shape "
+                         f"{a.shape}")
+    return tensor.from_numpy(np.concatenate([a, a[:1]]), x.device)
+
+
+def _pair(first, second, inputs, inputs2):
+    """The shape in the other trace of every tensor of each trace (by id), the traces'
+    operators matched one to one."""
+    (t1, y1), (t2, y2) = first, second
+    kinds = [type(op).__name__ for op, _, _ in t1]
+    if kinds != [type(op).__name__ for op, _, _ in t2] or len(y1) != len(y2):
+        raise ValueError("sonnx: dynamic_batch: the forward calls other operators at another "
+                         "batch size")
+    s1, s2 = {}, {}
+    pairs = list(zip(inputs, inputs2)) + list(zip(y1, y2))
+    for (op1, xs1, o1), (op2, xs2, o2) in zip(t1, t2):
+        pairs += list(zip(xs1, xs2)) + list(zip(o1, o2))
+        for attr in ("idx", "condition", "indices", "updates"):
+            a, b = getattr(op1, attr, None), getattr(op2, attr, None)
+            if isinstance(a, Tensor) and isinstance(b, Tensor):
+                pairs.append((a, b))
+    for a, b in pairs:
+        s2[id(a)], s1[id(b)] = tuple(b.shape), tuple(a.shape)
+    return s1, s2
+
+
+def _same_graph(g: _Graph, g2: _Graph) -> None:
+    """Refuses a dynamic batch unless both traces gave the same nodes and constants."""
+    if len(g.nodes) != len(g2.nodes):
+        raise ValueError("sonnx: dynamic_batch: the graphs at two batch sizes differ")
+    for a, b in zip(g.nodes, g2.nodes):
+        if a != b:
+            raise ValueError(f"sonnx: dynamic_batch: node {a.name} ({a.op_type}) differs at "
+                             "another batch size (an attribute or a shape there depends on the "
+                             "batch)")
+    consts2 = {t.name: t for t in g2.inits}
+    for t in g.inits:
+        other = consts2.get(t.name)
+        if other is None or not np.array_equal(numpy_helper.to_array(t),
+                                                numpy_helper.to_array(other)):
+            user = next((n for n in g.nodes if t.name in n.input), None)
+            where = "" if user is None else f" of node {user.name} ({user.op_type})"
+            raise ValueError(f"sonnx: dynamic_batch: the constant {t.name}{where} (shape "
+                             f"{tuple(t.dims)}) changes with the batch size (a tensor made in "
+                             "the forward from the batch's shape, or an argument computed from "
+                             "it); make it from the input instead, or export with a fixed "
+                             "batch")
 
 
 def _reads_live(op, live) -> bool:
