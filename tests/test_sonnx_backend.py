@@ -94,6 +94,8 @@ case("Selu", N("Selu", ["x"], ["y"]), [("x", f32(3, 4))])
 case("Selu-attrs", N("Selu", ["x"], ["y"], alpha=1.5, gamma=1.2), [("x", f32(3, 4))])
 case("HardSigmoid", N("HardSigmoid", ["x"], ["y"], alpha=0.3, beta=0.4), [("x", f32(3, 4))])
 case("HardSigmoid-default", N("HardSigmoid", ["x"], ["y"]), [("x", f32(3, 4, lo=-4, hi=4))])
+case("HardSwish", N("HardSwish", ["x"], ["y"]), [("x", f32(3, 4, lo=-4, hi=4))], opset=14)
+case("Mish", N("Mish", ["x"], ["y"]), [("x", f32(3, 4, lo=-4, hi=4))], opset=18)
 case("Gelu", N("Gelu", ["x"], ["y"]), [("x", f32(3, 4))], opset=20)
 case("Gelu-tanh", N("Gelu", ["x"], ["y"], approximate="tanh"), [("x", f32(3, 4))], opset=20)
 
@@ -414,6 +416,20 @@ HOST_CASES = [
     ("NonZero", N("NonZero", ["a"], ["y"]), [("a", i64(0, 3, 0, 4))]),
     ("Identity", N("Identity", ["a"], ["y"]), [("a", i64(0, 3))]),
     ("Mod", N("Mod", ["a", "b"], ["y"]), [("a", i64(7, -7, 7, -7)), ("b", i64(3, 3, -3, -3))]),
+    ("Transpose", N("Transpose", ["a"], ["y"], perm=[1, 0]), [("a", i64(1, 2, 3).reshape(1, 3))]),
+    ("Transpose-default", N("Transpose", ["a"], ["y"]), [("a", f32(2, 3, 4))]),
+    ("Flatten", N("Flatten", ["a"], ["y"], axis=-1), [("a", f32(2, 3, 4))]),
+    ("Flatten-0", N("Flatten", ["a"], ["y"], axis=0), [("a", i64(1, 2, 3))]),
+    ("Max", N("Max", ["a", "b", "c"], ["y"]), [("a", i64(1, 5)), ("b", i64(3)), ("c", i64(2, 2))]),
+    ("Min", N("Min", ["a", "b"], ["y"]), [("a", f32(2, 3)), ("b", f32(3))]),
+    ("Neg-int", N("Neg", ["a"], ["y"]), [("a", i64(1, -2))]),
+    ("Abs-int", N("Abs", ["a"], ["y"]), [("a", i64(1, -2))]),
+    ("Sign", N("Sign", ["a"], ["y"]), [("a", np.array([-2.0, 0.0, 3.0], np.float32))]),
+    ("Ceil", N("Ceil", ["a"], ["y"]), [("a", f32(5))]),
+    ("Floor", N("Floor", ["a"], ["y"]), [("a", f32(5))]),
+    ("Sqrt", N("Sqrt", ["a"], ["y"]), [("a", np.array([64.0, 2.0], np.float32))]),
+    ("Reciprocal", N("Reciprocal", ["a"], ["y"]), [("a", f32(4, lo=0.5))]),
+    ("Tile", N("Tile", ["a", "r"], ["y"]), [("a", i64(1, 2).reshape(1, 2)), ("r", i64(2, 3))]),
     ("Mod-fmod", N("Mod", ["a", "b"], ["y"], fmod=1),
      [("a", np.array([7.5, -7.5, 7.5], np.float32)), ("b", np.array([2, 2, -2], np.float32))]),
 ]

@@ -21,6 +21,7 @@ Numpy results are converted back to the ONNX type of the value (bool, int64, ...
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -661,6 +662,12 @@ def _variadic(n):
     return _VARIADIC[n.op_type]
 
 
+@_host("Max", "Min")
+def _extreme_host(n):
+    f = np.maximum if n.op_type == "Max" else np.minimum
+    return lambda *xs: functools.reduce(f, xs)
+
+
 _UNARY = {
     "Neg": autograd.neg, "Abs": autograd.abs, "Exp": autograd.exp, "Log": autograd.log,
     "Sqrt": autograd.sqrt, "Reciprocal": autograd.reciprocal, "Relu": autograd.relu,
@@ -672,6 +679,16 @@ _UNARY = {
     "Sign": autograd.sign, "Ceil": autograd.ceil, "Floor": autograd.floor,
     "Round": autograd.rounde,  # ONNX rounds halves to even
 }
+
+
+# Those that shape arithmetic uses (a head size's square root, ...), also on the host.
+_UNARY_HOST = {"Neg": np.negative, "Abs": np.abs, "Sign": np.sign, "Ceil": np.ceil,
+               "Floor": np.floor, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal}
+
+
+@_host(*_UNARY_HOST)
+def _unary_host(n):
+    return _UNARY_HOST[n.op_type]
 
 
 @_op(*_UNARY)
@@ -701,6 +718,16 @@ def _selu(n):
 def _hard_sigmoid(n):
     a, b = n.get("alpha", 0.2), n.get("beta", 0.5)
     return lambda x: autograd.hardsigmoid(x, a, b)
+
+
+@_op("HardSwish")
+def _hard_swish(n):  # x * hardsigmoid(x) with alpha 1/6, beta 1/2 (MobileNetV3)
+    return lambda x: autograd.mul(x, autograd.hardsigmoid(x, 1 / 6, 0.5))
+
+
+@_op("Mish")
+def _mish(n):  # x * tanh(softplus(x))
+    return lambda x: autograd.mul(x, autograd.tanh(autograd.softplus(x)))
 
 
 @_op("Gelu")
@@ -1000,6 +1027,24 @@ def _transpose(n):
     return lambda x: autograd.transpose(x, None if perm is None else list(perm))
 
 
+@_host("Transpose")
+def _transpose_host(n):
+    perm = n.get("perm")
+    return lambda x: np.transpose(x, None if perm is None else list(perm))
+
+
+@_host("Flatten")
+def _flatten_host(n):
+    axis = n.get("axis", 1)
+
+    def run(x):
+        a = axis + x.ndim if axis < 0 else axis
+        if not 0 <= a <= x.ndim:
+            raise ValueError(f"axis {axis} is out of range for {x.ndim} dimensions")
+        return x.reshape(int(np.prod(x.shape[:a], dtype=np.int64)), -1)
+    return run
+
+
 @_op("Concat")
 def _concat(n):
     axis = n.get("axis")
@@ -1151,9 +1196,30 @@ def _gather_host(n):
     return lambda x, idx: np.take(x, idx, axis=axis)
 
 
+@_host("ScatterND")
+def _scatter_nd_host(n):  # on the host only (masks built from constants, as Swin's)
+    if n.get("reduction", "none") != "none":
+        raise ValueError(f"reduction={n.get('reduction')!r} is not supported (only 'none')")
+
+    def run(data, indices, updates):
+        k = indices.shape[-1]
+        if k > data.ndim:
+            raise ValueError(f"indices of depth {k} for data of rank {data.ndim}")
+        out = data.copy()
+        idx = indices.reshape(-1, k)
+        out[tuple(idx.T)] = updates.reshape((idx.shape[0],) + data.shape[k:])
+        return out
+    return run
+
+
 @_op("Tile", sig="th")
 def _tile(n):
     return lambda x, repeats: autograd.tile(x, _ints(repeats))
+
+
+@_host("Tile")
+def _tile_host(n):
+    return lambda x, repeats: np.tile(x, _ints(repeats))
 
 
 @_op("Expand", sig="th")
