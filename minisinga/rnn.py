@@ -111,10 +111,13 @@ class RNN_Base(Layer):
                 setattr(self, kind + s, _param((width,), dev, dtype).uniform(-bound, bound))
 
     # ---- one step ----
-    def _preact(self, x: Tensor, h: Tensor, Wx: Tensor, Wh: Tensor,
+    def _preact(self, x: Tensor, h: Optional[Tensor], Wx: Tensor, Wh: Tensor,
                 b: Optional[Tensor]) -> Tensor:
-        """x Wx + h Wh (+ b): every gate's pre-activation in one (batch, G*H) tensor."""
-        y = autograd.add(autograd.matmul(x, Wx), autograd.matmul(h, Wh))
+        """x Wx + h Wh (+ b): every gate's pre-activation in one (batch, G*H) tensor; h None
+        is the zero state (no h Wh term)."""
+        y = autograd.matmul(x, Wx)
+        if h is not None:
+            y = autograd.add(y, autograd.matmul(h, Wh))
         return autograd.add_bias(y, b, axis=0) if b is not None else y
 
     def _default_weights(self, *weights):
@@ -190,11 +193,12 @@ class RNN_Base(Layer):
         return [autograd.reshape(p, (batch, self.input_size)) for p in parts]
 
     def _states(self, given: Optional[Tensor], name: str, x: Tensor) -> List[Tensor]:
-        """A hidden or cell state split per layer and direction; zeros when not given."""
+        """A hidden or cell state split per layer and direction; None (the zero state, which
+        the steps skip) when not given."""
         cls = type(self).__name__
         n, batch, hsz = self.num_layers * self.num_directions, x.shape[0], self.hidden_size
         if given is None:
-            return [tensor.zeros((batch, hsz), x.device, x.dtype) for _ in range(n)]
+            return [None] * n
         if not isinstance(given, Tensor):
             raise TypeError(f"{cls}: {name} must be a Tensor or None, got "
                             f"{type(given).__name__}")
@@ -247,9 +251,10 @@ class RNN_Base(Layer):
                         continue
                     keep, drop = masks[t]  # h_new * 1 + h * 0 is exactly h_new
                     outs[t] = autograd.mul(h_new, keep)
-                    h = autograd.add(outs[t], autograd.mul(h, drop))
+                    h = outs[t] if h is None else autograd.add(outs[t], autograd.mul(h, drop))
                     if c_new is not None:
-                        c = autograd.add(autograd.mul(c_new, keep), autograd.mul(c, drop))
+                        c_kept = autograd.mul(c_new, keep)
+                        c = c_kept if c is None else autograd.add(c_kept, autograd.mul(c, drop))
                 per_direction.append(outs)
                 finals_h.append(h)
                 finals_c.append(c)
@@ -304,7 +309,8 @@ class RNN(RNN_Base):
 
     def step_forward(self, x: Tensor, h: Tensor, Wx: Optional[Tensor] = None,
                      Wh: Optional[Tensor] = None, b: Optional[Tensor] = None) -> Tensor:
-        """One step: the next hidden state (batch, H). Without weights, the first layer's."""
+        """One step: the next hidden state (batch, H). Without weights, the first layer's; h
+        None is the zero state."""
         Wx, Wh, b = self._default_weights(Wx, Wh, b)
         y = self._preact(x, h, Wx, Wh, b)
         return autograd.tanh(y) if self.nonlinearity == "tanh" else autograd.relu(y)
@@ -337,11 +343,12 @@ class LSTM(RNN_Base):
     def step_forward(self, x: Tensor, h: Tensor, c: Tensor, Wx: Optional[Tensor] = None,
                      Wh: Optional[Tensor] = None,
                      b: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """One step: the next (h, c), each (batch, H). Without weights, the first layer's."""
+        """One step: the next (h, c), each (batch, H). Without weights, the first layer's; h
+        or c None is the zero state."""
         Wx, Wh, b = self._default_weights(Wx, Wh, b)
         i, f, g, o = autograd.split(self._preact(x, h, Wx, Wh, b), 1, 4)
-        c = autograd.add(autograd.mul(autograd.sigmoid(f), c),
-                         autograd.mul(autograd.sigmoid(i), autograd.tanh(g)))
+        ig = autograd.mul(autograd.sigmoid(i), autograd.tanh(g))
+        c = ig if c is None else autograd.add(autograd.mul(autograd.sigmoid(f), c), ig)
         return autograd.mul(autograd.sigmoid(o), autograd.tanh(c)), c
 
     def forward(self, xs: Steps, h0_c0: Optional[Tuple[Optional[Tensor], Optional[Tensor]]]
@@ -375,14 +382,25 @@ class GRU(RNN_Base):
     def step_forward(self, x: Tensor, h: Tensor, Wx: Optional[Tensor] = None,
                      Wh: Optional[Tensor] = None, b: Optional[Tensor] = None,
                      bh: Optional[Tensor] = None) -> Tensor:
-        """One step: the next hidden state (batch, H). Without weights, the first layer's."""
+        """One step: the next hidden state (batch, H). Without weights, the first layer's; h
+        None is the zero state (h Wh is then just bh)."""
         Wx, Wh, b, bh = self._default_weights(Wx, Wh, b, bh)
-        gx, gh = autograd.matmul(x, Wx), autograd.matmul(h, Wh)  # one GEMM per input
+        gx = autograd.matmul(x, Wx)  # one GEMM per input
         if b is not None:
             gx = autograd.add_bias(gx, b, axis=0)
+        xr, xz, xn = autograd.split(gx, 1, 3)
+        if h is None:
+            if bh is None:
+                r, z, n = autograd.sigmoid(xr), autograd.sigmoid(xz), autograd.tanh(xn)
+            else:
+                hr, hz, hn = autograd.split(bh, 0, 3)
+                r = autograd.sigmoid(autograd.add_bias(xr, hr, axis=0))
+                z = autograd.sigmoid(autograd.add_bias(xz, hz, axis=0))
+                n = autograd.tanh(autograd.add(xn, autograd.mul(r, hn)))
+            return autograd.sub(n, autograd.mul(z, n))  # (1 - z) n
+        gh = autograd.matmul(h, Wh)
         if bh is not None:
             gh = autograd.add_bias(gh, bh, axis=0)
-        xr, xz, xn = autograd.split(gx, 1, 3)
         hr, hz, hn = autograd.split(gh, 1, 3)
         r = autograd.sigmoid(autograd.add(xr, hr))
         z = autograd.sigmoid(autograd.add(xz, hz))
@@ -488,10 +506,11 @@ class CudnnRNN(Layer):
             raise ValueError(f"CudnnRNN: x must be 3-d {layout}, got shape {x.shape}")
 
     def _state(self, given, name: str, x: Tensor, batch: int) -> List[Tensor]:
-        """hx or cx as per-layer and direction (batch, H) tensors; zeros when None."""
+        """hx or cx as per-layer and direction (batch, H) tensors; None (the zero state)
+        when not given."""
         n, hsz = self.num_layers * self.num_directions, self.hidden_size
         if given is None:
-            return [tensor.zeros((batch, hsz), x.device, x.dtype) for _ in range(n)]
+            return [None] * n
         if not isinstance(given, Tensor):
             raise TypeError(f"CudnnRNN: {name} must be a Tensor or None, got "
                             f"{type(given).__name__}")

@@ -925,3 +925,28 @@ def test_cudnn_rnn_list_lengths_are_a_constant_of_the_recorded_step(dev):
     dev.RunGraph(True)
     np.testing.assert_allclose(y.to_numpy(), want, rtol=1e-6)
     dev.ResetGraph()
+
+
+@pytest.mark.parametrize("kind,bias", [("rnn", True), ("lstm", True), ("gru", True),
+                                       ("gru", False), ("lstm", False)])
+def test_step_forward_none_state_is_the_zero_state(kind, bias):
+    """h (and c) None is the zero state, computed without the h Wh product: the same values
+    as zeros, and the gradients of the weights too."""
+    r = np.random.default_rng(4)
+    lay = make_layer(kind, 3, 4, {"bias": bias})
+    x = to_t(r.standard_normal((2, 3)), None)
+    lay([x])
+    zeros = to_t(np.zeros((2, 4)), None)
+    states = {"lstm": ((None, None), (zeros, zeros))}.get(kind, ((None,), (zeros,)))
+    results = []
+    for st in states:
+        with ag.train_mode():
+            y = lay.step_forward(x, *st)
+            y = y[0] if kind == "lstm" else y
+            grads = {id(p): g.to_numpy() for p, g in ag.backward(ag.reduce_sum(ag.mul(y, y)))}
+        results.append((y.to_numpy(), grads))
+    (y0, g0), (y1, g1) = results
+    np.testing.assert_allclose(y0, y1, rtol=1e-6, atol=1e-7)
+    assert set(g1) - set(g0) == {id(lay.Wh)}  # no h: no product with Wh, no gradient
+    for key, g in g0.items():
+        np.testing.assert_allclose(g, g1[key], rtol=1e-5, atol=1e-7)

@@ -399,3 +399,30 @@ def test_dynamic_batch_refuses_what_depends_on_the_batch():
     for fn in (batch_constant, batch_split, batch_slice, batch_alpha):
         np.testing.assert_allclose(ort_run(sonnx.export(fn, [x]), [x.to_numpy()])[0],
                                    fn(x).to_numpy(), rtol=1e-6)
+
+
+def test_dynamic_batch_recurrent_model():
+    """Embedding, a 2-layer bidirectional LSTM and a GRU (zero initial states, which the
+    steps skip rather than make as batch-sized constants) export for any batch size."""
+    class Net(model.Model):
+        def __init__(self):
+            super().__init__()
+            self.emb = layer.Embedding(20, 8)
+            self.lstm = layer.LSTM(8, 6, num_layers=2, batch_first=True, bidirectional=True)
+            self.gru = layer.GRU(12, 5, batch_first=True)
+            self.fc = layer.Linear(3)
+
+        def forward(self, x):
+            h, _, _ = self.lstm(self.emb(x))
+            h, _ = self.gru(h)
+            return self.fc(autograd.reshape(h, [h.shape[0], -1]))
+
+    net = Net()
+    ids = np.random.default_rng(0).integers(0, 20, (3, 4)).astype(np.int32)
+    x = tensor.from_numpy(ids)
+    net.compile([x], is_train=False, use_graph=False)
+    om = sonnx.export(net, [x], dynamic_batch=True)
+    for n in (1, 5):
+        a = np.random.default_rng(n).integers(0, 20, (n, 4)).astype(np.int32)
+        np.testing.assert_allclose(ort_run(om, [a])[0], net.forward(tensor.from_numpy(a))
+                                   .to_numpy(), rtol=1e-5, atol=1e-6)
