@@ -60,6 +60,26 @@ def get_gpu_ids() -> list:
     return list(range(get_num_gpus()))
 
 
+def get_gpu_mem_size(device_id: int) -> tuple:
+    """(free, total) bytes of GPU `device_id`'s memory (SINGA's); RuntimeError without CUDA
+    or that GPU."""
+    info = _core.cuda_device_info(_check_id(device_id))
+    return info["free_bytes"], info["total_bytes"]
+
+
+def device_query(device_id: int, verbose: bool = False) -> str:
+    """A line describing GPU `device_id`: name, compute capability, multiprocessors and memory
+    (SINGA's); also printed when `verbose`."""
+    i = _core.cuda_device_info(_check_id(device_id))
+    gib = 1 << 30
+    text = (f"GPU {device_id}: {i['name']}, compute capability {i['major']}.{i['minor']}, "
+            f"{i['multiprocessors']} multiprocessors, {i['total_bytes'] / gib:.1f} GiB memory "
+            f"({i['free_bytes'] / gib:.1f} GiB free)")
+    if verbose:
+        print(text)
+    return text
+
+
 def set_conv_autotune(on: bool) -> bool:
     """Convolution autotuning, as `torch.backends.cudnn.benchmark`: with it on, the first
     convolution (forward, data or weight gradient) of each shape and dtype on each device

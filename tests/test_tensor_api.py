@@ -221,3 +221,29 @@ def test_device_methods_as_in_singa(dev):
     assert device.get_gpu_ids() == list(range(device.get_num_gpus()))
     assert [d.id() for d in device.create_cuda_gpus_on(device.get_gpu_ids())] == \
         device.get_gpu_ids()
+
+
+def test_gpu_queries_without_cuda_say_so():
+    if device.cuda_available():
+        with pytest.raises(RuntimeError, match=r"device_query\(7\): there are \d+ CUDA GPU"):
+            device.device_query(7)
+    else:
+        with pytest.raises(RuntimeError, match=r"device_query\(0\): (minisinga was built "
+                                               "without CUDA|no CUDA GPU is visible)"):
+            device.get_gpu_mem_size(0)
+    with pytest.raises(ValueError, match="non-negative int"):
+        device.device_query(-1)
+
+
+@pytest.mark.skipif(not device.cuda_available(), reason="needs a CUDA build and a GPU")
+def test_cuda_gpu_mem_size_and_device_query(capsys):
+    free, total = device.get_gpu_mem_size(0)
+    assert 0 < total and 0 <= free <= total
+    dev = device.create_cuda_gpu_on(0)
+    t = tensor.Tensor((1 << 22,), dev).set_value(1.0)  # 16 MiB more in use
+    dev.Sync()
+    assert device.get_gpu_mem_size(0)[0] <= free
+    del t
+    text = device.device_query(0, verbose=True)
+    assert text.startswith("GPU 0: ") and "compute capability" in text and "GiB memory" in text
+    assert capsys.readouterr().out.strip() == text

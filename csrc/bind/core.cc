@@ -170,6 +170,14 @@ void InitCore(py::module_& m) {
   m.def("create_cpu_device", &CreateCpuDevice, py::return_value_policy::reference);
   m.def("cuda_device", &CudaDevice, py::arg("id"), py::return_value_policy::reference);
   m.def("cuda_device_count", &CudaDeviceCount);
+  m.def("cuda_device_info", [](int id) {
+        const GpuInfo i = CudaDeviceInfo(id);
+        return py::dict(py::arg("name") = i.name, py::arg("major") = i.major,
+                        py::arg("minor") = i.minor,
+                        py::arg("multiprocessors") = i.multiprocessors,
+                        py::arg("free_bytes") = i.free_bytes,
+                        py::arg("total_bytes") = i.total_bytes);
+      }, py::arg("id"));
   m.def("built_with_cuda", &BuiltWithCuda);
 
   py::class_<Tensor>(m, "Tensor")

@@ -306,21 +306,46 @@ int CudaDeviceCount() {
   return n;
 }
 
-Device* CudaDevice(int id) {
-  static std::mutex mu;
-  static auto* devices = new std::vector<CudaGPU*>();  // never destroyed, like CPU devices
+namespace {
+// Throws, naming the call, unless GPU `id` exists; returns the number of GPUs.
+int CheckGpuId(int id, const char* call) {
   const int count = CudaDeviceCount();
   if (id < 0 || id >= count) {
     const std::string what = count == 0 ? std::string("no CUDA GPU is visible")
                                         : "there are " + std::to_string(count) + " CUDA GPU(s)";
     const std::string ids = count == 0 ? std::string("none") : "0.." + std::to_string(count - 1);
-    MS_THROW_(RuntimeError,
-              "create_cuda_gpu_on(" << id << "): " << what << " (valid ids: " << ids << ")");
+    MS_THROW_(RuntimeError, call << "(" << id << "): " << what << " (valid ids: " << ids << ")");
   }
+  return count;
+}
+}  // namespace
+
+Device* CudaDevice(int id) {
+  static std::mutex mu;
+  static auto* devices = new std::vector<CudaGPU*>();  // never destroyed, like CPU devices
+  const int count = CheckGpuId(id, "create_cuda_gpu_on");
   std::lock_guard<std::mutex> lock(mu);
   if (devices->size() < static_cast<size_t>(count)) devices->resize(count, nullptr);
   if ((*devices)[id] == nullptr) (*devices)[id] = new CudaGPU(id);
   return (*devices)[id];
+}
+
+GpuInfo CudaDeviceInfo(int id) {
+  CheckGpuId(id, "device_query");
+  cudaDeviceProp prop{};
+  MS_CUDA_CHECK(cudaGetDeviceProperties(&prop, id));
+  GpuInfo info;
+  info.name = prop.name;
+  info.major = prop.major;
+  info.minor = prop.minor;
+  info.multiprocessors = prop.multiProcessorCount;
+  int prev = 0;
+  MS_CUDA_CHECK(cudaGetDevice(&prev));
+  MS_CUDA_CHECK(cudaSetDevice(id));  // cudaMemGetInfo reports the current device
+  const cudaError_t err = cudaMemGetInfo(&info.free_bytes, &info.total_bytes);
+  MS_CUDA_CHECK(cudaSetDevice(prev));
+  MS_CUDA_CHECK(err);
+  return info;
 }
 
 }  // namespace minisinga

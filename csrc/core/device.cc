@@ -215,6 +215,11 @@ Device* CudaDevice(int id) {
                                                 << "): minisinga was built without CUDA "
                                                    "(rebuild with MINISINGA_CUDA=1 and nvcc)");
 }
+GpuInfo CudaDeviceInfo(int id) {
+  MS_THROW_(RuntimeError, "device_query(" << id
+                                          << "): minisinga was built without CUDA "
+                                             "(rebuild with MINISINGA_CUDA=1 and nvcc)");
+}
 #endif
 
 }  // namespace minisinga

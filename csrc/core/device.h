@@ -163,4 +163,12 @@ Device* CudaDevice(int id);  // throws when built without CUDA or the GPU is abs
 int CudaDeviceCount();       // 0 when built without CUDA
 bool BuiltWithCuda();
 
+// What device_query and get_gpu_mem_size report of one GPU.
+struct GpuInfo {
+  std::string name;
+  int major = 0, minor = 0, multiprocessors = 0;  // compute capability, SMs
+  size_t free_bytes = 0, total_bytes = 0;
+};
+GpuInfo CudaDeviceInfo(int id);  // throws as CudaDevice does
+
 }  // namespace minisinga

@@ -586,6 +586,26 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   return cudaSuccess;
 }
 
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  int n = 0;
+  cudaGetDeviceCount(&n);
+  if (device < 0 || device >= n) return Fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties");
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof(prop->name), "minisinga CUDA emulator");
+  prop->totalGlobalMem = msemu::MemoryLimit();
+  prop->major = 9;
+  prop->minor = 0;
+  return cudaDeviceGetAttribute(&prop->multiProcessorCount, cudaDevAttrMultiProcessorCount,
+                                device);
+}
+
+cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
+  std::lock_guard<std::recursive_mutex> lock(msemu::g_mu);
+  *total = msemu::MemoryLimit();
+  *free = *total > msemu::g_live ? *total - msemu::g_live : 0;
+  return cudaSuccess;
+}
+
 cudaError_t cudaGetDevice(int* id) {
   *id = msemu::t_device;
   return cudaSuccess;

@@ -93,6 +93,15 @@ cudaError_t cudaGetDevice(int* id);
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
 // Multiprocessors: $MSEMU_SMS, else 132 (an H100's), so plans match the real GPU's.
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
+// The fields minisinga reads: name "minisinga CUDA emulator", compute capability 9.0, the
+// multiprocessors above, and MSEMU_MEMORY_BYTES of memory (free: what cudaMalloc has not taken).
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  int major, minor, multiProcessorCount;
+};
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaMemGetInfo(size_t* free, size_t* total);
 cudaError_t cudaMalloc(void** p, size_t bytes);
 template <typename T>
 cudaError_t cudaMalloc(T** p, size_t bytes) {
