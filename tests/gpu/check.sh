@@ -90,6 +90,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 say "_core links: $(readelf -d minisinga/_core*.so 2>&1 | grep -o 'NEEDED.*' | grep -o '\[.*\]' | tr '\n' ' ')"
 run sanity build 30 "$PY" -c "from minisinga import device as d; assert d.cuda_available(), 'no GPU'; print(d.create_cuda_gpu_on(0))" ||
   tail -5 "$OUT/build.log" >>"$REPORT"
+say "device_query: $("$PY" -c "from minisinga import device as d; print(d.device_query(0))" 2>&1 | tail -1)"
 
 # Optional plugins: xdist gives each worker its own CUDA context (tests/test_cuda.py ends a
 # worker whose context hit a sticky error, so one bad kernel does not fail every later test);
