@@ -40,15 +40,15 @@ def _np_dtype(dt) -> np.dtype:
 
 
 class _Ctx:
-    """The graph under construction: nodes, initializers, and each value's dtype."""
+    """The graph under construction: nodes, initializers, each value's dtype and shape."""
 
     def __init__(self):
         self.nodes: List[onnx.NodeProto] = []
         self.inits: List[onnx.TensorProto] = []
         self.dtypes: Dict[str, object] = {}
         self.shapes: Dict[str, tuple] = {}
-        # With a dynamic batch: each value's shape in the other trace (batch + 1), and the
-        # other trace's shape of each tensor of this one, by id.
+        # With a dynamic batch: each value's shape in the other trace (traced at another
+        # batch size), and the other trace's shape of each tensor of this one, by id.
         self.shapes2: Dict[str, tuple] = {}
         self.other: Optional[Dict[int, tuple]] = None
         self._n = 0
