@@ -712,7 +712,7 @@ def _pair(first, second, inputs, inputs2):
     pairs = list(zip(inputs, inputs2)) + list(zip(y1, y2))
     for (op1, xs1, o1), (op2, xs2, o2) in zip(t1, t2):
         pairs += list(zip(xs1, xs2)) + list(zip(o1, o2))
-        for attr in ("idx", "condition", "indices", "updates"):
+        for attr in _TENSOR_ATTRS:
             a, b = getattr(op1, attr, None), getattr(op2, attr, None)
             if isinstance(a, Tensor) and isinstance(b, Tensor):
                 pairs.append((a, b))
@@ -744,9 +744,13 @@ def _same_graph(g: _Graph, g2: _Graph) -> None:
                              "batch")
 
 
+# Operator attributes that may hold a Tensor the op reads (gather's indices, where's condition).
+_TENSOR_ATTRS = ("idx", "condition", "indices", "updates")
+
+
 def _reads_live(op, live) -> bool:
     """Whether a tensor-valued attribute (gather indices, where's condition) is live."""
-    for attr in ("idx", "condition", "indices", "updates"):
+    for attr in _TENSOR_ATTRS:
         t = getattr(op, attr, None)
         if isinstance(t, Tensor) and ("t", id(t)) in live:
             return True
