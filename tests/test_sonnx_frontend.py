@@ -426,3 +426,23 @@ def test_dynamic_batch_recurrent_model():
         a = np.random.default_rng(n).integers(0, 20, (n, 4)).astype(np.int32)
         np.testing.assert_allclose(ort_run(om, [a])[0], net.forward(tensor.from_numpy(a))
                                    .to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_float16_model_exports_as_float16():
+    """float16 parameters, inputs and scalar constants stay FLOAT16 in the file; onnxruntime
+    and the import agree with minisinga."""
+    fc = layer.Linear(3)
+    x = tensor.from_numpy(rand(4, 5).astype(np.float16))
+
+    def fn(t):
+        return autograd.relu(autograd.add(fc(t), 0.5))
+
+    want = fn(x).to_numpy()
+    m = sonnx.export(fn, [x])
+    assert {i.data_type for i in m.graph.initializer} == {onnx.TensorProto.FLOAT16}
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    got = ort_run(m, [x.to_numpy()])[0]
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=2e-3)
+    back = sonnx.prepare(m).run([x.to_numpy()])[0]
+    np.testing.assert_array_equal(back, want)
