@@ -54,6 +54,7 @@ class Model(Layer):
     # ---- setup ----
     def set_optimizer(self, optimizer) -> None:
         self.optimizer = optimizer
+        self._drop_graph()  # a recorded step holds the old optimizer's updates
 
     def compile(self, inputs: Sequence[Tensor], is_train: bool = True, use_graph: bool = False,
                 sequential: bool = False) -> None:
@@ -65,11 +66,20 @@ class Model(Layer):
         self._device = inputs[0].device
         with autograd.train_mode(False):
             self.forward(*inputs)
-        for name, p in self.get_params().items():
-            p.name = name
+        self._name_params()
         self._compiled = True
         self.graph(use_graph, sequential)
         self.train(is_train)
+
+    def _name_params(self) -> None:
+        """Names each parameter by its dotted name (the optimizer keys its states by parameter
+        name; one that trained eagerly before compile, or without it, had an id-based name,
+        and its states move to the new one)."""
+        for name, p in self.get_params().items():
+            if p.name != name:
+                if p.name is not None and self.optimizer:
+                    self.optimizer.rename_states(p.name, name)
+                p.name = name
 
     def train(self, mode: bool = True) -> None:
         """Training mode: calls run train_one_batch and operators record gradients."""
@@ -192,6 +202,7 @@ class Model(Layer):
             return
         arrays: Dict[str, np.ndarray] = {"model/" + k: v for k, v in model.items()}
         if self.optimizer:
+            self._name_params()
             for k, t in self.optimizer.get_states().items():
                 arrays["opt/" + k] = t.to_numpy()
         arrays.update({"aux/" + k: v for k, v in aux.items()})
@@ -230,6 +241,15 @@ class Model(Layer):
             if tuple(model[k].shape) != tuple(t.shape):
                 raise ValueError(f"load_states: {k!r} has shape {tuple(t.shape)} in the model "
                                  f"but {model[k].shape} in {fpath!r}")
+        if opt and self.optimizer:
+            self._name_params()
+            params = self.get_params()
+            strays = sorted(k for k in opt if k != "step_counter"
+                            and k.rpartition(":")[0] not in params)
+            if strays:
+                raise ValueError(f"load_states: {fpath!r} holds optimizer states for "
+                                 f"parameters this model does not have: {strays[:5]}")
+            self.optimizer.check_states(opt)
         for k, t in own.items():
             t.copy_from_numpy(model[k])
         if opt and self.optimizer:
@@ -304,12 +324,24 @@ def _write_atomically(fpath: str, write) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            # mkstemp made it 0600: give it the mode of the file it replaces, else a new
+            # file's (0666 less the umask).
+            os.fchmod(f.fileno(), _new_file_mode(fpath))
             os.fsync(f.fileno())
         os.replace(tmp, fpath)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _new_file_mode(fpath: str) -> int:
+    try:
+        return os.stat(fpath).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _tensors_in(obj):

@@ -16,11 +16,25 @@ from .tensor import Tensor
 _U = _core.UnaryOp
 
 
+def _real(owner: str, name: str, v, lo: float = 0.0, hi: Optional[float] = None,
+          open_hi: bool = False) -> float:
+    """v as a float, checked finite and in [lo, hi] ([lo, hi) with open_hi) when made, not at
+    the first update (which may be inside a recorded graph)."""
+    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+    ok = ok and bool(np.isfinite(v)) and v >= lo
+    if ok and hi is not None:
+        ok = v < hi if open_hi else v <= hi
+    if not ok:
+        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}{')' if open_hi else ']'}"
+        raise ValueError(f"{owner}: {name} must be a finite number {bound}, got {v!r}")
+    return float(v)
+
+
 class DecayScheduler:
     """Maps the step counter (a device tensor) to a learning rate (a device tensor)."""
 
     def __init__(self, init_value: float):
-        self.init_value = float(init_value)
+        self.init_value = _real(type(self).__name__, "init_value", init_value)
 
     def __call__(self, step: "_core.Tensor") -> "_core.Tensor":
         raise NotImplementedError
@@ -37,9 +51,11 @@ class ExponentialDecay(DecayScheduler):
     def __init__(self, init_value: float, decay_steps: int, decay_rate: float,
                  staircase: bool = False):
         super().__init__(init_value)
-        if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: decay_steps must be positive, got {decay_steps}")
-        self.decay_steps, self.decay_rate, self.staircase = decay_steps, decay_rate, staircase
+        if _real("ExponentialDecay", "decay_steps", decay_steps) == 0:
+            raise ValueError("ExponentialDecay: decay_steps must be positive, got 0")
+        self.decay_steps = decay_steps
+        self.decay_rate = _real("ExponentialDecay", "decay_rate", decay_rate)
+        self.staircase = staircase
 
     def __call__(self, step):
         e = _core.unary(_U.MulScalar, step, 1.0 / self.decay_steps)
@@ -52,6 +68,8 @@ class ExponentialDecay(DecayScheduler):
 class Optimizer:
     """Base: `opt(loss)` runs backward, updates every parameter as its gradient arrives, then
     advances the step counter."""
+
+    state_kinds: Optional[tuple] = None  # the per-parameter buffers a subclass keeps
 
     def __init__(self, lr: Union[float, DecayScheduler], dtype=tensor.float32):
         if not isinstance(lr, DecayScheduler) and (
@@ -114,8 +132,26 @@ class Optimizer:
                 out[f"{pname}:{bname}"] = t
         return out
 
+    def check_states(self, states: Dict[str, object]) -> None:
+        """Raises, changing nothing, unless set_states can restore every entry of `states`."""
+        for key, v in states.items():
+            if key == "step_counter":
+                if np.size(v.to_numpy() if isinstance(v, Tensor) else v) != 1:
+                    raise ValueError(f"set_states: step_counter must hold one number, got "
+                                     f"{v!r}")
+                continue
+            pname, _, bname = key.rpartition(":")
+            if not pname:
+                raise KeyError(f"set_states: unknown optimizer state {key!r} (expected "
+                               "'step_counter' or '<parameter>:<buffer>')")
+            if self.state_kinds is not None and bname not in self.state_kinds:
+                raise ValueError(f"set_states: {type(self).__name__} keeps no {bname!r} state "
+                                 f"(got {key!r}; its states are {list(self.state_kinds)}): "
+                                 "saved by another optimizer?")
+
     def set_states(self, states: Dict[str, object]) -> None:
         """Restores what get_states returned (numpy arrays or Tensors)."""
+        self.check_states(states)
         for key, v in states.items():
             arr = v.to_numpy() if isinstance(v, Tensor) else np.asarray(v)
             if key == "step_counter":
@@ -125,12 +161,21 @@ class Optimizer:
                 self._refresh_lr()
                 continue
             pname, _, bname = key.rpartition(":")
-            if not pname:
-                raise KeyError(f"set_states: unknown optimizer state {key!r}")
+            old = self._states.get(pname, {}).get(bname)
+            if old is not None and tuple(old.shape) == tuple(arr.shape):
+                # In place: a recorded graph updates this buffer at every replay.
+                old.copy_from_numpy(arr)
+                continue
             buf = Tensor(arr.shape, self.step_counter.device if self.step_counter is not None
                          else None, requires_grad=False)
             buf.copy_from_numpy(arr)
             self._states.setdefault(pname, {})[bname] = buf
+
+    def rename_states(self, old: str, new: str) -> None:
+        """Keys the buffers kept for parameter name `old` by `new` (Model names parameters
+        that trained before they had names)."""
+        if old in self._states:
+            self._states[new] = self._states.pop(old)
 
     # ---- helpers for subclasses ----
     def _begin(self, device) -> None:
@@ -177,16 +222,17 @@ class SGD(Optimizer):
     g = grad + wd * p; buf = momentum * buf + (1 - dampening) * g (buf starts at 0);
     g = g + momentum * buf if nesterov else buf; p -= lr * g."""
 
+    state_kinds = ("momentum",)
+
     def __init__(self, lr=0.1, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, dtype=tensor.float32):
         super().__init__(lr, dtype)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: momentum ({momentum}) and weight_decay ({weight_decay}) "
-                             "must be non-negative")
+        self.momentum = _real("SGD", "momentum", momentum)
+        self.dampening = _real("SGD", "dampening", dampening, hi=1.0)
+        self.weight_decay = _real("SGD", "weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
-        self.momentum, self.dampening = float(momentum), float(dampening)
-        self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
+        self.nesterov = bool(nesterov)
 
     def apply(self, name, param, grad):
         self._check(name, param, grad)
@@ -198,14 +244,15 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with bias correction; weight decay is added to the gradient (L2)."""
 
+    state_kinds = ("m", "v")
+
     def __init__(self, lr=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, weight_decay: float = 0.0, dtype=tensor.float32):
         super().__init__(lr, dtype)
-        for n, v in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0.0 <= v < 1.0:
-                raise ValueError(f"Adam: {n} must be in [0, 1), got {v}")
-        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
-        self.epsilon, self.weight_decay = float(epsilon), float(weight_decay)
+        self.beta_1 = _real("Adam", "beta_1", beta_1, hi=1.0, open_hi=True)
+        self.beta_2 = _real("Adam", "beta_2", beta_2, hi=1.0, open_hi=True)
+        self.epsilon = _real("Adam", "epsilon", epsilon)
+        self.weight_decay = _real("Adam", "weight_decay", weight_decay)
         self._t: Optional["_core.Tensor"] = None
 
     def call(self, loss):
@@ -232,10 +279,13 @@ class Adam(Optimizer):
 class AdaGrad(Optimizer):
     """sum_sq += g^2; p -= lr * g / (sqrt(sum_sq) + eps)."""
 
+    state_kinds = ("sum_sq",)
+
     def __init__(self, lr=0.01, epsilon: float = 1e-10, weight_decay: float = 0.0,
                  dtype=tensor.float32):
         super().__init__(lr, dtype)
-        self.epsilon, self.weight_decay = float(epsilon), float(weight_decay)
+        self.epsilon = _real("AdaGrad", "epsilon", epsilon)
+        self.weight_decay = _real("AdaGrad", "weight_decay", weight_decay)
 
     def apply(self, name, param, grad):
         self._check(name, param, grad)
@@ -247,12 +297,14 @@ class AdaGrad(Optimizer):
 class RMSProp(Optimizer):
     """sq = rho * sq + (1 - rho) * g^2; p -= lr * g / (sqrt(sq) + eps)."""
 
+    state_kinds = ("sq_avg",)
+
     def __init__(self, lr=0.01, rho: float = 0.9, epsilon: float = 1e-8,
                  weight_decay: float = 0.0, dtype=tensor.float32):
         super().__init__(lr, dtype)
-        if not 0.0 <= rho < 1.0:
-            raise ValueError(f"RMSProp: rho must be in [0, 1), got {rho}")
-        self.rho, self.epsilon, self.weight_decay = float(rho), float(epsilon), float(weight_decay)
+        self.rho = _real("RMSProp", "rho", rho, hi=1.0, open_hi=True)
+        self.epsilon = _real("RMSProp", "epsilon", epsilon)
+        self.weight_decay = _real("RMSProp", "weight_decay", weight_decay)
 
     def apply(self, name, param, grad):
         self._check(name, param, grad)

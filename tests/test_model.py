@@ -265,3 +265,36 @@ def test_singa_checkpoint_float16(tmp_path):
         got = fresh.get_states()[k]
         assert got.dtype == tensor.float16
         np.testing.assert_array_equal(got.to_numpy(), t.to_numpy())
+
+
+def test_optimizer_states_from_another_optimizer_or_model_are_refused(tmp_path):
+    """A checkpoint whose optimizer states this optimizer does not keep (SGD's momentum loaded
+    by Adam) or that name parameters the model lacks is refused before anything changes."""
+    m, x, y = make()
+    m(x, y)
+    path = str(tmp_path / "ckpt.npz")
+    m.save_states(path)
+    other, _, _ = make(seed=5)
+    other.set_optimizer(opt.Adam(0.01))
+    before = {k: t.to_numpy().copy() for k, t in other.get_states().items()}
+    with pytest.raises(ValueError,
+                       match=r"Adam keeps no 'momentum' state \(got '\w+\.\w+:momentum'"):
+        other.load_states(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["opt/head.W:momentum"] = np.zeros((8, 3), np.float32)
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=r"parameters this model does not have: "
+                                         r"\['head\.W:momentum'\]"):
+        make(seed=5)[0].load_states(path)
+    for k, t in other.get_states().items():
+        np.testing.assert_array_equal(t.to_numpy(), before[k], err_msg=k)
+
+
+def test_checkpoint_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    m, x, y = make()
+    path = str(tmp_path / "ckpt.npz")
+    m.save_states(path)
+    os.chmod(path, 0o640)
+    m.save_states(path)
+    assert os.stat(path).st_mode & 0o777 == 0o640
