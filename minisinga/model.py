@@ -49,6 +49,7 @@ class Model(Layer):
         self._graph_inputs: Optional[tuple] = None
         self._graph_results = None
         self._graph_version = None
+        self._graph_lr = None
         self._device = None
 
     # ---- setup ----
@@ -123,7 +124,10 @@ class Model(Layer):
         dev = self._device
         # Recorded here, unless the device's graph changed since (another model recorded on
         # it: a device holds one graph): then replaying would run that model's step.
-        if self._graph_inputs is None or dev.graph_version() != self._graph_version:
+        # Or a new learning-rate schedule was set: the recorded step computes the old one.
+        lr = getattr(self.optimizer, "lr", None)
+        if (self._graph_inputs is None or dev.graph_version() != self._graph_version
+                or lr is not self._graph_lr):
             dev.ResetGraph()
             self._graph_inputs = (args, dict(kwargs))
             dev.EnableGraph(True)
@@ -138,6 +142,7 @@ class Model(Layer):
             dev.EnableGraph(False)
             dev.set_graph_phase("")
             self._graph_version = dev.graph_version()
+            self._graph_lr = lr
             # Drop the recorded autograd tape: only the graph should hold intermediates, so
             # it can release them after their last use.
             for t in _tensors_in(self._graph_results):

@@ -72,19 +72,32 @@ class Optimizer:
     state_kinds: Optional[tuple] = None  # the per-parameter buffers a subclass keeps
 
     def __init__(self, lr: Union[float, DecayScheduler], dtype=tensor.float32):
+        self.step_counter: Optional[Tensor] = None
+        self.lr_value: Optional[Tensor] = None
+        self.lr = lr
+        self.dtype = tensor.to_dtype(dtype)
+        self._states: Dict[str, Dict[str, Tensor]] = {}
+        # As in SINGA, the step counter and the current rate exist from the start (on the
+        # default device; they move to the parameters' device at the first update).
+        self._begin(tensor.get_default_device())
+
+    @property
+    def lr(self) -> DecayScheduler:
+        """The learning-rate schedule; a number set here becomes Constant(number). A new
+        schedule applies from the next update (a Model re-records its graph for it)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, lr: Union[float, DecayScheduler]) -> None:
         if not isinstance(lr, DecayScheduler) and (
                 isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating))
                 or not np.isfinite(lr) or lr < 0):
             raise ValueError(f"{type(self).__name__}: lr must be a finite number >= 0 or a "
                              f"DecayScheduler, got {lr!r}")
-        self.lr = lr if isinstance(lr, DecayScheduler) else Constant(lr)
-        self.dtype = tensor.to_dtype(dtype)
-        self.step_counter: Optional[Tensor] = None
-        self.lr_value: Optional[Tensor] = None
-        self._states: Dict[str, Dict[str, Tensor]] = {}
-        # As in SINGA, the step counter and the current rate exist from the start (on the
-        # default device; they move to the parameters' device at the first update).
-        self._begin(tensor.get_default_device())
+        self._lr = lr if isinstance(lr, DecayScheduler) else Constant(lr)
+        if self.lr_value is not None:
+            with eager(self.lr_value.device):
+                self._refresh_lr()
 
     # ---- the public SINGA API ----
     def __call__(self, loss: Tensor) -> None:

@@ -266,3 +266,14 @@ def test_communication_starts_before_backward_ends(monkeypatch):
     _, _, names = _one_rank_run("plain", True, steps=2, buff=300)
     start, wait = names.index("dist:plain"), names.index("dist:wait")
     assert any(not n.startswith("dist:") for n in names[start:wait]), names
+
+
+def test_distopt_learning_rate_is_the_wrapped_optimizers():
+    sgd = opt.SGD(0.1)
+    d = opt.DistOpt(sgd, nccl_id=NcclIdHolder(), local_rank=0, world_size=1)
+    try:
+        d.lr = 0.25  # sets the wrapped optimizer's schedule (and its current rate)
+        assert d.lr is sgd.lr and sgd.lr.init_value == 0.25
+        np.testing.assert_allclose(sgd.lr_value.to_numpy(), [0.25])
+    finally:
+        d.close()

@@ -298,3 +298,26 @@ def test_checkpoint_keeps_the_mode_of_the_file_it_replaces(tmp_path):
     os.chmod(path, 0o640)
     m.save_states(path)
     assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("use_graph", [False, True], ids=["eager", "graph"])
+def test_a_new_learning_rate_applies_from_the_next_step(use_graph):
+    """optimizer.lr set between steps (a number or a schedule) is used by the very next
+    update, eager and replayed (the recorded step computed the old schedule)."""
+    m, x, y = make()
+    m.graph(use_graph)
+    for _ in range(2):
+        m(x, y)
+    m.optimizer.lr = 0.0
+    assert float(m.optimizer.lr_value.to_numpy()[0]) == 0.0
+    w = m.fc1.W.to_numpy().copy()
+    m(x, y)
+    # momentum 0.9 still moves it: lr 0 multiplies the whole step
+    np.testing.assert_array_equal(m.fc1.W.to_numpy(), w)
+    m.optimizer.lr = opt.ExponentialDecay(0.2, 1, 0.5)  # 0.2 * 0.5 ** 3 at step 3
+    np.testing.assert_allclose(m.optimizer.lr_value.to_numpy(), [0.025])
+    m(x, y)
+    assert not np.array_equal(m.fc1.W.to_numpy(), w)
+    np.testing.assert_allclose(m.optimizer.lr_value.to_numpy(), [0.0125])
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        m.optimizer.lr = -1.0

@@ -423,6 +423,14 @@ class DistOpt:
     def step(self) -> None:
         self.opt.step()
 
+    @property
+    def lr(self):
+        return self.opt.lr
+
+    @lr.setter
+    def lr(self, lr) -> None:
+        self.opt.lr = lr
+
     def get_states(self):
         return self.opt.get_states()
 
