@@ -103,10 +103,11 @@ MS_HD double Log(double x) { return log(x); }
 MS_HD double Tanh(double x) { return tanh(x); }
 MS_HD float Pow(float x, float y) { return powf(x, y); }
 MS_HD double Pow(double x, double y) { return pow(x, y); }
+// NaN in either operand gives NaN (numpy's maximum/minimum, clip).
 template <typename C>
-MS_HD C Max(C x, C y) { return x > y ? x : y; }
+MS_HD C Max(C x, C y) { return (x > y || x != x) ? x : y; }
 template <typename C>
-MS_HD C Min(C x, C y) { return x < y ? x : y; }
+MS_HD C Min(C x, C y) { return (x < y || x != x) ? x : y; }
 template <typename C>
 MS_HD C Sigmoid(C x) {  // stable on both sides, one exp
   const C e = Exp(x >= C(0) ? -x : x), s = C(1) / (C(1) + e);

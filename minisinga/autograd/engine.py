@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from collections import deque
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -57,6 +58,13 @@ class Operator:
         for x in xs:
             if not isinstance(x, Tensor):
                 raise TypeError(f"{self.name}: inputs must be Tensors, got {type(x).__name__}")
+        if self.__dict__.get("src") is not None and is_training():
+            # This instance is already a node of a recorded graph (called twice, e.g.
+            # `relu = ReLU(); relu(relu(x))`): record this call as a node of its own, so
+            # the first call's inputs and saved tensors stay as they were.
+            op = copy.copy(self)
+            op.src = None
+            return op(*xs)
         self.requires_grad = is_training() and any(x.requires_grad for x in xs)
         before = dict(vars(self)) if self.requires_grad else None
         ys = self.forward(*[x.data for x in xs])
@@ -190,6 +198,10 @@ def backward(y: Tensor, dy: Optional[Tensor] = None,
             raise RuntimeError(f"{op.name}.backward returned {len(dxs)} gradients for "
                                f"{len(op.src)} inputs")
         for (creator, idx, x), dx in zip(op.src, dxs):
+            if dx is not None:  # a gradient has its input's dtype (mixed float16/32 ops)
+                want = x.dtype if x is not None else creator._out_meta[idx][1]
+                if dx.dtype != want:
+                    dx = _core.as_type(dx, want)
             if x is not None and x.stores_grad:
                 param_grads[id(x)] = _accumulate(param_grads.get(id(x)), dx) if dx is not None \
                     else param_grads.get(id(x))

@@ -153,11 +153,44 @@ class Slice(Operator):
 
     def forward(self, x):
         self.xshape = x.shape
-        return F.core.slice(x, self.starts, self.ends, self.axes, self.steps)
+        starts, ends, axes, steps = self.starts, self.ends, self.axes, self.steps
+        self.gathers = []  # (axis, index constant, shape before): the negative steps
+        if steps is not None and any(isinstance(st, int) and st < 0 for st in steps):
+            # The core slices forward only: a backward axis becomes a gather of its
+            # positions, range(n)[start:end:step] as SINGA and ONNX define them.
+            axes = list(range(len(starts))) if axes is None else axes
+            if not len(axes) == len(starts) == len(ends) == len(steps):
+                raise ValueError(f"slice: starts, ends, axes and steps differ in length "
+                                 f"({len(starts)}, {len(ends)}, {len(axes)}, {len(steps)})")
+            keep = [i for i, st in enumerate(steps) if not st < 0]
+            for i, st in enumerate(steps):
+                if st < 0:
+                    a = axes[i] + x.ndim if -x.ndim <= axes[i] < 0 else axes[i]
+                    if not 0 <= a < x.ndim:
+                        raise ValueError(f"slice: axis {axes[i]} is out of range for a "
+                                         f"{x.ndim}-d tensor")
+                    pos = list(range(x.shape[a])[starts[i]:ends[i]:st])
+                    self.gathers.append((a, pos))
+            starts, ends = [starts[i] for i in keep], [ends[i] for i in keep]
+            axes, steps = [axes[i] for i in keep], [steps[i] for i in keep]
+            self.sliced = (starts, ends, axes, steps)
+        else:
+            self.sliced = (starts, ends, axes, steps)
+        y = F.core.slice(x, *self.sliced) if self.sliced[0] or not self.gathers else x
+        gathers = []
+        for a, pos in self.gathers:
+            idx = _ints(pos, x.device)
+            gathers.append((a, idx, y.shape))
+            y = F.core.take(y, idx, a)
+        self.gathers = gathers
+        return y
 
     def backward(self, dy):
-        return F.core.slice_backward(dy, list(self.xshape), self.starts, self.ends, self.axes,
-                                     self.steps)
+        for a, idx, shape in reversed(self.gathers):
+            dy = F.core.take_backward(dy, idx, a, list(shape))
+        if self.sliced[0] or not self.gathers:
+            dy = F.core.slice_backward(dy, list(self.xshape), *self.sliced)
+        return dy
 
 
 def slice(x: Tensor, starts, ends, axes=None, steps=None) -> Tensor:  # noqa: A001
@@ -268,6 +301,8 @@ class Cast(Operator):
         return x if x.dtype == self.dtype else F.core.as_type(x, self.dtype)
 
     def backward(self, dy):
+        if F.core.DType.int32 in (self.dtype, self.xdtype):
+            return None  # to or from integers: piecewise constant, no gradient (as SINGA)
         return dy if dy.dtype == self.xdtype else F.core.as_type(dy, self.xdtype)
 
 

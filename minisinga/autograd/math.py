@@ -6,6 +6,8 @@ from __future__ import annotations
 import math as _m
 from typing import Optional, Sequence, Union
 
+import numpy as np
+
 from ..tensor import Tensor
 from . import _f as F
 from ._f import B, U
@@ -203,16 +205,24 @@ class Clip(_Pointwise):
 class PowScalar(_Pointwise):
     op = U.PowScalar
 
-    def grad(self, x, y):  # c * x^(c-1)
+    def grad(self, x, y):  # c * x^(c-1); 0 for c = 0 (also at x = 0, as PyTorch)
         c = self.params[0]
+        if c == 0:
+            return F.full_like(x, 0.0)
         return F.scale(F.un(U.PowScalar, x, c - 1.0), c)
 
 
 class RPowScalar(_Pointwise):
     op = U.RPowScalar
 
-    def grad(self, x, y):  # c^x * ln c
-        return F.scale(y, _m.log(self.params[0]))
+    def grad(self, x, y):  # c^x ln c: NaN for c < 0; for c = 0, 0 where x >= 0 (as PyTorch)
+        c = self.params[0]
+        if c > 0:
+            return F.scale(y, _m.log(c))
+        if c < 0 or c != c:
+            return F.full_like(x, float("nan"))
+        return F.core.where(F.un(U.GeScalar, x, 0.0), F.full_like(x, 0.0),
+                            F.scale(y, -_m.inf))
 
 
 class AddScalar(_Pointwise):
@@ -311,10 +321,13 @@ class Div(_Binary):
 class Pow(_Binary):
     op = B.Pow
 
-    def grads(self, dy):  # d(a^b)/da = b a^(b-1); d/db = a^b ln a
-        da = F.mul(dy, F.mul(self.b, F.core.binary(B.Pow, self.a, F.un(U.AddScalar, self.b, -1))))
-        db = F.mul(dy, F.mul(self.y, F.un(U.Log, self.a)))
-        return da, db
+    def grads(self, dy):  # d(a^b)/da = b a^(b-1); d/db = a^b ln a, 0 where a = 0 <= b
+        a, b = self.a, self.b
+        da = F.mul(dy, F.mul(b, F.core.binary(B.Pow, a, F.un(U.AddScalar, b, -1))))
+        zero_base = F.mul(F.un(U.EqScalar, a, 0.0), F.un(U.GeScalar, b, 0.0))
+        ylna = F.core.where(zero_base, F.full_like(self.y, 0.0),
+                            F.mul(self.y, F.un(U.Log, a)))
+        return da, F.mul(dy, ylna)
 
 
 class Maximum(_Binary):
@@ -359,7 +372,9 @@ class PRelu(Operator):
 
 
 def _is_num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """A real number: Python's or numpy's (not a bool)."""
+    return (isinstance(x, (int, float, np.integer, np.floating))
+            and not isinstance(x, (bool, np.bool_)))
 
 
 def _scalar_dispatch(a, b, both, left, right):
@@ -390,7 +405,8 @@ def mul(a, b):
 
 def div(a, b):
     """a / b elementwise."""
-    return _scalar_dispatch(a, b, Div, lambda s: MulScalar(1.0 / s), RDivScalar)
+    return _scalar_dispatch(a, b, Div, lambda s: MulScalar(1.0 / s if s else _m.copysign(
+        _m.inf, s)), RDivScalar)  # x / 0 is x * inf, as numpy gives (NaN for 0 / 0)
 
 
 def pow(a, b):  # noqa: A001
@@ -602,12 +618,24 @@ def add_bias(x: Tensor, b: Tensor, axis: int = 0) -> Tensor:
 
 # ---- reductions ----
 
-def _norm_axes(axes, ndim):
+def _norm_axes(axes, ndim, op: str = "reduce"):
+    """`axes` (None: all; an int; a sequence) as sorted non-negative axes of an ndim-d
+    tensor; an axis outside [-ndim, ndim) or given twice is refused."""
     if axes is None:
         return list(range(ndim))
-    if isinstance(axes, int):
+    if isinstance(axes, (int, np.integer)):
         axes = [axes]
-    return sorted(a + ndim if a < 0 else a for a in axes)
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}: axes must be integers, got {a!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{op}: axis {a} is out of range for a {ndim}-d tensor "
+                             f"(expected [{-ndim}, {ndim}))")
+        out.append(int(a) + ndim if a < 0 else int(a))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axes {list(axes)} name an axis twice")
+    return sorted(out)
 
 
 def _keep_shape(shape, axes):
@@ -621,7 +649,7 @@ class ReduceSum(Operator):
 
     def forward(self, x):
         self.xshape = x.shape
-        self.ax = _norm_axes(self.axes, x.ndim)
+        self.ax = _norm_axes(self.axes, x.ndim, "reduce_sum")
         return F.core.reduce_sum(x, self.ax, self.keepdims)
 
     def backward(self, dy):
@@ -632,7 +660,7 @@ class ReduceSum(Operator):
 class ReduceMean(ReduceSum):
     def forward(self, x):
         self.xshape = x.shape
-        self.ax = _norm_axes(self.axes, x.ndim)
+        self.ax = _norm_axes(self.axes, x.ndim, "reduce_mean")
         return F.core.reduce_mean(x, self.ax, self.keepdims)
 
     def backward(self, dy):
@@ -650,7 +678,7 @@ class _ReduceExtreme(Operator):
         self.axes, self.keepdims = axes, keepdims
 
     def forward(self, x):
-        ax = _norm_axes(self.axes, x.ndim)
+        ax = _norm_axes(self.axes, x.ndim, self.reducer)
         y = getattr(F.core, self.reducer)(x, ax, self.keepdims)
         if self.requires_grad:
             self.x, self.ax = x, ax
