@@ -66,8 +66,10 @@ class Tensor:
     Args (SINGA's order):
         shape: dimensions (ignored when `data` is given).
         device: where it lives (default: the default CPU device).
-        dtype: float32 (default), float16 or int32.
-        data: a numpy array to copy, or a `_core.Tensor` to wrap.
+        dtype: float32, float16 or int32; by default float32, or with `data` the array's
+            own (float64 and bool become float32, other ints int32).
+        data: a numpy array to copy (converted to `dtype` when one is given), or a
+            `_core.Tensor` to wrap.
         requires_grad: whether autograd tracks it.
         stores_grad: whether backward yields its gradient (True for parameters).
         creator: the autograd Operator that produced it.
@@ -76,18 +78,18 @@ class Tensor:
 
     __array_priority__ = 100  # numpy defers `ndarray op Tensor` to Tensor's reflected ops
 
-    def __init__(self, shape=(), device=None, dtype=float32, data=None, requires_grad=True,
+    def __init__(self, shape=(), device=None, dtype=None, data=None, requires_grad=True,
                  stores_grad=False, creator=None, name: Optional[str] = None):
         if isinstance(data, _core.Tensor):
             self.data = data
         elif data is not None:
-            arr = _as_numpy(data, dtype if dtype is not float32 else None)
+            arr = _as_numpy(data, dtype)
             self.data = _core.Tensor(list(arr.shape), device or get_default_device(),
                                      _DTYPE_OF[arr.dtype])
             self.data.copy_from_numpy(arr)
         else:
             self.data = _core.Tensor(list(_shape_of(shape)), device or get_default_device(),
-                                     to_dtype(dtype))
+                                     to_dtype(float32 if dtype is None else dtype))
         self.requires_grad = requires_grad
         self.stores_grad = stores_grad
         self.creator = creator
@@ -239,10 +241,13 @@ class Tensor:
 
     # ---- norms ----
     def l1(self) -> float:
+        """SINGA's l1: sum |x| / size."""
         return float(np.abs(self.to_numpy()).astype(np.float64).mean())
 
     def l2(self) -> float:
-        return float(np.sqrt((self.to_numpy().astype(np.float64) ** 2).mean()))
+        """SINGA's l2: the Euclidean norm / size (not the root mean square)."""
+        a = self.to_numpy().astype(np.float64)
+        return float(np.sqrt((a ** 2).sum()) / a.size) if a.size else float("nan")
 
     # ---- operators: differentiable (see autograd) ----
     def _op(self, name, *args):
@@ -337,16 +342,15 @@ class Tensor:
             y = autograd.gather(y, a, idx)  # a constant on the device (see autograd's _const)
         if y is self:  # nothing selected away: still a copy, as every other index gives
             y = autograd.mul(self, 1.0)
-        return y if tuple(shape) == y.shape else autograd.reshape(y, shape)
+        return y if tuple(shape) == y.shape else autograd.reshape(y, shape, allowzero=True)
 
     def __floordiv__(self, o):
-        """floor(self / o), not differentiable (SINGA's __floordiv__)."""
-        q = self._op("div", self, o)
-        return Tensor(data=_core.unary(_U.Floor, q.data), requires_grad=False)
+        """floor(self / o) in one kernel (exact for int32), not differentiable (SINGA's
+        __floordiv__)."""
+        return _floordiv(self, o)
 
     def __rfloordiv__(self, o):
-        q = self._op("div", o, self)
-        return Tensor(data=_core.unary(_U.Floor, q.data), requires_grad=False)
+        return _floordiv(o, self)
 
     # in-place arithmetic never records: it updates the data held here.
     def __iadd__(self, o):
@@ -422,9 +426,19 @@ def _axis(axis, ndim: int, where: str) -> int:
 
 
 def _shape_like(shape) -> tuple:
-    if isinstance(shape, (int, np.integer)):
-        return (int(shape),)
-    return tuple(int(d) for d in shape)
+    """A shape given as an int or a sequence of ints (-1 allowed; the core checks sizes)."""
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"shape entries must be integers, got {d!r} in {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def _int(v, where: str, what: str = "axis") -> int:
+    """v as an int; a float or bool is refused (not truncated)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{where}: {what} must be an int, got {v!r}")
+    return int(v)
 
 
 def _data(t) -> "_core.Tensor":
@@ -441,7 +455,7 @@ def _binary_into(op, t: Tensor, o) -> None:
         if op == _B.Sub:
             _core.unary(_U.AddScalar, t.data, -float(o), out=t.data)
         elif op == _B.Div:
-            _core.unary(_U.MulScalar, t.data, 1.0 / float(o), out=t.data)
+            _core.unary(_U.DivScalar, t.data, float(o), out=t.data)
         else:
             _core.unary(uop[op], t.data, float(o), out=t.data)
     else:
@@ -477,6 +491,8 @@ def _unary(op, t: Tensor, a: float = 0.0, b: float = 0.0) -> Tensor:
 
 def from_numpy(np_array, dev=None) -> Tensor:
     """A tensor holding a copy of `np_array` (float64 and bool become float32, ints int32)."""
+    if np_array is None or isinstance(np_array, Tensor):
+        raise TypeError(f"from_numpy: expected a numpy array, got {type(np_array).__name__}")
     return Tensor(data=np_array, device=dev, requires_grad=False)
 
 
@@ -593,11 +609,21 @@ def clip(t: Tensor, low: float, high: float) -> Tensor:
 def _binary(op, uop, ruop, lhs, rhs) -> Tensor:
     if isinstance(lhs, Tensor) and isinstance(rhs, Tensor):
         return _raw(_core.binary(op, lhs.data, rhs.data))
+    name = op.name.lower()
+    for v in (lhs, rhs):
+        if not isinstance(v, Tensor) and (isinstance(v, (bool, np.bool_)) or not isinstance(
+                v, (int, float, np.integer, np.floating))):
+            raise TypeError(f"{name}: operands must be Tensors or numbers, got "
+                            f"{type(v).__name__}")
     if isinstance(lhs, Tensor):
         return _unary(uop[0], lhs, uop[1](float(rhs)))
     if isinstance(rhs, Tensor):
         return _unary(ruop, rhs, float(lhs))
-    raise TypeError("at least one operand must be a Tensor")
+    raise TypeError(f"{name}: at least one operand must be a Tensor")
+
+
+def _floordiv(lhs, rhs) -> Tensor:
+    return _binary(_B.FloorDiv, (_U.FloorDivScalar, lambda v: v), _U.RFloorDivScalar, lhs, rhs)
 
 
 def add(lhs, rhs, ret: Optional[Tensor] = None) -> Tensor:
@@ -626,7 +652,7 @@ def div(lhs, rhs, ret: Optional[Tensor] = None) -> Tensor:
     if ret is not None:
         _core.binary(_B.Div, _data(lhs), _data(rhs), out=ret.data)
         return ret
-    return _binary(_B.Div, (_U.MulScalar, lambda v: 1.0 / v), _U.RDivScalar, lhs, rhs)
+    return _binary(_B.Div, (_U.DivScalar, lambda v: v), _U.RDivScalar, lhs, rhs)
 
 
 def pow(t, x, out: Optional[Tensor] = None) -> Tensor:  # noqa: A001 - SINGA's name
@@ -668,7 +694,8 @@ def where(cond: Tensor, x: Tensor, y: Tensor) -> Tensor:
 
 def axpy(alpha: float, x: Tensor, y: Tensor) -> Tensor:
     """y += alpha * x, in place."""
-    _core.binary(_B.Add, y.data, _core.unary(_U.MulScalar, x.data, float(alpha)), out=y.data)
+    _core.binary(_B.Add, _data(y), _core.unary(_U.MulScalar, _data(x), float(alpha)),
+                 out=y.data)
     return y
 
 
@@ -677,9 +704,9 @@ def axpy(alpha: float, x: Tensor, y: Tensor) -> Tensor:
 def _axes(axis) -> Optional[list]:
     if axis is None:
         return None
-    if isinstance(axis, (int, np.integer)):
-        return [int(axis)]
-    return [int(a) for a in axis]
+    if isinstance(axis, (int, np.integer, float, bool, np.bool_)):
+        return [_int(axis, "reduction")]
+    return [_int(a, "reduction") for a in axis]
 
 
 def _into(r: Tensor, out: Optional[Tensor]) -> Tensor:
@@ -716,7 +743,7 @@ def min(t: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 def argmax(t: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
     """Indices (int32) of the maxima along `axis`."""
-    return _raw(_core.argmax(_data(t), int(axis), keepdims))
+    return _raw(_core.argmax(_data(t), _int(axis, "argmax"), keepdims))
 
 
 def softmax(t: Tensor, axis: int = -1, out: Optional[Tensor] = None) -> Tensor:
@@ -724,7 +751,7 @@ def softmax(t: Tensor, axis: int = -1, out: Optional[Tensor] = None) -> Tensor:
     there is taken as out (the axis is then the last)."""
     if isinstance(axis, Tensor):
         axis, out = -1, axis
-    return _into(_raw(_core.softmax(_data(t), int(axis))), out)
+    return _into(_raw(_core.softmax(_data(t), _int(axis, "softmax"))), out)
 
 
 # ---- linear algebra and shape ----
@@ -755,7 +782,7 @@ def concatenate(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate: needs at least one tensor")
-    return _raw(_core.concat([_data(t) for t in tensors], int(axis)))
+    return _raw(_core.concat([_data(t) for t in tensors], _int(axis, "concatenate")))
 
 
 def contiguous(t: Tensor) -> Tensor:
@@ -798,9 +825,10 @@ def _check_matrix(where: str, M: Tensor) -> None:
 
 def _scale_add(where: str, alpha, v: Tensor, beta, M: Tensor, vshape) -> Tensor:
     _check_matrix(where, M)
-    if v.size() != _py.max(vshape):
+    need = int(np.prod(vshape))
+    if v.size() != need:
         raise ValueError(f"{where}: v has {v.size()} elements, the matrix of shape {M.shape} "
-                         f"needs {_py.max(vshape)}")
+                         f"needs {need}")
     av = _core.unary(_U.MulScalar, v.data.reshape(list(vshape)), float(alpha))
     bm = _core.unary(_U.MulScalar, M.data, float(beta))
     _core.binary(_B.Add, bm, av, out=M.data)
@@ -863,8 +891,8 @@ def einsum(ops: str, *args: Tensor) -> Tensor:
     nb = prod(batch)
     x = arrange(data[0], a, batch + akeep + contract, [nb, prod(akeep), prod(contract)])
     y = arrange(data[1], b, batch + contract + bkeep, [nb, prod(contract), prod(bkeep)])
-    z = _core.matmul(x, y, False, False, 1.0, 0.0, None)
     got = batch + akeep + bkeep
+    z = _core.matmul(x, y, False, False, 1.0, 0.0, None).reshape([size[c] for c in got])
     return _raw(arrange(z, "".join(got), list(out), [size[c] for c in out]))
 
 
@@ -877,8 +905,8 @@ def tensordot(A: Tensor, B: Tensor, axes=2) -> Tensor:
                              f"{B.shape}")
         ax_a, ax_b = list(range(A.ndim() - axes, A.ndim())), list(range(axes))
     else:
-        ax_a, ax_b = ([axes[0]] if isinstance(axes[0], int) else list(axes[0]),
-                      [axes[1]] if isinstance(axes[1], int) else list(axes[1]))
+        ax_a, ax_b = ([axes[0]] if isinstance(axes[0], (int, np.integer)) else list(axes[0]),
+                      [axes[1]] if isinstance(axes[1], (int, np.integer)) else list(axes[1]))
         if len(ax_a) != len(ax_b):
             raise ValueError(f"tensordot: {len(ax_a)} axes of A against {len(ax_b)} of B")
     ax_a = [_axis(a, A.ndim(), "tensordot") for a in ax_a]

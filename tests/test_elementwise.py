@@ -50,10 +50,15 @@ UNARY = {
     U.LtScalar: (lambda x, a, b: x < a, "any"), U.LeScalar: (lambda x, a, b: x <= a, "any"),
     U.GtScalar: (lambda x, a, b: x > a, "any"), U.GeScalar: (lambda x, a, b: x >= a, "any"),
     U.EqScalar: (lambda x, a, b: x == a, "int"), U.NeScalar: (lambda x, a, b: x != a, "int"),
+    U.DivScalar: (lambda x, a, b: x / a, "any"),
+    # quotients kept off whole numbers, where float32 and float64 floors could differ
+    U.FloorDivScalar: (lambda x, a, b: np.floor(x / a), "half"),
+    U.RFloorDivScalar: (lambda x, a, b: np.floor(a / x), "recip"),
 }
 PARAMS = {U.Clip: (-0.5, 0.7), U.Selu: (1.67, 1.05), U.HardSigmoid: (0.2, 0.5),
           U.PowScalar: (2.5, 0), U.RPowScalar: (1.7, 0), U.EqScalar: (1.0, 0),
-          U.NeScalar: (1.0, 0)}
+          U.NeScalar: (1.0, 0), U.DivScalar: (-0.3, 0), U.FloorDivScalar: (0.5, 0),
+          U.RFloorDivScalar: (1.0, 0)}
 
 BINARY = {
     B.Add: np.add, B.Sub: np.subtract, B.Mul: np.multiply, B.Div: np.divide,
@@ -61,6 +66,8 @@ BINARY = {
     B.Le: np.less_equal, B.Gt: np.greater, B.Ge: np.greater_equal, B.Eq: np.equal,
     B.Ne: np.not_equal,
     B.ReluBackward: lambda dy, x: np.where(x > 0, dy, 0.0),  # ReLU's gradient: dy where x > 0
+    # the float32 quotient's floor (the operands are float32 values)
+    B.FloorDiv: lambda x, y: np.floor(x.astype(np.float32) / y.astype(np.float32)),
 }
 
 SHAPE_PAIRS = [((3, 4), (3, 4)), ((1,), (5,)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)),
@@ -76,6 +83,8 @@ def sample(rng, shape, kind):
         return rng.integers(-2, 3, shape).astype(np.float64)
     if kind == "half":  # exact halves among the values: where rounding modes differ
         return rng.integers(-9, 10, shape) / 2 + (rng.random(shape) < 0.5) * 0.2
+    if kind == "recip":  # |x| in (1.05, 4.05): 1 / x strictly between -1 and 1
+        return (rng.random(shape) * 3 + 1.05) * rng.choice([-1, 1], shape)
     if kind == "small":
         return rng.uniform(-1.2, 1.2, shape)
     if kind == "unit":
@@ -113,7 +122,8 @@ def test_unary_float16_computes_in_float32(op, rng):
 
 
 @pytest.mark.parametrize("op", [U.Neg, U.Abs, U.Sign, U.Square, U.AddScalar, U.MulScalar,
-                                U.MaxScalar, U.Clip, U.GtScalar, U.EqScalar],
+                                U.MaxScalar, U.Clip, U.GtScalar, U.EqScalar, U.DivScalar,
+                                U.FloorDivScalar],
                          ids=lambda o: o.name)
 def test_unary_int32_is_exact(op, rng):
     ref, _ = UNARY[op]
@@ -126,7 +136,7 @@ def test_unary_int32_is_exact(op, rng):
     if op == U.Square:
         x = x[3:]
         y, expected = y[3:], ref(x.astype(np.float64), a, b)
-    if op in (U.AddScalar, U.MulScalar):
+    if op in (U.AddScalar, U.MulScalar, U.DivScalar, U.FloorDivScalar):  # past int32
         y, expected = y[3:], expected[3:]
     np.testing.assert_array_equal(y, expected.astype(np.int64))
 
@@ -165,6 +175,17 @@ def test_int32_division_truncates_like_c(rng):
     y = np.array([2, 2, 3, 4], np.int32)
     out = _core.binary(B.Div, core_tensor(x), core_tensor(y)).to_numpy()
     np.testing.assert_array_equal(out, [3, -3, 3, 0])
+
+
+def test_int32_floor_division_rounds_down():
+    x = np.array([7, -7, 9, -1, 2 ** 31 - 1, -2 ** 31 + 1], np.int32)
+    y = np.array([2, 2, -3, 4, 2, -7], np.int32)
+    out = _core.binary(B.FloorDiv, core_tensor(x), core_tensor(y)).to_numpy()
+    np.testing.assert_array_equal(out, x // y)
+    np.testing.assert_array_equal(_core.unary(U.FloorDivScalar, core_tensor(x), 2.0).to_numpy(),
+                                  x // 2)
+    np.testing.assert_array_equal(_core.unary(U.DivScalar, core_tensor(x), 7.0).to_numpy(),
+                                  np.trunc(x / 7).astype(np.int32))
 
 
 def test_binary_out_in_place_and_aliasing(rng):

@@ -71,6 +71,7 @@ CASES = [
     (autograd.Clip, lambda x: autograd.clip(x, -0.5, 1.0), [A], "Clip"),
     (autograd.math.AddScalar, lambda x: autograd.add(x, 1.5), [A], "Add"),
     (autograd.math.MulScalar, lambda x: autograd.mul(x, -2.0), [A], "Mul"),
+    (autograd.math.DivScalar, lambda x: autograd.div(x, -3.0), [A], "Div"),
     (autograd.math.PowScalar, lambda x: autograd.pow(x, 1.7), [POS], "Pow"),
     (autograd.math.RSubScalar, lambda x: autograd.sub(3.0, x), [A], "Sub"),
     (autograd.math.RDivScalar, lambda x: autograd.div(3.0, x), [POS], "Div"),

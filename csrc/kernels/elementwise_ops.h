@@ -167,7 +167,10 @@ MS_HD C Softplus(C x) {
   X(GtScalar, C(x > a))                                  \
   X(GeScalar, C(x >= a))                                 \
   X(EqScalar, C(x == a))                                 \
-  X(NeScalar, C(x != a))
+  X(NeScalar, C(x != a))                                 \
+  X(DivScalar, x / a)                                    \
+  X(FloorDivScalar, Floor(x / a))                        \
+  X(RFloorDivScalar, Floor(a / x))
 
 #define MS_BINARY_OPS(X)        \
   X(Add, x + y)                 \
@@ -183,7 +186,8 @@ MS_HD C Softplus(C x) {
   X(Ge, C(x >= y))              \
   X(Eq, C(x == y))              \
   X(Ne, C(x != y))              \
-  X(ReluBackward, y > C(0) ? x : C(0))
+  X(ReluBackward, y > C(0) ? x : C(0)) \
+  X(FloorDiv, Floor(x / y))
 
 #define MS_DEFINE_UNARY(Name, expr)                     \
   struct Name##F {                                      \

@@ -21,22 +21,26 @@ from .engine import Operator
 
 
 class Reshape(Operator):
-    def __init__(self, shape: Sequence[int]):
+    """ONNX Reshape: a 0 in `shape` copies the input's dim there, unless `allowzero` (then it
+    is a size-0 dim); one -1 is inferred."""
+
+    def __init__(self, shape: Sequence[int], allowzero: bool = False):
         super().__init__()
         self.shape = [int(d) for d in shape]
+        self.allowzero = bool(allowzero)
 
     def forward(self, x):
         self.xshape = x.shape
-        # ONNX: 0 copies the input dim
-        shape = [x.shape[i] if d == 0 and i < x.ndim else d for i, d in enumerate(self.shape)]
+        shape = self.shape if self.allowzero else \
+            [x.shape[i] if d == 0 and i < x.ndim else d for i, d in enumerate(self.shape)]
         return x.reshape(shape)
 
     def backward(self, dy):
         return dy.reshape(list(self.xshape))
 
 
-def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
-    return Reshape(shape)(x)
+def reshape(x: Tensor, shape: Sequence[int], allowzero: bool = False) -> Tensor:
+    return Reshape(shape, allowzero)(x)
 
 
 class Flatten(Operator):

@@ -95,8 +95,8 @@ class Log(_Pointwise):
     op = U.Log
     keeps = ("x",)
 
-    def grad(self, x, y):
-        return F.un(U.Reciprocal, x)
+    def backward(self, dy):  # dy / x: 0 where dy is (dy * (1 / x) is NaN where 1 / x is inf)
+        return F.div(dy, self.x)
 
 
 class Sqrt(_Pointwise):
@@ -239,6 +239,15 @@ class MulScalar(_Pointwise):
 
     def backward(self, dy):
         return F.scale(dy, self.params[0])
+
+
+class DivScalar(_Pointwise):
+    """x / c (a division, not a product with 1/c: exact for int32, inf for c = 0)."""
+    op = U.DivScalar
+    keeps = ()
+
+    def backward(self, dy):
+        return F.un(U.DivScalar, dy, self.params[0])
 
 
 class RSubScalar(_Pointwise):
@@ -405,8 +414,7 @@ def mul(a, b):
 
 def div(a, b):
     """a / b elementwise."""
-    return _scalar_dispatch(a, b, Div, lambda s: MulScalar(1.0 / s if s else _m.copysign(
-        _m.inf, s)), RDivScalar)  # x / 0 is x * inf, as numpy gives (NaN for 0 / 0)
+    return _scalar_dispatch(a, b, Div, DivScalar, RDivScalar)
 
 
 def pow(a, b):  # noqa: A001

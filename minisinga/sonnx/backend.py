@@ -989,9 +989,10 @@ def _dropout(n):
 
 def _reshape_target(shape_in, shape, allowzero: bool) -> List[int]:
     shape = _ints(shape)
-    if allowzero and 0 in shape:
-        raise ValueError(f"allowzero=1 with a 0 in shape {shape} is not supported")
-    out = [shape_in[i] if d == 0 else d for i, d in enumerate(shape)]
+    if allowzero and 0 in shape and -1 in shape:
+        raise ValueError(f"allowzero=1 with both 0 and -1 in shape {shape}")
+    out = list(shape) if allowzero else [shape_in[i] if d == 0 else d
+                                         for i, d in enumerate(shape)]
     if out.count(-1) > 1 or min(out, default=0) < -1:
         raise ValueError(f"shape {shape}: at most one -1 and no other negative size")
     if -1 in out:
@@ -1006,7 +1007,8 @@ def _reshape_target(shape_in, shape, allowzero: bool) -> List[int]:
 @_op("Reshape", sig="th")
 def _reshape(n):
     allowzero = n.get("allowzero", 0)
-    return lambda x, shape: autograd.reshape(x, _reshape_target(_shape(x), shape, allowzero))
+    return lambda x, shape: autograd.reshape(x, _reshape_target(_shape(x), shape, allowzero),
+                                             allowzero=True)  # the target has no 0 to copy
 
 
 @_host("Reshape")

@@ -201,6 +201,7 @@ def _scalar_op(op_type: str, scalar_first: bool) -> Emitter:
 
 _EMIT[_m.AddScalar] = _scalar_op("Add", False)
 _EMIT[_m.MulScalar] = _scalar_op("Mul", False)
+_EMIT[_m.DivScalar] = _scalar_op("Div", False)
 _EMIT[_m.PowScalar] = _scalar_op("Pow", False)
 _EMIT[_m.RSubScalar] = _scalar_op("Sub", True)
 _EMIT[_m.RDivScalar] = _scalar_op("Div", True)
