@@ -357,12 +357,15 @@ class Pooling2d(Layer):
         self.stride = self.kernel_size if stride is None else pair(stride, "stride")
         self.padding = _pads4(padding)
         self.is_max, self.pad_mode = is_max, pad_mode.upper()
+        if self.pad_mode not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+            raise ValueError(f"{type(self).__name__}: unknown pad_mode {pad_mode!r} (expected "
+                             "NOTSET, SAME_UPPER, SAME_LOWER or VALID)")
         self.count_include_pad = count_include_pad
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim() != 4:
             raise ValueError(f"{type(self).__name__}: expected an NCHW input, got {x.shape}")
-        pads = self.padding
+        pads = (0, 0, 0, 0) if self.pad_mode == "VALID" else self.padding
         if self.pad_mode in ("SAME_UPPER", "SAME_LOWER"):
             pads = same_padding(x.shape[2:], self.kernel_size, self.stride, (1, 1),
                                 self.pad_mode)

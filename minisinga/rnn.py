@@ -190,7 +190,7 @@ class RNN_Base(Layer):
         axis = 1 if self.batch_first else 0
         batch, n = xs.shape[1 - axis], xs.shape[axis]
         parts = autograd.split(xs, axis, n) if n > 1 else (xs,)
-        return [autograd.reshape(p, (batch, self.input_size)) for p in parts]
+        return [autograd.reshape(p, (batch, self.input_size), allowzero=True) for p in parts]
 
     def _states(self, given: Optional[Tensor], name: str, x: Tensor) -> List[Tensor]:
         """A hidden or cell state split per layer and direction; None (the zero state, which
@@ -212,13 +212,15 @@ class RNN_Base(Layer):
             raise ValueError(f"{cls}: {name} is on {given.device} but the input on {x.device}")
         if n == 1:
             return [given]
-        return [autograd.reshape(p, (batch, hsz)) for p in autograd.split(given, 0, n)]
+        return [autograd.reshape(p, (batch, hsz), allowzero=True)
+                for p in autograd.split(given, 0, n)]
 
     def _stack_states(self, states: List[Tensor]) -> Tensor:
         if len(states) == 1:
             return states[0]
         batch, hsz = states[0].shape
-        return autograd.cat([autograd.reshape(s, (1, batch, hsz)) for s in states], 0)
+        return autograd.cat([autograd.reshape(s, (1, batch, hsz), allowzero=True)
+                             for s in states], 0)
 
     def _run_steps(self, steps: List[Tensor], hs: List[Tensor], cs: Optional[List[Tensor]],
                    masks: Optional[List[Tuple[Tensor, Tensor]]] = None):
@@ -282,8 +284,8 @@ class RNN_Base(Layer):
         shape = (batch, 1, width) if self.batch_first else (1, batch, width)
         axis = 1 if self.batch_first else 0
         if len(inputs) == 1:
-            return autograd.reshape(inputs[0], shape)
-        return autograd.cat([autograd.reshape(o, shape) for o in inputs], axis)
+            return autograd.reshape(inputs[0], shape, allowzero=True)
+        return autograd.cat([autograd.reshape(o, shape, allowzero=True) for o in inputs], axis)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
@@ -521,7 +523,7 @@ class CudnnRNN(Layer):
         if given.device != x.device:
             raise ValueError(f"CudnnRNN: {name} is on {given.device} but x on {x.device}")
         parts = autograd.split(given, 0, n) if n > 1 else (given,)
-        return [autograd.reshape(p, (batch, hsz)) for p in parts]
+        return [autograd.reshape(p, (batch, hsz), allowzero=True) for p in parts]
 
     def _lengths(self, seq_lengths, x: Tensor, batch: int, seq: int) -> Tensor:
         """seq_lengths, checked, as an int32 (batch,) tensor on x's device."""
@@ -601,8 +603,9 @@ class CudnnRNN(Layer):
     def _stack(states: List[Tensor]) -> Tensor:
         batch, hsz = states[0].shape
         if len(states) == 1:
-            return autograd.reshape(states[0], (1, batch, hsz))
-        return autograd.cat([autograd.reshape(s, (1, batch, hsz)) for s in states], 0)
+            return autograd.reshape(states[0], (1, batch, hsz), allowzero=True)
+        return autograd.cat([autograd.reshape(s, (1, batch, hsz), allowzero=True)
+                             for s in states], 0)
 
     def __repr__(self) -> str:
         return (f"CudnnRNN({self.hidden_size}, rnn_mode={self.rnn_mode!r}, "

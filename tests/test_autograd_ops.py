@@ -258,10 +258,11 @@ NN_OPS = [
      lambda p: -np.log(p[np.arange(4), LABELS]).mean(),
      [(R.random((4, 3)) * 0.8 + 0.1).astype(np.float32)]),
     ("binary_cross_entropy", lambda p, t: ag.binary_cross_entropy(p, t),
-     lambda p, t: -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean(),
+     lambda p, t: -(t * np.log(p) + (1 - t) * np.log(1 - p)).sum() / 3,  # SINGA: / batch
      [(R.random((3, 2)) * 0.8 + 0.1).astype(np.float32),
       R.integers(0, 2, (3, 2)).astype(np.float32)]),
-    ("mse_loss", ag.mse_loss, lambda x, t: ((x - t) ** 2).mean(), [rn(3, 4), rn(3, 4)]),
+    ("mse_loss", ag.mse_loss, lambda x, t: ((x - t) ** 2).sum() / (2 * 3),  # SINGA's
+     [rn(3, 4), rn(3, 4)]),
 ]
 
 

@@ -158,7 +158,8 @@ def test_loss_layers():
     assert layer.CrossEntropy()(p, t).size() == 1
     assert layer.MeanSquareError()(x, x).to_numpy() == 0
     y = tensor.from_numpy(np.full((4, 3), 0.5, np.float32))
-    np.testing.assert_allclose(layer.BinaryCrossEntropy()(y, y).to_numpy(), np.log(2),
+    # SINGA's BinaryCrossEntropy: summed over each row's 3 elements, averaged over the batch
+    np.testing.assert_allclose(layer.BinaryCrossEntropy()(y, y).to_numpy(), 3 * np.log(2),
                                rtol=1e-5)
 
 

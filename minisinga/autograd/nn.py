@@ -289,23 +289,46 @@ def _one_hot_like(t: Tensor, p: Tensor) -> Tensor:
     return t
 
 
+def _in_float32(fn, y: Tensor, t: Tensor) -> Tensor:
+    """fn(y, t) computed in float32 for float16 inputs (their logs of clipped probabilities
+    overflow or round to log 0 in float16), the loss cast back to y's dtype."""
+    if y.dtype != _tensor.float16:
+        return fn(y, t)
+    from .layout import cast
+
+    t = cast(t, _tensor.float32) if t.dtype == _tensor.float16 else t
+    return cast(fn(cast(y, _tensor.float32), t), _tensor.float16)
+
+
+def _batch(y: Tensor) -> int:
+    return y.shape[0] if y.ndim() else 1
+
+
 def cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
-    """Mean over the batch of -sum(t * log(y)) for probabilities y (N, C); t as above."""
-    t = _one_hot_like(t, y)
-    logp = M.log(M.clip(y, eps, 1.0))
-    n = y.shape[0]
-    return M.mul(M.reduce_sum(M.mul(t, logp), None, False), -1.0 / n)
+    """SINGA's CrossEntropy: -sum(t * log(y)) / N for probabilities y (N, C); t as above."""
+    def ce(y, t):
+        t = _one_hot_like(t, y)
+        logp = M.log(M.clip(y, eps, 1.0))
+        return M.mul(M.reduce_sum(M.mul(t, logp), None, False), -1.0 / _batch(y))
+
+    return _in_float32(ce, y, t)
 
 
 def binary_cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
-    """Mean of -(t log y + (1 - t) log(1 - y)) for probabilities y."""
-    yc = M.clip(y, eps, 1.0 - eps)
-    pos = M.mul(t, M.log(yc))
-    neg = M.mul(M.sub(1.0, t), M.log(M.sub(1.0, yc)))
-    return M.neg(M.reduce_mean(M.add(pos, neg), None, False))
+    """SINGA's BinaryCrossEntropy: -sum(t log y + (1 - t) log(1 - y)) / N over all elements,
+    N the batch size y.shape[0] (PyTorch's mean divides by every element); y is clipped to
+    [eps, 1 - eps]."""
+    def bce(y, t):
+        yc = M.clip(y, eps, 1.0 - eps)
+        pos = M.mul(t, M.log(yc))
+        neg = M.mul(M.sub(1.0, t), M.log(M.sub(1.0, yc)))
+        return M.mul(M.reduce_sum(M.add(pos, neg), None, False), -1.0 / _batch(y))
+
+    return _in_float32(bce, y, t)
 
 
 def mse_loss(x: Tensor, t: Tensor) -> Tensor:
-    """Mean of (x - t)^2 over all elements (PyTorch's MSELoss; SINGA divides by 2N)."""
+    """SINGA's MeanSquareError: sum((x - t)^2) / (2N), N the batch size x.shape[0], so the
+    gradient is (x - t) / N (PyTorch's MSELoss is the mean over every element)."""
     d = M.sub(x, t)
-    return M.reduce_mean(M.mul(d, d), None, False)
+    return M.mul(M.reduce_sum(M.mul(d, d), None, False), 0.5 / _batch(x))

@@ -4,7 +4,8 @@ committed, so the test needs no torch):
 
     python tests/data/make_torch_optim.py
 
-The problem: a tiny MLP, out = relu(X W1 + b1) W2 + b2, with loss mean((out - Y)^2), trained
+The problem: a tiny MLP, out = relu(X W1 + b1) W2 + b2, with SINGA's MeanSquareError loss
+sum((out - Y)^2) / (2 N) (minisinga's autograd.mse_loss; N the batch size), trained
 from fixed float32 starting values for STEPS steps in float64. Every case stores `<case>/p<i>`
 (STEPS, *shape of parameter i), the four parameters after each step, as float32.
 
@@ -49,7 +50,7 @@ def loss_of(ps, step, skip):
     x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
     h = torch.relu(x @ ps[0] + ps[1])
     out = h @ ps[2] if step in skip else h @ ps[2] + ps[3]
-    return ((out - y) ** 2).mean()
+    return ((out - y) ** 2).sum() / (2 * out.shape[0])  # SINGA's MeanSquareError
 
 
 def fresh():
