@@ -3,7 +3,9 @@ attribute assignment with dotted names (`conv1.W`), SINGA's names and initialisa
 
 from __future__ import annotations
 
+import contextlib
 import math
+import weakref
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence
 
@@ -11,6 +13,7 @@ import numpy as np
 
 from . import autograd, tensor
 from .autograd.nn import _pads4, pair, same_padding
+from .device import eager
 from .tensor import Tensor
 
 
@@ -23,18 +26,41 @@ class Layer:
     def __init__(self):
         object.__setattr__(self, "_layers", OrderedDict())
         object.__setattr__(self, "_tensors", OrderedDict())
+        object.__setattr__(self, "_parent", None)  # (weakref to the parent, attribute name)
+        object.__setattr__(self, "_name", None)
         self._initialized = False
-        self.name: Optional[str] = None
+
+    @property
+    def name(self) -> Optional[str]:
+        """As in SINGA: the layer's dotted path in its model ("block.conv1"), set when it is
+        assigned to a parent's attribute (None for a model or a free layer), unless a name
+        was given; custom layers name their tensors from it."""
+        if self._name is not None:
+            return self._name
+        if self._parent is None:
+            return None
+        parent = self._parent[0]()
+        pname = parent.name if parent is not None else None
+        return self._parent[1] if pname is None else pname + self.sep + self._parent[1]
+
+    @name.setter
+    def name(self, value: Optional[str]) -> None:
+        object.__setattr__(self, "_name", value)
 
     def __setattr__(self, name: str, value) -> None:
         layers, tensors = self.__dict__.get("_layers"), self.__dict__.get("_tensors")
         if layers is None:
-            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() "
-                               "before assigning attributes")
+            if isinstance(value, (Layer, Tensor)):
+                raise RuntimeError(f"{type(self).__name__}.__init__ must call "
+                                   "super().__init__() before assigning layers or tensors")
+            object.__setattr__(self, name, value)  # a plain setting, as SINGA allows
+            return
         layers.pop(name, None)
         tensors.pop(name, None)
         if isinstance(value, Layer):
             layers[name] = value
+            if value._parent is None:
+                object.__setattr__(value, "_parent", (weakref.ref(self), name))
         elif isinstance(value, Tensor):
             tensors[name] = value
         object.__setattr__(self, name, value)
@@ -50,7 +76,11 @@ class Layer:
                 raise TypeError(f"{type(self).__name__}: inputs must be Tensors, got a numpy "
                                 "array; wrap it with tensor.from_numpy(array, device)")
         if not self._initialized:
-            self.initialize(*args, **kwargs)
+            x = next((a for a in args if isinstance(a, Tensor)), None)
+            # Eagerly, also inside a recorded step: the parameters are made once, not drawn
+            # again at every replay.
+            with eager(x.device) if x is not None else contextlib.nullcontext():
+                self.initialize(*args, **kwargs)
             self._initialized = True
         self._match_inputs(args)
         return self.forward(*args, **kwargs)
@@ -79,7 +109,16 @@ class Layer:
         for name, t in self._tensors.items():
             yield prefix + name, t
         for name, layer in self._layers.items():
-            yield from layer._named_tensors(prefix + name + self.sep)
+            sub = prefix + name + self.sep
+            # A sublayer that lists its own tensors (SINGA style, e.g. weights kept in a
+            # list) is asked for them, under the names it gives.
+            if type(layer).get_states is not Layer.get_states:
+                yield from layer.get_states().items()
+            elif type(layer).get_params is not Layer.get_params:
+                yield from layer.get_params().items()
+                yield from ((n, t) for n, t in layer._named_tensors(sub) if not t.stores_grad)
+            else:
+                yield from layer._named_tensors(sub)
 
     def named_layers(self, prefix: str = ""):
         for name, layer in self._layers.items():
@@ -121,10 +160,12 @@ class Layer:
             return
         for t in self._tensors.values():
             if t.device != x.device:
-                t.to_device(x.device)
+                with eager(x.device):
+                    t.to_device(x.device)
             if (t.dtype != x.dtype and x.dtype != tensor.int32
                     and t.dtype != tensor.int32):
-                t.data = t.as_type(x.dtype).data
+                with eager(x.device):  # converted once, not at every replay
+                    t.data = t.as_type(x.dtype).data
 
     def device_check(self, *inputs) -> None:
         self._match_inputs(inputs)
@@ -159,13 +200,17 @@ class Linear(Layer):
 
     def __init__(self, out_features: int, *args, bias: bool = True, **kwargs):
         super().__init__()
-        if args:  # Linear(in_features, out_features)
+        if len(args) > 2 or kwargs:
+            raise TypeError(f"Linear: unexpected arguments {args[2:]} {sorted(kwargs)}; "
+                            "expected Linear(out[, bias=]) or Linear(in, out[, bias])")
+        if args:  # Linear(in_features, out_features[, bias]), SINGA's positional form
             self.in_features = tensor.check_count("Linear", "in_features", out_features, 1)
             self.out_features = tensor.check_count("Linear", "out_features", args[0], 1)
+            bias = args[1] if len(args) > 1 else bias
         else:
             self.in_features = None
             self.out_features = tensor.check_count("Linear", "out_features", out_features, 1)
-        self.bias = bias
+        self.bias = bool(bias)
 
     def initialize(self, x: Tensor) -> None:
         if x.ndim() != 2:
@@ -191,10 +236,13 @@ class Gemm(Layer):
     """ONNX Gemm: alpha * A' B' + beta * C, with B (out, in) when transB (the default)."""
 
     def __init__(self, nb_kernels: int, alpha: float = 1.0, beta: float = 1.0,
-                 transA: bool = False, transB: bool = True, bias: bool = True):
+                 transA: bool = False, transB: bool = True, bias: bool = True,
+                 bias_shape: Optional[Sequence[int]] = None):
         super().__init__()
         self.nb_kernels, self.alpha, self.beta = nb_kernels, alpha, beta
         self.transA, self.transB, self.bias = transA, transB, bias
+        # SINGA's: the shape of C, broadcast to (N, nb_kernels); (1, nb_kernels) by default
+        self.bias_shape = (1, nb_kernels) if bias_shape is None else tuple(bias_shape)
 
     def initialize(self, x: Tensor) -> None:
         fan_in = x.shape[0] if self.transA else x.shape[1]
@@ -202,7 +250,7 @@ class Gemm(Layer):
         std = math.sqrt(2.0 / (fan_in + self.nb_kernels))
         self.W = _param(shape, x.device, x.dtype).gaussian(0.0, std)
         if self.bias:
-            self.b = _param((1, self.nb_kernels), x.device, x.dtype).set_value(0.0)
+            self.b = _param(self.bias_shape, x.device, x.dtype).set_value(0.0)
 
     def forward(self, x: Tensor) -> Tensor:
         a = autograd.transpose(x) if self.transA else x
@@ -234,6 +282,9 @@ class Conv2d(Layer):
             nb_kernels, kernel_size = kernel_size, args[0]
             stride = args[1] if len(args) > 1 else stride
             padding = args[2] if len(args) > 2 else padding
+        # SINGA's cuDNN hints (algorithm preference, workspace limit): no cuDNN here.
+        kwargs.pop("cudnn_prefer", None)
+        kwargs.pop("workspace_MB_limit", None)
         if kwargs:
             raise TypeError(f"Conv2d: unexpected arguments {sorted(kwargs)}")
         self.nb_kernels = tensor.check_count("Conv2d", "nb_kernels", nb_kernels, 1)
@@ -385,17 +436,38 @@ class AvgPool2d(Pooling2d):
 
 
 class MaxPool1d(Layer):
-    def __init__(self, kernel_size: int, stride: Optional[int] = None, padding: int = 0):
+    """Pooling along the last axis of (N, C, L) input, or of (N, C, 1, L) as SINGA's (a
+    Pooling2d with kernel (1, k)); the output keeps the input's rank."""
+
+    def __init__(self, kernel_size: int, stride: Optional[int] = None, padding: int = 0,
+                 pad_mode: str = "NOTSET"):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.pad_mode = pad_mode.upper()
+        if self.pad_mode not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+            raise ValueError(f"{type(self).__name__}: unknown pad_mode {pad_mode!r} (expected "
+                             "NOTSET, SAME_UPPER, SAME_LOWER or VALID)")
 
     def forward(self, x: Tensor) -> Tensor:
-        return autograd.max_pool_1d(x, self.kernel_size, self.stride, self.padding)
+        is_max = not isinstance(self, AvgPool1d)
+        if x.ndim() == 3 and self.pad_mode in ("NOTSET", "VALID"):
+            pool = autograd.max_pool_1d if is_max else autograd.avg_pool_1d
+            return pool(x, self.kernel_size, self.stride,
+                        0 if self.pad_mode == "VALID" else self.padding)
+        if x.ndim() not in (3, 4) or (x.ndim() == 4 and x.shape[2] != 1):
+            raise ValueError(f"{type(self).__name__}: expected (N, C, L) or (N, C, 1, L) "
+                             f"input, got shape {x.shape}")
+        x4 = x if x.ndim() == 4 else autograd.unsqueeze(x, [2])
+        k, s = self.kernel_size, self.kernel_size if self.stride is None else self.stride
+        pads = (0, 0, 0, 0) if self.pad_mode == "VALID" else (0, 0, self.padding, self.padding)
+        if self.pad_mode in ("SAME_UPPER", "SAME_LOWER"):
+            pads = same_padding(x4.shape[2:], (1, k), (1, s), (1, 1), self.pad_mode)
+        y = autograd.pooling_2d(x4, (1, k), (1, s), pads, is_max)
+        return y if x.ndim() == 4 else autograd.squeeze(y, [2])
 
 
 class AvgPool1d(MaxPool1d):
-    def forward(self, x: Tensor) -> Tensor:
-        return autograd.avg_pool_1d(x, self.kernel_size, self.stride, self.padding)
+    pass
 
 
 class GlobalAvgPool2d(Layer):

@@ -49,7 +49,7 @@ class Model(Layer):
         self._graph_inputs: Optional[tuple] = None
         self._graph_results = None
         self._graph_version = None
-        self._graph_lr = None
+        self._graph_key = None
         self._device = None
 
     # ---- setup ----
@@ -103,6 +103,7 @@ class Model(Layer):
         self._graph_inputs, self._graph_results = None, None
 
     def on_device(self, device) -> None:
+        self._drop_graph()  # the old device's recorded step, and the memory it holds
         self._device = device
         for t in self.get_states().values():
             t.to_device(device)
@@ -121,13 +122,19 @@ class Model(Layer):
     def _graph_step(self, args, kwargs):
         if not self._compiled:
             raise RuntimeError("graph mode needs compile() first")
+        # The step runs where its inputs are (the layers move their parameters there).
+        x = next(_tensors_in((args, kwargs)), None)
+        if x is not None and x.device != self._device:
+            self._drop_graph()
+            self._device = x.device
         dev = self._device
         # Recorded here, unless the device's graph changed since (another model recorded on
-        # it: a device holds one graph): then replaying would run that model's step.
-        # Or a new learning-rate schedule was set: the recorded step computes the old one.
-        lr = getattr(self.optimizer, "lr", None)
+        # it: a device holds one graph): then replaying would run that model's step. Or the
+        # optimizer's settings or learning-rate schedule changed (the recorded step has the
+        # old ones), or the inputs alias each other differently.
+        key = _optimizer_key(self.optimizer)
         if (self._graph_inputs is None or dev.graph_version() != self._graph_version
-                or lr is not self._graph_lr):
+                or key != self._graph_key or not self._feed(args, kwargs)):
             dev.ResetGraph()
             self._graph_inputs = (args, dict(kwargs))
             dev.EnableGraph(True)
@@ -142,40 +149,44 @@ class Model(Layer):
             dev.EnableGraph(False)
             dev.set_graph_phase("")
             self._graph_version = dev.graph_version()
-            self._graph_lr = lr
+            self._graph_key = key
             # Drop the recorded autograd tape: only the graph should hold intermediates, so
             # it can release them after their last use.
             for t in _tensors_in(self._graph_results):
                 t.creator = None
-        else:
-            self._feed(args, kwargs)
         dev.RunGraph(self.sequential)
         return self._graph_results
 
-    def _feed(self, args, kwargs) -> None:
-        """Checks a call against the recorded one; copies new input tensors into the recorded
-        input tensors (same shape and dtype)."""
-        rec_args, rec_kwargs = self._graph_inputs
-        if len(args) != len(rec_args) or set(kwargs) != set(rec_kwargs):
+    def _feed(self, args, kwargs) -> bool:
+        """Checks a call against the recorded one and copies its tensors (also inside lists,
+        tuples and dicts) into the recorded input tensors (same shape and dtype). False when
+        the step must be recorded again: the new tensors alias each other where the recorded
+        ones did not, or the other way round."""
+        rec, new = _leaves(self._graph_inputs), _leaves((args, dict(kwargs)))
+        if len(rec) != len(new) or _aliases(rec) != _aliases(new):
+            if len(rec) == len(new) and all(
+                    isinstance(r, Tensor) == isinstance(n, Tensor) for r, n in zip(rec, new)):
+                return False
             raise ValueError("graph mode: the model was recorded with different arguments; "
                              "call it with the same arguments or call graph() to re-record")
-        pairs = list(zip(rec_args, args)) + [(rec_kwargs[k], kwargs[k]) for k in kwargs]
-        for i, (rec, new) in enumerate(pairs):
-            if isinstance(rec, Tensor):
-                if not isinstance(new, Tensor):
-                    raise TypeError(f"graph mode: argument {i} was a Tensor when recorded, "
-                                    f"got {type(new).__name__}")
-                if tuple(new.shape) != tuple(rec.shape) or new.dtype != rec.dtype:
-                    raise ValueError(
-                        f"graph mode: argument {i} has shape {tuple(new.shape)} and dtype "
-                        f"{new.dtype.name}, but the graph was recorded with shape "
-                        f"{tuple(rec.shape)} and dtype {rec.dtype.name}; refill the input "
-                        "tensors with copy_from_numpy or call graph() to re-record")
-                if new is not rec and not new.data.same_block(rec.data):
-                    rec.copy_from(new)
-            elif not _same_value(rec, new):
-                raise ValueError(f"graph mode: argument {i} was {rec!r} when recorded, got "
-                                 f"{new!r}; call graph() to re-record")
+        for i, (r, n) in enumerate(zip(rec, new)):
+            if not isinstance(r, Tensor):
+                if isinstance(n, Tensor) or not _same_value(r, n):
+                    raise ValueError(f"graph mode: input {i} was {r!r} when recorded, got "
+                                     f"{n!r}; call graph() to re-record")
+                continue
+            if not isinstance(n, Tensor):
+                raise TypeError(f"graph mode: input {i} was a Tensor when recorded, got "
+                                f"{type(n).__name__}")
+            if tuple(n.shape) != tuple(r.shape) or n.dtype != r.dtype:
+                raise ValueError(
+                    f"graph mode: input {i} has shape {tuple(n.shape)} and dtype "
+                    f"{n.dtype.name}, but the graph was recorded with shape "
+                    f"{tuple(r.shape)} and dtype {r.dtype.name}; refill the input "
+                    "tensors with copy_from_numpy or call graph() to re-record")
+            if n is not r and not n.data.same_block(r.data):
+                r.copy_from(n)
+        return True
 
     # ---- checkpoints ----
     # SINGA's checkpoint format: a zip holding these two files (save_states(format="singa")
@@ -358,6 +369,48 @@ def _tensors_in(obj):
     elif isinstance(obj, dict):
         for o in obj.values():
             yield from _tensors_in(o)
+
+
+def _leaves(obj) -> list:
+    """The tensors and other values in args/kwargs, depth first; a container is a leaf of
+    (its type, its length or keys) followed by its items."""
+    out: list = []
+
+    def walk(o):
+        if isinstance(o, (list, tuple)):
+            out.append(_Shape((type(o), len(o))))
+            for e in o:
+                walk(e)
+        elif isinstance(o, dict):
+            out.append(_Shape((dict, tuple(o))))
+            for e in o.values():
+                walk(e)
+        else:
+            out.append(o)
+
+    walk(obj)
+    return out
+
+
+class _Shape(tuple):
+    """A container's place in _leaves (compared by value)."""
+
+    def __eq__(self, other):
+        return isinstance(other, _Shape) and tuple(self) == tuple(other)
+
+    __hash__ = tuple.__hash__
+
+
+def _aliases(leaves) -> list:
+    """For each tensor leaf, the index of the first leaf holding the same tensor."""
+    first: dict = {}
+    return [first.setdefault(id(t), i) for i, t in enumerate(leaves) if isinstance(t, Tensor)]
+
+
+def _optimizer_key(optimizer):
+    """What a recorded step took from the optimizer: its schedule and its settings."""
+    settings = getattr(optimizer, "settings", None)
+    return (id(getattr(optimizer, "lr", None)), settings() if callable(settings) else None)
 
 
 def _same_value(a, b) -> bool:

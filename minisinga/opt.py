@@ -31,17 +31,37 @@ def _real(owner: str, name: str, v, lo: float = 0.0, hi: Optional[float] = None,
 
 
 class DecayScheduler:
-    """Maps the step counter (a device tensor) to a learning rate (a device tensor)."""
+    """Maps the step counter (a one-element device tensor) to a learning rate (another).
+
+    As in SINGA, a subclass implements `call(step: Tensor) -> Tensor`; the built-in ones
+    work on the core tensors directly (`_core_call`). The ops run on the device, so a
+    recorded training step computes each step's rate when it is replayed."""
 
     def __init__(self, init_value: float):
         self.init_value = _real(type(self).__name__, "init_value", init_value)
 
-    def __call__(self, step: "_core.Tensor") -> "_core.Tensor":
-        raise NotImplementedError
+    def __call__(self, step):
+        """step: a Tensor or a core tensor; returns the same kind."""
+        raw = not isinstance(step, Tensor)
+        if type(self).call is DecayScheduler.call:
+            out = self._core_call(step if raw else step.data)
+            return out if raw else Tensor(data=out, requires_grad=False)
+        out = self.call(Tensor(data=step, requires_grad=False) if raw else step)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{type(self).__name__}.call must return a Tensor, got "
+                            f"{type(out).__name__}")
+        return out.data if raw else out
+
+    def call(self, step: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}: a DecayScheduler implements "
+                                  "call(step), step being the step counter (a Tensor)")
+
+    def _core_call(self, step: "_core.Tensor") -> "_core.Tensor":
+        return self.call(Tensor(data=step, requires_grad=False)).data
 
 
 class Constant(DecayScheduler):
-    def __call__(self, step):
+    def _core_call(self, step):
         return _core.unary(_U.AddScalar, _core.unary(_U.MulScalar, step, 0.0), self.init_value)
 
 
@@ -57,7 +77,7 @@ class ExponentialDecay(DecayScheduler):
         self.decay_rate = _real("ExponentialDecay", "decay_rate", decay_rate)
         self.staircase = staircase
 
-    def __call__(self, step):
+    def _core_call(self, step):
         e = _core.unary(_U.MulScalar, step, 1.0 / self.decay_steps)
         if self.staircase:
             e = _core.unary(_U.Floor, e)
@@ -101,13 +121,16 @@ class Optimizer:
 
     # ---- the public SINGA API ----
     def __call__(self, loss: Tensor) -> None:
+        """Back-propagates `loss`, updates every parameter, then steps (SINGA's
+        call + step)."""
         self.call(loss)
+        self.step()
 
     def call(self, loss: Tensor) -> None:
-        """Back-propagates `loss` and updates every parameter, then steps."""
+        """Back-propagates `loss` and updates every parameter; step() is the caller's, as
+        in SINGA."""
         self._begin(loss.device)
         self._backward_and_apply(loss)
-        self.step()
 
     def _backward_and_apply(self, loss: Tensor) -> None:
         dev = loss.device
@@ -118,7 +141,7 @@ class Optimizer:
             dev.set_graph_phase("backward")
         dev.set_graph_phase("update")
 
-    backward_and_update = call
+    backward_and_update = __call__
 
     def step(self) -> None:
         """Advances the step counter and the learning rate (recorded device ops)."""
@@ -184,6 +207,12 @@ class Optimizer:
             buf.copy_from_numpy(arr)
             self._states.setdefault(pname, {})[bname] = buf
 
+    def settings(self) -> tuple:
+        """The numeric settings (momentum, betas, ...): a recorded training step holds their
+        values, so a Model records again when they change."""
+        return tuple(sorted((k, v) for k, v in vars(self).items() if not k.startswith("_")
+                            and isinstance(v, (bool, int, float))))
+
     def rename_states(self, old: str, new: str) -> None:
         """Keys the buffers kept for parameter name `old` by `new` (Model names parameters
         that trained before they had names)."""
@@ -214,7 +243,10 @@ class Optimizer:
     def _buffer(self, name: str, key: str, like: Tensor, value: float = 0.0) -> Tensor:
         bufs = self._states.setdefault(name, {})
         b = bufs.get(key)
-        if b is None or tuple(b.shape) != tuple(like.shape) or b.device != like.device:
+        if b is not None and tuple(b.shape) == tuple(like.shape) and b.device != like.device:
+            with eager(like.device):  # the parameter moved (Model.on_device): its state too
+                b.to_device(like.device)
+        if b is None or tuple(b.shape) != tuple(like.shape):
             # float16 params keep float32 state: the update runs in float32 (csrc/ops/half.h)
             # and small running averages would round away in float16.
             dtype = tensor.float32 if like.dtype == tensor.float16 else like.dtype
@@ -273,7 +305,6 @@ class Adam(Optimizer):
         # t = step + 1 for the bias correction of this step, computed on the device.
         self._t = _core.unary(_U.AddScalar, self.step_counter.data, 1.0)
         self._backward_and_apply(loss)
-        self.step()
 
     def apply(self, name, param, grad):
         self._check(name, param, grad)

@@ -30,10 +30,17 @@ _U, _B = _core.UnaryOp, _core.BinaryOp
 Number = Union[int, float]
 
 
+# SINGA's DataType numbers (kFloat32, kFloat16, kInt) and its as_type names.
+_SINGA_DTYPES = {0: float32, 1: float16, 2: int32, "int": int32, "float": float32}
+
+
 def to_dtype(dtype) -> "_core.DType":
-    """Normalises a dtype given as tensor.float32, a numpy dtype or a string."""
+    """Normalises a dtype given as tensor.float32, a numpy dtype, a string ('float32',
+    SINGA's 'int' and 'float') or SINGA's DataType number (0 float32, 1 float16, 2 int)."""
     if isinstance(dtype, _core.DType):
         return dtype
+    if isinstance(dtype, (int, str)) and not isinstance(dtype, bool) and dtype in _SINGA_DTYPES:
+        return _SINGA_DTYPES[dtype]
     try:
         nd = np.dtype(dtype)
     except TypeError:
@@ -122,6 +129,24 @@ class Tensor:
 
     def is_empty(self) -> bool:
         return self.data.numel == 0
+
+    def item(self):
+        """The value of a one-element tensor (a loss: shape (1,) as in SINGA) as a Python
+        number."""
+        if self.size() != 1:
+            raise ValueError(f"item: the tensor has shape {self.shape}, not one element")
+        return self.to_numpy().reshape(-1)[0].item()
+
+    def __bool__(self) -> bool:
+        """numpy's rule: the truth of a one-element tensor (its value read from the device,
+        so refused while the device records a graph, where no value exists yet); of any
+        other, an error (it was len(), so `if loss > limit` took a branch without a value)."""
+        if self.device.graph_enabled():
+            self.to_numpy()  # raises: no value while recording
+        if self.size() != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             "use (t.to_numpy()).any() or .all()")
+        return bool(self.to_numpy().reshape(-1)[0])
 
     def __len__(self) -> int:
         if self.data.ndim == 0:

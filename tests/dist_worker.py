@@ -100,7 +100,7 @@ def train(rank: int, world: int, sgd_factory, args, dist=None):
         tx.copy_from_numpy(x[lo:lo + bs])
         ty.copy_from_numpy(y[lo:lo + bs])
         _, loss = m(tx, ty, args.mode, args.spars)
-        losses.append(float(loss.to_numpy()))
+        losses.append(loss.item())
     params = {k: v.to_numpy() for k, v in m.get_params().items()}
     return params, np.array(losses)
 

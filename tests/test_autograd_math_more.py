@@ -395,7 +395,7 @@ def train(dev, graph, sequential=True, steps=3):
         tx.copy_from_numpy(x)
         ty.copy_from_numpy(y)
         _, loss = m(tx, ty)
-        losses.append(float(loss.to_numpy()))
+        losses.append(loss.item())
     states = {k: v.to_numpy() for k, v in m.get_states().items()}
     m.eval()
     return losses, states

@@ -208,6 +208,11 @@ SHAPE_OPS = [
      [rn(3, 2)]),
 ]
 
+def loss1(v):
+    """A loss as SINGA gives it: shape (1,)."""
+    return np.reshape(v, (1,))
+
+
 NN_OPS = [
     ("conv2d", lambda x, w, b: ag.conv2d(x, w, b, 1, 1), lambda x, w, b: np_conv2d(
         x, w, b, pads=(1, 1, 1, 1)), [rn(2, 3, 5, 5), rn(4, 3, 3, 3), rn(4)]),
@@ -251,17 +256,17 @@ NN_OPS = [
     ("log_softmax", lambda x: ag.log_softmax(x, 1), lambda x: np.log(softmax(x, 1)),
      [rn(3, 5)]),
     ("softmax_ce_labels", lambda x: ag.softmax_cross_entropy(x, on(LABELS, x)),
-     lambda x: -np.log(softmax(x, 1)[np.arange(4), LABELS]).mean(), [rn(4, 3)]),
+     lambda x: loss1(-np.log(softmax(x, 1)[np.arange(4), LABELS]).mean()), [rn(4, 3)]),
     ("softmax_ce_onehot", lambda x: ag.softmax_cross_entropy(x, on(onehot(LABELS, 3), x)),
-     lambda x: -np.log(softmax(x, 1)[np.arange(4), LABELS]).mean(), [rn(4, 3)]),
+     lambda x: loss1(-np.log(softmax(x, 1)[np.arange(4), LABELS]).mean()), [rn(4, 3)]),
     ("cross_entropy", lambda p: ag.cross_entropy(p, on(LABELS, p)),
-     lambda p: -np.log(p[np.arange(4), LABELS]).mean(),
+     lambda p: loss1(-np.log(p[np.arange(4), LABELS]).mean()),
      [(R.random((4, 3)) * 0.8 + 0.1).astype(np.float32)]),
     ("binary_cross_entropy", lambda p, t: ag.binary_cross_entropy(p, t),
-     lambda p, t: -(t * np.log(p) + (1 - t) * np.log(1 - p)).sum() / 3,  # SINGA: / batch
+     lambda p, t: loss1(-(t * np.log(p) + (1 - t) * np.log(1 - p)).sum() / 3),  # / batch
      [(R.random((3, 2)) * 0.8 + 0.1).astype(np.float32),
       R.integers(0, 2, (3, 2)).astype(np.float32)]),
-    ("mse_loss", ag.mse_loss, lambda x, t: ((x - t) ** 2).sum() / (2 * 3),  # SINGA's
+    ("mse_loss", ag.mse_loss, lambda x, t: loss1(((x - t) ** 2).sum() / (2 * 3)),  # SINGA's
      [rn(3, 4), rn(3, 4)]),
 ]
 

@@ -346,7 +346,7 @@ def train_char_model(dev, graph, sequential=True, steps=3, num_layers=2, dropout
         tx.copy_from_numpy(np.eye(vocab, dtype=np.float32)[ids[:-1]])
         ty.copy_from_numpy(ids[1:].reshape(-1).astype(np.int32))
         _, loss = m(tx, ty)
-        losses.append(float(loss.to_numpy()))
+        losses.append(loss.item())
     states = {k: v.to_numpy() for k, v in m.get_states().items()}
     m.eval()
     return losses, states
@@ -760,7 +760,7 @@ def train_classifier(dev, graph, rnn_mode, steps=3):
         tl.copy_from_numpy(r.integers(1, seq + 1, batch).astype(np.int32))
         ty.copy_from_numpy(r.integers(0, 3, batch).astype(np.int32))
         _, loss = m(tx, tl, ty)
-        losses.append(float(loss.to_numpy()))
+        losses.append(loss.item())
     m.eval()
     return losses, {k: v.to_numpy() for k, v in m.get_states().items()}
 

@@ -505,7 +505,7 @@ def train_steps(onnx_model, xs, ys, use_graph, lr=0.1, momentum=0.0, compile_wit
         tx.copy_from_numpy(x)
         ty.copy_from_numpy(y)
         _, loss = m(tx, ty)
-        losses.append(float(loss.to_numpy()))
+        losses.append(loss.item())
     nodes = dev.graph_node_names() if use_graph else None
     params = {k: v.to_numpy() for k, v in m.get_states().items()}
     m.graph(False)
@@ -793,7 +793,7 @@ def test_sonnx_model_training_step_matches_native_layers():
     son.compile([tx], is_train=True)
     _, loss_n = nat(tx, ty)
     _, loss_s = son(tx, ty)
-    assert_allclose(float(loss_s.to_numpy()), float(loss_n.to_numpy()), rtol=1e-5)
+    assert_allclose(loss_s.item(), loss_n.item(), rtol=1e-5)
     for k, name in _NATIVE_NAMES.items():
         want = nat.get_states()[k].to_numpy()
         got = son.get_states()[name].to_numpy()
@@ -830,7 +830,7 @@ def test_sonnx_model_gradient_matches_finite_differences():
             v = base.copy()
             v[idx] += sign * eps
             p.copy_from_numpy(v)
-            vals.append(float(loss().to_numpy()))
+            vals.append(loss().item())
         p.copy_from_numpy(base)
         fd = (vals[0] - vals[1]) / (2 * eps)
         assert fd == pytest.approx(grads[name][idx], rel=2e-2, abs=1e-4), name

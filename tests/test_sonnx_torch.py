@@ -52,6 +52,6 @@ def test_fine_tuning_in_a_recorded_graph_equals_eager(ref, dev):
         net.set_optimizer(opt.SGD(lr=0.1, momentum=0.9))
         x, y = tensor.from_numpy(d["x2"], dev), tensor.from_numpy(d["labels"], dev)
         net.compile([x], is_train=True, use_graph=use_graph)
-        losses[use_graph] = [float(net(x, y)[1].to_numpy()) for _ in range(4)]
+        losses[use_graph] = [net(x, y)[1].item() for _ in range(4)]
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
     assert losses[False][-1] < losses[False][0]

@@ -78,7 +78,7 @@ def test_getitem_in_a_recorded_graph_equals_eager():
         m.set_optimizer(opt.SGD(0.1, momentum=0.9))
         tx, tt = tensor.Tensor(data=x, device=dev), tensor.Tensor(data=t, device=dev)
         m.compile([tx], is_train=True, use_graph=graph)
-        losses = [float(m(tx, tt)[1].to_numpy()) for _ in range(4)]
+        losses = [m(tx, tt)[1].item() for _ in range(4)]
         results.append((losses, m.fc.W.to_numpy()))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-6)

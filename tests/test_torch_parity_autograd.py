@@ -146,8 +146,14 @@ def forward_backward(fn, xs, dy, dtype, dev=None):
     ts = [tensor.Tensor(data=a.astype(dtype), device=dev, stores_grad=True) for a in xs]
     with ag.train_mode():
         y = fn(*ts)
+    if dy.shape == () and y.shape == (1,):  # a loss: torch's is 0-d, SINGA's shape (1,)
+        dy = dy.reshape(1)
     grads = ag.gradients(y, tensor.Tensor(data=dy.astype(dtype), device=y.device))
     return y, [grads.get(t) for t in ts]
+
+
+def _loss_shape(shape):
+    return (1,) if shape == () else shape  # SINGA's losses have shape (1,), torch's ()
 
 
 def test_cases_match_the_fixture():
@@ -160,7 +166,7 @@ def test_cases_match_the_fixture():
 def test_float32_against_torch(dev, name):
     xs, dy, want_y, want_g = case(name)
     y, grads = forward_backward(CASES[name], xs, dy, np.float32, dev)
-    assert y.shape == want_y.shape and y.dtype == tensor.float32
+    assert _loss_shape(want_y.shape) == y.shape and y.dtype == tensor.float32
     np.testing.assert_allclose(y.to_numpy(), want_y, rtol=1e-4, atol=1e-5, err_msg="forward")
     for i, (g, w) in enumerate(zip(grads, want_g)):
         got = np.zeros_like(w) if g is None else g.to_numpy()

@@ -500,7 +500,7 @@ def test_binary_cross_entropy_float16_confident_prediction_is_finite():
     yv = y16.astype(np.float64)
     want = -np.sum(np.log([yv[0, 0], 1.0, 1.0, 1 - yv[0, 3]]))  # SINGA's: / batch size 1
     assert np.isfinite(loss.to_numpy()), loss.to_numpy()
-    np.testing.assert_allclose(float(loss.to_numpy()), want, atol=2e-3)
+    np.testing.assert_allclose(loss.item(), want, atol=2e-3)
     assert np.isfinite(g).all(), g
     np.testing.assert_allclose(g[0, [0, 3]], [-1 / yv[0, 0], 1 / (1 - yv[0, 3])],
                                rtol=5e-3)

@@ -68,7 +68,7 @@ def test_cnn_learns_fashion_mnist():
             tx.copy_from_numpy(x_train[i:i + bs])
             ty.copy_from_numpy(y_train[i:i + bs])
             _, loss = m(tx, ty)
-            losses.append(float(loss.to_numpy()))
+            losses.append(loss.item())
     m.eval()
     correct = 0
     for i in range(0, len(x_test), bs):

@@ -204,6 +204,7 @@ void CudaGPU::DropCapture() {
 }
 
 void CudaGPU::ResetGraph() {
+  CheckNotReplaying("ResetGraph");
   DropCapture();
   Device::ResetGraph();
 }

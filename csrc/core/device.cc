@@ -90,15 +90,31 @@ void Device::ExecCheck(Fn fn, std::vector<BlockPtr> reads, std::vector<BlockPtr>
                         graph_->current_phase, false});
 }
 
-void Device::EnableGraph(bool enable) { buffering_ = enable; }
+void Device::CheckNotReplaying(const char* what) const {
+  MS_CHECK(!replaying_, what << ": called during a replay of " << name()
+                             << "'s graph (from one of its Python nodes); a graph cannot "
+                                "change or run itself while it runs");
+}
+
+void Device::EnableGraph(bool enable) {
+  CheckNotReplaying("EnableGraph");
+  buffering_ = enable;
+}
 
 void Device::RunGraph(bool sequential) {
   MS_CHECK(!buffering_, "RunGraph: the device is still recording; call EnableGraph(False) first");
+  CheckNotReplaying("RunGraph");
+  struct Replaying {  // cleared however the replay ends
+    bool& flag;
+    explicit Replaying(bool& f) : flag(f) { flag = true; }
+    ~Replaying() { flag = false; }
+  } replaying(replaying_);
   graph_->Run(this, sequential);
   faults_due_ = !faults_.empty();  // set after: a Sync inside the replay (profiling) is too early
 }
 
 void Device::ResetGraph() {
+  CheckNotReplaying("ResetGraph");
   faults_.clear();  // the recorded ops' flags go with them, unread
   faults_due_ = false;
   Sync();

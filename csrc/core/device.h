@@ -86,6 +86,8 @@ class Device {
   bool graph_enabled() const { return buffering_; }
   void RunGraph(bool sequential);
   virtual void ResetGraph();
+  // Raises if this device is replaying its graph (a Python node may call back into it).
+  void CheckNotReplaying(const char* what) const;
   // Inputs checked on the device during a graph replay (labels, indices): an op registers,
   // while recording, the int32 flag its kernel sets non-zero for a bad input and the error
   // that means. On a CPU the op's closure raises at once (RaiseIfFlagged), stopping the
@@ -132,6 +134,7 @@ class Device {
   BlockPtr rng_block_;
   bool poison_;
   bool buffering_ = false;
+  bool replaying_ = false;  // inside RunGraph
   std::vector<std::pair<BlockPtr, std::string>> faults_;  // AddFaultFlag's, until ResetGraph
   bool faults_due_ = false;  // a replay ran since CheckFaults last read the flags
   int verbosity_ = 0;

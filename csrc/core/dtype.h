@@ -83,7 +83,13 @@ struct Cvt {
 template <>
 struct Cvt<int32_t> {  // double holds every int32 exactly
   static MS_HD double Load(int32_t v) { return static_cast<double>(v); }
-  static MS_HD int32_t Store(double v) { return static_cast<int32_t>(v); }
+  // Truncated, saturating (a NaN gives 0): a bare cast of NaN or of a value out of range
+  // is undefined behaviour (x86 gives INT32_MIN), e.g. exp(30) or log(-5) on int32.
+  static MS_HD int32_t Store(double v) {
+    return v != v ? 0
+                  : v >= 2147483647.0 ? 2147483647
+                                      : v <= -2147483648.0 ? (-2147483647 - 1) : static_cast<int32_t>(v);
+  }
 };
 template <>
 struct Cvt<half_t> {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
+#include <functional>
 #include <random>
 
 namespace minisinga {
@@ -58,22 +58,37 @@ std::vector<size_t> Graph::DependencyOrder() const {
       readers[b.get()].clear();
     }
   }
-  // Kahn's algorithm, level by level (FIFO), ties in recorded order; or, shuffled, any
-  // ready node.
-  std::deque<size_t> ready;
+  // Kahn's algorithm taking the earliest recorded ready node (a min-heap), or, shuffled,
+  // any ready node. The earliest first keeps each intermediate's life as short as the
+  // recording made it: SINGA's level-by-level (FIFO) order ran every op that reads only
+  // inputs and weights first, which held more intermediates at once than eager mode.
+  std::vector<size_t> ready;
+  const auto later = std::greater<size_t>();
   for (size_t i = 0; i < n; i++)
     if (indeg[i] == 0) ready.push_back(i);
+  std::make_heap(ready.begin(), ready.end(), later);
   std::vector<size_t> order;
   order.reserve(n);
   const uint64_t shuffle = Shuffle().load();
   std::mt19937_64 rng(shuffle);
   while (!ready.empty()) {
-    if (shuffle) std::swap(ready.front(), ready[rng() % ready.size()]);
-    size_t i = ready.front();
-    ready.pop_front();
+    size_t i;
+    if (shuffle) {
+      std::swap(ready[rng() % ready.size()], ready.back());
+      i = ready.back();
+      ready.pop_back();
+    } else {
+      std::pop_heap(ready.begin(), ready.end(), later);
+      i = ready.back();
+      ready.pop_back();
+    }
     order.push_back(i);
-    for (size_t j : out[i])
-      if (--indeg[j] == 0) ready.push_back(j);
+    for (size_t j : out[i]) {
+      if (--indeg[j] == 0) {
+        ready.push_back(j);
+        if (!shuffle) std::push_heap(ready.begin(), ready.end(), later);
+      }
+    }
   }
   MS_CHECK(order.size() == n, "RunGraph: the recorded graph has a dependency cycle");
   return order;

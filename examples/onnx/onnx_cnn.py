@@ -48,7 +48,7 @@ def train(net, tx, ty, xs, ys, steps: int, batch: int, rng) -> float:
         tx.copy_from_numpy(xs[pick])
         ty.copy_from_numpy(ys[pick])
         _, loss = net(tx, ty)
-        losses.append(float(loss.to_numpy()))
+        losses.append(loss.item())
     return float(np.mean(losses[-20:]))
 
 

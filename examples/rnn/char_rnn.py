@@ -181,7 +181,7 @@ def run(args) -> None:
             tx.copy_from_numpy(eye[xs[:, cols].T])        # (seq, batch, vocab)
             ty.copy_from_numpy(ys[:, cols].T.reshape(-1))  # step-major, as the scores
             _, loss = net(tx, ty)
-            total += float(loss.to_numpy())
+            total += loss.item()
         print(f"Epoch {epoch}: loss = {total / steps:.4f}, "
               f"{time.perf_counter() - start:.3f}s", flush=True)
     if args.sample_len > 0:

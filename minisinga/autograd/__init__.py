@@ -1,7 +1,7 @@
 """Autograd: operators with backward, `backward()` as a generator, the `training` switch.
 
 `autograd.training = True` (SINGA's way) and `with autograd.train_mode():` both set the
-thread-local recording flag.
+recording switch (one for the process, as in SINGA).
 """
 
 import sys as _sys
@@ -232,7 +232,7 @@ _LAYER_ALIASES = ("Linear", "Conv2d", "SeparableConv2d", "BatchNorm2d", "Pooling
 
 
 class _AutogradModule(_types.ModuleType):
-    """Lets `autograd.training` read and write the thread-local flag, and resolves SINGA's
+    """Lets `autograd.training` read and write the training switch, and resolves SINGA's
     layer aliases."""
 
     def __getattr__(self, name: str):

@@ -11,17 +11,20 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from .. import _core
 from ..tensor import Tensor
 
-_state = threading.local()
+_state = threading.local()  # the sonnx tracer, per thread
+_training = False  # one switch for the process, as SINGA's autograd.training
 
 
 def is_training() -> bool:
-    """Whether operators record their creators (thread-local; False by default)."""
-    return getattr(_state, "training", False)
+    """Whether operators record their creators (False by default)."""
+    return _training
 
 
 def set_training(flag: bool) -> None:
-    """Turns recording on or off for this thread (also `autograd.training = flag`)."""
-    _state.training = bool(flag)
+    """Turns recording on or off (also `autograd.training = flag`): one switch for every
+    thread, as in SINGA (a model compiled in one thread trains in another)."""
+    global _training
+    _training = bool(flag)
 
 
 @contextlib.contextmanager
@@ -147,7 +150,8 @@ def backward(y: Tensor, dy: Optional[Tensor] = None,
 
     Args:
         y: the output (usually a scalar loss) produced while `training` was on.
-        dy: its gradient; ones of y's shape by default.
+        dy: its gradient: a Tensor of y's shape, or a number (SINGA's: that value
+            everywhere); ones by default.
         retain_graph: True (SINGA's behaviour) keeps what each op saved, so the graph can be
             back-propagated again; False frees it as soon as the op's backward has run, which
             lowers eager mode's peak memory (the optimizers' training step uses False).
@@ -155,9 +159,12 @@ def backward(y: Tensor, dy: Optional[Tensor] = None,
     if y.creator is None:
         raise ValueError("backward: y has no creator; run the forward pass with "
                          "autograd.training = True and inputs that require grad")
-    if dy is None:
+    if dy is None or (isinstance(dy, (int, float)) and not isinstance(dy, bool)):
+        # ones, or SINGA's number: the gradient of y everywhere (it rescales the loss)
         g = _core.Tensor(list(y.shape), y.device, y.dtype)
-        _core.fill(g, 1.0)
+        _core.fill(g, 1.0 if dy is None else float(dy))
+    elif not isinstance(dy, Tensor):
+        raise TypeError(f"backward: dy must be a Tensor or a number, got {type(dy).__name__}")
     else:
         if tuple(dy.shape) != tuple(y.shape):
             raise ValueError(f"backward: dy has shape {dy.shape}, expected {y.shape}")

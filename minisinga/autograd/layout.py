@@ -202,20 +202,24 @@ def slice(x: Tensor, starts, ends, axes=None, steps=None) -> Tensor:  # noqa: A0
 
 
 class Squeeze(Operator):
+    """Drops the size-1 axes in `axis` (an int or a list); None or [] (SINGA's default)
+    drops every size-1 axis."""
+
     def __init__(self, axis=None):
         super().__init__()
-        self.axis = [axis] if isinstance(axis, int) else axis
+        self.axis = [axis] if isinstance(axis, (int, np.integer)) else axis
 
     def forward(self, x):
         self.xshape = x.shape
         nd = x.ndim
-        if self.axis is None:
+        if self.axis is None or len(self.axis) == 0:
             shape = [d for d in x.shape if d != 1]
         else:
             axes = [a + nd if a < 0 else a for a in self.axis]
-            for a in axes:
+            for given, a in zip(self.axis, axes):
                 if not 0 <= a < nd or x.shape[a] != 1:
-                    raise ValueError(f"squeeze: axis {a} of shape {x.shape} is not of size 1")
+                    raise ValueError(f"squeeze: axis {given} of shape {x.shape} is not of "
+                                     "size 1")
             shape = [d for i, d in enumerate(x.shape) if i not in axes]
         return x.reshape(shape)
 
@@ -236,9 +240,10 @@ class Unsqueeze(Operator):
         self.xshape = x.shape
         shape = list(x.shape)
         nd = x.ndim + len(self.axis)
+        for given in self.axis:
+            if not -nd <= given < nd:
+                raise ValueError(f"unsqueeze: axis {given} out of range for output of {nd} dims")
         for a in sorted(a + nd if a < 0 else a for a in self.axis):
-            if not 0 <= a <= len(shape):
-                raise ValueError(f"unsqueeze: axis {a} out of range for output of {nd} dims")
             shape.insert(a, 1)
         return x.reshape(shape)
 

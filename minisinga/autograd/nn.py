@@ -271,7 +271,7 @@ class SoftMaxCrossEntropy(Operator):
         loss, prob = F.core.softmax_cross_entropy(x, self.t.data)
         if self.requires_grad:
             self.prob, self.n = prob, x.shape[0]
-        return F.core.reduce_mean(loss, [0], False)
+        return F.core.reduce_mean(loss, [0], True)  # shape (1,), as SINGA's losses
 
     def backward(self, dy):
         dloss = F.core.broadcast_to(F.scale(dy, 1.0 / self.n).reshape([1]), [self.n])
@@ -304,12 +304,19 @@ def _batch(y: Tensor) -> int:
     return y.shape[0] if y.ndim() else 1
 
 
+def _loss(v: Tensor) -> Tensor:
+    """A loss value as SINGA gives it: shape (1,) (`tensor.to_numpy(loss)[0]`)."""
+    from .layout import reshape
+
+    return reshape(v, [1])
+
+
 def cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
     """SINGA's CrossEntropy: -sum(t * log(y)) / N for probabilities y (N, C); t as above."""
     def ce(y, t):
         t = _one_hot_like(t, y)
         logp = M.log(M.clip(y, eps, 1.0))
-        return M.mul(M.reduce_sum(M.mul(t, logp), None, False), -1.0 / _batch(y))
+        return _loss(M.mul(M.reduce_sum(M.mul(t, logp), None, False), -1.0 / _batch(y)))
 
     return _in_float32(ce, y, t)
 
@@ -322,7 +329,7 @@ def binary_cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
         yc = M.clip(y, eps, 1.0 - eps)
         pos = M.mul(t, M.log(yc))
         neg = M.mul(M.sub(1.0, t), M.log(M.sub(1.0, yc)))
-        return M.mul(M.reduce_sum(M.add(pos, neg), None, False), -1.0 / _batch(y))
+        return _loss(M.mul(M.reduce_sum(M.add(pos, neg), None, False), -1.0 / _batch(y)))
 
     return _in_float32(bce, y, t)
 
@@ -331,4 +338,4 @@ def mse_loss(x: Tensor, t: Tensor) -> Tensor:
     """SINGA's MeanSquareError: sum((x - t)^2) / (2N), N the batch size x.shape[0], so the
     gradient is (x - t) / N (PyTorch's MSELoss is the mean over every element)."""
     d = M.sub(x, t)
-    return M.mul(M.reduce_sum(M.mul(d, d), None, False), 0.5 / _batch(x))
+    return _loss(M.mul(M.reduce_sum(M.mul(d, d), None, False), 0.5 / _batch(x)))
