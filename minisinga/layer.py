@@ -22,6 +22,7 @@ class Layer:
     first call, so sizes come from the input) and compute in `forward(*inputs)`."""
 
     sep = "."
+    float32_states: tuple = ()  # tensors kept float32 when the inputs are float16
 
     def __init__(self):
         object.__setattr__(self, "_layers", OrderedDict())
@@ -158,12 +159,12 @@ class Layer:
         x = next((a for a in args if isinstance(a, Tensor)), None)
         if x is None:
             return
-        for t in self._tensors.values():
+        for name, t in self._tensors.items():
             if t.device != x.device:
                 with eager(x.device):
                     t.to_device(x.device)
-            if (t.dtype != x.dtype and x.dtype != tensor.int32
-                    and t.dtype != tensor.int32):
+            if (t.dtype != x.dtype and x.dtype != tensor.int32 and t.dtype != tensor.int32
+                    and not (name in self.float32_states and t.dtype == tensor.float32)):
                 with eager(x.device):  # converted once, not at every replay
                     t.data = t.as_type(x.dtype).data
 
@@ -175,6 +176,11 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _float_input(layer: str, x: Tensor) -> None:
+    if x.dtype not in (tensor.float32, tensor.float16):
+        raise TypeError(f"{layer}: the input must be float32 or float16, got {x.dtype.name}")
 
 
 def _param(shape, device, dtype, name=None) -> Tensor:
@@ -215,6 +221,7 @@ class Linear(Layer):
     def initialize(self, x: Tensor) -> None:
         if x.ndim() != 2:
             raise ValueError(f"Linear: expected a 2-d input (N, features), got shape {x.shape}")
+        _float_input("Linear", x)
         fan_in = x.shape[1]
         if self.in_features is not None and self.in_features != fan_in:
             raise ValueError(f"Linear: built for {self.in_features} input features, "
@@ -245,6 +252,7 @@ class Gemm(Layer):
         self.bias_shape = (1, nb_kernels) if bias_shape is None else tuple(bias_shape)
 
     def initialize(self, x: Tensor) -> None:
+        _float_input("Gemm", x)
         fan_in = x.shape[0] if self.transA else x.shape[1]
         shape = (self.nb_kernels, fan_in) if self.transB else (fan_in, self.nb_kernels)
         std = math.sqrt(2.0 / (fan_in + self.nb_kernels))
@@ -307,6 +315,7 @@ class Conv2d(Layer):
     def initialize(self, x: Tensor) -> None:
         if x.ndim() != 4:
             raise ValueError(f"Conv2d: expected an NCHW input, got shape {x.shape}")
+        _float_input("Conv2d", x)
         c = x.shape[1]
         if self.in_channels is not None and self.in_channels != c:
             raise ValueError(f"Conv2d: built for {self.in_channels} input channels, "
@@ -365,10 +374,13 @@ class SeparableConv2d(Layer):
 
 class BatchNorm2d(Layer):
     """Batch normalisation for NCHW (or (N, C)) inputs. SINGA's momentum: the running statistics
-    keep `momentum` of their old value (running = momentum * running + (1 - momentum) * batch).
+    keep `momentum` of their old value (running = momentum * running + (1 - momentum) * batch);
+    they stay float32 beside float16 inputs.
     `relu=True` applies a ReLU to the result in the same kernels (BatchNorm2d then ReLU, with
     one pass over the activations fewer each way); forward(x, residual) adds `residual` before
     that ReLU (a residual block's end, relu(bn(x) + residual), in one op)."""
+
+    float32_states = ("running_mean", "running_var")
 
     def __init__(self, *args, momentum: float = 0.9, eps: float = 1e-5, relu: bool = False,
                  **kwargs):
@@ -387,10 +399,13 @@ class BatchNorm2d(Layer):
         self.channels = c
         self.scale = _param((c,), x.device, x.dtype).set_value(1.0)
         self.bias = _param((c,), x.device, x.dtype).set_value(0.0)
+        # float32 also for float16 inputs: a running average's small updates round away in
+        # float16 (it stalls) and a variance past 65504 is inf (the core takes both dtypes)
+        stats = tensor.float32 if x.dtype == tensor.float16 else x.dtype
         self.running_mean = Tensor((c,), x.device, requires_grad=False,
-                                   dtype=x.dtype).set_value(0.0)
+                                   dtype=stats).set_value(0.0)
         self.running_var = Tensor((c,), x.device, requires_grad=False,
-                                  dtype=x.dtype).set_value(1.0)
+                                  dtype=stats).set_value(1.0)
 
     def forward(self, x: Tensor, residual: Tensor = None) -> Tensor:
         if x.shape[1] != self.channels:

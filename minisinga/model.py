@@ -11,7 +11,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from . import autograd
+from . import autograd, tensor
 from .layer import Layer
 from .tensor import Tensor
 
@@ -257,6 +257,12 @@ class Model(Layer):
             if tuple(model[k].shape) != tuple(t.shape):
                 raise ValueError(f"load_states: {k!r} has shape {tuple(t.shape)} in the model "
                                  f"but {model[k].shape} in {fpath!r}")
+            a = model[k]
+            if t.dtype == tensor.float16 and a.dtype != np.float16 and a.size and np.any(
+                    np.isfinite(a) & (np.abs(a) > np.finfo(np.float16).max)):
+                raise ValueError(f"load_states: {k!r} in {fpath!r} holds values beyond "
+                                 "float16's range (65504) and the model's tensor is float16; "
+                                 "load it into a float32 model")
         if opt and self.optimizer:
             self._name_params()
             params = self.get_params()

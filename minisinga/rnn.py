@@ -210,6 +210,9 @@ class RNN_Base(Layer):
                              f"for input batch size {batch}")
         if given.device != x.device:
             raise ValueError(f"{cls}: {name} is on {given.device} but the input on {x.device}")
+        if given.dtype != x.dtype:
+            raise TypeError(f"{cls}: {name} has dtype {given.dtype.name} but the input "
+                            f"{x.dtype.name}; give states of the input's dtype")
         if n == 1:
             return [given]
         return [autograd.reshape(p, (batch, hsz), allowzero=True)

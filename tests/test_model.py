@@ -246,24 +246,29 @@ def test_two_graph_models_on_one_device_interleave():
 
 def test_singa_checkpoint_float16(tmp_path):
     """float16 states keep their dtype through SINGA's format: code 1 (SINGA's kFloat16) in
-    states_attr.json, float16 arrays in the npz, the same values loaded back."""
+    states_attr.json, float16 arrays in the npz, the same values loaded back (BN's running
+    statistics are float32 beside float16 inputs: code 0)."""
     m = MLP()
     x = tensor.from_numpy(batch()[0].to_numpy().astype(np.float16))
     m.compile([x], is_train=False, use_graph=False)
-    assert all(t.dtype == tensor.float16 for t in m.get_states().values())
+    f32 = {"bn.running_mean", "bn.running_var"}
+    assert all((t.dtype == tensor.float32) == (k in f32) for k, t in m.get_states().items())
+    assert all(t.dtype == tensor.float16 for t in m.get_params().values())
     path = str(tmp_path / "half.zip")
     m.save_states(path, format="singa")
     with zipfile.ZipFile(path) as zf:
         attrs = json.loads(zf.read("states_attr.json"))
         with np.load(io.BytesIO(zf.read("tensor_dict.npz"))) as z:
-            assert {z[k].dtype for k in z.files} == {np.dtype(np.float16)}
-    assert {a["dtype"] for a in attrs.values()} == {1}
+            assert {k: z[k].dtype for k in z.files} == {
+                k: np.dtype(np.float32 if k in f32 else np.float16) for k in z.files}
+    assert {k: a["dtype"] for k, a in attrs.items()} == {k: 0 if k in f32 else 1
+                                                          for k in attrs}
     fresh = MLP()
     fresh.compile([x], is_train=False, use_graph=False)
     fresh.load_states(path)
     for k, t in m.get_states().items():
         got = fresh.get_states()[k]
-        assert got.dtype == tensor.float16
+        assert got.dtype == t.dtype
         np.testing.assert_array_equal(got.to_numpy(), t.to_numpy())
 
 

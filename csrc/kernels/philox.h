@@ -74,12 +74,26 @@ MS_HD void BoxMuller(uint32_t a, uint32_t b, float* z0, float* z1) {
 }
 
 // The maps from a block's four outputs to the four values a random kernel stores.
-struct UniformMap {  // low + (high - low) * u
-  float span, low;
+struct UniformMap {  // low + (high - low) * u, at most `below`
+  float span, low, below;
   MS_HD void operator()(const U32x4& r, float* v) const {
-    for (int l = 0; l < 4; l++) v[l] = Affine(ToUnit(r.v[l]), span, low);
+    for (int l = 0; l < 4; l++) v[l] = fminf(Affine(ToUnit(r.v[l]), span, low), below);
   }
 };
+
+// The largest value of storage type dt below `high` (at least `low`): a draw rounded to
+// float16, or low + span * u rounded to float32 at a large offset, could otherwise be high,
+// and uniform() promises [low, high).
+inline UniformMap MakeUniformMap(DType dt, float low, float high) {
+  float below = std::nextafter(high, -INFINITY);
+  if (dt == DType::kFloat16) {
+    uint16_t h = FloatToHalf(high);
+    if (HalfToFloat(h) >= high)
+      h = static_cast<uint16_t>((h & 0x8000) ? h + 1 : (h == 0 ? 0x8001 : h - 1));
+    below = HalfToFloat(h);
+  }
+  return UniformMap{high - low, low, below < low ? low : below};
+}
 struct GaussianMap {  // mean + std * z
   float mean, std;
   MS_HD void operator()(const U32x4& r, float* v) const {

@@ -696,8 +696,11 @@ class _ReduceExtreme(Operator):
     def backward(self, dy):  # the gradient goes to the elements equal to the extreme
         keep = _keep_shape(self.x.shape, self.ax)
         mask = F.core.binary(B.Eq, self.x, self.y.reshape(keep))
+        if mask.dtype == F.core.DType.float16:  # counted in float32: ties may pass 65504
+            f32 = F.core.DType.float32
+            mask, dy = F.core.as_type(mask, f32), F.core.as_type(dy, f32)
         count = F.core.reduce_sum(mask, self.ax, True)
-        return F.mul(mask, F.div(dy.reshape(keep), count))
+        return F.mul(mask, F.div(dy.reshape(keep), count))  # the engine casts it back
 
 
 class ReduceMax(_ReduceExtreme):

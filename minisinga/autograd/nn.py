@@ -279,7 +279,7 @@ class SoftMaxCrossEntropy(Operator):
 
 
 def softmax_cross_entropy(x: Tensor, t: Tensor) -> Tensor:
-    return SoftMaxCrossEntropy(t)(x)
+    return _in_float32(lambda x, t: SoftMaxCrossEntropy(t)(x), x, t)
 
 
 def _one_hot_like(t: Tensor, p: Tensor) -> Tensor:
@@ -290,14 +290,18 @@ def _one_hot_like(t: Tensor, p: Tensor) -> Tensor:
 
 
 def _in_float32(fn, y: Tensor, t: Tensor) -> Tensor:
-    """fn(y, t) computed in float32 for float16 inputs (their logs of clipped probabilities
-    overflow or round to log 0 in float16), the loss cast back to y's dtype."""
-    if y.dtype != _tensor.float16:
+    """fn(y, t) computed in float32 when either is float16 (logs of clipped probabilities
+    overflow or round to log 0 in float16, sums over a batch overflow, a confident softmax
+    rounds to exactly 1), the loss cast back to y's dtype."""
+    if _tensor.float16 not in (y.dtype, t.dtype):
         return fn(y, t)
     from .layout import cast
 
-    t = cast(t, _tensor.float32) if t.dtype == _tensor.float16 else t
-    return cast(fn(cast(y, _tensor.float32), t), _tensor.float16)
+    def f32(v):
+        return cast(v, _tensor.float32) if v.dtype == _tensor.float16 else v
+
+    out = fn(f32(y), f32(t))
+    return cast(out, y.dtype) if y.dtype != _tensor.float32 else out
 
 
 def _batch(y: Tensor) -> int:
@@ -337,5 +341,8 @@ def binary_cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
 def mse_loss(x: Tensor, t: Tensor) -> Tensor:
     """SINGA's MeanSquareError: sum((x - t)^2) / (2N), N the batch size x.shape[0], so the
     gradient is (x - t) / N (PyTorch's MSELoss is the mean over every element)."""
-    d = M.sub(x, t)
-    return _loss(M.mul(M.reduce_sum(M.mul(d, d), None, False), 0.5 / _batch(x)))
+    def mse(x, t):
+        d = M.sub(x, t)
+        return _loss(M.mul(M.reduce_sum(M.mul(d, d), None, False), 0.5 / _batch(x)))
+
+    return _in_float32(mse, x, t)

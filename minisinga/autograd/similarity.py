@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import tensor as _tensor
 from ..tensor import Tensor
 from . import _f as F
 from ._f import U
@@ -41,7 +42,13 @@ class CosSim(Operator):
 
 
 def cossim(a: Tensor, b: Tensor) -> Tensor:
-    """Cosine similarity of the rows of a and b, both (n, d): a tensor of shape (n,)."""
+    """Cosine similarity of the rows of a and b, both (n, d): a tensor of shape (n,).
+    float16 rows are computed in float32 (their squared norms overflow or vanish in float16)."""
+    if a.dtype == _tensor.float16 and b.dtype == _tensor.float16:
+        from .layout import cast
+
+        f32 = _tensor.float32
+        return cast(CosSim()(cast(a, f32), cast(b, f32)), _tensor.float16)
     return CosSim()(a, b)
 
 

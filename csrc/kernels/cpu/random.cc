@@ -25,7 +25,7 @@ void Draw(void* out, int64_t n, uint64_t seed, uint64_t offset, const Map& map) 
 
 void Uniform(Context*, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
              float low, float high) {
-  MS_TYPE_SWITCH(dt, T, Draw<T>(out, n, seed, offset, philox::UniformMap{high - low, low}));
+  MS_TYPE_SWITCH(dt, T, Draw<T>(out, n, seed, offset, philox::MakeUniformMap(dt, low, high)));
 }
 
 void Gaussian(Context*, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,

@@ -49,7 +49,7 @@ void Draw(Context* ctx, DType dt, void* out, int64_t n, uint64_t seed, uint64_t 
 
 void Uniform(Context* ctx, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
              float low, float high) {
-  Draw(ctx, dt, out, n, seed, offset, philox::UniformMap{high - low, low});
+  Draw(ctx, dt, out, n, seed, offset, philox::MakeUniformMap(dt, low, high));
 }
 
 void Gaussian(Context* ctx, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset,
