@@ -355,7 +355,10 @@ class SeparableConv2d(Layer):
         super().__init__()
         if len(args) > 3 or kwargs:
             raise TypeError(f"SeparableConv2d: unexpected arguments {args} {sorted(kwargs)}")
+        self.in_channels = None
         if args:  # SeparableConv2d(in, out, k, stride, padding)
+            self.in_channels = tensor.check_count("SeparableConv2d", "in_channels", nb_kernels,
+                                                  1)
             nb_kernels, kernel_size = kernel_size, args[0]
             stride = args[1] if len(args) > 1 else stride
             padding = args[2] if len(args) > 2 else padding
@@ -363,7 +366,12 @@ class SeparableConv2d(Layer):
         self.stride, self.padding, self.bias = stride, padding, bias
 
     def initialize(self, x: Tensor) -> None:
+        if x.ndim() != 4:
+            raise ValueError(f"SeparableConv2d: expected an NCHW input, got shape {x.shape}")
         c = x.shape[1]
+        if self.in_channels is not None and self.in_channels != c:
+            raise ValueError(f"SeparableConv2d: built for {self.in_channels} input channels, "
+                             f"got input of shape {x.shape}")
         self.depthwise_conv = Conv2d(c, self.kernel_size, stride=self.stride,
                                      padding=self.padding, group=c, bias=self.bias)
         self.point_conv = Conv2d(self.nb_kernels, 1, bias=self.bias)

@@ -148,6 +148,12 @@ class Tensor:
                              "use (t.to_numpy()).any() or .all()")
         return bool(self.to_numpy().reshape(-1)[0])
 
+    def __iter__(self):
+        """The sub-tensors along the first axis, as numpy (a 0-d tensor is not iterable)."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
     def __len__(self) -> int:
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")

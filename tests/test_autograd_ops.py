@@ -300,3 +300,13 @@ def test_dropout_gradient_uses_the_mask():
     g = ag.gradients(y)[x].to_numpy()
     mask = y.to_numpy() != 0
     np.testing.assert_allclose(g, mask * 2.0)
+
+
+def test_loss_and_bias_shape_errors_name_the_op():
+    x = tensor.from_numpy(np.zeros((2, 3), np.float32))
+    b = tensor.from_numpy(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="add_bias: axis must be 0 .* or 1 .*, got 2"):
+        ag.add_bias(x, b, axis=2)
+    p3 = tensor.from_numpy(np.full((2, 3, 4), 0.25, np.float32))
+    with pytest.raises(ValueError, match=r"cross_entropy: expected probabilities \(N, C\)"):
+        ag.cross_entropy(p3, tensor.from_numpy(np.zeros((2, 3), np.int32)))

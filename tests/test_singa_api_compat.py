@@ -540,3 +540,9 @@ def test_loads_a_checkpoint_written_by_singas_save_states(tmp_path):
     np.testing.assert_array_equal(tensor.to_numpy(aux["epoch"]), [7.0])
     for k, v in states.items():
         np.testing.assert_array_equal(tensor.to_numpy(m.get_states()[k]), v)
+
+
+def test_separable_conv2d_checks_its_in_channels():
+    with pytest.raises(ValueError, match="SeparableConv2d: built for 4 input channels"):
+        layer.SeparableConv2d(4, 6, 3)(_t(np.ones((1, 5, 6, 6))))
+    assert layer.SeparableConv2d(5, 6, 3)(_t(np.ones((1, 5, 6, 6)))).shape == (1, 6, 4, 4)

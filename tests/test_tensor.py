@@ -251,3 +251,11 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        cwd=tmp_path, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+
+
+def test_iteration_follows_numpy():
+    t = tensor.from_numpy(np.arange(6, dtype=np.float32).reshape(3, 2))
+    rows = [r.to_numpy() for r in t]
+    np.testing.assert_array_equal(np.stack(rows), t.to_numpy())
+    with pytest.raises(TypeError, match="0-d"):
+        iter(tensor.from_numpy(np.float32(1.0)))

@@ -605,6 +605,9 @@ class AddBias(Operator):
 
     def __init__(self, axis: int = 0):
         super().__init__()
+        if axis not in (0, 1) or isinstance(axis, bool):
+            raise ValueError(f"add_bias: axis must be 0 (b has one value per column) or 1 (per "
+                             f"row), got {axis!r}")
         self.axis = axis
 
     def forward(self, x, b):

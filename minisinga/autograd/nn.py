@@ -317,6 +317,9 @@ def _loss(v: Tensor) -> Tensor:
 
 def cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
     """SINGA's CrossEntropy: -sum(t * log(y)) / N for probabilities y (N, C); t as above."""
+    if y.ndim() != 2:
+        raise ValueError(f"cross_entropy: expected probabilities (N, C), got shape {y.shape}")
+
     def ce(y, t):
         t = _one_hot_like(t, y)
         logp = M.log(M.clip(y, eps, 1.0))
