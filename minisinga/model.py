@@ -37,7 +37,13 @@ class Model(Layer):
 
     Calling the model runs `train_one_batch` in training mode and `forward` in eval mode. With
     `use_graph=True` the first training call records the step on the device (nothing is
-    computed while recording) and runs it; later calls replay the recorded graph in C++."""
+    computed while recording) and runs it; later calls replay the recorded graph in C++.
+    A replay repeats the recorded device work only: Python in `train_one_batch` runs once,
+    so host values made there (numbers, numpy arrays, branches on them) are those of the
+    first call (reading a tensor's value while recording is refused), and every call returns
+    the same result tensors, refilled (copy what you keep). The step is recorded again when
+    the inputs change how they alias, the optimizer, its settings or its schedule change, or
+    another model records on the device."""
 
     def __init__(self):
         super().__init__()
