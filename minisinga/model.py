@@ -383,24 +383,21 @@ def _tensors_in(obj):
             yield from _tensors_in(o)
 
 
-def _leaves(obj) -> list:
+def _leaves(obj, out: Optional[list] = None) -> list:
     """The tensors and other values in args/kwargs, depth first; a container is a leaf of
-    (its type, its length or keys) followed by its items."""
-    out: list = []
-
-    def walk(o):
-        if isinstance(o, (list, tuple)):
-            out.append(_Shape((type(o), len(o))))
-            for e in o:
-                walk(e)
-        elif isinstance(o, dict):
-            out.append(_Shape((dict, tuple(o))))
-            for e in o.values():
-                walk(e)
-        else:
-            out.append(o)
-
-    walk(obj)
+    (its type, its length or keys) followed by its items. (No recursive closure: its
+    reference cycle would keep the call's input tensors alive until the cyclic GC ran.)"""
+    out = [] if out is None else out
+    if isinstance(obj, (list, tuple)):
+        out.append(_Shape((type(obj), len(obj))))
+        for e in obj:
+            _leaves(e, out)
+    elif isinstance(obj, dict):
+        out.append(_Shape((dict, tuple(obj))))
+        for e in obj.values():
+            _leaves(e, out)
+    else:
+        out.append(obj)
     return out
 
 
