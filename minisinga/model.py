@@ -82,11 +82,27 @@ class Model(Layer):
         """Names each parameter by its dotted name (the optimizer keys its states by parameter
         name; one that trained eagerly before compile, or without it, had an id-based name,
         and its states move to the new one)."""
+        opts = [o for _, o in self._optimizers()]
         for name, p in self.get_params().items():
             if p.name != name:
-                if p.name is not None and self.optimizer:
-                    self.optimizer.rename_states(p.name, name)
+                if p.name is not None:
+                    for o in opts:
+                        o.rename_states(p.name, name)
                 p.name = name
+
+    def _optimizers(self):
+        """(key, optimizer) for model.optimizer (key "") and for each other optimizer kept
+        as an attribute (key: the attribute's name), e.g. one per head: all are
+        checkpointed."""
+        from .dist.distopt import DistOpt
+        from .opt import Optimizer
+
+        out = [("", self.optimizer)] if self.optimizer else []
+        for k, v in vars(self).items():
+            if (k != "optimizer" and not k.startswith("_") and isinstance(v, (Optimizer, DistOpt))
+                    and v is not self.optimizer):
+                out.append((k, v))
+        return out
 
     def train(self, mode: bool = True) -> None:
         """Training mode: calls run train_one_batch and operators record gradients."""
@@ -206,9 +222,9 @@ class Model(Layer):
                     format: str = "minisinga") -> None:  # noqa: A002
         """Writes the model's states (parameters, BN statistics) and `aux_states` (Tensors,
         arrays or numbers) to `fpath` atomically (a temporary file renamed into place).
-        format "minisinga" (default) also keeps the optimizer's states; "singa" writes Apache
-        SINGA's zip (tensor_dict.npz + states_attr.json), which SINGA's Model.load_states
-        reads: model and aux states only."""
+        format "minisinga" (default) also keeps the optimizers' states (model.optimizer's and
+        any other optimizer attribute's); "singa" writes Apache SINGA's zip (tensor_dict.npz +
+        states_attr.json), which SINGA's Model.load_states reads: model and aux states only."""
         if format not in ("minisinga", "singa"):
             raise ValueError(f"save_states: format must be 'minisinga' or 'singa', got "
                              f"{format!r}")
@@ -223,10 +239,10 @@ class Model(Layer):
             _write_atomically(fpath, lambda f: _write_singa_zip(f, model, aux))
             return
         arrays: Dict[str, np.ndarray] = {"model/" + k: v for k, v in model.items()}
-        if self.optimizer:
-            self._name_params()
-            for k, t in self.optimizer.get_states().items():
-                arrays["opt/" + k] = t.to_numpy()
+        self._name_params()
+        for key, o in self._optimizers():
+            for k, t in o.get_states().items():
+                arrays[_opt_prefix(key) + k] = t.to_numpy()
         arrays.update({"aux/" + k: v for k, v in aux.items()})
         meta = {"format": _FORMAT, "version": 1, "model": type(self).__name__}
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -243,9 +259,9 @@ class Model(Layer):
                 names = set(zf.namelist())
                 if {"tensor_dict.npz", "states_attr.json"} <= names:
                     model, aux = _read_singa_zip(zf)
-                    opt = {}
+                    opts = {}
                 else:
-                    model, opt, aux = self._read_own(fpath)
+                    model, opts, aux = self._read_own(fpath)
         except _CheckpointError:
             raise
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
@@ -269,19 +285,26 @@ class Model(Layer):
                 raise ValueError(f"load_states: {k!r} in {fpath!r} holds values beyond "
                                  "float16's range (65504) and the model's tensor is float16; "
                                  "load it into a float32 model")
-        if opt and self.optimizer:
-            self._name_params()
-            params = self.get_params()
-            strays = sorted(k for k in opt if k != "step_counter"
+        # Optimizer states for the optimizers this model has (a model without one, e.g. for
+        # inference, ignores them), checked before anything changes.
+        self._name_params()
+        params = self.get_params()
+        restore = []
+        for key, o in self._optimizers():
+            states = opts.get(key)
+            if not states:
+                continue
+            strays = sorted(k for k in states if k != "step_counter"
                             and k.rpartition(":")[0] not in params)
             if strays:
                 raise ValueError(f"load_states: {fpath!r} holds optimizer states for "
                                  f"parameters this model does not have: {strays[:5]}")
-            self.optimizer.check_states(opt)
+            o.check_states(states)
+            restore.append((o, states))
         for k, t in own.items():
             t.copy_from_numpy(model[k])
-        if opt and self.optimizer:
-            self.optimizer.set_states(opt)
+        for o, states in restore:
+            o.set_states(states)
         return {k: Tensor(data=v, requires_grad=False) for k, v in aux.items()}
 
     def _read_own(self, fpath: str):
@@ -299,8 +322,16 @@ class Model(Layer):
         if meta.get("model") != type(self).__name__:
             raise _CheckpointError(f"load_states: {fpath!r} holds a {meta.get('model')} model, "
                                    f"not a {type(self).__name__}")
-        return tuple({k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
-                     for p in ("model/", "opt/", "aux/"))
+        model, aux = ({k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
+                      for p in ("model/", "aux/"))
+        opts: Dict[str, Dict[str, np.ndarray]] = {}
+        for k, v in arrays.items():
+            if k.startswith("opt/"):
+                opts.setdefault("", {})[k[4:]] = v
+            elif k.startswith("opt@"):  # another optimizer attribute: opt@<name>/<state>
+                name, _, state = k[4:].partition("/")
+                opts.setdefault(name, {})[state] = v
+        return model, opts, aux
 
 
 class _CheckpointError(ValueError):
@@ -361,6 +392,12 @@ def _write_atomically(fpath: str, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _opt_prefix(key: str) -> str:
+    """Where an optimizer's states go in minisinga's checkpoint: opt/ for model.optimizer,
+    opt@<attribute>/ for another one."""
+    return "opt/" if key == "" else f"opt@{key}/"
 
 
 def _new_file_mode(fpath: str) -> int:

@@ -354,3 +354,46 @@ def test_graph_steps_keep_no_input_tensor_alive():
     finally:
         gc.enable()
         m.eval()
+
+
+class TwoHeads(model.Model):
+    """One optimizer per head, kept as attributes (no model.optimizer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = layer.Linear(3), layer.Linear(3)
+        self.loss = layer.SoftMaxCrossEntropy()
+        self.opt_a, self.opt_b = opt.SGD(0.1, momentum=0.9), opt.Adam(0.01)
+
+    def forward(self, x):
+        return self.a(x), self.b(x)
+
+    def train_one_batch(self, x, y):
+        ya, yb = self.forward(x)
+        self.opt_a(self.loss(ya, y))
+        self.opt_b(self.loss(yb, y))
+
+
+def test_optimizers_kept_as_attributes_are_checkpointed(tmp_path):
+    """Resume == uninterrupted for a model whose optimizers are attributes (their momentum
+    and Adam moments were not saved, and resumed from zero without a word)."""
+    def run(resume_at):
+        tensor.get_default_device().SetRandSeed(0)
+        m = TwoHeads()
+        x, y = batch()
+        m.compile([x], is_train=True)
+        for i in range(4):
+            if i == resume_at:
+                path = str(tmp_path / "two.npz")
+                m.save_states(path)
+                tensor.get_default_device().SetRandSeed(7)
+                m = TwoHeads()
+                m.compile([x], is_train=True)
+                m.load_states(path)
+            m(x, y)
+        m.eval()
+        return {k: t.to_numpy() for k, t in m.get_params().items()}
+
+    want, got = run(-1), run(2)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
