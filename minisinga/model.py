@@ -53,6 +53,7 @@ class Model(Layer):
         self.optimizer = _NoOptimizer()
         self._compiled = False
         self._graph_inputs: Optional[tuple] = None
+        self._graph_leaves: Optional[list] = None  # _leaves(self._graph_inputs)
         self._graph_results = None
         self._graph_version = None
         self._graph_key = None
@@ -144,8 +145,9 @@ class Model(Layer):
     def _graph_step(self, args, kwargs):
         if not self._compiled:
             raise RuntimeError("graph mode needs compile() first")
+        leaves = _leaves((args, dict(kwargs)))
         # The step runs where its inputs are (the layers move their parameters there).
-        x = next(_tensors_in((args, kwargs)), None)
+        x = next((v for v in leaves if isinstance(v, Tensor)), None)
         if x is not None and x.device != self._device:
             self._drop_graph()
             self._device = x.device
@@ -156,9 +158,9 @@ class Model(Layer):
         # old ones), or the inputs alias each other differently.
         key = _optimizer_key(self.optimizer)
         if (self._graph_inputs is None or dev.graph_version() != self._graph_version
-                or key != self._graph_key or not self._feed(args, kwargs)):
+                or key != self._graph_key or not self._feed(leaves)):
             dev.ResetGraph()
-            self._graph_inputs = (args, dict(kwargs))
+            self._graph_inputs, self._graph_leaves = (args, dict(kwargs)), leaves
             dev.EnableGraph(True)
             dev.set_graph_phase("forward")
             try:
@@ -179,12 +181,12 @@ class Model(Layer):
         dev.RunGraph(self.sequential)
         return self._graph_results
 
-    def _feed(self, args, kwargs) -> bool:
-        """Checks a call against the recorded one and copies its tensors (also inside lists,
-        tuples and dicts) into the recorded input tensors (same shape and dtype). False when
-        the step must be recorded again: the new tensors alias each other where the recorded
-        ones did not, or the other way round."""
-        rec, new = _leaves(self._graph_inputs), _leaves((args, dict(kwargs)))
+    def _feed(self, new: list) -> bool:
+        """Checks a call (its _leaves) against the recorded one and copies its tensors (also
+        inside lists, tuples and dicts) into the recorded input tensors (same shape and
+        dtype). False when the step must be recorded again: the new tensors alias each other
+        where the recorded ones did not, or the other way round."""
+        rec = self._graph_leaves
         if len(rec) != len(new) or _aliases(rec) != _aliases(new):
             if len(rec) == len(new) and all(
                     isinstance(r, Tensor) == isinstance(n, Tensor) for r, n in zip(rec, new)):

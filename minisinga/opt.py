@@ -17,16 +17,16 @@ _U = _core.UnaryOp
 
 
 def _real(owner: str, name: str, v, lo: float = 0.0, hi: Optional[float] = None,
-          open_hi: bool = False) -> float:
+          open_hi: bool = False, alt: str = "") -> float:
     """v as a float, checked finite and in [lo, hi] ([lo, hi) with open_hi) when made, not at
-    the first update (which may be inside a recorded graph)."""
-    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
-    ok = ok and bool(np.isfinite(v)) and v >= lo
+    the first update (which may be inside a recorded graph); `alt` names what else the
+    setting may be."""
+    ok = tensor.is_number(v) and bool(np.isfinite(v)) and v >= lo
     if ok and hi is not None:
         ok = v < hi if open_hi else v <= hi
     if not ok:
-        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}{')' if open_hi else ']'}"
-        raise ValueError(f"{owner}: {name} must be a finite number {bound}, got {v!r}")
+        bound = f">= {lo:g}" if hi is None else f"in [{lo:g}, {hi:g}{')' if open_hi else ']'}"
+        raise ValueError(f"{owner}: {name} must be a finite number {bound}{alt}, got {v!r}")
     return float(v)
 
 
@@ -109,12 +109,9 @@ class Optimizer:
 
     @lr.setter
     def lr(self, lr: Union[float, DecayScheduler]) -> None:
-        if not isinstance(lr, DecayScheduler) and (
-                isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating))
-                or not np.isfinite(lr) or lr < 0):
-            raise ValueError(f"{type(self).__name__}: lr must be a finite number >= 0 or a "
-                             f"DecayScheduler, got {lr!r}")
-        self._lr = lr if isinstance(lr, DecayScheduler) else Constant(lr)
+        if not isinstance(lr, DecayScheduler):
+            lr = Constant(_real(type(self).__name__, "lr", lr, alt=" or a DecayScheduler"))
+        self._lr = lr
         if self.lr_value is not None:
             with eager(self.lr_value.device):
                 self._refresh_lr()

@@ -440,6 +440,13 @@ def _as_numpy(x, dtype=None) -> np.ndarray:
     return np.asarray(arr, dtype=target, order="C")  # keeps 0-d arrays 0-d
 
 
+def is_number(v) -> bool:
+    """A real number, Python's or numpy's (not a bool): what operators take beside a
+    Tensor."""
+    return (isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_)))
+
+
 def check_count(where: str, name: str, v, lo: int) -> int:
     """v as an int >= lo (a size or offset argument), else a ValueError naming it."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -642,8 +649,7 @@ def _binary(op, uop, ruop, lhs, rhs) -> Tensor:
         return _raw(_core.binary(op, lhs.data, rhs.data))
     name = op.name.lower()
     for v in (lhs, rhs):
-        if not isinstance(v, Tensor) and (isinstance(v, (bool, np.bool_)) or not isinstance(
-                v, (int, float, np.integer, np.floating))):
+        if not isinstance(v, Tensor) and not is_number(v):
             raise TypeError(f"{name}: operands must be Tensors or numbers, got "
                             f"{type(v).__name__}")
     if isinstance(lhs, Tensor):

@@ -158,7 +158,7 @@ class Slice(Operator):
     def forward(self, x):
         self.xshape = x.shape
         starts, ends, axes, steps = self.starts, self.ends, self.axes, self.steps
-        self.gathers = []  # (axis, index constant, shape before): the negative steps
+        flips = []  # (axis, positions) of the negative steps
         if steps is not None and any(isinstance(st, int) and st < 0 for st in steps):
             # The core slices forward only: a backward axis becomes a gather of its
             # positions, range(n)[start:end:step] as SINGA and ONNX define them.
@@ -166,27 +166,23 @@ class Slice(Operator):
             if not len(axes) == len(starts) == len(ends) == len(steps):
                 raise ValueError(f"slice: starts, ends, axes and steps differ in length "
                                  f"({len(starts)}, {len(ends)}, {len(axes)}, {len(steps)})")
-            keep = [i for i, st in enumerate(steps) if not st < 0]
             for i, st in enumerate(steps):
                 if st < 0:
                     a = axes[i] + x.ndim if -x.ndim <= axes[i] < 0 else axes[i]
                     if not 0 <= a < x.ndim:
                         raise ValueError(f"slice: axis {axes[i]} is out of range for a "
                                          f"{x.ndim}-d tensor")
-                    pos = list(range(x.shape[a])[starts[i]:ends[i]:st])
-                    self.gathers.append((a, pos))
+                    flips.append((a, list(range(x.shape[a])[starts[i]:ends[i]:st])))
+            keep = [i for i, st in enumerate(steps) if not st < 0]
             starts, ends = [starts[i] for i in keep], [ends[i] for i in keep]
             axes, steps = [axes[i] for i in keep], [steps[i] for i in keep]
-            self.sliced = (starts, ends, axes, steps)
-        else:
-            self.sliced = (starts, ends, axes, steps)
-        y = F.core.slice(x, *self.sliced) if self.sliced[0] or not self.gathers else x
-        gathers = []
-        for a, pos in self.gathers:
+        self.sliced = (starts, ends, axes, steps)
+        y = F.core.slice(x, *self.sliced) if starts or not flips else x
+        self.gathers = []  # (axis, index constant, shape before) for backward
+        for a, pos in flips:
             idx = _ints(pos, x.device)
-            gathers.append((a, idx, y.shape))
+            self.gathers.append((a, idx, y.shape))
             y = F.core.take(y, idx, a)
-        self.gathers = gathers
         return y
 
     def backward(self, dy):
@@ -317,6 +313,17 @@ class Cast(Operator):
 
 def cast(x: Tensor, dtype) -> Tensor:
     return Cast(dtype)(x)
+
+
+def in_float32(fn, *xs: Tensor) -> Tensor:
+    """fn(*xs) computed in float32 when any x is float16 (logs of clipped probabilities
+    overflow or round to log 0 in float16, sums over a batch or a row overflow, a confident
+    softmax rounds to exactly 1), the result cast back to xs[0]'s dtype."""
+    if _tensor.float16 not in (x.dtype for x in xs):
+        return fn(*xs)
+    f32 = _tensor.float32
+    out = fn(*(cast(x, f32) if x.dtype == _tensor.float16 else x for x in xs))
+    return out if xs[0].dtype == f32 else cast(out, xs[0].dtype)
 
 
 class Identity(Operator):

@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, is_number
 from . import _f as F
 from ._f import B, U
 from .compare import (  # noqa: F401  (re-exported: SINGA has them in autograd)
@@ -380,19 +380,15 @@ class PRelu(Operator):
         return dx, dslope
 
 
-def _is_num(x) -> bool:
-    """A real number: Python's or numpy's (not a bool)."""
-    return (isinstance(x, (int, float, np.integer, np.floating))
-            and not isinstance(x, (bool, np.bool_)))
 
 
 def _scalar_dispatch(a, b, both, left, right):
     """Applies `both(a, b)` to two tensors, `left(a, s)` for tensor-scalar, `right(s, b)`."""
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return both()(a, b)
-    if isinstance(a, Tensor) and _is_num(b):
+    if isinstance(a, Tensor) and is_number(b):
         return left(float(b))(a)
-    if _is_num(a) and isinstance(b, Tensor):
+    if is_number(a) and isinstance(b, Tensor):
         return right(float(a))(b)
     raise TypeError(f"unsupported operand types {type(a).__name__} and {type(b).__name__}")
 

@@ -11,6 +11,7 @@ from ..tensor import Tensor
 from . import _f as F
 from . import math as M
 from .engine import Operator, is_training
+from .layout import in_float32, reshape
 
 IntPair = Union[int, Sequence[int]]
 
@@ -160,9 +161,9 @@ def _pool1d(x: Tensor, kernel: int, stride, padding: int, is_max: bool) -> Tenso
         raise ValueError(f"pooling_1d: expected (N, C, L) input, got shape {x.shape}")
     n, c, length = x.shape
     stride = kernel if stride is None else int(stride)
-    x4 = M_reshape(x, [n, c, 1, length])
+    x4 = reshape(x, [n, c, 1, length])
     y = _Pooling2d((1, int(kernel)), (1, stride), (0, 0, int(padding), int(padding)), is_max)(x4)
-    return M_reshape(y, [n, c, y.shape[-1]])
+    return reshape(y, [n, c, y.shape[-1]])
 
 
 def max_pool_1d(x, kernel: int, stride=None, padding: int = 0):
@@ -185,12 +186,6 @@ def globalaveragepool(x: Tensor, data_format: str = "channels_first") -> Tensor:
                          f"C) input with at least one spatial axis, got shape {x.shape}")
     first = 2 if data_format == "channels_first" else 1
     return M.reduce_mean(x, list(range(first, first + x.ndim() - 2)), keepdims=True)
-
-
-def M_reshape(x, shape):
-    from .layout import reshape
-
-    return reshape(x, shape)
 
 
 class Dropout(Operator):
@@ -279,7 +274,7 @@ class SoftMaxCrossEntropy(Operator):
 
 
 def softmax_cross_entropy(x: Tensor, t: Tensor) -> Tensor:
-    return _in_float32(lambda x, t: SoftMaxCrossEntropy(t)(x), x, t)
+    return in_float32(lambda x, t: SoftMaxCrossEntropy(t)(x), x, t)
 
 
 def _one_hot_like(t: Tensor, p: Tensor) -> Tensor:
@@ -289,29 +284,12 @@ def _one_hot_like(t: Tensor, p: Tensor) -> Tensor:
     return t
 
 
-def _in_float32(fn, y: Tensor, t: Tensor) -> Tensor:
-    """fn(y, t) computed in float32 when either is float16 (logs of clipped probabilities
-    overflow or round to log 0 in float16, sums over a batch overflow, a confident softmax
-    rounds to exactly 1), the loss cast back to y's dtype."""
-    if _tensor.float16 not in (y.dtype, t.dtype):
-        return fn(y, t)
-    from .layout import cast
-
-    def f32(v):
-        return cast(v, _tensor.float32) if v.dtype == _tensor.float16 else v
-
-    out = fn(f32(y), f32(t))
-    return cast(out, y.dtype) if y.dtype != _tensor.float32 else out
-
-
 def _batch(y: Tensor) -> int:
     return y.shape[0] if y.ndim() else 1
 
 
 def _loss(v: Tensor) -> Tensor:
     """A loss value as SINGA gives it: shape (1,) (`tensor.to_numpy(loss)[0]`)."""
-    from .layout import reshape
-
     return reshape(v, [1])
 
 
@@ -325,7 +303,7 @@ def cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
         logp = M.log(M.clip(y, eps, 1.0))
         return _loss(M.mul(M.reduce_sum(M.mul(t, logp), None, False), -1.0 / _batch(y)))
 
-    return _in_float32(ce, y, t)
+    return in_float32(ce, y, t)
 
 
 def binary_cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
@@ -338,7 +316,7 @@ def binary_cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
         neg = M.mul(M.sub(1.0, t), M.log(M.sub(1.0, yc)))
         return _loss(M.mul(M.reduce_sum(M.add(pos, neg), None, False), -1.0 / _batch(y)))
 
-    return _in_float32(bce, y, t)
+    return in_float32(bce, y, t)
 
 
 def mse_loss(x: Tensor, t: Tensor) -> Tensor:
@@ -348,4 +326,4 @@ def mse_loss(x: Tensor, t: Tensor) -> Tensor:
         d = M.sub(x, t)
         return _loss(M.mul(M.reduce_sum(M.mul(d, d), None, False), 0.5 / _batch(x)))
 
-    return _in_float32(mse, x, t)
+    return in_float32(mse, x, t)

@@ -7,6 +7,7 @@ from ..tensor import Tensor
 from . import _f as F
 from ._f import U
 from .engine import Operator
+from .layout import in_float32
 
 # Added to each squared row norm: a zero row gives similarity 0 and a finite gradient
 # instead of NaN; for rows of norm >= 1e-3 the relative change is below 1e-6.
@@ -45,10 +46,7 @@ def cossim(a: Tensor, b: Tensor) -> Tensor:
     """Cosine similarity of the rows of a and b, both (n, d): a tensor of shape (n,).
     float16 rows are computed in float32 (their squared norms overflow or vanish in float16)."""
     if a.dtype == _tensor.float16 and b.dtype == _tensor.float16:
-        from .layout import cast
-
-        f32 = _tensor.float32
-        return cast(CosSim()(cast(a, f32), cast(b, f32)), _tensor.float16)
+        return in_float32(CosSim(), a, b)
     return CosSim()(a, b)
 
 
