@@ -310,3 +310,18 @@ def test_loss_and_bias_shape_errors_name_the_op():
     p3 = tensor.from_numpy(np.full((2, 3, 4), 0.25, np.float32))
     with pytest.raises(ValueError, match=r"cross_entropy: expected probabilities \(N, C\)"):
         ag.cross_entropy(p3, tensor.from_numpy(np.zeros((2, 3), np.int32)))
+
+
+def test_negative_step_slice_and_number_dy_errors():
+    x = tensor.from_numpy(np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match=r"slice: starts, ends, axes and steps differ in length "
+                                         r"\(2, 1, 1, 1\)"):
+        ag.slice(x, [1, 0], [0], [0], [-1])
+    with pytest.raises(ValueError, match="slice: axis 3 is out of range for a 1-d tensor"):
+        ag.slice(x, [1], [0], [3], [-1])
+    w = tensor.Tensor(data=np.ones(2, np.float32), stores_grad=True)
+    with ag.train_mode():
+        y = ag.reduce_sum(ag.mul(w, 2.0))
+    with pytest.raises(TypeError, match="backward: dy must be a Tensor or a number, got str"):
+        ag.gradients(y, "2")
+    np.testing.assert_array_equal(ag.gradients(y, 3.0)[w].to_numpy(), [6.0, 6.0])

@@ -546,3 +546,12 @@ def test_separable_conv2d_checks_its_in_channels():
     with pytest.raises(ValueError, match="SeparableConv2d: built for 4 input channels"):
         layer.SeparableConv2d(4, 6, 3)(_t(np.ones((1, 5, 6, 6))))
     assert layer.SeparableConv2d(5, 6, 3)(_t(np.ones((1, 5, 6, 6)))).shape == (1, 6, 4, 4)
+
+
+def test_decay_scheduler_call_must_return_a_tensor():
+    class Bad(opt.DecayScheduler):
+        def call(self, step):
+            return 0.1
+
+    with pytest.raises(TypeError, match="Bad.call must return a Tensor, got float"):
+        opt.SGD(lr=Bad(0.1))

@@ -259,3 +259,10 @@ def test_iteration_follows_numpy():
     np.testing.assert_array_equal(np.stack(rows), t.to_numpy())
     with pytest.raises(TypeError, match="0-d"):
         iter(tensor.from_numpy(np.float32(1.0)))
+
+
+def test_item_takes_one_element():
+    assert tensor.from_numpy(np.array([2.5], np.float32)).item() == 2.5
+    assert tensor.from_numpy(np.array(7, np.int32)).item() == 7
+    with pytest.raises(ValueError, match=r"item: the tensor has shape \(2,\), not one element"):
+        tensor.from_numpy(np.zeros(2, np.float32)).item()
