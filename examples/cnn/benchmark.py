@@ -25,7 +25,7 @@ _REPO = os.path.dirname(os.path.dirname(HERE))
 if os.path.isdir(os.path.join(_REPO, "minisinga")) and _REPO not in sys.path:
     sys.path.append(_REPO)
 
-from train_cnn import UsageError, get_device  # noqa: E402
+from train_cnn import UsageError, check_settings, get_device  # noqa: E402
 
 from minisinga import opt, tensor  # noqa: E402
 
@@ -56,9 +56,9 @@ def train_resnet(DIST: bool = False, graph: bool = True, sequential: bool = Fals
                  niters: int = 100, skip: int = 5, model_name: str = "resnet50",
                  image_size: int = 224, num_classes: int = 1000) -> float:
     """Times `niters` training steps after `skip` untimed ones; returns the throughput."""
-    if batch_size < 1 or niters < 1 or skip < 0:
-        raise UsageError(f"--batch-size ({batch_size}) and --iters ({niters}) must be "
-                         f"positive and --skip ({skip}) non-negative")
+    check_settings(batch_size=batch_size, iters=niters, num_classes=num_classes)
+    if skip < 0:
+        raise UsageError(f"--skip must be >= 0, got {skip}")
     sgd = opt.SGD(lr=0.1, momentum=0.9, weight_decay=1e-5)
     if DIST:
         if not hasattr(opt, "DistOpt"):

@@ -40,6 +40,25 @@ class UsageError(ValueError):
     """A bad command-line setting (sizes, device): reported in one line, no traceback."""
 
 
+def check_settings(*, batch_size: int, max_epoch: Optional[int] = None,
+                   max_steps: Optional[int] = None, seed: Optional[int] = None,
+                   lr: Optional[float] = None, **counts: int) -> None:
+    """Raises UsageError naming the first bad one of the example scripts' common settings;
+    `counts` are further sizes that must be positive (iters=..., num_classes=...)."""
+    sizes = {"batch size": batch_size, **{k.replace("_", " "): v for k, v in counts.items()}}
+    for name, v in sizes.items():
+        if v < 1:
+            raise UsageError(f"{name} must be positive, got {v}")
+    if max_epoch is not None and max_epoch < 0:
+        raise UsageError(f"max epoch must be >= 0, got {max_epoch}")
+    if max_steps is not None and max_steps < 1:
+        raise UsageError(f"--max-steps must be positive, got {max_steps}")
+    if seed is not None and not 0 <= seed < 2 ** 32:  # numpy's and the devices' range
+        raise UsageError(f"--seed must be in [0, 2**32), got {seed}")
+    if lr is not None and not (math.isfinite(lr) and lr >= 0):
+        raise UsageError(f"the learning rate must be a finite number >= 0, got {lr}")
+
+
 # ---- data ----
 def augmentation(x: np.ndarray, batch_size: Optional[int] = None, pad: int = 4) -> np.ndarray:
     """Pads each image symmetrically by `pad`, crops it back to its size at a random offset
@@ -195,14 +214,15 @@ def run(global_rank: int, world_size: int, local_rank: int, max_epoch: int, batc
     """
     if precision not in np_dtype:
         raise UsageError(f"precision must be float32 or float16, got {precision!r}")
-    if batch_size < 1 or max_epoch < 0:
-        raise UsageError(f"batch size ({batch_size}) must be positive and max epoch "
-                         f"({max_epoch}) non-negative")
+    check_settings(batch_size=batch_size, max_epoch=max_epoch, max_steps=max_steps, seed=seed)
     dev = get_device(device, local_rank)
     dev.SetRandSeed(seed)
     np.random.seed(seed)
 
     train_x, train_y, val_x, val_y = load_data(data, data_dir)
+    if len(train_y) == 0 or len(val_y) == 0:
+        raise UsageError(f"the {data} data holds {len(train_y)} training and {len(val_y)} "
+                         "validation images: nothing to train on")
     num_channels = train_x.shape[1]
     data_image_size = train_x.shape[2]
     data_size = int(np.prod(train_x.shape[1:]))
@@ -235,8 +255,6 @@ def run(global_rank: int, world_size: int, local_rank: int, max_epoch: int, batc
         raise UsageError(f"batch size {batch_size} is larger than the training set "
                          f"({train_x.shape[0]}) or the validation set ({val_x.shape[0]})")
     if max_steps is not None:
-        if max_steps < 1:
-            raise UsageError(f"--max-steps must be positive, got {max_steps}")
         num_train_batch = min(num_train_batch, max_steps)
         num_val_batch = min(num_val_batch, max_steps)
     idx = np.arange(train_x.shape[0], dtype=np.int32)

@@ -27,7 +27,13 @@ if os.path.isdir(os.path.join(_REPO, "minisinga")) and _REPO not in sys.path:
 
 from data import mnist  # noqa: E402
 from data.common import DatasetError  # noqa: E402
-from train_cnn import UsageError, augmentation, get_device, reduce_variable  # noqa: E402
+from train_cnn import (  # noqa: E402
+    UsageError,
+    augmentation,
+    check_settings,
+    get_device,
+    reduce_variable,
+)
 
 from minisinga import autograd, layer, opt, tensor  # noqa: E402
 
@@ -90,6 +96,8 @@ def train_mnist_cnn(DIST: bool = False, local_rank: Optional[int] = None,
     every rank trains on its slice of the data, the initial parameters are averaged over
     the ranks, and the update is `backward_and_update` (spars == 0) or
     `backward_and_sparse_update(spars, topK, corr)`."""
+    check_settings(batch_size=batch_size, max_epoch=max_epoch, max_steps=max_steps, seed=seed,
+                   lr=lr)
     sgd = opt.SGD(lr=lr, momentum=0.9, weight_decay=1e-5)
     train_x, train_y, test_x, test_y = mnist.load(data_dir)
     num_classes = 10

@@ -32,6 +32,7 @@ from train_cnn import (  # noqa: E402
     UsageError,
     accuracy,
     augmentation,
+    check_settings,
     get_device,
     reduce_variable,
     resize_bilinear,
@@ -60,6 +61,8 @@ def train_cifar10(DIST: bool = False, local_rank: Optional[int] = None,
                   max_steps: Optional[int] = None, seed: int = 0) -> float:
     """Trains ResNet-`depth` on CIFAR-10 resized to `image_size`; returns the last
     evaluation accuracy."""
+    check_settings(batch_size=batch_size, max_epoch=max_epoch, max_steps=max_steps, seed=seed,
+                   lr=lr)
     sgd = opt.SGD(lr=lr, momentum=0.9, weight_decay=1e-5)
     train_x, train_y, test_x, test_y = cifar10.load(data_dir)  # normalised per channel
     num_classes = 10

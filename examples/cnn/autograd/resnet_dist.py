@@ -16,6 +16,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from model import resnet  # examples/cnn/model/resnet.py
+from train_cnn import UsageError, check_settings
 
 from minisinga import autograd, device, opt, tensor
 
@@ -30,6 +31,10 @@ def main() -> None:
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--dist-option", choices=["plain", "half"], default="plain")
     args = ap.parse_args()
+    try:
+        check_settings(batch_size=args.batch_size, iters=args.iters)
+    except UsageError as e:
+        ap.error(str(e))
 
     sgd = opt.DistOpt(opt.SGD(lr=0.1, momentum=0.9, weight_decay=1e-5))
     if sgd.global_rank == 0:
