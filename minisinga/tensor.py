@@ -64,6 +64,8 @@ def _shape_of(shape) -> tuple:
     for d in shape:
         if d < 0:
             raise ValueError(f"shape {shape} has a negative dimension")
+        if d >= 2 ** 63:
+            raise ValueError(f"shape {shape}: dimension {d} does not fit a 64-bit size")
     return shape
 
 
@@ -267,6 +269,13 @@ class Tensor:
         `axis`, or over the flattened tensor when axis is None (numpy.repeat)."""
         t = self.reshape([-1]) if axis is None else self
         axis = 0 if axis is None else _axis(axis, t.ndim(), "repeat")
+        counts = np.broadcast_to(np.asarray(repeats), (t.shape[axis],))
+        if counts.dtype.kind not in "iu" or (counts.size and counts.min() < 0):
+            raise ValueError(f"repeat: repeats must be integers >= 0, got {repeats!r}")
+        total = float(np.sum(counts, dtype=np.float64))  # no wrap-around; exact below 2**53
+        if total > np.iinfo(np.int32).max:
+            raise ValueError(f"repeat: the result would have {total:.0f} elements along the "
+                             f"axis; at most {np.iinfo(np.int32).max} (int32 indices)")
         idx = np.repeat(np.arange(t.shape[axis], dtype=np.int32), repeats)
         return self._wrap(_core.take(t.data, _index_constant(idx, self.device), axis))
 
@@ -340,9 +349,11 @@ class Tensor:
         if n_axes > self.ndim():
             raise IndexError(f"too many indices for a tensor of shape {self.shape}: "
                              f"{n_axes} given, {self.ndim()} dimensions")
-        if Ellipsis not in keys:
-            keys = keys + (Ellipsis,)
-        i = keys.index(Ellipsis)
+        # by identity: `in` and index() compare with ==, which numpy arrays answer elementwise
+        at = [j for j, k in enumerate(keys) if k is Ellipsis]
+        if not at:
+            keys, at = keys + (Ellipsis,), [len(keys)]
+        i = at[0]
         keys = keys[:i] + (slice(None),) * (self.ndim() - n_axes) + keys[i + 1:]
         starts, ends, axes, steps, gathers, shape = [], [], [], [], [], []
         axis = 0
@@ -430,7 +441,8 @@ def _as_numpy(x, dtype=None) -> np.ndarray:
         raise TypeError(f"cannot make a tensor from a numpy array of dtype {arr.dtype}; "
                         "expected a boolean, integer or floating array")
     if dtype is None:
-        target = {"f": np.float16 if arr.dtype == np.float16 else np.float32}.get(
+        half = arr.dtype.kind == "f" and arr.dtype.itemsize == 2  # either byte order
+        target = {"f": np.float16 if half else np.float32}.get(
             arr.dtype.kind, np.int32 if arr.dtype.kind in "iu" else np.float32)
     else:
         target = _NP_OF[to_dtype(dtype)]

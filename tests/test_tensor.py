@@ -180,7 +180,7 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="device id"):
         device.create_cuda_gpu_on(-1)
     # Sizes past what 64 bits (or any device) hold are refused, not wrapped to a small block.
-    with pytest.raises(ValueError, match="more elements than a 64-bit count"):
+    with pytest.raises(ValueError, match="multiply beyond a 64-bit count"):
         tensor.zeros((2 ** 40, 2 ** 40))
     with pytest.raises(ValueError, match=r"needs more bytes than any device has"):
         tensor.zeros((2 ** 62,))

@@ -26,6 +26,10 @@ struct RuntimeError : std::runtime_error {
 
 std::string ShapeStr(const Shape& s);
 int64_t Numel(const Shape& s);
+// a + b and a * b of sizes given by users (padding, dilation, split sizes): ValueError
+// "<op>: <what> ... overflows a 64-bit size" where a wrapped value would pass later checks.
+int64_t AddSize(int64_t a, int64_t b, const char* op, const char* what);
+int64_t MulSize(int64_t a, int64_t b, const char* op, const char* what);
 // The integer >= 0 in environment variable `var` (`fallback` when unset or empty); anything
 // else raises ValueError "<var> must be <expected>, got '<value>'".
 int64_t EnvCount(const char* var, int64_t fallback, const char* expected);

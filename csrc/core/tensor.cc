@@ -15,11 +15,29 @@ std::string ShapeStr(const Shape& s) {
 }
 
 int64_t Numel(const Shape& s) {
+  // The non-zero sizes must multiply within 64 bits even where one size is 0, as numpy's.
   int64_t n = 1;
-  for (auto d : s)
-    MS_CHECK(!__builtin_mul_overflow(n, d, &n),
-             "shape " << ShapeStr(s) << " has more elements than a 64-bit count holds");
-  return n;
+  bool empty = false;
+  for (auto d : s) {
+    empty = empty || d == 0;
+    MS_CHECK(d == 0 || !__builtin_mul_overflow(n, d, &n),
+             "shape " << ShapeStr(s) << " is too big: its sizes multiply beyond a 64-bit count");
+  }
+  return empty ? 0 : n;
+}
+
+int64_t AddSize(int64_t a, int64_t b, const char* op, const char* what) {
+  int64_t r = 0;
+  MS_CHECK(!__builtin_add_overflow(a, b, &r),
+           op << ": " << what << " (" << a << " + " << b << ") overflows a 64-bit size");
+  return r;
+}
+
+int64_t MulSize(int64_t a, int64_t b, const char* op, const char* what) {
+  int64_t r = 0;
+  MS_CHECK(!__builtin_mul_overflow(a, b, &r),
+           op << ": " << what << " (" << a << " * " << b << ") overflows a 64-bit size");
+  return r;
 }
 
 int64_t EnvCount(const char* var, int64_t fallback, const char* expected) {

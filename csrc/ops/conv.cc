@@ -602,8 +602,13 @@ ConvGeom WindowGeom(const char* op, const Shape& x_shape, int64_t KH, int64_t KW
   g.PR = padding[3];
   g.DH = dilation[0];
   g.DW = dilation[1];
-  const int64_t eh = (KH - 1) * g.DH + 1, ew = (KW - 1) * g.DW + 1;
-  const int64_t ph = g.H + g.PT + g.PB, pw = g.W + g.PL + g.PR;
+  // Checked: a wrapped size would pass the check below and send the kernels out of bounds.
+  const int64_t eh = AddSize(MulSize(KH - 1, g.DH, op, "dilated kernel height"), 1, op,
+                             "dilated kernel height");
+  const int64_t ew = AddSize(MulSize(KW - 1, g.DW, op, "dilated kernel width"), 1, op,
+                             "dilated kernel width");
+  const int64_t ph = AddSize(AddSize(g.H, g.PT, op, "padded height"), g.PB, op, "padded height");
+  const int64_t pw = AddSize(AddSize(g.W, g.PL, op, "padded width"), g.PR, op, "padded width");
   MS_CHECK(eh <= ph && ew <= pw, op << ": the (dilated) kernel " << eh << "x" << ew
                                      << " is larger than the padded input " << ph << "x" << pw
                                      << " (x " << ShapeStr(x_shape) << ", padding "

@@ -265,7 +265,7 @@ std::vector<Tensor> Split(const Tensor& x, const Ints& sizes, int64_t axis_in) {
   int64_t total = 0;
   for (auto s : sizes) {
     MS_CHECK(s >= 0, "split: sizes " << IntsStr(sizes) << " contain a negative size");
-    total += s;
+    total = AddSize(total, s, "split", "the sum of the sizes");
   }
   MS_CHECK(total == x.shape()[axis], "split: sizes " << IntsStr(sizes) << " add up to " << total
                                                      << ", but axis " << axis << " of "
@@ -302,7 +302,9 @@ void CheckPads(const Shape& shape, const Pads& pads, const char* op) {
 Tensor Pad(const Tensor& x, const Pads& pads, double value) {
   CheckPads(x.shape(), pads, "pad");
   Shape shape = x.shape();
-  for (size_t d = 0; d < pads.size(); d++) shape[d] += pads[d].first + pads[d].second;
+  for (size_t d = 0; d < pads.size(); d++)
+    shape[d] = AddSize(AddSize(shape[d], pads[d].first, "pad", "the padded size"),
+                       pads[d].second, "pad", "the padded size");
   Tensor y(shape, x.device(), x.dtype());
   const Ints ys = ContiguousStrides(shape);
   int64_t off = 0;
@@ -319,7 +321,9 @@ Tensor PadBackward(const Tensor& dy, const Pads& pads) {
   CheckPads(dy.shape(), pads, "pad_backward");
   SliceSpec s{Ints(dy.ndim()), Ints(dy.ndim(), 1), dy.shape()};
   for (int d = 0; d < dy.ndim(); d++) {
-    const int64_t n = dy.shape()[d] - pads[d].first - pads[d].second;
+    // pads <= dy's size each (checked first: their sum may overflow).
+    const bool fit = pads[d].first <= dy.shape()[d] && pads[d].second <= dy.shape()[d];
+    const int64_t n = fit ? dy.shape()[d] - pads[d].first - pads[d].second : -1;
     MS_CHECK(n >= 0, "pad_backward: dy of shape " << ShapeStr(dy.shape()) << " is smaller than"
                                                   << " the pads (" << pads[d].first << ", "
                                                   << pads[d].second << ") on axis " << d);

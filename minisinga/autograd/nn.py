@@ -297,6 +297,13 @@ def cross_entropy(y: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
     """SINGA's CrossEntropy: -sum(t * log(y)) / N for probabilities y (N, C); t as above."""
     if y.ndim() != 2:
         raise ValueError(f"cross_entropy: expected probabilities (N, C), got shape {y.shape}")
+    if t.dtype == _tensor.int32 and t.size() != y.shape[0]:
+        raise ValueError(f"cross_entropy: int32 labels have shape {t.shape}, expected one per "
+                         f"sample ({y.shape[0]},) for probabilities {y.shape}")
+    if t.dtype != _tensor.int32 and tuple(t.shape) != tuple(y.shape):
+        raise ValueError(f"cross_entropy: a {t.dtype} target has shape {t.shape}, expected "
+                         f"{y.shape} like the probabilities (or int32 labels of shape "
+                         f"({y.shape[0]},))")
 
     def ce(y, t):
         t = _one_hot_like(t, y)
