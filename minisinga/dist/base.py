@@ -28,6 +28,19 @@ class DistError(RuntimeError):
     """A distributed operation failed: a peer died, timed out, or the ranks disagree."""
 
 
+# The collectives, as the host communicators check that every rank issues the same one.
+COLLECTIVE_KINDS = {1: "all_reduce", 2: "all_gather", 3: "broadcast", 4: "barrier"}
+
+
+def disagreement(rank: int, mine: Sequence[int], r: int, theirs: Sequence[int]) -> str:
+    """The message for rank `rank` in collective (seq, kind, bytes) `mine` while rank `r` is
+    in `theirs`."""
+    def name(h):
+        return f"{COLLECTIVE_KINDS.get(int(h[1]), '?')} #{int(h[0])} of {int(h[2])} bytes"
+    return (f"ranks disagree on the collective: rank {rank} is in {name(mine)}, rank {r} in "
+            f"{name(theirs)} (same model and options on every rank?)")
+
+
 def timeout_seconds(value: float | None = None) -> float:
     """The communication timeout: `value`, else $MINISINGA_DIST_TIMEOUT, else 60 s."""
     if value is None:

@@ -19,6 +19,8 @@ token tensor per device, which keeps them in issue order under any graph schedul
 
 from __future__ import annotations
 
+import weakref
+
 from .. import _core, autograd, tensor
 from ..device import eager
 from ..tensor import Tensor
@@ -102,19 +104,28 @@ class _Half(_Mode):
                                      clip=self.clip)
 
 
+def _check_spars(spars, topk: bool) -> float:
+    """spars as a float, checked at the call (a bad one inside the communication thread
+    would break the communicator for every later call, on every rank)."""
+    try:
+        spars = float(spars)
+    except (TypeError, ValueError):
+        raise TypeError(f"DistOpt: spars must be a number, got {spars!r}") from None
+    if topk and not 0.0 < spars <= 1.0:
+        raise ValueError(f"DistOpt sparseTopK: spars is the fraction of elements sent, "
+                         f"in (0, 1]; got {spars}")
+    if not topk and not spars >= 0.0:
+        raise ValueError(f"DistOpt sparseThreshold: spars is the magnitude threshold, "
+                         f">= 0; got {spars}")
+    return spars
+
+
 class _Sparse(_Mode):
     name = "sparse"
 
     def __init__(self, dopt, threshold, spars: float, topk: bool, corr: bool):
         super().__init__(dopt, threshold)
-        spars = float(spars)
-        if topk and not 0.0 < spars <= 1.0:
-            raise ValueError(f"DistOpt sparseTopK: spars is the fraction of elements sent, "
-                             f"in (0, 1]; got {spars}")
-        if not topk and not spars >= 0.0:
-            raise ValueError(f"DistOpt sparseThreshold: spars is the magnitude threshold, "
-                             f">= 0; got {spars}")
-        self.spars, self.topk, self.corr = spars, bool(topk), bool(corr)
+        self.spars, self.topk, self.corr = _check_spars(spars, topk), bool(topk), bool(corr)
 
     def prepare(self, b):
         if not self.corr:
@@ -227,7 +238,8 @@ class DistOpt:
         self._pending: list = []
         self._residuals: dict[tuple, Tensor] = {}
         self._partial = 0
-        self._synced = False
+        # The parameters broadcast from rank 0, by id (a WeakSet would compare Tensors with ==).
+        self._synced: dict[int, weakref.ref] = {}
         self._device = None
 
     # ---- the training modes (SINGA's names) ----
@@ -263,16 +275,17 @@ class DistOpt:
         dev = loss.device
         comm = self._comm_for(dev)
         self.opt._begin(dev)
-        first = not self._synced
         limit = min(mode.threshold, self.buffSize)
         buckets: list[_Bucket] = []
         cur = _Bucket(0)
         dev.set_graph_phase("backward")
         for p, g in autograd.backward(loss, retain_graph=False):
             dev.set_graph_phase("communication")
-            if first:
+            seen = self._synced.get(id(p))
+            if seen is None or seen() is not p:  # its first step (maybe after others')
                 with eager(dev):
                     comm.broadcast(p.data, 0)
+                self._synced[id(p)] = weakref.ref(p)
             item = mode.item(p, g)
             if item.size() > limit:
                 alone = _Bucket(len(buckets))
@@ -297,7 +310,6 @@ class DistOpt:
             mode.finish(b)
         mode.end(buckets)
         self.opt.step()
-        self._synced = True
 
     def _launch(self, dev, comm, mode: _Mode, b: _Bucket) -> _Bucket:
         mode.prepare(b)
@@ -381,6 +393,7 @@ class DistOpt:
 
     def fused_sparsification(self, tensors, accumulation=None, spars: float = 0.05,
                              topK: bool = False) -> None:
+        spars = _check_spars(spars, topK)
         res = _core_of(accumulation) if accumulation is not None else None
         extra = [res] if res is not None else []
         self._issue(tensors, lambda comm, ts: comm.start_sparse_all_reduce(ts, res, spars, topK),

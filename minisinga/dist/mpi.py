@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .base import Backoff, DistError, HostCommunicator
+from .base import COLLECTIVE_KINDS, Backoff, DistError, HostCommunicator, disagreement
 
 
 def import_mpi():
@@ -44,6 +44,7 @@ class MpiCommunicator(HostCommunicator):
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
         self._abort_at_exit = False
+        self._seq = 0
         super().__init__(timeout)
         atexit.register(self._atexit)
 
@@ -67,8 +68,23 @@ class MpiCommunicator(HostCommunicator):
                                 "MINISINGA_DIST_TIMEOUT to change the limit)")
             backoff.pause()
 
+    def _agree(self, kind: int, nbytes: int) -> None:
+        """Checks that every rank issues this collective (seq, kind, bytes) before it runs: MPI
+        would match, say, an all-reduce with an all-gather of as many bytes and give garbage,
+        abort inside MPICH or wait for the timeout. One small all-gather of headers."""
+        self._seq += 1
+        mine = np.array([self._seq, kind, nbytes], np.int64)
+        every = np.empty((self.world_size, 3), np.int64)
+        self._wait(self.comm.Iallgather([mine, self._MPI.INT64_T], [every, self._MPI.INT64_T]),
+                   f"the header of {COLLECTIVE_KINDS[kind]} #{self._seq}")
+        bad = np.flatnonzero((every != mine).any(axis=1))
+        if bad.size:
+            r = int(bad[0])
+            raise DistError(f"mpi communicator: {disagreement(self.rank, mine, r, every[r])}")
+
     def _allreduce_(self, a):
         MPI = self._MPI
+        self._agree(1, a.nbytes)
         self._wait(self.comm.Iallreduce(MPI.IN_PLACE, [a, MPI.FLOAT], op=MPI.SUM),
                    f"all_reduce of {a.size} elements")
 
@@ -76,12 +92,14 @@ class MpiCommunicator(HostCommunicator):
         MPI = self._MPI
         raw = a.view(np.uint8)
         out = np.empty((self.world_size, raw.nbytes), np.uint8)
+        self._agree(2, raw.nbytes)
         self._wait(self.comm.Iallgather([raw, MPI.BYTE], [out, MPI.BYTE]),
                    f"all_gather of {raw.nbytes} bytes")
         return out.view(a.dtype).reshape(self.world_size, a.size)
 
     def _bcast_(self, a, root):
         MPI = self._MPI
+        self._agree(3, a.nbytes)
         self._wait(self.comm.Ibcast([a.view(np.uint8), MPI.BYTE], root=root),
                    f"broadcast of {a.nbytes} bytes")
 
@@ -96,6 +114,7 @@ class MpiCommunicator(HostCommunicator):
         return pickle.loads(buf.tobytes())
 
     def _barrier(self):
+        self._agree(4, 0)
         self._wait(self.comm.Ibarrier(), "barrier")
 
     def _on_failure(self, error):

@@ -24,7 +24,7 @@ import weakref
 
 import numpy as np
 
-from .base import Backoff, DistError, HostCommunicator
+from .base import COLLECTIVE_KINDS, Backoff, DistError, HostCommunicator, disagreement
 
 MAGIC = 0x6D736E67_73686D31  # "msng" "shm1"
 MAX_RANKS = 1024
@@ -34,7 +34,6 @@ _REC_OFF, _REC_FIELDS = 2048, 8
 _PID, _STATE, _BAR, _SEQ, _KIND, _NBYTES, _WSIZE = range(7)
 _JOINED, _CLOSED = 1, 2
 HEADER = (_REC_OFF + MAX_RANKS * _REC_FIELDS * 8 + 4095) // 4096 * 4096
-_KINDS = {1: "all_reduce", 2: "all_gather", 3: "broadcast", 4: "barrier"}
 _LIVE: weakref.WeakSet[ShmCommunicator] = weakref.WeakSet()
 
 
@@ -195,6 +194,8 @@ class ShmCommunicator(HostCommunicator):
         me[_PID], me[_WSIZE], me[_BAR] = os.getpid(), self.world_size, 0
         me[_STATE] = _JOINED
         self._collective(4, 0, "joining the group")  # every rank is attached after this
+        # As after every collective: nobody overwrites its record before all have checked it.
+        self._arrive("joining the group")
         if self.rank == 0:
             try:
                 os.unlink(self._shm.path)  # the mappings stay; nothing is left behind
@@ -263,7 +264,7 @@ class ShmCommunicator(HostCommunicator):
         """Announces collective #seq (kind, bytes), waits for all ranks and checks they agree.
         The caller must pass one more `_arrive` before the next collective."""
         self._seq += 1
-        what = what or f"{_KINDS[kind]} #{self._seq} ({nbytes} bytes)"
+        what = what or f"{COLLECTIVE_KINDS[kind]} #{self._seq} ({nbytes} bytes)"
         me = self._recs[self.rank]
         me[_SEQ], me[_KIND], me[_NBYTES] = self._seq, kind, nbytes
         self._arrive(what)
@@ -272,11 +273,8 @@ class ShmCommunicator(HostCommunicator):
                              | (recs[:, _NBYTES] != nbytes))
         if bad.size:
             r = int(bad[0])
-            self._fail(f"ranks disagree on the collective: rank {self.rank} is in "
-                       f"{_KINDS[kind]} #{self._seq} of {nbytes} bytes, rank {r} in "
-                       f"{_KINDS.get(int(recs[r, _KIND]), '?')} #{int(recs[r, _SEQ])} of "
-                       f"{int(recs[r, _NBYTES])} bytes (same model and options on every "
-                       "rank?)")
+            self._fail(disagreement(self.rank, (self._seq, kind, nbytes), r,
+                                    recs[r, [_SEQ, _KIND, _NBYTES]]))
 
     def _chunks(self, nbytes: int):
         step = self._slot_bytes
