@@ -10,8 +10,11 @@ Values during a run are either known on the host (numpy: initializers, Constant 
 and what shape-like ops compute from them, graph inputs that some node reads as a shape or
 axes) or device Tensors. Arguments an operator needs as Python values (a Reshape's shape, a
 Slice's starts, ...) must be host-known: a device value there is an error, never read back.
-Host values become Tensors only where an operator consumes one, once per rep (cached, created
-outside any graph recording so a recorded step does not copy them from the host).
+Host values become Tensors only where an operator consumes one: those that cannot change
+between runs (initializers, Constant nodes and what is computed from them only) once per rep
+(cached, created outside any graph recording so a recorded step does not copy them from the
+host); others (graph inputs kept on the host, what is computed from them) at every run, unless
+small and equal to the previous run's values.
 
 Types: minisinga tensors are float32, float16 or int32. Integer values become int32 tensors;
 float64 becomes float32; booleans are float32 0/1, as minisinga's comparisons return them.
@@ -78,7 +81,8 @@ class _Node:
 # values we cannot compute) and returns a function of the inputs. Argument kinds, one letter per
 # input (the last letter repeats for further inputs): "t" a Tensor (a host value is made one),
 # "h" a host numpy array (a device value is an error), "a" as it is, "p" a host array when it
-# holds one element, else a Tensor.
+# holds one element, else a Tensor; "s" a Tensor that the op updates in place while training
+# (batch norm's running statistics): a host value is then a new Tensor, not the rep's constant.
 _DEVICE: Dict[str, Tuple[str, Callable]] = {}
 # op_type -> factory of a numpy implementation, used when every input is known on the host.
 _HOST: Dict[str, Callable] = {}
@@ -176,25 +180,35 @@ def get_op(node: onnx.NodeProto, opset_version: int = MAX_OPSET) -> _NodeOp:
 # ---------------------------------------------------------------------------------------------
 
 class _Context:
-    """The device of a rep and its constant tensors (host values made Tensors), by name."""
+    """The device of a rep and its constant tensors (host values made Tensors), by name.
+    `fixed`: the names whose values cannot change between runs (see _Graph.fixed)."""
 
-    def __init__(self, dev):
-        self.dev = dev
+    def __init__(self, dev, fixed=frozenset()):
+        self.dev, self.fixed = dev, fixed
         self._consts: Dict[str, Tuple[np.ndarray, Tensor]] = {}
 
     def const(self, name: str, arr: np.ndarray) -> Tensor:
-        """A Tensor holding host value `arr` (named `name` in the graph), made once: reused while
-        the value is the same object or (small) equal."""
+        """A Tensor holding host value `arr` (named `name` in the graph). A fixed value's is made
+        once; another's is reused while the value is small and equal to the one it was made from
+        (compared with a copy: a caller may change its input array in place between runs)."""
         hit = self._consts.get(name)
+        fixed = name in self.fixed
         if hit is not None:
             old, t = hit
-            if old is arr or (arr.size <= _SMALL and old.shape == arr.shape and
-                              old.dtype == arr.dtype and np.array_equal(old, arr)):
+            if (fixed and old.shape == arr.shape and old.dtype == arr.dtype) or (
+                    arr.size <= _SMALL and old.shape == arr.shape and old.dtype == arr.dtype
+                    and np.array_equal(old, arr)):
                 return t
-        with _device.eager(self.dev):
-            t = Tensor(data=arr, device=self.dev, requires_grad=False)
-        self._consts[name] = (arr, t)
+        t = self._tensor(arr)
+        if fixed:
+            self._consts[name] = (arr, t)
+        elif arr.size <= _SMALL:
+            self._consts[name] = (arr.copy(), t)
         return t
+
+    def _tensor(self, arr: np.ndarray) -> Tensor:
+        with _device.eager(self.dev):
+            return Tensor(data=arr, device=self.dev, requires_grad=False)
 
     def convert(self, kind: str, name: str, v, k: int):
         if v is None or kind == "a":
@@ -202,6 +216,8 @@ class _Context:
         if isinstance(v, np.ndarray):
             if kind == "p" and v.size == 1:
                 return v
+            if kind == "s" and autograd.is_training():  # updated in place: not the cached one
+                return self._tensor(v)
             return v if kind == "h" else self.const(name, v)
         if kind == "h":
             raise ValueError(
@@ -252,6 +268,13 @@ class _Graph:
         self.host_inputs = {name for op in self.ops for k, name in enumerate(op.proto.input)
                             if name in self.input_names and
                             (op.kind(k) == "h" or op.device is None)}
+        # Values that cannot change between runs: initializers, and the outputs of nodes that
+        # read only such values (Constant nodes read none). Only their tensors are cached.
+        fixed = set(self.initializers)
+        for op in self.ops:
+            if all(not name or name in fixed for name in op.proto.input):
+                fixed.update(name for name in op.proto.output if name)
+        self.fixed = frozenset(fixed)
 
     def feeds(self, ctx: _Context, inputs: Sequence) -> Dict[str, object]:
         if len(inputs) != len(self.inputs):
@@ -263,7 +286,7 @@ class _Graph:
                 if x.device != ctx.dev:
                     x = Tensor(data=x.data, requires_grad=x.requires_grad).to_device(ctx.dev)
             elif isinstance(x, (np.ndarray, np.generic, int, float, bool, list)):
-                x = np.asarray(x)
+                x = self._as_declared(k, vi, np.asarray(x))
             else:
                 raise TypeError(f"input {k} ({vi.name!r}) must be a numpy array or a Tensor, "
                                 f"got {type(x).__name__}")
@@ -277,6 +300,27 @@ class _Graph:
                 x = Tensor(data=x, device=ctx.dev, requires_grad=False)
             env[vi.name] = x
         return env
+
+    @staticmethod
+    def _as_declared(k: int, vi: onnx.ValueInfoProto, x: np.ndarray) -> np.ndarray:
+        """x cast to the input's declared type, as SINGA does (uint8 images or int data for a
+        float input, float64 for float32, int64 for int32); refused: a non-numeric array and
+        a cast that drops the fraction or the magnitude (float to integer, number to bool,
+        integers out of the declared type's range)."""
+        want = _np_dtype(vi.type.tensor_type.elem_type)
+        if want is None or want.kind not in "biuf" or x.dtype == want:
+            return x
+        ok = x.dtype.kind == "b" or (x.dtype.kind in "iu" and want.kind in "iuf") or (
+            x.dtype.kind == "f" and want.kind == "f")
+        name = onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type)
+        if not ok:
+            raise TypeError(f"input {k} ({vi.name!r}) is declared {name}, got a numpy array of "
+                            f"dtype {x.dtype}, which is not cast to it")
+        if want.kind in "iu" and x.size and (x.max() > np.iinfo(want).max or
+                                             x.min() < np.iinfo(want).min):
+            raise ValueError(f"input {k} ({vi.name!r}) is declared {name}, got {x.dtype} values "
+                             f"in [{x.min()}, {x.max()}] that do not fit it")
+        return x.astype(want)
 
     def run(self, ctx: _Context, inputs: Sequence, bound: Dict[str, Tensor],
             last_layers: Optional[int] = None, aux_output: Sequence[str] = ()):
@@ -363,7 +407,7 @@ class SingaRep(BackendRep):
     def __init__(self, model_proto: onnx.ModelProto, dev, check: bool = True):
         super().__init__()
         self._graph = _Graph(model_proto, check)
-        self._ctx = _Context(dev)
+        self._ctx = _Context(dev, self._graph.fixed)
         self.device = dev
 
     @property
@@ -491,13 +535,14 @@ class SONNXModel(model.Model):
         super().__init__()
         m = _load(onnx_model)
         self._graph = _Graph(m)
-        self._ctx = _Context(device or _device.get_default_device())
+        self._ctx = _Context(device or _device.get_default_device(), self._graph.fixed)
         params, states = _trainable(m.graph, self._graph.initializers)
         self._bound: Dict[str, Tensor] = {}
         self.onnx_names: Dict[str, str] = {}  # registered name -> ONNX initializer name
         for name in dict.fromkeys(params + states):
             trainable = name in params
-            t = Tensor(data=self._graph.initializers[name].astype(np.float32),
+            arr = self._graph.initializers[name]  # float64 becomes float32; float16 stays
+            t = Tensor(data=arr.astype(np.float32) if arr.dtype == np.float64 else arr,
                        device=self._ctx.dev, requires_grad=trainable, stores_grad=trainable)
             key = name
             while hasattr(self, key):
@@ -508,7 +553,7 @@ class SONNXModel(model.Model):
 
     def on_device(self, device) -> None:
         super().on_device(device)
-        self._ctx = _Context(device)
+        self._ctx = _Context(device, self._graph.fixed)
 
     def forward(self, *inputs, aux_output: Sequence[str] = ()) -> list:
         x = next((a for a in inputs if isinstance(a, Tensor)), None)
@@ -748,7 +793,12 @@ def _gelu(n):
 
 @_op("Clip", sig="thh")
 def _clip(n):
-    return lambda x, lo=None, hi=None: autograd.clip(x, _scalar(lo), _scalar(hi))
+    def run(x, lo=None, hi=None):
+        lo, hi = _scalar(lo), _scalar(hi)
+        if lo is not None and hi is not None and lo > hi:  # ONNX: every value becomes max
+            lo = hi
+        return autograd.clip(x, lo, hi)
+    return run
 
 
 @_op("PRelu")
@@ -867,8 +917,12 @@ def _pads_for(x4, kernel, stride, dil, pads, auto_pad, one_d):
 def _conv(n):
     strides, pads, dils, auto_pad = _spatial_args(n, "convolutions")
     group = n.get("group", 1)
+    kernel = n.get("kernel_shape")
 
     def run(x, w, b=None):
+        if kernel is not None and list(kernel) != list(w.shape[2:]):
+            raise ValueError(f"kernel_shape {list(kernel)} does not match the weights' spatial "
+                             f"shape {list(w.shape[2:])} (W has shape {_shape(w)})")
         x4, one_d = _to_2d(x, "Conv")
         w4 = autograd.reshape(w, [w.shape[0], w.shape[1], 1, w.shape[2]]) if one_d else w
         s, d = _pair(strides, one_d, 1), _pair(dils, one_d, 1)
@@ -878,7 +932,7 @@ def _conv(n):
     return run
 
 
-@_op("BatchNormalization")
+@_op("BatchNormalization", sig="ttts")
 def _batchnorm(n):
     eps, momentum = n.get("epsilon", 1e-5), n.get("momentum", 0.9)
     if n.get("training_mode", 0):
@@ -1152,13 +1206,26 @@ def _cast_to(n: _Node):
     return dt
 
 
+_I32 = np.iinfo(np.int32)
+
+
 @_op("Cast")
 def _cast(n):
     dt = _cast_to(n)
+    wide = dt.kind in "iu" and np.iinfo(dt).max > _I32.max  # int64, uint32, uint64
 
     def run(x):
         if dt.kind == "b":
             return _as_bool(x != 0)
+        if wide and x.dtype != tensor.int32 and not x.device.graph_enabled():
+            # device integers are int32: refuse what would saturate (read back, while the
+            # values exist: not while a graph is recorded)
+            v = np.trunc(x.to_numpy())
+            if v.size and (v.max() > _I32.max or v.min() < _I32.min):
+                raise ValueError(
+                    f"to={onnx.TensorProto.DataType.Name(n.get('to'))}: values in "
+                    f"[{v.min():g}, {v.max():g}] do not fit minisinga's int32 tensors (range "
+                    f"[{_I32.min}, {_I32.max}])")
         return autograd.cast(x, tensor.int32 if dt.kind in "iu" else
                              tensor.float16 if dt == np.float16 else tensor.float32)
     return run
@@ -1306,6 +1373,13 @@ def _resize(n):
         nd = x.ndim()
         ax = list(range(nd)) if axes is None else [_norm_axis(a, nd) for a in axes]
         f = np.float32
+        given = sizes if sizes is not None and sizes.size else scales
+        if given is not None and given.size and given.size != len(ax):
+            what = "sizes" if given is sizes else "scales"
+            per = f"axis of the input, of shape {_shape(x)}" if axes is None else \
+                f"axis in axes {list(axes)}"
+            raise ValueError(f"{what} has {given.size} value(s), expected {len(ax)} (one per "
+                             f"{per})")
         if sizes is not None and sizes.size:
             outs = dict(zip(ax, _ints(sizes)))
             scl = {a: f(outs[a]) / f(x.shape[a]) for a in ax}
@@ -1346,15 +1420,22 @@ _REDUCE = {
 }
 
 
+# The pointwise step of the composite reductions, which ONNX still applies when empty axes
+# with noop_with_empty_axes=1 reduce over no axis (sqrt(x * x) is |x|).
+_REDUCE_POINTWISE = {"ReduceL1": autograd.abs, "ReduceL2": autograd.abs,
+                     "ReduceSumSquare": lambda x: autograd.mul(x, x)}
+
+
 @_op(*_REDUCE, sig="th")
 def _reduce(n):
     axes_of, keep, noop = _reduce_args(n)
     fn = _REDUCE[n.op_type]
+    step = _REDUCE_POINTWISE.get(n.op_type)
 
     def run(x, axes=None):
         ax = axes_of(axes)
         if not ax and noop:
-            return x
+            return x if step is None else step(x)
         return fn(x, ax or None, keep)
     return run
 

@@ -374,11 +374,12 @@ def _slice(ctx, op, ins, outs):
 
 @_emits(_ly.Squeeze, _ly.Unsqueeze)
 def _squeeze(ctx, op, ins, outs):
-    # The output shape decides which axes went or came (Squeeze with no axis drops every 1).
+    # The output shape decides which axes went or came (Squeeze with no axis, None or [],
+    # drops every 1: those axes are written, as ONNX reads empty axes as "squeeze nothing").
     src, dst = ctx.shapes[ins[0]], ctx.shapes[outs[0]]
     if isinstance(op, _ly.Squeeze):
         axes = [i for i, d in enumerate(src) if d == 1]
-        if op.axis is not None:
+        if op.axis is not None and len(op.axis):
             axes = [a % len(src) for a in op.axis]
         ctx.node("Squeeze", [ins[0], ctx.ints(axes)], outs)
     else:
@@ -540,7 +541,8 @@ class _Graph(_Ctx):
         return name
 
     def emit(self, op: Operator, ins: List[str], outs: List[str]) -> None:
-        fn = _EMIT.get(type(op))
+        # by class, then its bases (SINGA's Negative is a Neg)
+        fn = next((_EMIT[c] for c in type(op).__mro__ if c in _EMIT), None)
         if fn is None:
             raise _unsupported(op)
         fn(self, op, ins, outs)
