@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 from . import _core
 
@@ -16,8 +17,14 @@ def _check_id(device_id: int) -> int:
 
 
 def create_cpu_device() -> Device:
-    """Creates a new CPU device with its own memory pool, graph and RNG."""
-    return _core.create_cpu_device()
+    """Creates a new CPU device with its own memory pool, graph and RNG. Once nothing holds
+    it (no tensor, no handle), the memory it cached goes back to the system."""
+    dev = _core.create_cpu_device()
+    _CACHE_GUARDS[dev] = _core._cache_guard(dev)
+    return dev
+
+
+_CACHE_GUARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def get_default_device() -> Device:

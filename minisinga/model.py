@@ -6,7 +6,9 @@ import io
 import json
 import os
 import tempfile
+import weakref
 import zipfile
+import zlib
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -57,6 +59,7 @@ class Model(Layer):
         self._graph_results = None
         self._graph_version = None
         self._graph_key = None
+        self._release = None  # resets the device's recording when this model is dropped
         self._device = None
 
     # ---- setup ----
@@ -161,12 +164,13 @@ class Model(Layer):
                 or key != self._graph_key or not self._feed(leaves)):
             dev.ResetGraph()
             self._graph_inputs, self._graph_leaves = (args, dict(kwargs)), leaves
-            dev.EnableGraph(True)
-            dev.set_graph_phase("forward")
-            try:
+            try:  # from EnableGraph on: an interrupt anywhere must leave the device eager
+                dev.EnableGraph(True)
+                dev.set_graph_phase("forward")
                 self._graph_results = self.train_one_batch(*args, **kwargs)
             except BaseException:
                 dev.EnableGraph(False)
+                dev.set_graph_phase("")
                 dev.ResetGraph()
                 self._graph_inputs = None
                 raise
@@ -174,6 +178,12 @@ class Model(Layer):
             dev.set_graph_phase("")
             self._graph_version = dev.graph_version()
             self._graph_key = key
+            # The device keeps the recording (and the memory it holds) until it records
+            # again; a model that is dropped releases it.
+            if self._release is not None:
+                self._release.detach()
+            self._release = weakref.finalize(self, _reset_if_unchanged, dev,
+                                             self._graph_version)
             # Drop the recorded autograd tape: only the graph should hold intermediates, so
             # it can release them after their last use.
             for t in _tensors_in(self._graph_results):
@@ -230,9 +240,9 @@ class Model(Layer):
         if format not in ("minisinga", "singa"):
             raise ValueError(f"save_states: format must be 'minisinga' or 'singa', got "
                              f"{format!r}")
+        _check_save_path(fpath)
         model = {k: t.to_numpy() for k, t in self.get_states().items()}
-        aux = {k: v.to_numpy() if isinstance(v, Tensor) else np.asarray(v)
-               for k, v in (aux_states or {}).items()}
+        aux = {k: _aux_array(k, v) for k, v in (aux_states or {}).items()}
         if format == "singa":
             clash = sorted(set(model) & set(aux))
             if clash:
@@ -248,7 +258,7 @@ class Model(Layer):
         arrays.update({"aux/" + k: v for k, v in aux.items()})
         meta = {"format": _FORMAT, "version": 1, "model": type(self).__name__}
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        _write_atomically(fpath, lambda f: np.savez(f, **arrays))
+        _write_atomically(fpath, lambda f: _write_npz(f, arrays))
 
     def load_states(self, fpath: str) -> Dict[str, Tensor]:
         """Restores what save_states wrote, in minisinga's format or SINGA's zip; returns the
@@ -266,7 +276,8 @@ class Model(Layer):
                     model, opts, aux = self._read_own(fpath)
         except _CheckpointError:
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error,
+                NotImplementedError, RuntimeError) as e:  # zipfile: a bad method, encrypted
             raise ValueError(f"load_states: {fpath!r} is not a readable checkpoint "
                              f"(truncated or corrupt): {e}") from None
         own = self.get_states()
@@ -303,11 +314,16 @@ class Model(Layer):
                                  f"parameters this model does not have: {strays[:5]}")
             o.check_states(states)
             restore.append((o, states))
+        try:  # also before anything changes
+            aux_tensors = {k: Tensor(data=v, requires_grad=False) for k, v in aux.items()}
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"load_states: an aux state in {fpath!r} cannot be a tensor: "
+                             f"{e}") from None
         for k, t in own.items():
             t.copy_from_numpy(model[k])
         for o, states in restore:
             o.set_states(states)
-        return {k: Tensor(data=v, requires_grad=False) for k, v in aux.items()}
+        return aux_tensors
 
     def _read_own(self, fpath: str):
         """minisinga's npz: (model, optimizer, aux) arrays, the model's class checked."""
@@ -344,9 +360,32 @@ class _CheckpointError(ValueError):
 _SINGA_DTYPE = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int32): 2}
 
 
+def _aux_array(key: str, v) -> np.ndarray:
+    """An aux state as the array save_states writes, refused (naming it) unless load_states
+    can make it a Tensor again: numbers, bool/int/float arrays, Tensors."""
+    a = v.to_numpy() if isinstance(v, Tensor) else np.asarray(v)
+    ok = a.dtype.kind in "biuf"
+    if ok and a.dtype.kind in "iu" and a.size:
+        ok = np.iinfo(np.int32).min <= a.min() and a.max() <= np.iinfo(np.int32).max
+    if not ok:
+        raise ValueError(f"save_states: aux state {key!r} is {v!r:.80}; expected a Tensor, a "
+                         "number or a bool/int/float array (integers within int32), which "
+                         "load_states gives back as a Tensor")
+    return a
+
+
+def _write_npz(f, arrays: Dict[str, np.ndarray]) -> None:
+    """np.savez's layout (one <name>.npy per array), written here: np.savez(f, **arrays)
+    would take names such as 'file' or 'allow_pickle' as its own arguments."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for k, v in arrays.items():
+            with zf.open(k + ".npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(v), allow_pickle=False)
+
+
 def _write_singa_zip(f, model: Dict[str, np.ndarray], aux: Dict[str, np.ndarray]) -> None:
     buf = io.BytesIO()
-    np.savez(buf, **model, **aux)
+    _write_npz(buf, {**model, **aux})
     attrs = {k: {"state_type": t, "shape": list(v.shape),
                  "dtype": _SINGA_DTYPE.get(v.dtype, 0)}
              for t, group in ((Model.MODEL_STATE_TYPE, model), (Model.AUX_STATE_TYPE, aux))
@@ -372,9 +411,18 @@ def _read_singa_zip(zf: zipfile.ZipFile):
     return model, aux
 
 
+def _check_save_path(fpath) -> None:
+    if not isinstance(fpath, (str, os.PathLike)) or not os.fspath(fpath) or \
+            os.fspath(fpath).endswith(os.sep):
+        raise ValueError(f"save_states: {fpath!r} is not a file path; give one such as "
+                         "'checkpoint.zip'")
+
+
 def _write_atomically(fpath: str, write) -> None:
-    """write(f) into a temporary file beside fpath, synced, then renamed onto fpath."""
-    d = os.path.dirname(os.path.abspath(fpath))
+    """write(f) into a temporary file beside fpath, synced, then renamed onto fpath (onto
+    the file a symbolic link names: the link stays)."""
+    fpath = os.path.realpath(fpath)
+    d = os.path.dirname(fpath)
     if os.path.isdir(fpath):
         raise IsADirectoryError(f"save_states: {fpath!r} is a directory; give a file path")
     if not os.path.isdir(d):
@@ -455,10 +503,31 @@ def _aliases(leaves) -> list:
     return [first.setdefault(id(t), i) for i, t in enumerate(leaves) if isinstance(t, Tensor)]
 
 
+def _reset_if_unchanged(dev, version: int) -> None:
+    if dev.graph_version() == version:  # nobody recorded on it since
+        dev.ResetGraph()
+
+
 def _optimizer_key(optimizer):
-    """What a recorded step took from the optimizer: its schedule and its settings."""
+    """What a recorded step took from the optimizer: itself, its schedule and its settings.
+    The objects, not their ids (compared by identity): a new schedule may take a freed one's
+    address, and holding them keeps that from happening."""
     settings = getattr(optimizer, "settings", None)
-    return (id(getattr(optimizer, "lr", None)), settings() if callable(settings) else None)
+    return (_Same(optimizer), _Same(getattr(optimizer, "lr", None)),
+            settings() if callable(settings) else None)
+
+
+class _Same:
+    """Holds an object; equal only to a holder of the same object."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    __hash__ = None
 
 
 def _same_value(a, b) -> bool:

@@ -5,6 +5,8 @@ replayed graph sees their new values at every step."""
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from typing import Dict, Optional, Union
 
 import numpy as np
@@ -14,6 +16,7 @@ from .device import eager
 from .tensor import Tensor
 
 _U = _core.UnaryOp
+_AUTO_NAMES = itertools.count()  # names of unnamed parameters: never reused, unlike id()
 
 
 def _real(owner: str, name: str, v, lo: float = 0.0, hi: Optional[float] = None,
@@ -234,7 +237,8 @@ class Optimizer:
     @staticmethod
     def _name(p: Tensor) -> str:
         if p.name is None:
-            p.name = f"param{id(p)}"
+            p.name = f"param{next(_AUTO_NAMES)}"
+            p._auto_named = True  # its states go when it does (see _buffer)
         return p.name
 
     def _buffer(self, name: str, key: str, like: Tensor, value: float = 0.0) -> Tensor:
@@ -243,6 +247,9 @@ class Optimizer:
         if b is not None and tuple(b.shape) == tuple(like.shape) and b.device != like.device:
             with eager(like.device):  # the parameter moved (Model.on_device): its state too
                 b.to_device(like.device)
+        if not bufs and getattr(like, "_auto_named", False) and like.name == name:
+            # Nothing else will ever ask for an unnamed parameter's states: drop them with it.
+            weakref.finalize(like, _drop_states, weakref.ref(self), name)
         if b is None or tuple(b.shape) != tuple(like.shape):
             # float16 params keep float32 state: the update runs in float32 (csrc/ops/half.h)
             # and small running averages would round away in float16.
@@ -257,6 +264,12 @@ class Optimizer:
         if tuple(param.shape) != tuple(grad.shape):
             raise ValueError(f"update of {name}: gradient shape {grad.shape} does not match "
                              f"parameter shape {param.shape}")
+
+
+def _drop_states(opt_ref, name: str) -> None:
+    opt = opt_ref()
+    if opt is not None:
+        opt._states.pop(name, None)
 
 
 class SGD(Optimizer):

@@ -102,6 +102,8 @@ def train(rank: int, world: int, sgd_factory, args, dist=None):
         _, loss = m(tx, ty, args.mode, args.spars)
         losses.append(loss.item())
     params = {k: v.to_numpy() for k, v in m.get_params().items()}
+    # What the graph recorded, read while m lives (a dropped model releases its recording).
+    args.graph_node_names = dev.graph_node_names() if args.graph else []
     return params, np.array(losses)
 
 

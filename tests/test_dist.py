@@ -121,7 +121,7 @@ def _one_rank_run(mode, graph, steps=4, buff=3000):
     d = opt.DistOpt(dist_worker.sgd_factory(a)(), nccl_id=NcclIdHolder(), local_rank=0,
                     world_size=1, buffSize=buff)
     p, losses = dist_worker.train(0, 1, None, a, d)
-    names = tensor.get_default_device().graph_node_names() if graph else []
+    names = a.graph_node_names
     d.close()
     return p, losses, names
 

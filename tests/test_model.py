@@ -204,11 +204,24 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", boom)
+    monkeypatch.setattr(np.lib.format, "write_array", boom)
     with pytest.raises(OSError, match="disk full"):
         m.save_states(path)
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["ckpt.npz"]
+    m.eval()
+
+
+def test_save_over_a_symbolic_link_writes_the_file_it_names(tmp_path):
+    m, x, y = make()
+    target = tmp_path / "real.npz"
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    m.save_states(str(link))
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    m.load_states(str(target))  # the checkpoint went to the link's target
+    assert sorted(os.listdir(tmp_path)) == ["latest.npz", "real.npz"]
     m.eval()
 
 

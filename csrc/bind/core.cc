@@ -52,6 +52,14 @@ py::tuple ShapeTuple(const Shape& s) {
   return t;
 }
 
+// Turns its device's caching off when destroyed. device.py keeps one for each CPU device it
+// creates, dropped with the device's Python handle: devices live for ever (blocks hold raw
+// pointers), but one nobody holds gives its memory back.
+struct CacheGuard {
+  Device* dev;
+  ~CacheGuard() { dev->SetCaching(false); }
+};
+
 py::dict StatsDict(const MemoryStats& s) {
   py::dict d;
   d["current"] = s.current;
@@ -168,6 +176,8 @@ void InitCore(py::module_& m) {
   m.def("_set_graph_shuffle", &SetGraphShuffle, py::arg("seed"));
   m.def("default_device", &DefaultDevice, py::return_value_policy::reference);
   m.def("create_cpu_device", &CreateCpuDevice, py::return_value_policy::reference);
+  py::class_<CacheGuard>(m, "_CacheGuard");
+  m.def("_cache_guard", [](Device* d) { return std::make_unique<CacheGuard>(CacheGuard{d}); });
   m.def("cuda_device", &CudaDevice, py::arg("id"), py::return_value_policy::reference);
   m.def("cuda_device_count", &CudaDeviceCount);
   m.def("cuda_device_info", [](int id) {

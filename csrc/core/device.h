@@ -80,6 +80,7 @@ class Device {
   MemoryStats memory_stats() const { return pool_->Stats(); }
   void ResetPeak() { pool_->ResetPeak(); }
   void EmptyCache() { pool_->EmptyCache(); }
+  void SetCaching(bool on) { pool_->SetCaching(on); }
 
   // Graph buffering and replay.
   void EnableGraph(bool enable);

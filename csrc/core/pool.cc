@@ -83,6 +83,9 @@ void CachingPool::Free(void* ptr, size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   if (hold_) {
     held_[sz].push_back(ptr);
+  } else if (!caching_) {
+    free_(ptr);
+    stats_.reserved -= sz;
   } else {
     free_lists_[sz].push_back(ptr);
     MS_POISON(ptr, sz);
@@ -103,6 +106,14 @@ void CachingPool::ReleaseHeld() {
     dst.insert(dst.end(), kv.second.begin(), kv.second.end());
   }
   held_.clear();
+}
+
+void CachingPool::SetCaching(bool on) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    caching_ = on;
+  }
+  if (!on) EmptyCache();
 }
 
 void CachingPool::EmptyCache() {

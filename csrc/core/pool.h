@@ -28,6 +28,8 @@ class CachingPool {
   void Free(void* ptr, size_t bytes);
   // Returns cached (unused) memory to the system.
   void EmptyCache();
+  // Off: cached memory goes back to the system now, and so does every block freed later.
+  void SetCaching(bool on);
   MemoryStats Stats() const;
   void ResetPeak();
   // Sizes are rounded up so that nearby requests share free lists.
@@ -47,6 +49,7 @@ class CachingPool {
   std::unordered_map<size_t, std::vector<void*>> free_lists_;
   std::unordered_map<size_t, std::vector<void*>> held_;  // hold mode's private free lists
   bool hold_ = false;
+  bool caching_ = true;
   MemoryStats stats_;
 };
 
