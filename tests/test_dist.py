@@ -277,3 +277,44 @@ def test_distopt_learning_rate_is_the_wrapped_optimizers():
         np.testing.assert_allclose(sgd.lr_value.to_numpy(), [0.25])
     finally:
         d.close()
+
+
+# ---- the watchdog that bounds NCCL's stream work (driven here by stand-in events) ----
+
+
+def test_watchdog_aborts_a_stuck_operation_once_and_raises_after():
+    import threading
+    import time
+
+    from minisinga.dist.base import Watchdog
+
+    aborted = []
+    w = Watchdog(0.2, lambda: aborted.append(threading.current_thread().name), "comm rank 1")
+    w.track(lambda: True, "all_reduce of 4 elements")  # done: dropped
+    w.track(lambda: False, "broadcast")  # never done: a dead peer
+    deadline = time.monotonic() + 10
+    while not aborted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert aborted == ["comm rank 1-watchdog"]
+    with pytest.raises(DistError, match=r"comm rank 1: broadcast did not complete within 0.2 s"):
+        w.check()
+    with pytest.raises(DistError, match="aborted"):
+        w.track(lambda: True, "all_reduce")
+    w.close()
+    assert aborted == ["comm rank 1-watchdog"]  # once
+
+
+def test_watchdog_lets_slow_but_finishing_work_be():
+    import time
+
+    from minisinga.dist.base import Watchdog
+
+    aborted = []
+    w = Watchdog(0.5, lambda: aborted.append(1), "comm")
+    t_done = time.monotonic() + 0.2
+    for _ in range(50):
+        w.track(lambda: time.monotonic() > t_done, "all_reduce")
+    time.sleep(1.0)
+    w.check()
+    assert not aborted and not w._pending
+    w.close()

@@ -214,7 +214,13 @@ void InitCore(py::module_& m) {
            }, py::arg("array"))
       .def("to_numpy", [](const Tensor& t) {
         py::array arr(NumpyDType(t.dtype()), t.shape());
-        ops::CopyToHost(t, arr.mutable_data(), t.nbytes());
+        void* dst = arr.mutable_data();
+        {
+          // A CUDA copy waits for the stream, perhaps for a peer's all-reduce: the
+          // communicators' watchdog thread must be able to run meanwhile.
+          py::gil_scoped_release nogil;
+          ops::CopyToHost(t, dst, t.nbytes());
+        }
         return arr;
       })
       .def("__repr__", &Tensor::Repr);

@@ -10,6 +10,7 @@ and the ranks that did not answer."""
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import threading
@@ -69,6 +70,59 @@ class Backoff:
             time.sleep(0)
         else:
             time.sleep(min(1e-3, 1e-5 * (self.n - 63)))
+
+
+class Watchdog:
+    """Bounds work enqueued on a device stream by the timeout, where nothing on the host waits
+    for it (NCCL collectives: a dead peer leaves them spinning, and the next host read of the
+    stream would block for ever). `track(done, what)` after each enqueue, `done` telling
+    whether the stream has passed it; a daemon thread checks the oldest pending one and, when
+    it is not done within `timeout` s, records a DistError and calls `on_timeout()` once (which
+    must make the stream move on: NCCL's abort). `check()` raises the recorded error."""
+
+    def __init__(self, timeout: float, on_timeout: Callable[[], None], name: str):
+        self.timeout, self._on_timeout, self._name = timeout, on_timeout, name
+        self._pending: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.error: DistError | None = None
+
+    def track(self, done: Callable[[], bool], what: str) -> None:
+        self.check()
+        with self._lock:
+            self._pending.append((done, time.monotonic(), what))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"{self._name}-watchdog",
+                                            daemon=True)
+            self._thread.start()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        period = min(1.0, self.timeout / 4)
+        while not self._stop:
+            self._wake.wait(period)
+            with self._lock:
+                while self._pending and self._pending[0][0]():
+                    self._pending.popleft()
+                head = self._pending[0] if self._pending else None
+            if head is not None and time.monotonic() - head[1] > self.timeout:
+                self.error = DistError(f"{self._name}: {head[2]} did not complete within "
+                                       f"{self.timeout:g} s (a peer is stuck or dead; set "
+                                       "MINISINGA_DIST_TIMEOUT to change the limit); the "
+                                       "communicator was aborted")
+                self._on_timeout()
+                return
 
 
 class Handle:

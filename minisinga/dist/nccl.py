@@ -4,9 +4,11 @@ never needs it.
 
 Every operation is enqueued on the device's stream (so it is ordered with the kernels, and a
 recorded graph replays it in place); fusion, fp16 conversion and clipping run as cupy kernels
-on that same stream, the sparse modes' selection as our select kernels. `synchronize()` waits
-for the stream with the timeout and aborts the NCCL communicator when a peer does not answer,
-so a dead rank gives a DistError instead of a hang."""
+on that same stream, the sparse modes' selection as our select kernels. A dead rank gives a
+DistError instead of a hang: `synchronize()` waits for the stream with the timeout, and a
+watchdog thread aborts the NCCL communicator when an enqueued collective has not completed
+within it (so a host read that waits for the stream, e.g. `loss.item()`, returns), after
+which every call raises the DistError."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import contextlib
 import time
 
 from .. import _core
-from .base import Backoff, Communicator, DistError, DoneHandle, timeout_seconds
+from .base import Backoff, Communicator, DistError, DoneHandle, Watchdog, timeout_seconds
 
 
 def import_cupy():
@@ -62,6 +64,23 @@ class NcclCommunicator(Communicator):
         with cupy.cuda.Device(device.id()):
             self._stream = cupy.cuda.ExternalStream(device.stream_handle, device.id())
             self._comm = nccl.NcclCommunicator(world_size, unique_id, rank)
+        self._watchdog = Watchdog(self.timeout, self._abort, f"nccl communicator rank {rank}")
+
+    def _abort(self) -> None:
+        """The watchdog's: ends the collectives spinning on the stream (their results are
+        garbage: every later call raises)."""
+        self._comm.abort()
+
+    def _track(self, what: str) -> None:
+        """After enqueueing `what`: the watchdog bounds it by the timeout."""
+        ev = self._cp.cuda.Event(block=False, disable_timing=True)
+        ev.record(self._stream)
+        dev = self.device.id()
+
+        def done() -> bool:
+            with self._cp.cuda.Device(dev):
+                return ev.done
+        self._watchdog.track(done, what)
 
     # ---- helpers ----
     def _array(self, t):
@@ -97,11 +116,14 @@ class NcclCommunicator(Communicator):
         if wire not in ("float32", "float16"):
             raise ValueError(f"all_reduce: wire dtype must be float32 or float16, got {wire!r}")
         cp = self._cp
+        self._watchdog.check()
         with self._ctx():
             arrs = [self._array(t) for t in tensors]
+            what = f"all_reduce of {sum(a.size for a in arrs)} elements"
             if len(arrs) == 1 and wire == "float32" and clip is None:
                 buf = arrs[0].reshape(-1)
                 self._allreduce(buf)
+                self._track(what)
                 if scale != 1.0:
                     buf *= cp.float32(scale)
                 return DoneHandle("all_reduce")
@@ -109,18 +131,25 @@ class NcclCommunicator(Communicator):
             if clip is not None:
                 cp.clip(buf, -clip, clip, out=buf)
             if wire == "float16":
+                # Scaled before the float16 sum (as the host communicators sum in float32): a
+                # sum of ranks' values may overflow float16 where their mean does not.
+                if scale != 1.0:
+                    buf *= cp.float32(scale)
                 half = buf.astype(cp.float16)
                 self._allreduce(half)
+                self._track(what)
                 buf[...] = half
             else:
                 self._allreduce(buf)
-            if scale != 1.0:
-                buf *= cp.float32(scale)
+                self._track(what)
+                if scale != 1.0:
+                    buf *= cp.float32(scale)
             self._scatter(buf, arrs)
         return DoneHandle("all_reduce")
 
     def start_sparse_all_reduce(self, tensors, residual, spars, topk, scale=1.0):
         cp = self._cp
+        self._watchdog.check()
         with self._ctx():
             arrs = [self._array(t) for t in tensors]
             # The fused buffer is one of our tensors on the device, so the selection runs in
@@ -138,11 +167,14 @@ class NcclCommunicator(Communicator):
                 res[...] = buf
                 res[idx] = 0
             counts = self._allgather(cp.array([idx.size], cp.int64))[:, 0]
+            self._track("the sparse all_reduce's counts")
             m = int(counts.max().get())  # waits for the stream: sizes are needed on the host
+            self._watchdog.check()  # an aborted all-gather returns garbage
             payload = cp.zeros(2 * m, cp.int32)
             payload[:idx.size] = idx
             payload[m:m + idx.size] = vals.view(cp.int32)
             parts = self._allgather(payload)
+            self._track(f"the sparse all_reduce of {2 * m} values")
             buf[...] = 0
             for r, c in enumerate(counts.get().tolist()):
                 buf[parts[r, :c]] += parts[r, m:m + c].view(cp.float32)
@@ -155,12 +187,14 @@ class NcclCommunicator(Communicator):
         if not 0 <= root < self.world_size:
             raise ValueError(f"broadcast: root {root} is not a rank (world size "
                              f"{self.world_size})")
+        self._watchdog.check()
         with self._ctx():
             for t in tensors:
                 a = self._array(t).reshape(-1)
                 raw = a.view(self._cp.uint8)
                 self._comm.bcast(raw.data.ptr, raw.size, self._nccl.NCCL_UINT8, root,
                                  self._stream.ptr)
+            self._track("broadcast")
         return DoneHandle("broadcast")
 
     def all_gather(self, t, out) -> None:
@@ -179,6 +213,7 @@ class NcclCommunicator(Communicator):
         self.synchronize()
 
     def synchronize(self) -> None:
+        self._watchdog.check()
         deadline = time.monotonic() + self.timeout
         backoff = Backoff()
         while not self._stream.done:
@@ -188,9 +223,12 @@ class NcclCommunicator(Communicator):
                                 f"{self.timeout:g} s waiting for the device stream (a peer is "
                                 "stuck or dead); the NCCL communicator was aborted")
             backoff.pause()
+        self._watchdog.check()
         self._comm.check_async_error()
 
     def close(self) -> None:
+        if getattr(self, "_watchdog", None) is not None:
+            self._watchdog.close()
         if getattr(self, "_comm", None) is not None:
             self._comm.destroy()
             self._comm = None
