@@ -31,6 +31,8 @@ import math
 import numbers
 from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from . import autograd, device, tensor
 from .layer import Layer, _param
 from .tensor import Tensor
@@ -39,7 +41,7 @@ Steps = Union[Tensor, Sequence[Tensor]]
 
 
 def _flag(cls: str, name: str, v) -> bool:
-    if not isinstance(v, (bool, int)) or v not in (0, 1):
+    if not isinstance(v, (bool, int, np.bool_, np.integer)) or v not in (0, 1):
         raise TypeError(f"{cls}: {name} must be True or False, got {v!r}")
     return bool(v)
 
@@ -525,6 +527,9 @@ class CudnnRNN(Layer):
                              f"hidden_size) for input of shape {x.shape}")
         if given.device != x.device:
             raise ValueError(f"CudnnRNN: {name} is on {given.device} but x on {x.device}")
+        if given.dtype != x.dtype:
+            raise TypeError(f"CudnnRNN: {name} has dtype {given.dtype.name} but x "
+                            f"{x.dtype.name}; give states of x's dtype")
         parts = autograd.split(given, 0, n) if n > 1 else (given,)
         return [autograd.reshape(p, (batch, hsz), allowzero=True) for p in parts]
 
@@ -590,6 +595,10 @@ class CudnnRNN(Layer):
 
             masks = [(col(lens > t), col(lens <= t)) for t in range(seq)]
             last = [col(lens == t + 1) for t in range(seq)]
+            # Padded steps read zeros, not the padding: masking their results afterwards would
+            # keep a NaN or inf there (NaN * 0), also in every weight's gradient.
+            zero = tensor.zeros((1, 1), x.device, x.dtype)
+            steps = [autograd.where(s, zero, keep) for s, (keep, _) in zip(steps, masks)]
         outs, finals_h, finals_c = inner._run_steps(steps, hs, cs, masks)
         if self.return_sequences:
             y = inner._join(outs)
