@@ -66,6 +66,8 @@ BINARY = {
     B.Le: np.less_equal, B.Gt: np.greater, B.Ge: np.greater_equal, B.Eq: np.equal,
     B.Ne: np.not_equal,
     B.ReluBackward: lambda dy, x: np.where(x > 0, dy, 0.0),  # ReLU's gradient: dy where x > 0
+    B.SigmoidBackward: lambda dy, y: dy * (y * (1 - y)),  # sigmoid's, from its output y
+    B.TanhBackward: lambda dy, y: dy * (1 - y * y),  # tanh's, from its output y
     # the float32 quotient's floor (the operands are float32 values)
     B.FloorDiv: lambda x, y: np.floor(x.astype(np.float32) / y.astype(np.float32)),
 }

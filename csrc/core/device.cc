@@ -182,14 +182,34 @@ std::string Device::TimeProfilingReport() const {
 
 CppCPU::CppCPU(int id) : Device(DeviceType::kCpu, id) { InitPool(); }
 
+namespace {
+// memcpy, over the OpenMP threads for large copies (one thread's memcpy does not saturate
+// the memory bandwidth: 2-3x on big tensors); memmove where the ranges overlap.
+void CpuCopy(void* dst, const void* src, size_t n) {
+  constexpr size_t kChunk = size_t{1} << 20;
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  if (n < 2 * kChunk || (d < s + n && s < d + n)) {
+    std::memmove(d, s, n);
+    return;
+  }
+  const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; c++) {
+    const size_t lo = static_cast<size_t>(c) * kChunk;
+    std::memcpy(d + lo, s + lo, std::min(kChunk, n - lo));
+  }
+}
+}  // namespace
+
 void* CppCPU::RawMalloc(size_t bytes) {
   // 64-byte alignment for vector loads.
   return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 void CppCPU::RawFree(void* p) { std::free(p); }
-void CppCPU::CopyToHost(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
-void CppCPU::CopyFromHost(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
-void CppCPU::CopyOnDevice(void* dst, const void* src, size_t n) { std::memmove(dst, src, n); }
+void CppCPU::CopyToHost(void* dst, const void* src, size_t n) { CpuCopy(dst, src, n); }
+void CppCPU::CopyFromHost(void* dst, const void* src, size_t n) { CpuCopy(dst, src, n); }
+void CppCPU::CopyOnDevice(void* dst, const void* src, size_t n) { CpuCopy(dst, src, n); }
 void CppCPU::Memset(void* dst, unsigned char byte, size_t n) { std::memset(dst, byte, n); }
 
 // ---- registry: devices are never destroyed (blocks hold raw pointers) ----

@@ -187,6 +187,8 @@ MS_HD C Softplus(C x) {
   X(Eq, C(x == y))              \
   X(Ne, C(x != y))              \
   X(ReluBackward, y > C(0) ? x : C(0)) \
+  X(SigmoidBackward, x * (y * (C(1) - y))) \
+  X(TanhBackward, x * (C(1) - y * y)) \
   X(FloorDiv, Floor(x / y))
 
 #define MS_DEFINE_UNARY(Name, expr)                     \

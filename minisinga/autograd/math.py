@@ -153,8 +153,8 @@ class Sigmoid(_Pointwise):
     op = U.Sigmoid
     keeps = ("y",)
 
-    def grad(self, x, y):
-        return F.mul(y, F.un(U.RSubScalar, y, 1.0))
+    def backward(self, dy):  # one pass: dy * y * (1 - y)
+        return F.core.binary(B.SigmoidBackward, dy, self.y)
 
 
 class HardSigmoid(_Pointwise):
@@ -169,8 +169,8 @@ class Tanh(_Pointwise):
     op = U.Tanh
     keeps = ("y",)
 
-    def grad(self, x, y):
-        return F.un(U.RSubScalar, F.un(U.Square, y), 1.0)
+    def backward(self, dy):  # one pass: dy * (1 - y^2)
+        return F.core.binary(B.TanhBackward, dy, self.y)
 
 
 class SoftPlus(_Pointwise):

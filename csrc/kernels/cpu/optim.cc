@@ -50,11 +50,11 @@ template <typename T, typename S>
   }
 }
 
-// Adam, Adagrad and RMSprop take a sqrt (which may set errno), so GCC keeps their loops
-// scalar, where inline float16 conversions cost more than the arithmetic (float16 Adam ran
-// 1.6x slower than on float32 copies): their arithmetic runs on float rows (AdamF, AdagradF,
-// RmspropF, the same code for both types), float16 rows widened into buffers first and the
-// results rounded back once, by vectorised loops.
+// Adam, Adagrad and RMSprop take a sqrt, which GCC vectorises only with -fno-math-errno
+// (setup.py); their arithmetic runs on float rows (AdamF, AdagradF, RmspropF, the same code
+// for both types), float16 rows widened into buffers first and the results rounded back
+// once, by vectorised loops (inline float16 conversions in a scalar loop cost more than the
+// arithmetic: float16 Adam ran 1.6x slower than on float32 copies).
 
 // v[0, len) as floats (len >= 1): v itself, or half_t values widened into buf (a do-while,
 // so GCC sees buf written before the arithmetic reads it).
