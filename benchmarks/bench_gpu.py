@@ -3,14 +3,15 @@ graph) and PyTorch eager on the same GPU, float32, one full training step each (
 backward, SGD with momentum 0.9 and weight decay 1e-5), in images per second.
 
     python benchmarks/bench_gpu.py [--models resnet50,cnn,mlp] [--iters 20] [--skip 5]
-        [--tf32] [--float16] [--autotune] [--fused-residual] [--out FILE]
+        [--repeat 1] [--tf32] [--float16] [--autotune] [--fused-residual] [--out FILE]
         [--profile-torch STEPS] [--profile-kernels STEPS]
 
 Models: ResNet-50 at batch 32 (3x224x224, 1000 classes; torchvision's resnet50 for PyTorch),
 the examples' LeNet-style CNN and MLP at batch 64 (1x28x28 / 784 features, 10 classes; the
 same layers in torch.nn). TF32 is off on both sides unless --tf32. PyTorch runs with cuDNN's
 benchmark mode (convolution algorithms timed per shape); --autotune turns on minisinga's
-counterpart (minisinga.device.set_conv_autotune), which is off by default.
+counterpart (minisinga.device.set_conv_autotune), which is off by default. With --repeat N
+the three are measured N times, interleaved, and each column is the median.
 """
 
 from __future__ import annotations
@@ -197,6 +198,9 @@ def main(argv=None) -> int:
     p.add_argument("--models", default="resnet50,cnn,mlp")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--skip", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="measure eager, graph and PyTorch this many times, interleaved; the "
+                        "columns are the medians")
     p.add_argument("--small-iters", type=int, default=200,
                    help="timed steps for the CNN and MLP (a step takes well under 1 ms)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 GEMMs on both sides")
@@ -215,8 +219,10 @@ def main(argv=None) -> int:
     p.add_argument("--profile-kernels", type=int, default=0, metavar="STEPS",
                    help="print the CUDA kernels of STEPS minisinga eager steps of each model, "
                         "with their device times (CUPTI, through PyTorch's profiler)")
-    p.add_argument("--out", help="also append the table to this file")
+    p.add_argument("--out", help="also append the table to this file, row by row")
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error(f"--repeat must be >= 1, got {args.repeat}")
     if not device.cuda_available():
         print("bench_gpu: no GPU visible (or minisinga built without CUDA)", file=sys.stderr)
         return 2
@@ -228,35 +234,52 @@ def main(argv=None) -> int:
         print("bench_gpu: --profile-kernels needs PyTorch with CUDA (its profiler)",
               file=sys.stderr)
         return 2
-    lines = [
-        (
-            f"{'model':10s}{'batch':>6s}{'eager':>10s}{'graph':>10s}{'torch':>10s}"
-            f"{'graph/torch':>13s}  (images/s, {'float16' if args.float16 else 'float32'}, "
-            f"TF32 {'on' if args.tf32 else 'off'}{', autotuned' if args.autotune else ''}"
-            f"{', fused residual' if args.fused_residual else ''})"
-        )
-    ]
-    print(lines[0], flush=True)
+    def emit(line: str) -> None:  # printed and written at once: a later failure loses nothing
+        print(line, flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(line + "\n")
+
+    emit(f"{'model':10s}{'batch':>6s}{'eager':>10s}{'graph':>10s}{'torch':>10s}"
+         f"{'eager/torch':>13s}{'graph/torch':>13s}  (images/s"
+         f"{f', median of {args.repeat}' if args.repeat > 1 else ''}; torch = PyTorch eager, "
+         f"cuDNN benchmark mode, no CUDA graphs; {'float16' if args.float16 else 'float32'}, "
+         f"TF32 {'on' if args.tf32 else 'off'}{', autotuned' if args.autotune else ''}"
+         f"{', fused residual' if args.fused_residual else ''})")
     for name in args.models.split(","):
         batch = MODELS[name][0]
         iters = args.iters if name == "resnet50" else max(args.iters, args.small_iters)
-        eager = time_minisinga(name, False, iters, args.skip, args.tf32, args.float16,
-                               args.profile_kernels, args.fused_residual)
-        graph = time_minisinga(name, True, iters, args.skip, args.tf32, args.float16,
-                               fused=args.fused_residual)
-        torch = time_torch(name, iters, args.skip, args.tf32, args.float16) if use_torch else None
-        t_img = torch["img_s"] if torch else float("nan")
+        runs: dict = {"eager": [], "graph": [], "torch": []}
+        for r in range(args.repeat):
+            runs["eager"].append(time_minisinga(
+                name, False, iters, args.skip, args.tf32, args.float16,
+                args.profile_kernels if r == 0 else 0, args.fused_residual))
+            runs["graph"].append(time_minisinga(name, True, iters, args.skip, args.tf32,
+                                                args.float16, fused=args.fused_residual))
+            if use_torch:
+                try:
+                    runs["torch"].append(time_torch(name, iters, args.skip, args.tf32,
+                                                    args.float16))
+                except Exception as e:  # minisinga's numbers are still reported
+                    print(f"bench_gpu: PyTorch failed on {name}: {type(e).__name__}: {e}",
+                          file=sys.stderr, flush=True)
+                    use_torch = False
+        img = {k: float(np.median([v["img_s"] for v in vs])) if vs else float("nan")
+               for k, vs in runs.items()}
+        eager, graph = runs["eager"][0], runs["graph"][-1]
+        torch = runs["torch"][0] if runs["torch"] else None
         note = (
-            f"CUDA-graph launches {graph['launches']}/{iters + args.skip}"
+            f"replays as one CUDA graph: {graph['launches']} of {iters + args.skip} steps "
+            "(the first 2 record and warm up)"
             + (f" (capture failed: {graph['failure']})" if graph["failure"] else "")
             + f"; peak MB eager {eager['peak_mb']:.0f} graph {graph['peak_mb']:.0f}"
             + (f" torch {torch['peak_mb']:.0f}" if torch else "")
+            + ("; runs " + ", ".join(f"{k} " + "/".join(f"{v['img_s']:.0f}" for v in vs)
+                                     for k, vs in runs.items() if vs)
+               if args.repeat > 1 else "")
         )
-        lines.append(
-            f"{name:10s}{batch:6d}{eager['img_s']:10.1f}{graph['img_s']:10.1f}"
-            f"{t_img:10.1f}{graph['img_s'] / t_img:13.2f}  {note}"
-        )
-        print(lines[-1], flush=True)
+        emit(f"{name:10s}{batch:6d}{img['eager']:10.1f}{img['graph']:10.1f}{img['torch']:10.1f}"
+             f"{img['eager'] / img['torch']:13.2f}{img['graph'] / img['torch']:13.2f}  {note}")
         if args.profile_kernels:
             print(f"minisinga's CUDA kernels, {name}, {args.profile_kernels} eager steps:",
                   flush=True)
@@ -264,9 +287,6 @@ def main(argv=None) -> int:
         if torch and args.profile_torch:
             print(f"PyTorch profile, {name}, {args.profile_torch} steps:", flush=True)
             print(profile_torch(torch["step"], args.profile_torch), flush=True)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n".join(lines) + "\n")
     return 0
 
 

@@ -89,7 +89,7 @@ def test_bench_gpu():
     if device.cuda_available():
         # PyTorch's column where it has CUDA; left out, with a note, where it has not
         r = run("bench_gpu.py", "--models", "mlp", "--iters", "2", "--skip", "1",
-                "--small-iters", "2")
+                "--small-iters", "2", "--repeat", "2")
         assert r.returncode == 0, r.stderr[-2000:]
         rows(r.stdout, ["mlp"])
         r = run("bench_conv.py", "--device", "cuda", "--repeat", "1", "--min-time", "0.001",
@@ -100,6 +100,8 @@ def test_bench_gpu():
     else:  # a clear refusal, not a traceback
         r = run("bench_gpu.py", "--models", "mlp")
         assert r.returncode == 2 and "no GPU visible" in r.stderr, r.stderr[-2000:]
+    r = run("bench_gpu.py", "--repeat", "0")
+    assert r.returncode == 2 and "--repeat must be >= 1" in r.stderr, r.stderr[-2000:]
 
 
 def test_bench_onnx():

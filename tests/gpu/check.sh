@@ -2,13 +2,16 @@
 # One GPU check of minisinga's CUDA backend, for a machine with an NVIDIA GPU and no network
 # (the device tool's nvidia-h100-x1 / nvidia-h200: Python 3.12 with torch, torchvision, cupy,
 # pybind11, numpy, pytest(-xdist), nvcc and the nvidia-cublas wheel already there). It builds
-# for sm_90, runs the CUDA tests (every `cuda` case of the suite, then test_dist_nccl),
-# train_cnn.py on real Fashion-MNIST, benchmarks/bench_gpu.py (minisinga vs PyTorch, then
-# autotuned), every ResNet-50 conv shape against cuDNN with each autotuned plan's time, the
-# examples' benchmark.py (graph, eager, A/B rows of the plan's choices), TF32 and float16
-# tables, per-op ResNet-50 profiles of minisinga and PyTorch, and the CPU suite, in that
-# order, and writes $OUT/report.txt plus the logs. Every step has a timeout cut to what is
-# left of an 8-minute budget (CHECK_BUDGET_S, default 450), so the later ones may be skipped.
+# for sm_90, then, most telling first: the headline table (benchmarks/bench_gpu.py: minisinga
+# eager and graph against PyTorch eager, ResNet-50 b32, CNN and MLP b64, medians of 3
+# interleaved runs, printed as soon as measured), the CUDA tests (every `cuda` case of the
+# suite, then test_dist_nccl), train_cnn.py on real Fashion-MNIST, the autotuned and
+# fused-residual ResNet-50 rows, every ResNet-50 conv shape against cuDNN with each autotuned
+# plan's time, the examples' benchmark.py (graph, eager, A/B rows of the plan's choices), TF32
+# and float16 tables, per-op ResNet-50 profiles of minisinga and PyTorch, and writes
+# $OUT/report.txt plus the logs (CI runs the CPU suite: not here). Every step has a timeout
+# cut to what is left of an 8-minute budget (CHECK_BUDGET_S, default 450), so the later ones
+# may be skipped. Give the device tool a timeout_s about 60 s above the budget.
 #
 # scipy-openblas32 is not installed there: carry it as a wheel in .whl/ (git-ignored). Once,
 # on a machine with network access, in the repository root:
@@ -57,8 +60,9 @@ run() {
 FP=$(find csrc minisinga setup.py -type f \( -name '*.cc' -o -name '*.cu' -o -name '*.h' \
   -o -name '*.cuh' -o -name '*.py' \) | LC_ALL=C sort | xargs cat | sha1sum | cut -c1-12)
 say "minisinga GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), sources $FP"
-say "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
-say "nvcc: $(nvcc --version 2>&1 | tail -1); python: $($PY --version 2>&1)"
+say "GPU: $(timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -1)"
+say "nvcc: $(nvcc --version 2>&1 | tail -1); python: $($PY --version 2>&1); kernel: $(uname -r)"
+say "torch: $(timeout 60 "$PY" -c "import torch; print(torch.__version__, 'cuDNN', torch.backends.cudnn.version(), 'cuda', torch.cuda.is_available())" 2>&1 | tail -1)"
 
 # Real Fashion-MNIST for the training checks: carry it as .data/fashion-mnist (git-ignored;
 # `cp -r /usr/share/datasets/fashion-mnist .data/` on a machine with dataset-fashion-mnist).
@@ -69,6 +73,10 @@ fi
 # Open MPI refuses root unless told (the device machine runs commands as root).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
+if ! "$PY" -c "import scipy_openblas32" 2>/dev/null && ! ls .whl/*.whl >/dev/null 2>&1; then
+  say "no scipy-openblas32 and no .whl/ carried: the build cannot work (see this file's header)"
+  exit 1
+fi
 if ls .whl/*.whl >/dev/null 2>&1; then
   run wheels build 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --upgrade --target /tmp/site .whl/*.whl
@@ -90,7 +98,17 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 say "_core links: $(readelf -d minisinga/_core*.so 2>&1 | grep -o 'NEEDED.*' | grep -o '\[.*\]' | tr '\n' ' ')"
 run sanity build 30 "$PY" -c "from minisinga import device as d; assert d.cuda_available(), 'no GPU'; print(d.create_cuda_gpu_on(0))" ||
   tail -5 "$OUT/build.log" >>"$REPORT"
-say "device_query: $("$PY" -c "from minisinga import device as d; print(d.device_query(0))" 2>&1 | tail -1)"
+say "device_query: $(timeout 30 "$PY" -c "from minisinga import device as d; print(d.device_query(0))" 2>&1 | tail -1)"
+
+# The headline table first (minisinga eager and graph against PyTorch eager: ResNet-50, CNN,
+# MLP), each row in the report and the output as soon as it is measured.
+headline() {
+  run bench_gpu bench "$1" "$PY" benchmarks/bench_gpu.py --iters 30 --skip 5 \
+    --small-iters 2000 --repeat 3 --out "$OUT/headline.txt"
+  cat "$OUT/headline.txt" 2>/dev/null | tee -a "$REPORT"
+  rm -f "$OUT/headline.txt"
+}
+headline 180
 
 # Optional plugins: xdist gives each worker its own CUDA context (tests/test_cuda.py ends a
 # worker whose context hit a sticky error, so one bad kernel does not fail every later test);
@@ -100,7 +118,8 @@ PAR=()
 "$PY" -c "import xdist" 2>/dev/null && PAR+=(-n 4)
 "$PY" -c "import pytest_timeout" 2>/dev/null && PAR+=(--timeout 90)
 run test_cuda test_cuda 170 env CUDA_LAUNCH_BLOCKING=1 MINISINGA_POISON_MEMORY=1 "$PY" -m pytest -q -rfE -p no:cacheprovider \
-  "${PAR[@]}" tests -k cuda
+  "${PAR[@]}" tests -k cuda --ignore tests/test_cuda_emu.py --ignore tests/test_dist_nccl.py \
+  --ignore tests/test_build.py
 say "test_cuda: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT/test_cuda.log" | tail -1)"
 grep -E '^(FAILED|ERROR) ' "$OUT/test_cuda.log" | head -40 >>"$REPORT"
 
@@ -119,12 +138,9 @@ if [ -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
   done
 fi
 
-# The headline table first (minisinga eager and graph against PyTorch, ResNet-50, CNN, MLP),
-# then the same with autotuned convolutions (PyTorch's cuDNN benchmark mode is always on).
-run bench_gpu bench 150 "$PY" benchmarks/bench_gpu.py --iters 10 --skip 3 --small-iters 200 \
-  --out "$OUT/bench_gpu.txt"
-run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --autotune --iters 10 \
-  --skip 3 --out "$OUT/bench_gpu.txt"
+# ResNet-50 with autotuned convolutions (PyTorch's cuDNN benchmark mode is always on).
+run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --autotune --iters 20 \
+  --skip 5 --out "$OUT/bench_gpu.txt"
 # The same ResNet-50 with each block ending in the fused BN + residual + ReLU op (not the
 # SPEC's layer.Add joins; bit-identical results): what the fusion is worth on the GPU.
 run bench_gpu bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --fused-residual \
@@ -176,10 +192,7 @@ tail -n +$((n0 + 1)) "$OUT/bench.log" | grep -A 16 'Time profiling' >>"$REPORT"
 run profile bench 60 "$PY" benchmarks/bench_gpu.py --models resnet50 --iters 3 --skip 2 \
   --profile-torch 3 --profile-kernels 3
 
-# The CPU suite last (CI runs it too): whatever time is left.
-run suite suite 200 "$PY" -m pytest -q -rfE -p no:cacheprovider "${PAR[@]}" tests \
-  -k "not cuda" --deselect tests/test_train_fashion_mnist.py
-say "CPU suite: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT/suite.log" | tail -1)"
-grep -E '^(FAILED|ERROR) ' "$OUT/suite.log" | head -20 >>"$REPORT"
+# Whatever time is left: the headline table once more (a second sample of the same runs).
+headline 150
 
 say "done in $(($(date +%s) - START))s"
