@@ -112,15 +112,34 @@ class RNN_Base(Layer):
             for kind in self.param_kinds[2:] if self.bias else ():
                 setattr(self, kind + s, _param((width,), dev, dtype).uniform(-bound, bound))
 
-    # ---- one step ----
-    def _preact(self, x: Tensor, h: Optional[Tensor], Wx: Tensor, Wh: Tensor,
-                b: Optional[Tensor]) -> Tensor:
-        """x Wx + h Wh (+ b): every gate's pre-activation in one (batch, G*H) tensor; h None
-        is the zero state (no h Wh term)."""
-        y = autograd.matmul(x, Wx)
-        if h is not None:
-            y = autograd.add(y, autograd.matmul(h, Wh))
-        return autograd.add_bias(y, b, axis=0) if b is not None else y
+    # ---- one step: the input's projection, then the cell ----
+    @staticmethod
+    def _project(xs: List[Tensor], Wx: Tensor, b: Optional[Tensor]) -> List[Tensor]:
+        """x Wx (+ b) for each step's x, as one product over all the steps (a sequence's
+        inputs are known before its recurrence runs): (batch, G*H) each. The steps are
+        stacked on a new leading axis, not along the batch (which an ONNX export keeps
+        dynamic)."""
+        if len(xs) == 1:
+            y = autograd.matmul(xs[0], Wx)
+            return [autograd.add_bias(y, b, axis=0) if b is not None else y]
+        batch = xs[0].shape[0]
+        x = autograd.cat([autograd.reshape(t, (1,) + tuple(t.shape), allowzero=True)
+                          for t in xs], 0)
+        y = autograd.matmul(x, Wx)  # (seq, batch, G*H)
+        if b is not None:
+            y = autograd.add(y, b)
+        return [autograd.reshape(p, (batch, p.shape[2]), allowzero=True)
+                for p in autograd.split(y, 0, len(xs))]
+
+    @staticmethod
+    def _preact(gx: Tensor, h: Optional[Tensor], Wh: Tensor) -> Tensor:
+        """gx + h Wh: every gate's pre-activation in one (batch, G*H) tensor; h None is the
+        zero state (no h Wh term)."""
+        return gx if h is None else autograd.add(gx, autograd.matmul(h, Wh))
+
+    def _cell(self, gx: Tensor, h: Optional[Tensor], c: Optional[Tensor], weights: tuple):
+        """The step after the input projection gx: (h', c'), c' None without a cell."""
+        raise NotImplementedError
 
     def _default_weights(self, *weights):
         """step_forward's weights (in `param_kinds` order): those given, else the first
@@ -139,6 +158,11 @@ class RNN_Base(Layer):
 
     def step_forward(self, x: Tensor, h: Tensor, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement step_forward")
+
+    def _own_steps(self) -> bool:
+        """Whether the sequence may run as _project + _cell: step_forward is the class's own
+        (a subclass overriding it gets its step_forward called at every step)."""
+        return any(type(self).step_forward is cls.step_forward for cls in (RNN, LSTM, GRU))
 
     # ---- the sequence ----
     def _check_input(self, xs: Steps) -> Tensor:
@@ -237,6 +261,7 @@ class RNN_Base(Layer):
         value, so each sequence's final state is the one after its own last step, and the
         backward direction starts from the initial state at that last step."""
         finals_h, finals_c = [], []
+        own = self._own_steps()
         inputs = steps
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:  # autograd.dropout is the identity in eval
@@ -248,8 +273,11 @@ class RNN_Base(Layer):
                 h, c = hs[k], cs[k] if cs is not None else None
                 order = range(len(inputs)) if d == 0 else range(len(inputs) - 1, -1, -1)
                 outs = [None] * len(inputs)
+                gxs = self._project(inputs, weights[0], weights[2]) if own else None
                 for t in order:
-                    if self.has_cell:
+                    if own:
+                        h_new, c_new = self._cell(gxs[t], h, c, weights)
+                    elif self.has_cell:
                         h_new, c_new = self.step_forward(inputs[t], h, c, *weights)
                     else:
                         h_new, c_new = self.step_forward(inputs[t], h, *weights), None
@@ -319,8 +347,11 @@ class RNN(RNN_Base):
         """One step: the next hidden state (batch, H). Without weights, the first layer's; h
         None is the zero state."""
         Wx, Wh, b = self._default_weights(Wx, Wh, b)
-        y = self._preact(x, h, Wx, Wh, b)
-        return autograd.tanh(y) if self.nonlinearity == "tanh" else autograd.relu(y)
+        return self._cell(self._project([x], Wx, b)[0], h, None, (Wx, Wh, b))[0]
+
+    def _cell(self, gx, h, c, weights):
+        y = self._preact(gx, h, weights[1])
+        return (autograd.tanh(y) if self.nonlinearity == "tanh" else autograd.relu(y)), None
 
     def forward(self, xs: Steps, h0: Optional[Tensor] = None):
         outs, h, _ = self._run(xs, h0, None)
@@ -353,7 +384,10 @@ class LSTM(RNN_Base):
         """One step: the next (h, c), each (batch, H). Without weights, the first layer's; h
         or c None is the zero state."""
         Wx, Wh, b = self._default_weights(Wx, Wh, b)
-        i, f, g, o = autograd.split(self._preact(x, h, Wx, Wh, b), 1, 4)
+        return self._cell(self._project([x], Wx, b)[0], h, c, (Wx, Wh, b))
+
+    def _cell(self, gx, h, c, weights):
+        i, f, g, o = autograd.split(self._preact(gx, h, weights[1]), 1, 4)
         ig = autograd.mul(autograd.sigmoid(i), autograd.tanh(g))
         c = ig if c is None else autograd.add(autograd.mul(autograd.sigmoid(f), c), ig)
         return autograd.mul(autograd.sigmoid(o), autograd.tanh(c)), c
@@ -392,9 +426,13 @@ class GRU(RNN_Base):
         """One step: the next hidden state (batch, H). Without weights, the first layer's; h
         None is the zero state (h Wh is then just bh)."""
         Wx, Wh, b, bh = self._default_weights(Wx, Wh, b, bh)
-        gx = autograd.matmul(x, Wx)  # one GEMM per input
-        if b is not None:
-            gx = autograd.add_bias(gx, b, axis=0)
+        return self._cell(self._project([x], Wx, b)[0], h, None, (Wx, Wh, b, bh))[0]
+
+    def _cell(self, gx, h, c, weights):
+        return self._gru_cell(gx, h, weights[1], weights[3]), None
+
+    @staticmethod
+    def _gru_cell(gx, h, Wh, bh):
         xr, xz, xn = autograd.split(gx, 1, 3)
         if h is None:
             if bh is None:
