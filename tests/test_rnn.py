@@ -276,6 +276,41 @@ def test_step_forward_is_one_step_of_the_first_layer():
     assert isinstance(lstm, layer.RNN_Base) and isinstance(rnn, layer.RNN_Base)
 
 
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_a_sequence_equals_its_steps_and_an_overriding_step_forward_is_called(kind):
+    """A sequence runs as one input projection for all its steps, then the recurrence: the
+    same numbers as step_forward step by step; a subclass's own step_forward is called at
+    every step instead."""
+    r = np.random.default_rng(5)
+    xs = [to_t(r.standard_normal((2, 3)), None) for _ in range(4)]
+    base = getattr(layer, kind)
+    calls = []
+
+    class Counted(base):
+        def step_forward(self, x, h, *args):
+            calls.append(1)
+            return super().step_forward(x, h, *args)
+
+    def run(cls):
+        tensor.get_default_device().SetRandSeed(7)
+        m = cls(3, 4)
+        outs = m(xs)[0]
+        h = c = None
+        for x in xs:  # the first layer's step, by hand
+            if kind == "LSTM":
+                h, c = m.step_forward(x, h, c)
+            else:
+                h = m.step_forward(x, h)
+        return [o.to_numpy() for o in outs], h.to_numpy()
+
+    outs, h = run(base)
+    np.testing.assert_allclose(outs[-1], h, rtol=1e-6, atol=1e-7)
+    calls.clear()
+    outs_c, _ = run(Counted)
+    assert len(calls) == 2 * len(xs)  # the sequence's steps, then the steps by hand
+    np.testing.assert_allclose(np.array(outs_c), np.array(outs), rtol=1e-6, atol=1e-7)
+
+
 def test_parameters_shapes_names_initialisation_and_seed():
     dev = device.create_cpu_device()
     x = tensor.Tensor((4, 2, 5), dev).set_value(0.1)
