@@ -77,7 +77,8 @@ CudaGPU::CudaGPU(int id) : Device(DeviceType::kCuda, id) {
   void* rng = nullptr;
   MS_CUDA_CHECK(cudaMalloc(&rng, sizeof(CudaRngState)));
   rng_state_ = static_cast<CudaRngState*>(rng);
-  MS_CUDA_CHECK(cudaMemset(rng_state_, 0, sizeof(CudaRngState)));
+  // On the device's stream, as everything else (cudaMemset would use the legacy default one).
+  MS_CUDA_CHECK(cudaMemsetAsync(rng_state_, 0, sizeof(CudaRngState), StreamOf(ctx_)));
   InitPool();
 }
 

@@ -206,6 +206,9 @@ void TakeBackwardT(Context* ctx, const T* dy, const int32_t* idx, T* dx, int64_t
   }
   MS_CHECK(nidx <= INT_MAX,
            "take_backward: " << nidx << " indices exceed the 2^31 supported on CUDA");
+  // Rows are 32-bit sort keys, UINT32_MAX the out-of-range one.
+  MS_CHECK(n < static_cast<int64_t>(UINT32_MAX),
+           "take_backward: an axis of " << n << " rows exceeds the 2^32 - 1 supported on CUDA");
   // Keys need enough bits for every row index plus the out-of-range key.
   const uint64_t bad_key = static_cast<uint64_t>(std::min<int64_t>(n, UINT32_MAX));
   int end_bit = 1;
