@@ -81,6 +81,24 @@ def test_forward_training_and_running_stats(shape, rng):
         np.testing.assert_allclose(trv.to_numpy(), exp_rv, rtol=1e-5, atol=1e-6)
 
 
+def test_statistics_of_a_channel_whose_mean_dwarfs_its_spread(dev, rng):
+    """mean 1e4, std 1: each device sums deviations from the channel's first value (E[x^2] -
+    mean^2 would lose the variance's digits to the mean's); the CPU's float lanes then
+    overstate the variance by at most (ulp(mean) / std)^2 / 4 = 2.4e-7 relative."""
+    x = (1e4 + rng.standard_normal((16, 2, 32, 32))).astype(np.float32)
+    c = x.shape[1]
+    scale, bias, rm, rv = params(rng, c)
+    trm, trv = core_tensor(rm, dev), core_tensor(rv, dev)
+    _, mean, inv_std = _core.batchnorm_forward_training(
+        core_tensor(x, dev), core_tensor(scale, dev), core_tensor(bias, dev), trm, trv, 1.0,
+        1e-5)
+    _, emean, evar = ref_train(x, scale, bias, 1e-5)
+    m = x.size // c
+    np.testing.assert_allclose(mean.to_numpy(), emean, rtol=1e-7)
+    np.testing.assert_allclose(inv_std.to_numpy(), 1 / np.sqrt(evar + 1e-5), rtol=1e-6)
+    np.testing.assert_allclose(trv.to_numpy(), evar * m / (m - 1), rtol=1e-6)
+
+
 def test_running_stats_start_from_fresh_tensors(rng):
     # Never-written running tensors read as zeros (lazy blocks).
     x = rng.standard_normal((8, 3)).astype(np.float32)

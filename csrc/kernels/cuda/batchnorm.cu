@@ -1,9 +1,12 @@
 // CUDA batch norm (indices split by FastDiv). Per-channel statistics are deterministic
 // two-stage reductions in double: blocks (channel, part) reduce a fixed range of the channel's
 // N * S values with a block tree, then per-channel kernels combine the parts in order. One
-// pass over x gives the sums of x and of x^2 (the CPU makes two: the mean, then squared
-// deviations); in double, var = E[x^2] - mean^2 loses ~1e-16 * mean^2 / var of its value,
-// far below the float32 it is rounded to. The per-channel coefficients are
+// pass over x gives the sums of d and of d^2, d = x - x0 for the channel's first value x0
+// (the CPU makes two passes: the mean, then squared deviations). var = E[d^2] - E[d]^2 in
+// double then loses ~n * 1e-16 * E[d]^2 / var of its value (n: the values one thread adds
+// up), where x^2 itself would lose ~n * 1e-16 * mean^2 / var: the shift keeps a channel
+// whose mean dwarfs its spread (mean / std of 1e4) exact to float32. The per-channel
+// coefficients are
 // computed once, in double with the CPU's roundings, and an elementwise kernel applies them.
 // The kernels that touch activations are templates on their type T (float, half_t), the
 // per-channel kernels on the per-channel type P (float, half_t), which they load once per
@@ -45,23 +48,25 @@ __device__ __forceinline__ int64_t At(I e, int64_t ch, int64_t c, const Dv& s) {
 }
 
 // Block (ch, p): sums[ch * parts + p] and squares[ch * parts + p] = the sums over its range
-// of x and of x^2.
+// of d and of d^2, d = x - pivots[ch] (the channel's first value; 0 for an empty one).
 template <typename I, typename Dv, typename T>
 __global__ void StatKernel(const T* x, int64_t c, const Dv s, int64_t m, int64_t parts,
-                           double* sums, double* squares) {
+                           double* sums, double* squares, double* pivots) {
   const int64_t ch = blockIdx.x, p = blockIdx.y;
   const I e0 = static_cast<I>(m * p / parts), e1 = static_cast<I>(m * (p + 1) / parts);
+  const double x0 = m > 0 ? double(DCvt<T>::Load(x[At(static_cast<I>(0), ch, c, s)])) : 0.0;
   double sum = 0, sq = 0;
   for (I e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
-    const double v = DCvt<T>::Load(x[At(e, ch, c, s)]);
-    sum += v;
-    sq += v * v;
+    const double d = DCvt<T>::Load(x[At(e, ch, c, s)]) - x0;
+    sum += d;
+    sq += d * d;
   }
   sum = cudak::BlockAllReduce(sum, AddD());
   sq = cudak::BlockAllReduce(sq, AddD());
   if (threadIdx.x == 0) {
     sums[ch * parts + p] = sum;
     squares[ch * parts + p] = sq;
+    if (p == 0) pivots[ch] = x0;
   }
 }
 
@@ -87,16 +92,18 @@ __device__ __forceinline__ float Grad(const T* dy, const T* y, int64_t k) {
 }
 
 template <typename P>
-__global__ void TrainStatsKernel(const double* sums, const double* squares, int64_t c,
-                                 int64_t parts, int64_t m, const P* scale, const P* bias,
+__global__ void TrainStatsKernel(const double* sums, const double* squares,
+                                 const double* pivots, int64_t c, int64_t parts, int64_t m,
+                                 const P* scale, const P* bias,
                                  P* running_mean, P* running_var, float* saved_mean,
                                  float* saved_inv_std, float momentum, float eps, float* coef) {
   MS_CUDA_LOOP(ch, c) {
     double sum = 0, sq = 0;
     for (int64_t k = 0; k < parts; k++) sum += sums[ch * parts + k];
     for (int64_t k = 0; k < parts; k++) sq += squares[ch * parts + k];
-    const double mean = sum / m;
-    const double var = fmax(sq / m - mean * mean, 0.0);
+    const double shift = sum / m;  // E[d]
+    const double mean = pivots[ch] + shift;
+    const double var = fmax(sq / m - shift * shift, 0.0);
     const double ssd = var * m;  // the sum of squared deviations
     const double inv_std = 1.0 / sqrt(var + double(eps));
     saved_mean[ch] = static_cast<float>(mean);
@@ -198,18 +205,20 @@ void ForwardTrainingT(Context* ctx, const T* x, const P* scale, const P* bias, P
   if (c <= 0) return;
   cudaStream_t st = cudak::Stream(ctx);
   const int64_t m = n * s, parts = Parts(c, m);
-  cudak::Scratch scratch(ctx, 2 * sizeof(double) * c * parts + 3 * sizeof(float) * c);
+  cudak::Scratch scratch(ctx, (2 * c * parts + c) * sizeof(double) + 3 * sizeof(float) * c);
   double* sums = scratch.as<double>();
   double* squares = sums + c * parts;
-  float* coef = reinterpret_cast<float*>(squares + c * parts);
+  double* pivots = squares + c * parts;
+  float* coef = reinterpret_cast<float*>(pivots + c);
   const dim3 grid(static_cast<unsigned>(c), static_cast<unsigned>(parts));
   WithIndex(n, c, s, [&](auto i, auto, auto ds, auto) {
-    StatKernel<decltype(i)><<<grid, kThreads, 0, st>>>(x, c, ds, m, parts, sums, squares);
+    StatKernel<decltype(i)><<<grid, kThreads, 0, st>>>(x, c, ds, m, parts, sums, squares,
+                                                       pivots);
   });
   MS_CUDA_LAUNCH_CHECK("StatKernel");
-  TrainStatsKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(sums, squares, c, parts, m, scale, bias,
-                                                          running_mean, running_var, saved_mean,
-                                                          saved_inv_std, momentum, eps, coef);
+  TrainStatsKernel<<<cudak::Blocks(c), kThreads, 0, st>>>(
+      sums, squares, pivots, c, parts, m, scale, bias, running_mean, running_var, saved_mean,
+      saved_inv_std, momentum, eps, coef);
   MS_CUDA_LAUNCH_CHECK("TrainStatsKernel");
   if (m == 0) return;
   WithIndex(n, c, s, [&](auto, auto dc, auto ds, auto total) {
