@@ -184,6 +184,7 @@ class Model(Layer):
                 self._release.detach()
             self._release = weakref.finalize(self, _reset_if_unchanged, dev,
                                              self._graph_version)
+            self._release.atexit = False  # the process's end frees everything anyway
             # Drop the recorded autograd tape: only the graph should hold intermediates, so
             # it can release them after their last use.
             for t in _tensors_in(self._graph_results):
