@@ -77,7 +77,7 @@ class Operator:
             # What forward saved for backward (not what __init__ configured, e.g. the labels
             # of a SoftMaxCrossEntropy that a script calls at every step): release() drops it.
             self._saved = [k for k, v in vars(self).items()
-                           if _holds_tensor(v) and before.get(k) is not v]
+                           if before.get(k) is not v and _holds_tensor(v)]
             self._released = False
             # (creator, output index, tensor) of each input: enough to route gradients. The
             # tensor only where it is a leaf (no creator: a parameter, whose gradient is
