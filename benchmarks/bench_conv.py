@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 
-from minisinga import _core, device
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # uninstalled
+from minisinga import _core, device  # noqa: E402
 
 # name, x shape, w shape, stride, padding (top, bottom, left, right), groups
 LAYERS = [

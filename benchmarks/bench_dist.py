@@ -224,7 +224,7 @@ def mpi_child(args) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=64, help="images per rank per step")
     ap.add_argument("--model", choices=["cnn", "mlp"], default="cnn")

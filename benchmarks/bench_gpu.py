@@ -194,7 +194,7 @@ def torch_with_cuda() -> bool:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--models", default="resnet50,cnn,mlp")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--skip", type=int, default=5)

@@ -92,7 +92,7 @@ def bench(name: str, iters: int, dev) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--models", default="mlp,cnn,resnet18")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -120,7 +120,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-graph", "--disable-graph", action="store_false", dest="graph",
                         help="disable graph (run eagerly)")
     parser.add_argument("--verbosity", "--log-verbosity", default=0, type=int,
-                        dest="verbosity", help="logging verbosity (per-op times when > 0)")
+                        dest="verbosity",
+                        help="logging verbosity (graph mode: 1 phase totals, 2 also per-op "
+                             "times)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--batch-size", default=32, type=int)
     parser.add_argument("--iters", default=100, type=int, help="timed iterations")

@@ -3,9 +3,9 @@
     mpiexec -n 2 python train_mpi.py cnn mnist [train_cnn.py options] [-d DIST_OPTION] [-s SPARS]
 
 Each rank wraps its SGD in `opt.DistOpt(sgd)`, which takes rank and world size from MPI, and
-runs train_cnn.run on its slice of the data. CUDA ranks all-reduce through NCCL (rank r uses
-GPU device_id + local rank), CPU ranks through MPI. The pip packages `mpi4py` and `mpich`
-(dependencies of minisinga) provide `mpiexec`."""
+runs train_cnn.run on its slice of the data. CUDA ranks all-reduce through NCCL (local rank r
+uses GPU r; choose GPUs with CUDA_VISIBLE_DEVICES), CPU ranks through MPI. The pip packages
+`mpi4py` and `mpich` (dependencies of minisinga) provide `mpiexec`."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def run_rank(args, sgd) -> int:
                       image_size=args.image_size)
     except (train_cnn.DatasetError, train_cnn.UsageError) as e:
         print(f"error (rank {sgd.global_rank}): {e}", file=sys.stderr, flush=True)
-        return 1
+        return 2 if isinstance(e, train_cnn.UsageError) else 1  # as train_cnn.py
     return 0
 
 

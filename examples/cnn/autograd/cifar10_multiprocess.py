@@ -12,7 +12,7 @@ from mnist_multiprocess import build_parser, launch, train_kwargs
 from resnet_cifar10 import train_cifar10
 
 if __name__ == "__main__":
-    ap = build_parser(__doc__.splitlines()[0])
+    ap = build_parser(" ".join(__doc__.split("\n\n")[0].split()))
     ap.set_defaults(max_epoch=5, batch_size=32)
     ap.add_argument("--depth", default=50, type=int, choices=[18, 34, 50, 101, 152])
     ap.add_argument("--image-size", default=224, type=int)

@@ -13,12 +13,16 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+CNN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, CNN_DIR)  # examples/cnn: the `model` package and train_cnn
+_REPO = os.path.join(CNN_DIR, "..", "..")
+if os.path.isdir(os.path.join(_REPO, "minisinga")):
+    sys.path.append(_REPO)  # a source checkout without an installed minisinga
 
-from model import resnet  # examples/cnn/model/resnet.py
-from train_cnn import UsageError, check_settings
+from model import resnet  # noqa: E402 - examples/cnn/model/resnet.py
+from train_cnn import UsageError, check_settings  # noqa: E402
 
-from minisinga import autograd, device, opt, tensor
+from minisinga import autograd, device, opt, tensor  # noqa: E402
 
 
 def main() -> None:
