@@ -309,11 +309,14 @@ def test_profiling_with_no_iterations_and_skipped_iterations():
 
 def test_two_threads_two_devices():
     """Each thread compiles and trains its own model on its own device (RunGraph releases the
-    GIL): the results equal the same runs one after the other."""
+    GIL): the results equal the same runs one after the other. (eval() only once every thread
+    is done: autograd.training is one switch for the process, as SINGA's.)"""
+    models = []
+
     def job(graph, out, key):
         m, x, y, _ = make(graph=graph, seed=key)
         out[key] = np.array([m(x, y)[1].to_numpy() for _ in range(4)])
-        m.eval()
+        models.append(m)
 
     ref = {}
     for key in range(4):
@@ -324,6 +327,8 @@ def test_two_threads_two_devices():
         t.start()
     for t in threads:
         t.join()
+    for m in models:
+        m.eval()
     for key in ref:
         np.testing.assert_array_equal(got[key], ref[key])
 
