@@ -2,7 +2,8 @@
 layer type, SONNXModel re-training, and the rep's handling of inputs and constants.
 
 Oracles: onnx.reference.ReferenceEvaluator (part of the onnx package that sonnx needs anyway),
-numpy references, round trips export -> import, and onnxruntime only where it is installed.
+numpy references, round trips export -> import, and onnxruntime (a test dependency; the
+reference evaluator stands in where it is missing, except for the cases it gets wrong).
 """
 
 import numpy as np
@@ -60,13 +61,14 @@ except ImportError:  # optional oracle: onnx's reference evaluator stands in
 def reference(m, inputs, ort_only=False, ref_only=False):
     """The outputs of m: onnxruntime where it is installed, else onnx's reference evaluator
     (which is wrong for some pooling, opset-11 softmax and cropping pads: those cases are
-    `ort_only` and skipped without onnxruntime; onnxruntime refuses some valid models:
-    `ref_only`)."""
+    `ort_only` and fail without onnxruntime, a test dependency; onnxruntime refuses some valid
+    models: `ref_only`)."""
     if _ort is not None and not ref_only:
         s = _ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
         return s.run(None, dict(inputs))
     if ort_only:
-        pytest.skip("onnx's reference evaluator is wrong here; needs onnxruntime")
+        pytest.fail("onnx's reference evaluator is wrong here and onnxruntime is not "
+                    "installed: pip install -e '.[test]' (it lists onnxruntime)")
     return ReferenceEvaluator(m).run(None, dict(inputs))
 
 
