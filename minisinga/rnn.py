@@ -119,16 +119,14 @@ class RNN_Base(Layer):
         inputs are known before its recurrence runs): (batch, G*H) each. The steps are
         stacked on a new leading axis, not along the batch (which an ONNX export keeps
         dynamic)."""
-        if len(xs) == 1:
-            y = autograd.matmul(xs[0], Wx)
-            return [autograd.add_bias(y, b, axis=0) if b is not None else y]
-        batch = xs[0].shape[0]
-        x = autograd.cat([autograd.reshape(t, (1,) + tuple(t.shape), allowzero=True)
-                          for t in xs], 0)
-        y = autograd.matmul(x, Wx)  # (seq, batch, G*H)
+        x = xs[0] if len(xs) == 1 else autograd.cat(
+            [autograd.reshape(t, (1,) + tuple(t.shape), allowzero=True) for t in xs], 0)
+        y = autograd.matmul(x, Wx)  # (batch, G*H) or (seq, batch, G*H)
         if b is not None:
             y = autograd.add(y, b)
-        return [autograd.reshape(p, (batch, p.shape[2]), allowzero=True)
+        if len(xs) == 1:
+            return [y]
+        return [autograd.reshape(p, p.shape[1:], allowzero=True)
                 for p in autograd.split(y, 0, len(xs))]
 
     @staticmethod
@@ -429,10 +427,7 @@ class GRU(RNN_Base):
         return self._cell(self._project([x], Wx, b)[0], h, None, (Wx, Wh, b, bh))[0]
 
     def _cell(self, gx, h, c, weights):
-        return self._gru_cell(gx, h, weights[1], weights[3]), None
-
-    @staticmethod
-    def _gru_cell(gx, h, Wh, bh):
+        Wh, bh = weights[1], weights[3]
         xr, xz, xn = autograd.split(gx, 1, 3)
         if h is None:
             if bh is None:
@@ -442,7 +437,7 @@ class GRU(RNN_Base):
                 r = autograd.sigmoid(autograd.add_bias(xr, hr, axis=0))
                 z = autograd.sigmoid(autograd.add_bias(xz, hz, axis=0))
                 n = autograd.tanh(autograd.add(xn, autograd.mul(r, hn)))
-            return autograd.sub(n, autograd.mul(z, n))  # (1 - z) n
+            return autograd.sub(n, autograd.mul(z, n)), None  # (1 - z) n
         gh = autograd.matmul(h, Wh)
         if bh is not None:
             gh = autograd.add_bias(gh, bh, axis=0)
@@ -450,7 +445,7 @@ class GRU(RNN_Base):
         r = autograd.sigmoid(autograd.add(xr, hr))
         z = autograd.sigmoid(autograd.add(xz, hz))
         n = autograd.tanh(autograd.add(xn, autograd.mul(r, hn)))
-        return autograd.add(n, autograd.mul(z, autograd.sub(h, n)))  # (1 - z) n + z h
+        return autograd.add(n, autograd.mul(z, autograd.sub(h, n))), None  # (1 - z) n + z h
 
     def forward(self, xs: Steps, h0: Optional[Tensor] = None):
         outs, h, _ = self._run(xs, h0, None)

@@ -380,8 +380,6 @@ class PRelu(Operator):
         return dx, dslope
 
 
-
-
 def _scalar_dispatch(a, b, both, left, right):
     """Applies `both(a, b)` to two tensors, `left(a, s)` for tensor-scalar, `right(s, b)`."""
     if isinstance(a, Tensor) and isinstance(b, Tensor):
