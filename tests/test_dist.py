@@ -107,6 +107,8 @@ def test_modes_reject_bad_options():
         d.backward_and_update_half(x, threshold=0)
     with pytest.raises(ValueError, match="clip_Value"):
         d.backward_and_update_half(x, clipping=True, clip_Value=-1)
+    with pytest.raises(TypeError, match="spars must be a number"):
+        d.sparsification(x, None, "a lot", True)
     d.close()
 
 

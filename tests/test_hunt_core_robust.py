@@ -375,3 +375,15 @@ def test_memory_statistics_calls():
     dev.reset_peak()
     s = dev.memory_stats()
     assert s["current"] == 0 and s["reserved"] == 0 and s["peak"] == 0
+
+
+def test_repeat_and_cross_entropy_refuse_bad_arguments():
+    t = tensor.from_numpy(np.arange(3, dtype=np.float32))
+    for bad in (-1, [1, -2, 1], 1.5):
+        with pytest.raises(ValueError, match="repeat: repeats must be integers >= 0"):
+            t.repeat(bad)
+    np.testing.assert_array_equal(t.repeat([0, 2, 1]).to_numpy(), [1, 1, 2])
+    p = tensor.from_numpy(np.full((2, 3), 1 / 3, np.float32))
+    labels = tensor.from_numpy(np.array([0, 1, 2], np.int32))
+    with pytest.raises(ValueError, match=r"int32 labels have shape \(3,\), expected one per"):
+        autograd.cross_entropy(p, labels)

@@ -210,7 +210,8 @@ def test_autograd_mnist_cnn_rejects_bad_sizes(cnn, mnist_dir):
     import mnist_cnn
 
     base = ["--data-dir", str(mnist_dir), "--device", "cpu", "-m", "1", "-b", "8"]
-    for extra in (["-b", "0"], ["--max-steps", "0"], ["--max-steps", "-1"]):
+    for extra in (["-b", "0"], ["--max-steps", "0"], ["--max-steps", "-1"], ["-l", "-1"],
+                  ["-l", "nan"], ["--seed", "-1"], ["-m", "-1"]):
         with contextlib.redirect_stderr(io.StringIO()):
             assert quiet(mnist_cnn.main, base + extra) == 2, extra
 

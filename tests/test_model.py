@@ -212,6 +212,14 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
     m.eval()
 
 
+def test_save_refuses_what_is_no_file_path(tmp_path):
+    m, x, y = make()
+    for bad in (3, None, ""):
+        with pytest.raises(ValueError, match="is not a file path"):
+            m.save_states(bad)
+    m.eval()
+
+
 def test_save_over_a_symbolic_link_writes_the_file_it_names(tmp_path):
     m, x, y = make()
     target = tmp_path / "real.npz"
