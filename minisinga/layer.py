@@ -513,6 +513,18 @@ class Tanh(Layer):
         return autograd.tanh(x)
 
 
+class GELU(Layer):
+    """GELU activation (torch.nn.GELU): approximate 'none' (exact) or 'tanh'."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        autograd.Gelu(approximate)  # checks the name now, not at the first forward
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return autograd.gelu(x, self.approximate)
+
+
 class SoftMax(Layer):
     def __init__(self, axis: int = 1):
         super().__init__()

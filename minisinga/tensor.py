@@ -86,6 +86,7 @@ class Tensor:
     """
 
     __array_priority__ = 100  # numpy defers `ndarray op Tensor` to Tensor's reflected ops
+    _out_idx = 0  # which output of its creator (Operator.__call__ sets it)
 
     def __init__(self, shape=(), device=None, dtype=None, data=None, requires_grad=True,
                  stores_grad=False, creator=None, name: Optional[str] = None):
@@ -103,6 +104,16 @@ class Tensor:
         self.stores_grad = stores_grad
         self.creator = creator
         self.name = name
+
+    @classmethod
+    def _of_op(cls, data, requires_grad: bool, creator, out_idx: int) -> "Tensor":
+        """An operator's output: __init__ with a core tensor, without its argument checks."""
+        t = cls.__new__(cls)
+        t.data, t.requires_grad, t.stores_grad = data, requires_grad, False
+        t.creator, t.name = creator, None
+        if out_idx:
+            t._out_idx = out_idx
+        return t
 
     # ---- properties (SINGA names) ----
     @property

@@ -1,5 +1,6 @@
 """Layers: lazy parameters, registration by attribute, states, SINGA signatures."""
 
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -148,6 +149,18 @@ def test_small_layers():
     np.testing.assert_array_equal(out.to_numpy()[0, 0], emb.W.to_numpy()[1])
     with pytest.raises(ValueError, match="ratio"):
         layer.Dropout(1.0)
+
+
+def test_gelu_layer():
+    x = x_of(3, 4)
+    v = x.to_numpy().astype(np.float64)
+    exact = 0.5 * v * (1 + np.vectorize(math.erf)(v / math.sqrt(2)))
+    np.testing.assert_allclose(layer.GELU()(x).to_numpy(), exact, rtol=1e-5, atol=1e-6)
+    tanh = 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+    np.testing.assert_allclose(layer.GELU("tanh")(x).to_numpy(), tanh, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="gelu: approximate='erf' is not supported; expected "
+                                         "'none' or 'tanh'"):
+        layer.GELU("erf")
 
 
 def test_loss_layers():

@@ -128,12 +128,14 @@ CASES = {
     "scatter": lambda x, u: ag.scatter_elements(x, labels([[1, 0], [-1, 0]], x), u, 1),
     "depth_to_space_crd": lambda x: ag.depth_to_space(x, 2, "CRD"),
     "space_to_depth_crd": lambda x: ag.space_to_depth(x, 2, "CRD"),
+    "gelu": ag.gelu,
+    "gelu_tanh": lambda x: ag.gelu(x, "tanh"),
 }
 
 F16 = ["add_mid1", "mul_rank", "div_both1", "x_times_x", "fanout", "relu_kink", "leakyrelu_kink",
        "clip_bounds", "reduce_sum_neg", "reduce_max_ties", "softmax_mid", "log_softmax_mid",
        "sce_soft", "mm_a2_bB", "mm_shared_4d", "conv_rect", "maxpool_rect", "avgpool_excl",
-       "pad_reflect", "gather_rep_neg", "split_neg", "tile", "where_big_cond"]
+       "pad_reflect", "gather_rep_neg", "split_neg", "tile", "where_big_cond", "gelu", "gelu_tanh"]
 
 
 def case(name):

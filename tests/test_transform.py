@@ -365,6 +365,27 @@ def test_take_backward_large_is_deterministic(rng):
         np.testing.assert_array_equal(again, first)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("outer,inner", [(16, 1), (37, 1), (20, 3), (16, 15), (16, 16), (15, 1)])
+def test_take_short_rows(dtype, outer, inner, rng):
+    """Rows shorter than 16 under 16+ outer blocks take an element-by-element path (both
+    directions); its results, repeated and negative indices included, match numpy's."""
+    n = 7
+    x = rand((outer, n, inner), dtype, rng)
+    idx = np.array([0, 6, -1, 3, 3, -7, 2, 2, 2], np.int32)
+    same(_core.take(core_tensor(x), ints(idx), 1), np.take(x, idx, 1))
+    dy = (rand((outer, len(idx), inner), dtype, rng) if dtype != np.float16
+          else rng.integers(-8, 8, (outer, len(idx), inner)).astype(dtype))
+    want = np.zeros_like(x)
+    np.add.at(np.moveaxis(want, 1, 0), idx, np.moveaxis(dy, 1, 0))
+    same(_core.take_backward(core_tensor(dy), ints(idx), 1, list(x.shape)), want)
+    for bad in ([0, 7], [-8, 1]):
+        with pytest.raises(ValueError, match="an index is out of range for axis 1 of size 7"):
+            _core.take(core_tensor(x), ints(bad), 1)
+        with pytest.raises(ValueError, match="an index is out of range for axis 1 of size 7"):
+            _core.take_backward(core_tensor(dy[:, :2]), ints(bad), 1, list(x.shape))
+
+
 def test_take_backward_errors():
     dy = core_tensor(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"take_backward: dy has shape \(2, 3\), expected"):

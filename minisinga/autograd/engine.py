@@ -58,25 +58,29 @@ class Operator:
         self.requires_grad = False
 
     def __call__(self, *xs: Tensor):
+        # (The hot path of every eager op: a few plain loops, no generators.)
+        any_grad = False
         for x in xs:
             if not isinstance(x, Tensor):
                 raise TypeError(f"{self.name}: inputs must be Tensors, got {type(x).__name__}")
-        if self.__dict__.get("src") is not None and is_training():
+            any_grad = any_grad or bool(x.requires_grad)
+        d = self.__dict__
+        if _training and d.get("src") is not None:
             # This instance is already a node of a recorded graph (called twice, e.g.
             # `relu = ReLU(); relu(relu(x))`): record this call as a node of its own, so
             # the first call's inputs and saved tensors stay as they were.
             op = copy.copy(self)
             op.src = None
             return op(*xs)
-        self.requires_grad = is_training() and any(x.requires_grad for x in xs)
-        before = dict(vars(self)) if self.requires_grad else None
+        rg = self.requires_grad = _training and any_grad
+        before = d.copy() if rg else None
         ys = self.forward(*[x.data for x in xs])
         single = not isinstance(ys, tuple)
         ys = (ys,) if single else ys
-        if self.requires_grad:
+        if rg:
             # What forward saved for backward (not what __init__ configured, e.g. the labels
             # of a SoftMaxCrossEntropy that a script calls at every step): release() drops it.
-            self._saved = [k for k, v in vars(self).items()
+            self._saved = [k for k, v in d.items()
                            if before.get(k) is not v and _holds_tensor(v)]
             self._released = False
             # (creator, output index, tensor) of each input: enough to route gradients. The
@@ -85,23 +89,20 @@ class Operator:
             # keeping every input would hold the intermediates' memory until the backward
             # pass, even where the op's backward does not read them (an add's inputs, a
             # ReLU's input).
-            self.src = [(x.creator, getattr(x, "_out_idx", 0),
-                         x if x.creator is None else None) for x in xs]
-            # backward() below drops the gradients of the other inputs (data, constants).
-            self.needs_grad = tuple(bool(x.stores_grad) or (x.creator is not None and
-                                                            x.creator.requires_grad)
-                                    for x in xs)
+            src, needs = [], []
+            for x in xs:
+                c = x.creator
+                src.append((c, x._out_idx, x if c is None else None))
+                # backward() below drops the gradients of the other inputs (data, constants).
+                needs.append(bool(x.stores_grad) or (c is not None and c.requires_grad))
+            self.src, self.needs_grad = src, tuple(needs)
             self._out_meta = [(y.shape, y.dtype, y.device) for y in ys]
-        outs = []
-        for i, y in enumerate(ys):
-            t = Tensor(data=y, requires_grad=self.requires_grad,
-                       creator=self if self.requires_grad else None)
-            t._out_idx = i
-            outs.append(t)
+        creator = self if rg else None
+        outs = tuple(Tensor._of_op(y, rg, creator, i) for i, y in enumerate(ys))
         tracer = getattr(_state, "tracer", None)
         if tracer is not None:  # sonnx.export is tracing a forward pass
-            tracer.append((self, xs, tuple(outs)))
-        return outs[0] if single else tuple(outs)
+            tracer.append((self, xs, outs))
+        return outs[0] if single else outs
 
     needs_grad: Tuple[bool, ...] = ()  # set by __call__
 
@@ -126,7 +127,10 @@ class Operator:
 
 def _holds_tensor(v) -> bool:
     if isinstance(v, (list, tuple)):
-        return any(_holds_tensor(e) for e in v)
+        for e in v:  # (a loop: any() over a generator costs more on this hot path)
+            if _holds_tensor(e):
+                return True
+        return False
     return isinstance(v, (_core.Tensor, Tensor))
 
 

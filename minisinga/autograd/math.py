@@ -194,6 +194,26 @@ class Erf(_Pointwise):
         return F.scale(F.un(U.Exp, F.un(U.Neg, F.un(U.Square, x))), 2.0 / _m.sqrt(_m.pi))
 
 
+class Gelu(_Pointwise):
+    """x Phi(x), Phi the standard normal CDF (approximate='none'), or PyTorch's tanh form
+    x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (approximate='tanh'); one kernel each way."""
+
+    APPROXIMATIONS = ("none", "tanh")
+    keeps = ("x",)
+
+    def __init__(self, approximate: str = "none"):
+        if approximate not in self.APPROXIMATIONS:
+            raise ValueError(f"gelu: approximate={approximate!r} is not supported; expected "
+                             "'none' or 'tanh'")
+        super().__init__()
+        self.approximate = approximate
+        self.op = U.Gelu if approximate == "none" else U.GeluTanh
+
+    def backward(self, dy):
+        op = B.GeluBackward if self.approximate == "none" else B.GeluTanhBackward
+        return F.core.binary(op, dy, self.x)
+
+
 class Clip(_Pointwise):
     op = U.Clip
 
@@ -492,6 +512,12 @@ def softsign(x: Tensor) -> Tensor:
 
 def erf(x: Tensor) -> Tensor:
     return Erf()(x)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU (as torch.nn.functional.gelu): x Phi(x), or its tanh approximation with
+    approximate='tanh'."""
+    return Gelu(approximate)(x)
 
 
 def clip(x: Tensor, min: Optional[float] = None,  # noqa: A002,F811 (SINGA's keyword names)

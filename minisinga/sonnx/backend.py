@@ -780,15 +780,7 @@ def _gelu(n):
     approx = n.get("approximate", "none")
     if approx not in ("none", "tanh"):
         raise ValueError(f"approximate={approx!r} is not supported")
-
-    def run(x):
-        if approx == "none":  # x/2 (1 + erf(x / sqrt 2))
-            inner = autograd.erf(autograd.mul(x, 1 / math.sqrt(2)))
-        else:  # x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-            cube = autograd.mul(autograd.mul(autograd.mul(x, x), x), 0.044715)
-            inner = autograd.tanh(autograd.mul(autograd.add(x, cube), math.sqrt(2 / math.pi)))
-        return autograd.mul(autograd.mul(x, 0.5), autograd.add(inner, 1.0))
-    return run
+    return lambda x: autograd.gelu(x, approx)
 
 
 @_op("Clip", sig="thh")

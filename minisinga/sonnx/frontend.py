@@ -11,6 +11,7 @@ its inputs, `outs` the names its outputs must get. Shapes are static (those of t
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -172,6 +173,26 @@ def _selu(ctx, op, ins, outs):
 @_emits(_m.HardSigmoid)
 def _hardsigmoid(ctx, op, ins, outs):
     ctx.node("HardSigmoid", ins, outs, alpha=float(op.params[0]), beta=float(op.params[1]))
+
+
+@_emits(_m.Gelu)
+def _gelu(ctx, op, ins, outs):  # opset 13 has no Gelu: x/2 (1 + erf(x / sqrt 2)), or tanh form
+    x = ins[0]
+    arg, inner, one, half = (ctx.fresh(n) for n in ("arg", "inner", "one_plus", "half_x"))
+    if op.approximate == "none":
+        ctx.node("Mul", [x, ctx.scalar_like(1 / math.sqrt(2), x)], [arg])
+        ctx.node("Erf", [arg], [inner])
+    else:  # tanh(sqrt(2/pi) (x + 0.044715 x^3))
+        sq, cube, cubek, s = (ctx.fresh(n) for n in ("sq", "cube", "cube_k", "sum"))
+        ctx.node("Mul", [x, x], [sq])
+        ctx.node("Mul", [sq, x], [cube])
+        ctx.node("Mul", [cube, ctx.scalar_like(0.044715, x)], [cubek])
+        ctx.node("Add", [x, cubek], [s])
+        ctx.node("Mul", [s, ctx.scalar_like(math.sqrt(2 / math.pi), x)], [arg])
+        ctx.node("Tanh", [arg], [inner])
+    ctx.node("Add", [inner, ctx.scalar_like(1.0, x)], [one])
+    ctx.node("Mul", [x, ctx.scalar_like(0.5, x)], [half])
+    ctx.node("Mul", [half, one], outs)
 
 
 @_emits(_pw.Round)

@@ -16,7 +16,8 @@ consumers, values exactly at the kinks of relu / abs / leaky relu / elu / selu /
 on negative axes with ties, softmax and log-softmax on every axis and with large logits,
 softmax cross-entropy, batched and broadcast matmul, gemm with both transposes, convolution and
 pooling with rectangular / dilated / grouped / padded geometry and ties, and the layout ops
-(pad, gather, concat, split, transpose, expand, tile, upsample, where, scatter, depth-to-space).
+(pad, gather, concat, split, transpose, expand, tile, upsample, where, scatter, depth-to-space),
+and GELU exact and tanh-approximated.
 `bn/...` holds a training-mode batch norm with momentum 0.3 and eps 1e-3: its inputs, output,
 gradients and the running statistics before and after.
 """
@@ -160,6 +161,8 @@ CASES = {
     "scatter": (lambda x, u: x.scatter(1, torch.tensor([[1, 0], [2, 0]]), u), [rn(2, 3), rn(2, 2)]),
     "depth_to_space_crd": (lambda x: TF.pixel_shuffle(x, 2), [rn(1, 8, 2, 3)]),
     "space_to_depth_crd": (lambda x: TF.pixel_unshuffle(x, 2), [rn(1, 2, 4, 6)]),
+    "gelu": (TF.gelu, [rn(3, 5, scale=2.0)]),
+    "gelu_tanh": (lambda x: TF.gelu(x, approximate="tanh"), [rn(3, 5, scale=2.0)]),
 }
 
 

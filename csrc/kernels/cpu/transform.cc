@@ -102,9 +102,53 @@ void CopyT(const U* src, U* dst, const CopyPlan& p) {
   }
 }
 
+// Rows shorter than this, with at least this many outer blocks, are moved element by element
+// one outer block per work item (a memcpy or an accumulator block per element costs 10x).
+constexpr int64_t kShortRow = 16;
+
+// idx reduced to [0, n), -1 where out of range; *bad set if there was one.
+std::vector<int64_t> TargetRows(const int32_t* idx, int64_t n, int64_t nidx, int32_t* bad) {
+  std::vector<int64_t> t(nidx);
+  int32_t any_bad = 0;
+  for (int64_t j = 0; j < nidx; j++) {
+    const int64_t v = idx[j] < 0 ? int64_t(idx[j]) + n : int64_t(idx[j]);
+    t[j] = (v < 0 || v >= n) ? -1 : v;
+    any_bad |= t[j] < 0;
+  }
+  *bad = any_bad;
+  return t;
+}
+
+// kInner > 0: rows of exactly that length (a constant the compiler unrolls); 0: `inner`.
+template <int64_t kInner, typename U>
+void TakeShortRows(const U* x, const int64_t* t, U* y, int64_t outer, int64_t n, int64_t nidx,
+                   int64_t inner_) {
+  const int64_t inner = kInner > 0 ? kInner : inner_;
+#pragma omp parallel for schedule(static) if (outer * nidx * inner > MS_OMP_MIN)
+  for (int64_t o = 0; o < outer; o++) {
+    const U* src = x + o * n * inner;
+    U* out = y + o * nidx * inner;
+    for (int64_t j = 0; j < nidx; j++, out += inner) {
+      if (t[j] < 0) {
+        for (int64_t i = 0; i < inner; i++) out[i] = U(0);
+      } else {
+        for (int64_t i = 0; i < inner; i++) out[i] = src[t[j] * inner + i];
+      }
+    }
+  }
+}
+
 template <typename U>
 void TakeT(const U* x, const int32_t* idx, U* y, int64_t outer, int64_t n, int64_t nidx,
            int64_t inner, int32_t* bad) {
+  if (inner < kShortRow && outer >= kShortRow) {
+    const std::vector<int64_t> t = TargetRows(idx, n, nidx, bad);
+    if (inner == 1)
+      TakeShortRows<1>(x, t.data(), y, outer, n, nidx, inner);
+    else
+      TakeShortRows<0>(x, t.data(), y, outer, n, nidx, inner);
+    return;
+  }
   int32_t any_bad = 0;
   const int64_t rows = outer * nidx;
 #pragma omp parallel for schedule(static) reduction(| : any_bad) if (rows * inner > MS_OMP_MIN)
@@ -127,9 +171,41 @@ void TakeT(const U* x, const int32_t* idx, U* y, int64_t outer, int64_t n, int64
   *bad = any_bad;
 }
 
+// Each outer block's rows summed into a per-thread accumulator in increasing j.
+template <int64_t kInner, typename T>
+void TakeBackwardShortRows(const T* dy, const int64_t* t, T* dx, int64_t outer, int64_t n,
+                           int64_t nidx, int64_t inner_) {
+  const int64_t inner = kInner > 0 ? kInner : inner_;
+  using Acc = decltype(Cvt<T>::Load(T{}));
+#pragma omp parallel if (outer * nidx * inner > MS_OMP_MIN)
+  {
+    std::vector<Acc> acc(n * inner);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < outer; o++) {
+      std::fill(acc.begin(), acc.end(), Acc(0));
+      const T* g = dy + o * nidx * inner;
+      for (int64_t j = 0; j < nidx; j++, g += inner) {
+        if (t[j] < 0) continue;
+        Acc* a = acc.data() + t[j] * inner;
+        for (int64_t i = 0; i < inner; i++) a[i] += Cvt<T>::Load(g[i]);
+      }
+      T* out = dx + o * n * inner;
+      for (int64_t k = 0; k < n * inner; k++) out[k] = Cvt<T>::Store(acc[k]);
+    }
+  }
+}
+
 template <typename T>
 void TakeBackwardT(const T* dy, const int32_t* idx, T* dx, int64_t outer, int64_t n,
                    int64_t nidx, int64_t inner, int32_t* bad) {
+  if (inner < kShortRow && outer >= kShortRow) {
+    const std::vector<int64_t> t = TargetRows(idx, n, nidx, bad);
+    if (inner == 1)
+      TakeBackwardShortRows<1>(dy, t.data(), dx, outer, n, nidx, inner);
+    else
+      TakeBackwardShortRows<0>(dy, t.data(), dx, outer, n, nidx, inner);
+    return;
+  }
   // Bucket the positions j by target row t (a stable counting sort keeps j increasing).
   std::vector<int64_t> start(n + 1, 0), order(nidx);
   int32_t any_bad = 0;
