@@ -50,6 +50,21 @@ def test_transpose(dtype, rng):
     same(_core.transpose(core_tensor(e), [2, 0, 1]), np.transpose(e, [2, 0, 1]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_short_row_copies_across_work_items(dtype, rng):
+    """Copies whose rows (the destination's last axis) are shorter than 4096 elements run a
+    block of rows per work item, stepping each row's offsets from the last: blocks that
+    start and end inside an outer axis, several axes carrying at once, large enough to
+    run in parallel."""
+    x = rand((6, 37, 11, 29), dtype, rng)
+    for perm in [(0, 2, 1, 3), (2, 0, 3, 1), (3, 1, 0, 2), (1, 0, 2, 3)]:
+        same(_core.transpose(core_tensor(x), list(perm)), np.transpose(x, perm))
+    got = _core.slice(core_tensor(x), [1, 3, 2, 1], [6, 36, 10, 28], [0, 1, 2, 3], [1, 2, 3, 1])
+    same(got, x[1:6, 3:36:2, 2:10:3, 1:28])
+    b = rand((37, 1, 29), dtype, rng)
+    same(_core.broadcast_to(core_tensor(b), [6, 37, 11, 29]), np.broadcast_to(b, x.shape).copy())
+
+
 def test_transpose_errors():
     x = core_tensor(np.zeros((2, 3, 4), np.float32))
     with pytest.raises(ValueError, match=r"transpose: perm \[0, 1\] has 2 entries"):

@@ -18,6 +18,7 @@ namespace {
 
 constexpr int64_t kChunk = 16384;  // elements of one row per parallel work item
 constexpr int64_t kTile = 32;      // transpose tile edge
+constexpr int64_t kShortRows = 4096;  // rows shorter than this: this many elements per item
 
 // Axes other than the one or two handled by the inner loops, for offset decomposition.
 struct OuterAxes {
@@ -33,6 +34,23 @@ struct OuterAxes {
     }
     *so = s;
     *dso = d;
+  }
+  // Offsets of the next row after the one whose per-axis indices are pos (an odometer).
+  void Next(int64_t* pos, int64_t* so, int64_t* dso) const {
+    for (int k = n - 1; k >= 0; k--) {
+      *so += ss[k];
+      *dso += ds[k];
+      if (++pos[k] < shape[k]) return;
+      *so -= ss[k] * shape[k];
+      *dso -= ds[k] * shape[k];
+      pos[k] = 0;
+    }
+  }
+  void Indices(int64_t idx, int64_t* pos) const {
+    for (int k = n - 1; k >= 0; k--) {
+      pos[k] = idx % shape[k];
+      idx /= shape[k];
+    }
   }
 };
 
@@ -82,6 +100,28 @@ void CopyT(const U* src, U* dst, const CopyPlan& p) {
       if (p.src_stride[j] == 1 && p.shape[j] >= 4) return TransposeTiles(src, dst, p, j);
   }
   const OuterAxes outer = Outer(p, last, -1);
+  if (n < kShortRows) {  // a block of rows per work item, stepping from row to row
+    const int64_t rows = p.numel / n, per = std::max<int64_t>(1, kShortRows / n);
+    const int64_t items = (rows + per - 1) / per;
+#pragma omp parallel for schedule(static) if (p.numel > MS_OMP_MIN)
+    for (int64_t it = 0; it < items; it++) {
+      const int64_t r0 = it * per, r1 = std::min(rows, r0 + per);
+      int64_t pos[kMaxDims], so, dso;
+      outer.Offsets(r0, &so, &dso);
+      outer.Indices(r0, pos);
+      for (int64_t r = r0; r < r1; r++) {
+        const U* s = src + so;
+        U* d = dst + dso;
+        if (ss == 1 && ds == 1) {
+          for (int64_t i = 0; i < n; i++) d[i] = s[i];
+        } else {
+          for (int64_t i = 0; i < n; i++) d[i * ds] = s[i * ss];
+        }
+        outer.Next(pos, &so, &dso);
+      }
+    }
+    return;
+  }
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   const int64_t items = p.numel / n * chunks;
 #pragma omp parallel for schedule(static) if (p.numel > MS_OMP_MIN)
