@@ -209,9 +209,133 @@ void ConvBiasGrad(Context*, const half_t* dy, int64_t batch, int64_t channels, i
 
 // Depthwise kernels: one OpenMP item per output plane (forward, weight) or input plane
 // (data); rows of the window are strided AXPYs / dot products over the valid columns.
+//
+// Stride 1 with short rows (OW < kFlatRows) instead works on the zero-padded input plane,
+// PH x PW: output (oh, ow) at flat position oh * PW + ow reads the padded plane at that
+// position plus kh * DH * PW + kw * DW, so each kernel cell is ONE AXPY / dot product over
+// L = (OH - 1) * PW + OW positions (the columns ow >= OW in between are computed and
+// dropped, or zero), not OH row-length loops of a dozen elements each.
+namespace {
+
+constexpr int64_t kFlatRows = 64;
+
+struct FlatPlane {
+  int64_t PH, PW, L;
+  explicit FlatPlane(const ConvGeom& g)
+      : PH(g.H + g.PT + g.PB), PW(g.W + g.PL + g.PR), L((g.OH - 1) * PW + g.OW) {}
+  static bool Applies(const ConvGeom& g) {
+    return g.SH == 1 && g.SW == 1 && g.OW < kFlatRows && g.OH > 0 && g.OW > 0;
+  }
+  int64_t Offset(const ConvGeom& g, int64_t kh, int64_t kw) const {
+    return kh * g.DH * PW + kw * g.DW;
+  }
+  // The image plane into the middle of a zeroed PH x PW buffer.
+  void Pad(const ConvGeom& g, const float* plane, float* buf) const {
+    std::memset(buf, 0, sizeof(float) * PH * PW);
+    for (int64_t h = 0; h < g.H; h++)
+      std::memcpy(buf + (h + g.PT) * PW + g.PL, plane + h * g.W, sizeof(float) * g.W);
+  }
+  // An OH x OW plane (dy) at width PW, zeros in the columns past OW.
+  void Widen(const ConvGeom& g, const float* plane, float* buf) const {
+    std::memset(buf, 0, sizeof(float) * g.OH * PW);
+    for (int64_t h = 0; h < g.OH; h++)
+      std::memcpy(buf + h * PW, plane + h * g.OW, sizeof(float) * g.OW);
+  }
+};
+
+void DepthwiseFlat(const float* x, const float* w, const float* bias, int64_t batch,
+                   const ConvGeom& g, int64_t multiplier, float* y) {
+  const FlatPlane f(g);
+  const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, items = batch * Cout;
+#pragma omp parallel if (items * g.OH * g.OW * KK > MS_OMP_MIN)
+  {
+    std::vector<float> pad(f.PH * f.PW), acc(f.L);
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; it++) {
+      const int64_t n = it / Cout, co = it % Cout, c = co / multiplier;
+      f.Pad(g, x + (n * g.C + c) * g.H * g.W, pad.data());
+      const float* wk = w + co * KK;
+      float* a = acc.data();
+      std::fill(acc.begin(), acc.end(), bias ? bias[co] : 0.f);
+      for (int64_t kh = 0; kh < g.KH; kh++)
+        for (int64_t kw = 0; kw < g.KW; kw++) {
+          const float wv = wk[kh * g.KW + kw];
+          const float* src = pad.data() + f.Offset(g, kh, kw);
+          for (int64_t i = 0; i < f.L; i++) a[i] += wv * src[i];
+        }
+      float* out = y + it * g.OH * g.OW;
+      for (int64_t oh = 0; oh < g.OH; oh++)
+        std::memcpy(out + oh * g.OW, a + oh * f.PW, sizeof(float) * g.OW);
+    }
+  }
+}
+
+void DepthwiseFlatBackwardData(const float* dy, const float* w, int64_t batch,
+                               const ConvGeom& g, int64_t multiplier, float* dx) {
+  const FlatPlane f(g);
+  const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, items = batch * g.C;
+#pragma omp parallel if (items * multiplier * g.OH * g.OW * KK > MS_OMP_MIN)
+  {
+    std::vector<float> grad(g.OH * f.PW), acc(f.PH * f.PW);
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; it++) {
+      const int64_t n = it / g.C, c = it % g.C;
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t j = 0; j < multiplier; j++) {
+        const int64_t co = c * multiplier + j;
+        f.Widen(g, dy + (n * Cout + co) * g.OH * g.OW, grad.data());
+        const float* wk = w + co * KK;
+        for (int64_t kh = 0; kh < g.KH; kh++)
+          for (int64_t kw = 0; kw < g.KW; kw++) {
+            const float wv = wk[kh * g.KW + kw];
+            float* dst = acc.data() + f.Offset(g, kh, kw);
+            const float* src = grad.data();
+            for (int64_t i = 0; i < f.L; i++) dst[i] += wv * src[i];
+          }
+      }
+      float* plane = dx + it * g.H * g.W;
+      for (int64_t h = 0; h < g.H; h++)
+        std::memcpy(plane + h * g.W, acc.data() + (h + g.PT) * f.PW + g.PL,
+                    sizeof(float) * g.W);
+    }
+  }
+}
+
+void DepthwiseFlatBackwardWeight(const float* dy, const float* x, int64_t batch,
+                                 const ConvGeom& g, int64_t multiplier, float* dw) {
+  const FlatPlane f(g);
+  const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW;
+#pragma omp parallel if (batch * Cout * g.OH * g.OW * KK > MS_OMP_MIN)
+  {
+    std::vector<float> pad(f.PH * f.PW), grad(g.OH * f.PW);
+    std::vector<double> sum(KK);
+#pragma omp for schedule(static)
+    for (int64_t co = 0; co < Cout; co++) {
+      const int64_t c = co / multiplier;
+      std::fill(sum.begin(), sum.end(), 0.0);
+      for (int64_t n = 0; n < batch; n++) {
+        f.Pad(g, x + (n * g.C + c) * g.H * g.W, pad.data());
+        f.Widen(g, dy + (n * Cout + co) * g.OH * g.OW, grad.data());
+        for (int64_t kh = 0; kh < g.KH; kh++)
+          for (int64_t kw = 0; kw < g.KW; kw++) {
+            const float* src = pad.data() + f.Offset(g, kh, kw);
+            const float* gr = grad.data();
+            float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t i = 0; i < f.L; i++) dot += gr[i] * src[i];
+            sum[kh * g.KW + kw] += dot;
+          }
+      }
+      for (int64_t k = 0; k < KK; k++) dw[co * KK + k] = static_cast<float>(sum[k]);
+    }
+  }
+}
+
+}  // namespace
 
 void DepthwiseConv2d(Context*, const float* x, const float* w, const float* bias,
                      int64_t batch, const ConvGeom& g, int64_t multiplier, float* y) {
+  if (FlatPlane::Applies(g)) return DepthwiseFlat(x, w, bias, batch, g, multiplier, y);
   const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
   const std::vector<ColRange> cols = ColRanges(g);
   const int64_t items = batch * Cout;
@@ -245,6 +369,8 @@ void DepthwiseConv2d(Context*, const float* x, const float* w, const float* bias
 
 void DepthwiseConv2dBackwardData(Context*, const float* dy, const float* w, int64_t batch,
                                  const ConvGeom& g, int64_t multiplier, float* dx) {
+  if (FlatPlane::Applies(g))
+    return DepthwiseFlatBackwardData(dy, w, batch, g, multiplier, dx);
   const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
   const std::vector<ColRange> cols = ColRanges(g);
   const int64_t items = batch * g.C;
@@ -280,6 +406,8 @@ void DepthwiseConv2dBackwardData(Context*, const float* dy, const float* w, int6
 
 void DepthwiseConv2dBackwardWeight(Context*, const float* dy, const float* x, int64_t batch,
                                    const ConvGeom& g, int64_t multiplier, float* dw) {
+  if (FlatPlane::Applies(g))
+    return DepthwiseFlatBackwardWeight(dy, x, batch, g, multiplier, dw);
   const int64_t Cout = g.C * multiplier, KK = g.KH * g.KW, P = g.OH * g.OW;
   const std::vector<ColRange> cols = ColRanges(g);
 #pragma omp parallel for schedule(static) if (batch * Cout * P * KK > MS_OMP_MIN)
