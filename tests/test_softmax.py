@@ -102,6 +102,36 @@ def test_large_rows_and_columns(rng):
                                    log_softmax64(x, axis), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("d", [1, 15, 16, 17, 28, 255, 256])
+def test_short_rows_every_length_class(d, dtype, rng):
+    """Last-axis rows under 256 of a length not a multiple of 16 run padded, lane by lane
+    (a -inf logit, a NaN row and a row of equal logits included), forward and backward."""
+    x = (rng.standard_normal((300, d)) * 4).astype(dtype)
+    x[1, 0] = -np.inf
+    x[2, d // 2] = np.nan
+    x[3] = 1.5
+    dy = rng.standard_normal((300, d)).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=2e-3, atol=2e-3)
+    for log in (False, True):
+        fwd, bwd, ref = ((_core.log_softmax, _core.log_softmax_backward, log_softmax64) if log
+                         else (_core.softmax, _core.softmax_backward, softmax64))
+        with np.errstate(invalid="ignore"):
+            want = ref(x, 1)
+        y = fwd(core_tensor(x), 1)
+        np.testing.assert_allclose(y.to_numpy(), want, **tol)
+        assert np.isnan(y.to_numpy()[2]).all()
+        y64 = y.to_numpy().astype(np.float64)
+        g64 = dy.astype(np.float64)
+        if log:  # dx = dy - softmax * sum(dy)
+            dx = g64 - np.exp(y64) * g64.sum(1, keepdims=True)
+        else:  # dx = y * (dy - sum(dy * y))
+            dx = y64 * (g64 - (g64 * y64).sum(1, keepdims=True))
+        got = bwd(y, core_tensor(dy), 1).to_numpy()
+        np.testing.assert_allclose(got, dx, **(tol if dtype == np.float16 else
+                                               dict(rtol=1e-5, atol=1e-5)))
+
+
 @pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_backward_vs_finite_differences(log, shape, rng):

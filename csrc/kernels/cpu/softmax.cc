@@ -186,6 +186,70 @@ void BackwardRow(bool log, const T* y, const T* dy, T* dx, int64_t d) {
   }
 }
 
+// Rows shorter than kPadRow whose length is not a multiple of kPadTo run on a float copy
+// padded to one (-inf logits, zero gradients: nothing added), reduced lane by lane (kPadTo
+// partial maxima / sums, then a tree over them): a row of 28 otherwise spends most of its
+// time in scalar tails and in the in-order horizontal sum of double partial sums.
+constexpr int64_t kPadRow = 256, kPadTo = 16;
+
+inline bool PadsRow(int64_t inner, int64_t d) { return inner == 1 && d < kPadRow && d % kPadTo; }
+
+template <typename T>
+int64_t LoadPadded(const T* x, int64_t d, float fill, float* buf) {
+  const int64_t dp = (d + kPadTo - 1) / kPadTo * kPadTo;
+  for (int64_t k = 0; k < d; k++) buf[k] = Ld(x[k]);
+  for (int64_t k = d; k < dp; k++) buf[k] = fill;
+  return dp;
+}
+
+// Lane sums of at most kPadRow / kPadTo values each (float32 keeps them exact to an ulp or
+// two), added pairwise.
+inline float LaneTotal(float* lanes) {
+  for (int64_t w = kPadTo / 2; w > 0; w /= 2)
+    for (int64_t j = 0; j < w; j++) lanes[j] += lanes[j + w];
+  return lanes[0];
+}
+
+template <typename T>
+void SoftmaxPaddedRow(bool log, const T* x, T* y, int64_t d) {
+  float bx[kPadRow], e[kPadRow], lane[kPadTo];
+  const int64_t dp = LoadPadded(x, d, -kInf, bx);
+  for (int64_t j = 0; j < kPadTo; j++) lane[j] = -kInf;
+  for (int64_t k = 0; k < dp; k += kPadTo)  // NaNs skipped, as RowMax
+    for (int64_t j = 0; j < kPadTo; j++) lane[j] = bx[k + j] > lane[j] ? bx[k + j] : lane[j];
+  for (int64_t w = kPadTo / 2; w > 0; w /= 2)
+    for (int64_t j = 0; j < w; j++) lane[j] = lane[j + w] > lane[j] ? lane[j + w] : lane[j];
+  const float m = lane[0];
+  for (int64_t j = 0; j < kPadTo; j++) lane[j] = 0.0f;
+  for (int64_t k = 0; k < dp; k += kPadTo)
+    for (int64_t j = 0; j < kPadTo; j++) {
+      e[k + j] = ew::Exp(bx[k + j] - m);
+      lane[j] += e[k + j];
+    }
+  const float s = LaneTotal(lane);
+  if (log) {
+    const float lse = m + std::log(s);
+    for (int64_t k = 0; k < d; k++) y[k] = St<T>(bx[k] - lse);
+  } else {
+    const float inv = 1.0f / s;
+    for (int64_t k = 0; k < d; k++) y[k] = St<T>(e[k] * inv);
+  }
+}
+
+template <typename T>
+void BackwardPaddedRow(bool log, const T* y, const T* dy, T* dx, int64_t d) {
+  float by[kPadRow], bg[kPadRow], lane[kPadTo] = {};
+  LoadPadded(y, d, 0.0f, by);
+  const int64_t dp = LoadPadded(dy, d, 0.0f, bg);
+  for (int64_t k = 0; k < dp; k += kPadTo)
+    for (int64_t j = 0; j < kPadTo; j++) lane[j] += log ? bg[k + j] : bg[k + j] * by[k + j];
+  const float a = LaneTotal(lane);
+  if (log)
+    for (int64_t k = 0; k < d; k++) dx[k] = St<T>(bg[k] - ew::Exp(by[k]) * a);
+  else
+    for (int64_t k = 0; k < d; k++) dx[k] = St<T>(by[k] * (bg[k] - a));
+}
+
 // The label of row i, or -1 when it is outside [0, c).
 inline int64_t Label(const void* target, int64_t i, int64_t c) {
   const int32_t t = static_cast<const int32_t*>(target)[i];
@@ -280,8 +344,11 @@ void Softmax(Context*, bool log, DType dt, const void* x, void* y, int64_t outer
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x);
     T* yp = static_cast<T*>(y);
+    const bool pad = PadsRow(inner, d);
     ForEachSlice(outer, d, inner, [&](int64_t off, int64_t w) {
-      if (inner == 1)
+      if (pad)
+        SoftmaxPaddedRow(log, xp + off, yp + off, d);
+      else if (inner == 1)
         SoftmaxRow(log, xp + off, yp + off, d);
       else
         SoftmaxCols(log, xp + off, yp + off, d, inner, w);
@@ -296,8 +363,11 @@ void SoftmaxBackward(Context*, bool log, DType dt, const void* y, const void* dy
     const T* yp = static_cast<const T*>(y);
     const T* gp = static_cast<const T*>(dy);
     T* xp = static_cast<T*>(dx);
+    const bool pad = PadsRow(inner, d);
     ForEachSlice(outer, d, inner, [&](int64_t off, int64_t w) {
-      if (inner == 1)
+      if (pad)
+        BackwardPaddedRow(log, yp + off, gp + off, xp + off, d);
+      else if (inner == 1)
         BackwardRow(log, yp + off, gp + off, xp + off, d);
       else
         BackwardCols(log, yp + off, gp + off, xp + off, d, inner, w);
