@@ -385,10 +385,7 @@ class LSTM(RNN_Base):
         return self._cell(self._project([x], Wx, b)[0], h, c, (Wx, Wh, b))
 
     def _cell(self, gx, h, c, weights):
-        i, f, g, o = autograd.split(self._preact(gx, h, weights[1]), 1, 4)
-        ig = autograd.mul(autograd.sigmoid(i), autograd.tanh(g))
-        c = ig if c is None else autograd.add(autograd.mul(autograd.sigmoid(f), c), ig)
-        return autograd.mul(autograd.sigmoid(o), autograd.tanh(c)), c
+        return autograd.lstm_cell(self._preact(gx, h, weights[1]), c)
 
     def forward(self, xs: Steps, h0_c0: Optional[Tuple[Optional[Tensor], Optional[Tensor]]]
                 = None):

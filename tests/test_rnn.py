@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dist_helpers import pythonpath
-from gradcheck import numeric_grad
+from gradcheck import check_op, numeric_grad
 
+from minisinga import _core, device, layer, model, opt, tensor
 from minisinga import autograd as ag
-from minisinga import device, layer, model, opt, tensor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -985,3 +985,83 @@ def test_step_forward_none_state_is_the_zero_state(kind, bias):
     assert set(g1) - set(g0) == {id(lay.Wh)}  # no h: no product with Wh, no gradient
     for key, g in g0.items():
         np.testing.assert_allclose(g, g1[key], rtol=1e-5, atol=1e-7)
+
+
+# ---- the fused LSTM cell (autograd.lstm_cell, _core.lstm_cell) ----
+def np_lstm_cell(z, c0):
+    """(h, c) of the LSTM step from pre-activations z (n, 4H) and c0 (n, H) or None."""
+    i, f, g, o = np.split(z, 4, axis=1)
+    c = sigmoid(i) * np.tanh(g) + (0 if c0 is None else sigmoid(f) * c0)
+    return sigmoid(o) * np.tanh(c), c
+
+
+@pytest.mark.parametrize("with_c0", [True, False])
+def test_lstm_cell_forward_and_gradients(dev, with_c0):
+    """The fused kernel against numpy (h and c), and its gradients (of both inputs, through
+    both outputs) against finite differences; rows long enough for the vectorised loop and
+    its remainder (H = 21)."""
+    r = np.random.default_rng(3)
+    z = (r.standard_normal((5, 84)) * 2).astype(np.float32)
+    c0 = r.standard_normal((5, 21)).astype(np.float32)
+    wh, wc = r.standard_normal((5, 21)), r.standard_normal((5, 21))
+    args = [z, c0] if with_c0 else [z]
+
+    def ref(*a):  # a weighted sum of both outputs: one scalar's gradients cover both
+        h, c = np_lstm_cell(a[0], a[1] if with_c0 else None)
+        return h * wh + c * wc
+
+    def fn(*ts):
+        h, c = ag.lstm_cell(*ts)
+        return ag.add(ag.mul(h, tensor.from_numpy(wh.astype(np.float32)).to_device(dev)),
+                      ag.mul(c, tensor.from_numpy(wc.astype(np.float32)).to_device(dev)))
+
+    check_op(fn, ref, args, device=dev, rtol=1e-5, atol=1e-5, grad_rtol=1e-3, grad_atol=1e-4)
+
+
+def test_lstm_cell_float16_computes_in_float32(dev):
+    r = np.random.default_rng(4)
+    z = r.standard_normal((4, 32)).astype(np.float16)
+    c0 = r.standard_normal((4, 8)).astype(np.float16)
+    dh = r.standard_normal((4, 8)).astype(np.float16)
+    dc = r.standard_normal((4, 8)).astype(np.float16)
+    t = lambda a: tensor.from_numpy(a).to_device(dev).data  # noqa: E731
+    h, c, act = _core.lstm_cell(t(z), t(c0))
+    want_h, want_c = np_lstm_cell(z.astype(np.float64), c0.astype(np.float64))
+    assert h.to_numpy().dtype == np.float16
+    np.testing.assert_allclose(h.to_numpy(), want_h, rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(c.to_numpy(), want_c, rtol=2e-3, atol=2e-3)
+    dz, dc0 = _core.lstm_cell_backward(act, t(c0), c, t(dh), t(dc))
+    h32, c32, act32 = _core.lstm_cell(t(z.astype(np.float32)), t(c0.astype(np.float32)))
+    dz32, dc032 = _core.lstm_cell_backward(act32, t(c0.astype(np.float32)), c32,
+                                           t(dh.astype(np.float32)), t(dc.astype(np.float32)))
+    np.testing.assert_allclose(dz.to_numpy(), dz32.to_numpy(), rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(dc0.to_numpy(), dc032.to_numpy(), rtol=1e-2, atol=1e-2)
+    dz, none = _core.lstm_cell_backward(act, None, c, t(dh), t(dc))
+    assert none is None and dz.to_numpy().shape == (4, 32)
+
+
+def test_lstm_cell_long_rows_run_in_parallel():
+    """A batch large enough for threads, against numpy."""
+    r = np.random.default_rng(5)
+    z = r.standard_normal((64, 4 * 300)).astype(np.float32)
+    c0 = r.standard_normal((64, 300)).astype(np.float32)
+    h, c = ag.lstm_cell(tensor.from_numpy(z), tensor.from_numpy(c0))
+    want_h, want_c = np_lstm_cell(z.astype(np.float64), c0.astype(np.float64))
+    np.testing.assert_allclose(h.to_numpy(), want_h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c.to_numpy(), want_c, rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_cell_errors():
+    t = lambda *s, dt=np.float32: tensor.from_numpy(np.zeros(s, dt)).data  # noqa: E731
+    with pytest.raises(ValueError, match=r"lstm_cell: z must be \(batch, 4 \* hidden\), got "
+                                         r"shape \(2, 6\)"):
+        _core.lstm_cell(t(2, 6))
+    with pytest.raises(ValueError, match=r"lstm_cell: c0 has shape \(2, 3\), expected \(2, 2\)"):
+        _core.lstm_cell(t(2, 8), t(2, 3))
+    with pytest.raises(ValueError, match="lstm_cell: c0 has dtype float16, expected float32"):
+        _core.lstm_cell(t(2, 8), t(2, 2, dt=np.float16))
+    with pytest.raises(TypeError, match="lstm_cell: z has dtype int32"):
+        _core.lstm_cell(t(2, 8, dt=np.int32))
+    with pytest.raises(ValueError, match=r"lstm_cell_backward: dh has shape \(3, 2\), expected "
+                                         r"\(2, 2\)"):
+        _core.lstm_cell_backward(t(2, 8), None, t(2, 2), t(3, 2), t(2, 2))

@@ -114,6 +114,11 @@ CASES = [
     (autograd._BatchNorm2d, None, [IMG], "BatchNormalization"),  # see test_batchnorm_fusions
     (autograd._Pooling2d, lambda x: autograd.max_pool_2d(x, 3, 2, 1), [IMG], "MaxPool"),
     (autograd.Dropout, lambda x: autograd.dropout(x, 0.3), [A], "Dropout"),
+    # the fused LSTM step, both outputs checked: h + c, with and without a previous c
+    (autograd.LSTMCell, lambda z, c: autograd.add(*autograd.lstm_cell(z, c)),
+     [rand(3, 8, seed=11), rand(3, 2, seed=12)], "Sigmoid"),
+    (autograd.LSTMCell, lambda z: autograd.mul(*autograd.lstm_cell(z)), [rand(3, 8, seed=13)],
+     "Tanh"),
     (autograd.SoftMax, lambda x: autograd.softmax(x, 0), [A], "Softmax"),
     (autograd.LogSoftMax, lambda x: autograd.log_softmax(x, 1), [A], "LogSoftmax"),
     (autograd.Reshape, lambda x: autograd.reshape(x, [2, -1]), [A], "Reshape"),

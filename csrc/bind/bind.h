@@ -18,6 +18,7 @@ void InitPool(py::module_& m);
 void InitSoftmax(py::module_& m);
 void InitBatchNorm(py::module_& m);
 void InitRandom(py::module_& m);
+void InitRnn(py::module_& m);
 void InitCast(py::module_& m);
 void InitOptim(py::module_& m);
 void InitSelect(py::module_& m);

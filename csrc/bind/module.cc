@@ -25,6 +25,7 @@ PYBIND11_MODULE(_core, m) {
   minisinga::InitSoftmax(m);
   minisinga::InitBatchNorm(m);
   minisinga::InitRandom(m);
+  minisinga::InitRnn(m);
   minisinga::InitCast(m);
   minisinga::InitOptim(m);
   minisinga::InitSelect(m);

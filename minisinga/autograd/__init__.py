@@ -204,6 +204,7 @@ from .math import (  # noqa
 from .nn import (  # noqa: F401
     Dropout,
     LogSoftMax,
+    LSTMCell,
     SoftMax,
     SoftMaxCrossEntropy,
     _BatchNorm2d,
@@ -218,6 +219,7 @@ from .nn import (  # noqa: F401
     dropout,
     globalaveragepool,
     log_softmax,
+    lstm_cell,
     max_pool_1d,
     max_pool_2d,
     mse_loss,

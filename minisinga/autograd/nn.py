@@ -188,6 +188,29 @@ def globalaveragepool(x: Tensor, data_format: str = "channels_first") -> Tensor:
     return M.reduce_mean(x, list(range(first, first + x.ndim() - 2)), keepdims=True)
 
 
+class LSTMCell(Operator):
+    """The elementwise part of an LSTM step, one fused kernel each way: from the gate
+    pre-activations z (batch, 4H), blocks i, f, g, o as PyTorch's, and the previous cell
+    state c0 (batch, H; omitted: zeros), returns (h, c) with i, f, o = sigmoid, g = tanh,
+    c = f * c0 + i * g, h = o * tanh(c)."""
+
+    def forward(self, z, c0=None):
+        h, c, act = F.core.lstm_cell(z, c0)
+        if self.requires_grad:
+            self.act, self.c0, self.c = act, c0, c
+        return h, c
+
+    def backward(self, dh, dc):
+        dz, dc0 = F.core.lstm_cell_backward(self.act, self.c0, self.c, dh, dc)
+        return dz if self.c0 is None else (dz, dc0)
+
+
+def lstm_cell(z: Tensor, c0: Tensor = None) -> Tuple[Tensor, Tensor]:
+    """(h, c) of an LSTM step from its gate pre-activations z (batch, 4H) and the previous
+    cell state c0 (None: zeros); see LSTMCell."""
+    return LSTMCell()(z) if c0 is None else LSTMCell()(z, c0)
+
+
 class Dropout(Operator):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) while training;
     the identity otherwise. The mask is drawn on the device at every run."""

@@ -323,6 +323,30 @@ def _pool(ctx, op, ins, outs):
                  **attrs)
 
 
+@_emits(_nn.LSTMCell)
+def _lstm_cell(ctx, op, ins, outs):  # the fused cell as ONNX's elementwise ops
+    z = ins[0]
+    H = ctx.shapes[z][1] // 4
+    i, f, g, o = (ctx.fresh(n) for n in ("zi", "zf", "zg", "zo"))
+    ctx.node("Split", [z, ctx.ints([H] * 4)], [i, f, g, o], axis=1)
+    si, sf, tg, so = (ctx.fresh(n) for n in ("i", "f", "g", "o"))
+    ctx.node("Sigmoid", [i], [si])
+    ctx.node("Sigmoid", [f], [sf])
+    ctx.node("Tanh", [g], [tg])
+    ctx.node("Sigmoid", [o], [so])
+    h, c = outs
+    if len(ins) == 1:  # no c0: c = i * g
+        ctx.node("Mul", [si, tg], [c])
+    else:
+        ig, fc = ctx.fresh("ig"), ctx.fresh("fc")
+        ctx.node("Mul", [si, tg], [ig])
+        ctx.node("Mul", [sf, ins[1]], [fc])
+        ctx.node("Add", [fc, ig], [c])
+    tc = ctx.fresh("tanh_c")
+    ctx.node("Tanh", [c], [tc])
+    ctx.node("Mul", [so, tc], [h])
+
+
 @_emits(_nn.Dropout)
 def _dropout(ctx, op, ins, outs):
     ctx.node("Dropout", [ins[0], ctx.const(np.float32(op.ratio), stem="ratio")], outs)
