@@ -425,8 +425,8 @@ class GRU(RNN_Base):
 
     def _cell(self, gx, h, c, weights):
         Wh, bh = weights[1], weights[3]
-        xr, xz, xn = autograd.split(gx, 1, 3)
         if h is None:
+            xr, xz, xn = autograd.split(gx, 1, 3)
             if bh is None:
                 r, z, n = autograd.sigmoid(xr), autograd.sigmoid(xz), autograd.tanh(xn)
             else:
@@ -438,11 +438,7 @@ class GRU(RNN_Base):
         gh = autograd.matmul(h, Wh)
         if bh is not None:
             gh = autograd.add_bias(gh, bh, axis=0)
-        hr, hz, hn = autograd.split(gh, 1, 3)
-        r = autograd.sigmoid(autograd.add(xr, hr))
-        z = autograd.sigmoid(autograd.add(xz, hz))
-        n = autograd.tanh(autograd.add(xn, autograd.mul(r, hn)))
-        return autograd.add(n, autograd.mul(z, autograd.sub(h, n))), None  # (1 - z) n + z h
+        return autograd.gru_cell(gx, gh, h), None  # (1 - z) n + z h, one fused op
 
     def forward(self, xs: Steps, h0: Optional[Tensor] = None):
         outs, h, _ = self._run(xs, h0, None)

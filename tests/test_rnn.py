@@ -1065,3 +1065,56 @@ def test_lstm_cell_errors():
     with pytest.raises(ValueError, match=r"lstm_cell_backward: dh has shape \(3, 2\), expected "
                                          r"\(2, 2\)"):
         _core.lstm_cell_backward(t(2, 8), None, t(2, 2), t(3, 2), t(2, 2))
+
+
+# ---- the fused GRU cell (autograd.gru_cell, _core.gru_cell) ----
+def np_gru_cell(gx, gh, h):
+    xr, xz, xn = np.split(gx, 3, axis=1)
+    hr, hz, hn = np.split(gh, 3, axis=1)
+    r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+    n = np.tanh(xn + r * hn)
+    return n + z * (h - n)
+
+
+def test_gru_cell_forward_and_gradients(dev):
+    """The fused kernel against numpy, and the gradients of all three inputs against finite
+    differences (H = 21: the vectorised loop and its remainder)."""
+    r = np.random.default_rng(6)
+    args = [(r.standard_normal((5, 63)) * 2).astype(np.float32),
+            (r.standard_normal((5, 63)) * 2).astype(np.float32),
+            r.standard_normal((5, 21)).astype(np.float32)]
+    check_op(ag.gru_cell, np_gru_cell, args, device=dev, rtol=1e-5, atol=1e-5, grad_rtol=1e-3,
+             grad_atol=1e-4)
+
+
+def test_gru_cell_float16_and_parallel_rows(dev):
+    r = np.random.default_rng(7)
+    gx, gh = r.standard_normal((64, 900)), r.standard_normal((64, 900))
+    h, dy = r.standard_normal((64, 300)), r.standard_normal((64, 300))
+    t = lambda a, dt: tensor.from_numpy(a.astype(dt)).to_device(dev).data  # noqa: E731
+    outs = {}
+    for dt in (np.float32, np.float16):
+        y, act = _core.gru_cell(t(gx, dt), t(gh, dt), t(h, dt))
+        grads = _core.gru_cell_backward(act, t(h, dt), t(dy, dt))
+        outs[dt] = [y.to_numpy()] + [g.to_numpy() for g in grads]
+        assert all(o.dtype == dt for o in outs[dt])
+    want = np_gru_cell(*(a.astype(np.float16).astype(np.float64) for a in (gx, gh, h)))
+    np.testing.assert_allclose(outs[np.float32][0], np_gru_cell(gx, gh, h), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(outs[np.float16][0], want, rtol=2e-3, atol=2e-3)
+    for a, b in zip(outs[np.float16][1:], outs[np.float32][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-2)
+
+
+def test_gru_cell_errors():
+    t = lambda *s, dt=np.float32: tensor.from_numpy(np.zeros(s, dt)).data  # noqa: E731
+    with pytest.raises(ValueError, match=r"gru_cell: gx must be \(batch, 3 \* hidden\), got "
+                                         r"shape \(2, 4\)"):
+        _core.gru_cell(t(2, 4), t(2, 4), t(2, 1))
+    with pytest.raises(ValueError, match=r"gru_cell: gh has shape \(2, 3\), expected \(2, 6\)"):
+        _core.gru_cell(t(2, 6), t(2, 3), t(2, 2))
+    with pytest.raises(ValueError, match=r"gru_cell: h has dtype float16, expected float32"):
+        _core.gru_cell(t(2, 6), t(2, 6), t(2, 2, dt=np.float16))
+    with pytest.raises(ValueError, match=r"gru_cell_backward: dy has shape \(2, 3\), expected "
+                                         r"\(2, 2\)"):
+        _core.gru_cell_backward(t(2, 8), t(2, 2), t(2, 3))

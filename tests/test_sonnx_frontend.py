@@ -119,6 +119,8 @@ CASES = [
      [rand(3, 8, seed=11), rand(3, 2, seed=12)], "Sigmoid"),
     (autograd.LSTMCell, lambda z: autograd.mul(*autograd.lstm_cell(z)), [rand(3, 8, seed=13)],
      "Tanh"),
+    (autograd.GRUCell, autograd.gru_cell,
+     [rand(3, 6, seed=14), rand(3, 6, seed=15), rand(3, 2, seed=16)], "Sigmoid"),
     (autograd.SoftMax, lambda x: autograd.softmax(x, 0), [A], "Softmax"),
     (autograd.LogSoftMax, lambda x: autograd.log_softmax(x, 1), [A], "LogSoftmax"),
     (autograd.Reshape, lambda x: autograd.reshape(x, [2, -1]), [A], "Reshape"),

@@ -6,6 +6,12 @@
 // gradient reaching c from later steps) computes, with t = tanh(c):
 //   dct = dc + dh o (1 - t^2); dz = (dct g i (1 - i), dct c0 f (1 - f), dct i (1 - g^2),
 //   dh t o (1 - o)); dc0 = dct f.
+// Fused GRU cell, the same way (PyTorch's gate order r, z, n along the 3H columns): from the
+// input side's pre-activations gx (n, 3H), the hidden side's gh = h Wh + bh (n, 3H) and h:
+//   r, z = sigmoid(gx_r + gh_r, gx_z + gh_z), n = tanh(gx_n + r gh_n), h' = n + z (h - n),
+// and act (n, 4H) keeps r, z, n, gh_n; the backward, from dh', computes with
+// a = dh' (1 - z) (1 - n^2): dgx = (dr, dz, a), dgh = (dr, dz, a r), dh = dh' z, where
+// dr = a gh_n r (1 - r) and dz = dh' (h - n) z (1 - z).
 // Arithmetic in float32 for float16 storage. The MS_HD element functions below are the
 // whole computation; the CPU and CUDA kernels only loop over (row, column).
 #pragma once
@@ -88,14 +94,84 @@ MS_HD void BackwardAt(const T* act, const T* c0, const T* c, const T* dh, const 
 
 }  // namespace lstm
 
+namespace gru {
+
+struct Cell {
+  float h, r, z, n;
+};
+MS_HD Cell CellForward(float xr, float xz, float xn, float hr, float hz, float hn, float h) {
+  Cell s;
+  s.r = ew::Sigmoid(xr + hr);
+  s.z = ew::Sigmoid(xz + hz);
+  s.n = ew::Tanh(xn + s.r * hn);
+  s.h = s.n + s.z * (h - s.n);
+  return s;
+}
+
+struct CellGrad {
+  float dr, dz, dn, dhn, dh;  // pre-activation gradients; dhn = dn r; dh of the old state
+};
+MS_HD CellGrad CellBackward(float r, float z, float n, float hn, float h, float g) {
+  CellGrad d;
+  d.dn = g * (1.0f - z) * (1.0f - n * n);
+  d.dhn = d.dn * r;
+  d.dr = d.dn * hn * r * (1.0f - r);
+  d.dz = g * (h - n) * z * (1.0f - z);
+  d.dh = g * z;
+  return d;
+}
+
+// The element (r, j) of (n, H) states; gx, gh (n, 3H), act (n, 4H), in storage type T.
+template <typename T>
+MS_HD void ForwardAt(const T* gx, const T* gh, const T* h, T* y, T* act, int64_t r, int64_t j,
+                     int64_t H) {
+  const T* xr = gx + r * 3 * H;
+  const T* hr = gh + r * 3 * H;
+  T* ar = act + r * 4 * H;
+  const int64_t k = r * H + j;
+  const float hn = Cvt<T>::Load(hr[2 * H + j]);
+  const Cell s = CellForward(Cvt<T>::Load(xr[j]), Cvt<T>::Load(xr[H + j]),
+                             Cvt<T>::Load(xr[2 * H + j]), Cvt<T>::Load(hr[j]),
+                             Cvt<T>::Load(hr[H + j]), hn, Cvt<T>::Load(h[k]));
+  y[k] = Cvt<T>::Store(s.h);
+  ar[j] = Cvt<T>::Store(s.r);
+  ar[H + j] = Cvt<T>::Store(s.z);
+  ar[2 * H + j] = Cvt<T>::Store(s.n);
+  ar[3 * H + j] = Cvt<T>::Store(hn);
+}
+
+template <typename T>
+MS_HD void BackwardAt(const T* act, const T* h, const T* dy, T* dgx, T* dgh, T* dh, int64_t r,
+                      int64_t j, int64_t H) {
+  const T* ar = act + r * 4 * H;
+  T* xr = dgx + r * 3 * H;
+  T* hr = dgh + r * 3 * H;
+  const int64_t k = r * H + j;
+  const CellGrad d = CellBackward(Cvt<T>::Load(ar[j]), Cvt<T>::Load(ar[H + j]),
+                                  Cvt<T>::Load(ar[2 * H + j]), Cvt<T>::Load(ar[3 * H + j]),
+                                  Cvt<T>::Load(h[k]), Cvt<T>::Load(dy[k]));
+  xr[j] = hr[j] = Cvt<T>::Store(d.dr);
+  xr[H + j] = hr[H + j] = Cvt<T>::Store(d.dz);
+  xr[2 * H + j] = Cvt<T>::Store(d.dn);
+  hr[2 * H + j] = Cvt<T>::Store(d.dhn);
+  dh[k] = Cvt<T>::Store(d.dh);
+}
+
+}  // namespace gru
+
 namespace kernels {
-// n rows of H columns; dt float32 or float16; c0 (and then dc0) may be null.
+// n rows of H columns; dt float32 or float16; LSTM's c0 (and then dc0) may be null.
 #define MS_LSTM_KERNELS                                                                  \
   void LstmCell(Context* ctx, DType dt, const void* z, const void* c0, void* h, void* c, \
                 void* act, int64_t n, int64_t H);                                        \
   void LstmCellBackward(Context* ctx, DType dt, const void* act, const void* c0,          \
                         const void* c, const void* dh, const void* dc, void* dz,         \
-                        void* dc0, int64_t n, int64_t H);
+                        void* dc0, int64_t n, int64_t H);                        \
+  void GruCell(Context* ctx, DType dt, const void* gx, const void* gh, const void* h,    \
+               void* y, void* act, int64_t n, int64_t H);                                \
+  void GruCellBackward(Context* ctx, DType dt, const void* act, const void* h,           \
+                       const void* dy, void* dgx, void* dgh, void* dh, int64_t n,         \
+                       int64_t H);
 namespace cpu {
 MS_LSTM_KERNELS
 }  // namespace cpu

@@ -8,16 +8,16 @@ namespace ops {
 
 namespace {
 
-// z (n, 4H) of a float dtype; returns H.
-int64_t CheckGates(const char* op, const Tensor& z, const char* what) {
+// z (n, G H) of a float dtype; returns H.
+int64_t CheckGates(const char* op, const Tensor& z, const char* what, int64_t G = 4) {
   CheckFloat(op, z, what);
-  MS_CHECK(z.ndim() == 2 && z.shape()[1] % 4 == 0,
-           op << ": " << what << " must be (batch, 4 * hidden), got shape "
+  MS_CHECK(z.ndim() == 2 && z.shape()[1] % G == 0,
+           op << ": " << what << " must be (batch, " << G << " * hidden), got shape "
               << ShapeStr(z.shape()));
-  return z.shape()[1] / 4;
+  return z.shape()[1] / G;
 }
 
-// t is (n, H) like the states, on z's device, of z's dtype.
+// t is (n, H) (or (n, cols) with H = cols), on z's device, of z's dtype.
 void CheckState(const char* op, const Tensor& z, const Tensor& t, const char* what, int64_t H) {
   CheckSameDevice(op, z, t);
   const Shape want{z.shape()[0], H};
@@ -85,6 +85,47 @@ std::pair<Tensor, std::optional<Tensor>> LstmCellBackward(const Tensor& act,
       },
       reads, writes, "LstmCellBackward");
   return {dz, dc0};
+}
+
+std::pair<Tensor, Tensor> GruCell(const Tensor& gx, const Tensor& gh, const Tensor& h) {
+  const char* op = "gru_cell";
+  const int64_t H = CheckGates(op, gx, "gx", 3);
+  CheckState(op, gx, gh, "gh", 3 * H);
+  CheckState(op, gx, h, "h", H);
+  const int64_t n = gx.shape()[0];
+  Tensor y({n, H}, gx.device(), gx.dtype()), act({n, 4 * H}, gx.device(), gx.dtype());
+  TensorRef xr = gx.ref(), hr = gh.ref(), sr = h.ref(), yr = y.ref(), ar = act.ref();
+  const DType dt = gx.dtype();
+  gx.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, GruCell, dt, xr.data<char>(), hr.data<char>(), sr.data<char>(),
+                    yr.mutable_data<char>(), ar.mutable_data<char>(), n, H);
+      },
+      {gx.block(), gh.block(), h.block()}, {y.block(), act.block()}, "GruCell");
+  return {y, act};
+}
+
+std::tuple<Tensor, Tensor, Tensor> GruCellBackward(const Tensor& act, const Tensor& h,
+                                                   const Tensor& dy) {
+  const char* op = "gru_cell_backward";
+  const int64_t H = CheckGates(op, act, "act", 4);
+  CheckState(op, act, h, "h", H);
+  CheckState(op, act, dy, "dy", H);
+  const int64_t n = act.shape()[0];
+  Tensor dgx({n, 3 * H}, act.device(), act.dtype()), dgh({n, 3 * H}, act.device(), act.dtype());
+  Tensor dh({n, H}, act.device(), act.dtype());
+  TensorRef ar = act.ref(), sr = h.ref(), gr = dy.ref(), xr = dgx.ref(), hr = dgh.ref(),
+            dr = dh.ref();
+  const DType dt = act.dtype();
+  act.device()->Exec(
+      [=](Context* ctx) {
+        MS_DISPATCH(ctx, GruCellBackward, dt, ar.data<char>(), sr.data<char>(), gr.data<char>(),
+                    xr.mutable_data<char>(), hr.mutable_data<char>(), dr.mutable_data<char>(), n,
+                    H);
+      },
+      {act.block(), h.block(), dy.block()}, {dgx.block(), dgh.block(), dh.block()},
+      "GruCellBackward");
+  return {dgx, dgh, dh};
 }
 
 }  // namespace ops

@@ -203,6 +203,7 @@ from .math import (  # noqa
 )
 from .nn import (  # noqa: F401
     Dropout,
+    GRUCell,
     LogSoftMax,
     LSTMCell,
     SoftMax,
@@ -218,6 +219,7 @@ from .nn import (  # noqa: F401
     cross_entropy,
     dropout,
     globalaveragepool,
+    gru_cell,
     log_softmax,
     lstm_cell,
     max_pool_1d,

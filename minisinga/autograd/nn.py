@@ -211,6 +211,27 @@ def lstm_cell(z: Tensor, c0: Tensor = None) -> Tuple[Tensor, Tensor]:
     return LSTMCell()(z) if c0 is None else LSTMCell()(z, c0)
 
 
+class GRUCell(Operator):
+    """The elementwise part of a GRU step, one fused kernel each way: from the input side's
+    pre-activations gx (batch, 3H), the hidden side's gh = h Wh + bh (batch, 3H), blocks
+    r, z, n as PyTorch's, and the previous state h, returns h' = n + z * (h - n) with
+    r, z = sigmoid(gx_r + gh_r, gx_z + gh_z), n = tanh(gx_n + r * gh_n)."""
+
+    def forward(self, gx, gh, h):
+        y, act = F.core.gru_cell(gx, gh, h)
+        if self.requires_grad:
+            self.act, self.h = act, h
+        return y
+
+    def backward(self, dy):
+        return F.core.gru_cell_backward(self.act, self.h, dy)
+
+
+def gru_cell(gx: Tensor, gh: Tensor, h: Tensor) -> Tensor:
+    """The next GRU state from gx, gh and h; see GRUCell."""
+    return GRUCell()(gx, gh, h)
+
+
 class Dropout(Operator):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) while training;
     the identity otherwise. The mask is drawn on the device at every run."""

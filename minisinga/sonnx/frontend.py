@@ -347,6 +347,28 @@ def _lstm_cell(ctx, op, ins, outs):  # the fused cell as ONNX's elementwise ops
     ctx.node("Mul", [so, tc], [h])
 
 
+@_emits(_nn.GRUCell)
+def _gru_cell(ctx, op, ins, outs):  # the fused cell as ONNX's elementwise ops
+    gx, gh, h = ins
+    H = ctx.shapes[h][1]
+    xs = [ctx.fresh(n) for n in ("xr", "xz", "xn")]
+    hs = [ctx.fresh(n) for n in ("hr", "hz", "hn")]
+    ctx.node("Split", [gx, ctx.ints([H] * 3)], xs, axis=1)
+    ctx.node("Split", [gh, ctx.ints([H] * 3)], hs, axis=1)
+    pr, pz, r, z, rh, pn, n, d, zd = (ctx.fresh(v) for v in (
+        "pre_r", "pre_z", "r", "z", "r_hn", "pre_n", "n", "h_minus_n", "z_d"))
+    ctx.node("Add", [xs[0], hs[0]], [pr])
+    ctx.node("Sigmoid", [pr], [r])
+    ctx.node("Add", [xs[1], hs[1]], [pz])
+    ctx.node("Sigmoid", [pz], [z])
+    ctx.node("Mul", [r, hs[2]], [rh])
+    ctx.node("Add", [xs[2], rh], [pn])
+    ctx.node("Tanh", [pn], [n])
+    ctx.node("Sub", [h, n], [d])  # h' = n + z (h - n)
+    ctx.node("Mul", [z, d], [zd])
+    ctx.node("Add", [n, zd], outs)
+
+
 @_emits(_nn.Dropout)
 def _dropout(ctx, op, ins, outs):
     ctx.node("Dropout", [ins[0], ctx.const(np.float32(op.ratio), stem="ratio")], outs)

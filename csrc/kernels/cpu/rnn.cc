@@ -1,4 +1,4 @@
-// CPU fused LSTM cell: a row per work item, its columns in a loop that vectorises for
+// CPU fused LSTM and GRU cells: a row per work item, its columns in a loop that vectorises for
 // float32 (kernels/rnn.h has the math).
 #include "kernels/rnn.h"
 
@@ -14,7 +14,8 @@ namespace {
 constexpr int64_t kCostPerElement = 32;
 
 // One row's columns. The tensors never overlap: without __restrict__ the compiler must assume
-// the gate stores may change the gates still to be read, and keeps the loop scalar.
+// the gate stores may change the gates still to be read, and keeps the loop scalar (and the
+// qualifiers only hold in a call that is not inlined into the OpenMP region).
 template <bool kC0, typename T>
 void ForwardRow(const T* __restrict__ z, const T* __restrict__ c0, T* __restrict__ h,
                 T* __restrict__ c, T* __restrict__ act, int64_t r, int64_t H) {
@@ -43,6 +44,21 @@ void CellBackwardRows(const T* act, const T* c0, const T* c, const T* dh, const 
   for (int64_t r = 0; r < n; r++) row(act, c0, c, dh, dc, dz, dc0, r, H);
 }
 
+template <typename T>
+[[gnu::noinline]] void GruForwardRow(const T* __restrict__ gx, const T* __restrict__ gh,
+                                     const T* __restrict__ h, T* __restrict__ y,
+                                     T* __restrict__ act, int64_t r, int64_t H) {
+  for (int64_t j = 0; j < H; j++) gru::ForwardAt(gx, gh, h, y, act, r, j, H);
+}
+
+template <typename T>
+[[gnu::noinline]] void GruBackwardRow(const T* __restrict__ act, const T* __restrict__ h,
+                                      const T* __restrict__ dy, T* __restrict__ dgx,
+                                      T* __restrict__ dgh, T* __restrict__ dh, int64_t r,
+                                      int64_t H) {
+  for (int64_t j = 0; j < H; j++) gru::BackwardAt(act, h, dy, dgx, dgh, dh, r, j, H);
+}
+
 }  // namespace
 
 void LstmCell(Context*, DType dt, const void* z, const void* c0, void* h, void* c, void* act,
@@ -63,6 +79,29 @@ void LstmCellBackward(Context*, DType dt, const void* act, const void* c0, const
                      static_cast<const T*>(c), static_cast<const T*>(dh),
                      static_cast<const T*>(dc), static_cast<T*>(dz), static_cast<T*>(dc0), n,
                      H);
+  });
+}
+
+void GruCell(Context*, DType dt, const void* gx, const void* gh, const void* h, void* y,
+             void* act, int64_t n, int64_t H) {
+  FloatSwitch(dt, [&](auto tag) {
+    using T = decltype(tag);
+#pragma omp parallel for schedule(static) if (n * H * kCostPerElement > MS_OMP_MIN)
+    for (int64_t r = 0; r < n; r++)
+      GruForwardRow(static_cast<const T*>(gx), static_cast<const T*>(gh),
+                    static_cast<const T*>(h), static_cast<T*>(y), static_cast<T*>(act), r, H);
+  });
+}
+
+void GruCellBackward(Context*, DType dt, const void* act, const void* h, const void* dy,
+                     void* dgx, void* dgh, void* dh, int64_t n, int64_t H) {
+  FloatSwitch(dt, [&](auto tag) {
+    using T = decltype(tag);
+#pragma omp parallel for schedule(static) if (n * H * kCostPerElement > MS_OMP_MIN)
+    for (int64_t r = 0; r < n; r++)
+      GruBackwardRow(static_cast<const T*>(act), static_cast<const T*>(h),
+                     static_cast<const T*>(dy), static_cast<T*>(dgx), static_cast<T*>(dgh),
+                     static_cast<T*>(dh), r, H);
   });
 }
 

@@ -1,4 +1,4 @@
-// CUDA fused LSTM cell: a grid-stride loop over the n * H (row, column) pairs
+// CUDA fused LSTM and GRU cells: a grid-stride loop over the n * H (row, column) pairs
 // (kernels/rnn.h has the math).
 #include <cstdint>
 
@@ -22,6 +22,18 @@ template <bool kC0, typename T>
 __global__ void LstmCellBackwardKernel(const T* act, const T* c0, const T* c, const T* dh,
                                        const T* dc, T* dz, T* dc0, int64_t n, int64_t H) {
   MS_CUDA_LOOP(k, n * H) lstm::BackwardAt<kC0>(act, c0, c, dh, dc, dz, dc0, k / H, k % H, H);
+}
+
+template <typename T>
+__global__ void GruCellKernel(const T* gx, const T* gh, const T* h, T* y, T* act, int64_t n,
+                              int64_t H) {
+  MS_CUDA_LOOP(k, n * H) gru::ForwardAt(gx, gh, h, y, act, k / H, k % H, H);
+}
+
+template <typename T>
+__global__ void GruCellBackwardKernel(const T* act, const T* h, const T* dy, T* dgx, T* dgh,
+                                      T* dh, int64_t n, int64_t H) {
+  MS_CUDA_LOOP(k, n * H) gru::BackwardAt(act, h, dy, dgx, dgh, dh, k / H, k % H, H);
 }
 
 template <bool kC0, typename T>
@@ -70,6 +82,32 @@ void LstmCellBackward(Context* ctx, DType dt, const void* act, const void* c0, c
       LaunchBackward<false, T>(s, act, c0, c, dh, dc, dz, dc0, n, H);
   });
   MS_CUDA_LAUNCH_CHECK("LstmCellBackwardKernel");
+}
+
+void GruCell(Context* ctx, DType dt, const void* gx, const void* gh, const void* h, void* y,
+             void* act, int64_t n, int64_t H) {
+  if (n * H <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  FloatSwitch(dt, [&](auto tag) {
+    using T = decltype(tag);
+    GruCellKernel<T><<<cudak::Blocks(n * H), cudak::kThreads, 0, s>>>(
+        static_cast<const T*>(gx), static_cast<const T*>(gh), static_cast<const T*>(h),
+        static_cast<T*>(y), static_cast<T*>(act), n, H);
+  });
+  MS_CUDA_LAUNCH_CHECK("GruCellKernel");
+}
+
+void GruCellBackward(Context* ctx, DType dt, const void* act, const void* h, const void* dy,
+                     void* dgx, void* dgh, void* dh, int64_t n, int64_t H) {
+  if (n * H <= 0) return;
+  cudaStream_t s = cudak::Stream(ctx);
+  FloatSwitch(dt, [&](auto tag) {
+    using T = decltype(tag);
+    GruCellBackwardKernel<T><<<cudak::Blocks(n * H), cudak::kThreads, 0, s>>>(
+        static_cast<const T*>(act), static_cast<const T*>(h), static_cast<const T*>(dy),
+        static_cast<T*>(dgx), static_cast<T*>(dgh), static_cast<T*>(dh), n, H);
+  });
+  MS_CUDA_LAUNCH_CHECK("GruCellBackwardKernel");
 }
 
 }  // namespace cuda
