@@ -113,3 +113,21 @@ def test_bench_onnx():
         assert names[:2] == ["native", "imported"] and "train imported graph" in names, block
     r = run("bench_onnx.py", "--models", "vgg")
     assert r.returncode == 2 and "unknown model(s) ['vgg']" in r.stderr, r.stderr
+
+
+def test_bench_ops():
+    """Without PyTorch it says it needs it and exits 2; with it, the asked-for rows of three
+    groups, each with both sides' times and no error."""
+    only = ["activation gelu (64, 1000)", "layout pad reflect", "rnn GRU"]
+    r = run("bench_ops.py", "--groups", "elementwise", "layout", "rnn", "--reps", "1",
+            "--only", *only)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        assert r.returncode == 2 and "compares against PyTorch" in r.stdout, r.stdout
+        return
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = [ln for ln in r.stdout.splitlines() if not ln.startswith("#")]
+    assert len(table) == 3 and not any(" ERR " in ln for ln in table), r.stdout
+    assert all(re.search(r" F +[\d.]+ +[\d.]+ +[\d.]+x FB +[\d.]+ +[\d.]+ +[\d.]+x$", ln)
+               for ln in table), r.stdout
