@@ -285,7 +285,15 @@ def rank_main(rank, world, holder, outdir):
         _settle(d)
         _error(out, f"{name}/error", lambda fn=fn, d=d: fn(d, rank))
         d.close()
-    np.savez(os.path.join(outdir, f"hunt{rank}.npz"), **out)
+    _save(os.path.join(outdir, f"hunt{rank}.npz"), **out)
+
+
+def _save(path, **arrays):
+    """np.savez, atomically: a rank killed while writing (mpiexec ends the others when one
+    exits) leaves no half-written file for the test to trip over."""
+    with open(path + ".part", "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(path + ".part", path)
 
 
 def mpi_main(outdir):
@@ -309,8 +317,8 @@ def mpi_main(outdir):
     except Exception as e:  # noqa: BLE001 - recorded for the test
         msg = f"{type(e).__name__}: {e}"
     print(f"rank {rank}: {msg}", flush=True)
-    np.savez(os.path.join(outdir, f"mpi{rank}.npz"), msg=np.array(msg),
-             **{k: p.to_numpy() for k, p in P.items()})
+    _save(os.path.join(outdir, f"mpi{rank}.npz"), msg=np.array(msg),
+          **{k: p.to_numpy() for k, p in P.items()})
     d.close()
 
 
