@@ -30,14 +30,7 @@ sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")) 
 
 import numpy as np  # noqa: E402
 
-try:
-    import torch  # noqa: E402
-    import torch.nn.functional as TF  # noqa: E402
-except ImportError:
-    print("bench_ops.py compares against PyTorch, which is not installed (pip install torch)")
-    sys.exit(2)
-
-torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+torch = TF = None  # imported by main(), after the arguments (--help needs no PyTorch)
 
 from minisinga import _core, autograd, layer, opt, rnn, tensor  # noqa: E402,F401
 from minisinga.tensor import Tensor  # noqa: E402
@@ -552,13 +545,26 @@ GROUPS = dict(overhead=overhead, elementwise=elementwise, reductions=reductions,
               softmax=softmaxes, blas=blas, conv=convs, pool=pools, batchnorm=batchnorms,
               layout=layouts, misc=misc, rnn=rnns, optim=optimizers, creation=creation)
 
+def _import_torch() -> None:
+    global torch, TF
+    try:
+        import torch
+        import torch.nn.functional as TF
+    except ImportError:
+        print("bench_ops.py compares against PyTorch, which is not installed (pip install torch)")
+        sys.exit(2)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None, help="substrings of 'family op shape'")
     ap.add_argument("--groups", nargs="*", default=list(GROUPS))
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--out", default=None, help="also write the rows to this JSON file")
     ARGS = ap.parse_args()
+    _import_torch()
     print(f"# torch {torch.__version__} threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     print(f"# {'family':10s} {'op':28s} {'shape':34s}    ms_ms      t_ms  ratio")
