@@ -34,13 +34,14 @@ MS_MATH_FN(Acosh, acosh)
 MS_MATH_FN(Atanh, atanh)
 #undef MS_MATH_FN
 
-// float exp and tanh. On a GPU the CUDA library's. On the host our own, branch-free (selects
+// float exp, log, tanh and erf. On a GPU the CUDA library's. On the host our own, branch-free (selects
 // only), so the CPU's loops vectorise where the C library's scalar calls would not (10-25x):
 // Cephes' polynomials (Moshier), within a few ulp of the C library's results.
 #ifdef __CUDA_ARCH__
 MS_HD float Exp(float x) { return expf(x); }
 MS_HD float Log(float x) { return logf(x); }
 MS_HD float Tanh(float x) { return tanhf(x); }
+MS_HD float Erf(float x) { return erff(x); }
 #else
 // exp(x) = 2^n exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; inf above 88.72, 0 below
 // -87.34 (no subnormal results), NaN kept.
@@ -121,9 +122,6 @@ inline float Erf(float x) {
   return ax < 0.921875f ? x * p : big;
 }
 #endif
-#ifdef __CUDA_ARCH__
-MS_HD float Erf(float x) { return erff(x); }
-#endif
 MS_HD double Erf(double x) { return erf(x); }
 MS_HD double Exp(double x) { return exp(x); }
 MS_HD double Log(double x) { return log(x); }
@@ -141,21 +139,22 @@ MS_HD C Sigmoid(C x) {  // stable on both sides, one exp
   return x >= C(0) ? s : e * s;
 }
 // GELU, x Phi(x) with Phi the normal CDF; its tanh approximation (PyTorch's approximate="tanh")
-// with u = sqrt(2/pi) (x + 0.044715 x^3); and the derivatives of both.
+// x/2 (1 + tanh(u)); and the derivatives of both.
 template <typename C>
-MS_HD C Gelu(C x) { return C(0.5) * x * (C(1) + Erf(x * C(0.70710678118654752))); }
+MS_HD C NormalCdf(C x) { return C(0.5) * (C(1) + Erf(x * C(0.70710678118654752))); }
+template <typename C>
+MS_HD C GeluTanhU(C x) { return C(0.79788456080286536) * (x + C(0.044715) * x * x * x); }
+template <typename C>
+MS_HD C Gelu(C x) { return x * NormalCdf(x); }
 template <typename C>
 MS_HD C GeluGrad(C x) {  // Phi(x) + x phi(x)
-  return C(0.5) * (C(1) + Erf(x * C(0.70710678118654752))) +
-         x * C(0.39894228040143268) * Exp(C(-0.5) * x * x);
+  return NormalCdf(x) + x * C(0.39894228040143268) * Exp(C(-0.5) * x * x);
 }
 template <typename C>
-MS_HD C GeluTanh(C x) {
-  return C(0.5) * x * (C(1) + Tanh(C(0.79788456080286536) * (x + C(0.044715) * x * x * x)));
-}
+MS_HD C GeluTanh(C x) { return C(0.5) * x * (C(1) + Tanh(GeluTanhU(x))); }
 template <typename C>
 MS_HD C GeluTanhGrad(C x) {  // (1 + t)/2 + x/2 (1 - t^2) du/dx, t = tanh(u)
-  const C t = Tanh(C(0.79788456080286536) * (x + C(0.044715) * x * x * x));
+  const C t = Tanh(GeluTanhU(x));
   const C du = C(0.79788456080286536) * (C(1) + C(3 * 0.044715) * x * x);
   return C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * du;
 }

@@ -17,10 +17,11 @@ int64_t CheckGates(const char* op, const Tensor& z, const char* what, int64_t G 
   return z.shape()[1] / G;
 }
 
-// t is (n, H) (or (n, cols) with H = cols), on z's device, of z's dtype.
-void CheckState(const char* op, const Tensor& z, const Tensor& t, const char* what, int64_t H) {
+// t is (n, cols), n z's rows, on z's device, of z's dtype.
+void CheckState(const char* op, const Tensor& z, const Tensor& t, const char* what,
+                int64_t cols) {
   CheckSameDevice(op, z, t);
-  const Shape want{z.shape()[0], H};
+  const Shape want{z.shape()[0], cols};
   MS_CHECK(t.shape() == want, op << ": " << what << " has shape " << ShapeStr(t.shape())
                                  << ", expected " << ShapeStr(want));
   MS_CHECK(t.dtype() == z.dtype(), op << ": " << what << " has dtype " << DTypeName(t.dtype())

@@ -17,15 +17,17 @@ constexpr int64_t kCostPerElement = 32;
 // the gate stores may change the gates still to be read, and keeps the loop scalar (and the
 // qualifiers only hold in a call that is not inlined into the OpenMP region).
 template <bool kC0, typename T>
-void ForwardRow(const T* __restrict__ z, const T* __restrict__ c0, T* __restrict__ h,
-                T* __restrict__ c, T* __restrict__ act, int64_t r, int64_t H) {
+[[gnu::noinline]] void ForwardRow(const T* __restrict__ z, const T* __restrict__ c0,
+                                  T* __restrict__ h, T* __restrict__ c, T* __restrict__ act,
+                                  int64_t r, int64_t H) {
   for (int64_t j = 0; j < H; j++) lstm::ForwardAt<kC0>(z, c0, h, c, act, r, j, H);
 }
 
 template <bool kC0, typename T>
-void BackwardRow(const T* __restrict__ act, const T* __restrict__ c0, const T* __restrict__ c,
-                 const T* __restrict__ dh, const T* __restrict__ dc, T* __restrict__ dz,
-                 T* __restrict__ dc0, int64_t r, int64_t H) {
+[[gnu::noinline]] void BackwardRow(const T* __restrict__ act, const T* __restrict__ c0,
+                                   const T* __restrict__ c, const T* __restrict__ dh,
+                                   const T* __restrict__ dc, T* __restrict__ dz,
+                                   T* __restrict__ dc0, int64_t r, int64_t H) {
   for (int64_t j = 0; j < H; j++) lstm::BackwardAt<kC0>(act, c0, c, dh, dc, dz, dc0, r, j, H);
 }
 
