@@ -2,8 +2,8 @@
 the fused optimizers), on float16 kernels or on float32 copies: each must equal the float32
 op on the same (float16-representable) values, rounded once to float16 -- bit for bit on one
 device, except float16 GEMMs on CUDA (cuBLAS on tensor cores sums in its own order: within
-one float16 ulp) -- and float16 models must train, eagerly and as a recorded graph, on every
-device."""
+one float16 ulp, plus that order's float32 rounding where a sum cancels to near zero) -- and
+float16 models must train, eagerly and as a recorded graph, on every device."""
 
 import numpy as np
 import pytest
@@ -20,7 +20,10 @@ def h(rng, *shape):
 
 def same_as_float32(dev, fn, *arrays, maxulp=0):
     """fn on float16 tensors == fn on their float32 copies, cast to float16, bit for bit (or
-    within `maxulp` float16 ulps). Integer arrays (indices, labels) pass through unchanged."""
+    within `maxulp` float16 ulps, plus 2**-16 of the largest output: two float32 sums of the
+    same terms in different orders differ by a few float32 roundings of the terms, which is
+    many float16 ulps of an output that cancels to near zero -- measured on an H200: 6 ulps,
+    ~1e-6 of the largest output). Integer arrays (indices, labels) pass through unchanged."""
 
     def run(dtype):
         ts = [core_tensor(a.astype(dtype) if a.dtype == F16 else a, dev) for a in arrays]
@@ -33,7 +36,10 @@ def same_as_float32(dev, fn, *arrays, maxulp=0):
         want = r.astype(F16) if r.dtype == F32 and g.dtype == F16 else r
         assert g.dtype == want.dtype, (i, g.dtype, want.dtype)
         if maxulp:
-            np.testing.assert_array_max_ulp(g, want, maxulp=maxulp)
+            w32 = want.astype(F32)
+            tol = maxulp * np.spacing(np.abs(want)).astype(F32) + 2.0**-16 * np.abs(w32).max()
+            err = np.abs(g.astype(F32) - w32)
+            assert np.all(err <= tol), (i, float((err / tol).max()), float(err.max()))
         else:
             np.testing.assert_array_equal(g, want, err_msg=f"output {i}")
     return got
