@@ -63,7 +63,9 @@ def profile_kernels(step, steps: int, sync) -> str:
         for _ in range(steps):
             step()
         sync()
-    return prof.key_averages().table(sort_by="device_time_total", row_limit=30)
+    # Kernel names are long templates: a narrower column cuts them to the namespace.
+    return prof.key_averages().table(sort_by="device_time_total", row_limit=30,
+                                     max_name_column_width=160)
 
 
 def time_minisinga(name: str, graph: bool, iters: int, skip: int, tf32: bool,
@@ -182,7 +184,8 @@ def profile_torch(step, steps: int) -> str:
         for _ in range(steps):
             step()
         torch.cuda.synchronize()
-    return prof.key_averages().table(sort_by="device_time_total", row_limit=20)
+    return prof.key_averages().table(sort_by="device_time_total", row_limit=20,
+                                     max_name_column_width=100)
 
 
 def torch_with_cuda() -> bool:
