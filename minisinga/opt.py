@@ -1,7 +1,9 @@
 """Optimizers: state in the class, math in one fused device kernel per parameter.
 
 The learning rate and the step count are 1-element device tensors updated by recorded ops, so a
-replayed graph sees their new values at every step."""
+replayed graph sees their new values at every step. As in SINGA, every other float setting
+(momentum, dampening, weight decay, betas, epsilon, rho) may be a DecayScheduler too: then the
+update kernels read all of them from one small device tensor that step() rewrites."""
 
 from __future__ import annotations
 
@@ -93,10 +95,13 @@ class Optimizer:
     advances the step counter."""
 
     state_kinds: Optional[tuple] = None  # the per-parameter buffers a subclass keeps
+    # The float settings a DecayScheduler may drive, in the order of the update op's `hyper`.
+    hyper_names: tuple = ()
 
     def __init__(self, lr: Union[float, DecayScheduler], dtype=tensor.float32):
         self.step_counter: Optional[Tensor] = None
         self.lr_value: Optional[Tensor] = None
+        self.hyper_value: Optional[Tensor] = None  # made when a setting is a schedule
         self.lr = lr
         self.dtype = tensor.to_dtype(dtype)
         self._states: Dict[str, Dict[str, Tensor]] = {}
@@ -144,9 +149,11 @@ class Optimizer:
     backward_and_update = __call__
 
     def step(self) -> None:
-        """Advances the step counter and the learning rate (recorded device ops)."""
+        """Advances the step counter, the learning rate and the scheduled settings (recorded
+        device ops)."""
         _core.unary(_U.AddScalar, self.step_counter.data, 1.0, out=self.step_counter.data)
         self._refresh_lr()
+        self._refresh_hyper()
 
     def update(self, param: Tensor, grad: Tensor) -> None:
         """Updates one parameter with its gradient (SINGA's name)."""
@@ -195,6 +202,7 @@ class Optimizer:
                     self._begin(tensor.get_default_device())
                 self.step_counter.copy_from_numpy(arr)
                 self._refresh_lr()
+                self._refresh_hyper()
                 continue
             pname, _, bname = key.rpartition(":")
             old = self._states.get(pname, {}).get(bname)
@@ -208,10 +216,12 @@ class Optimizer:
             self._states.setdefault(pname, {})[bname] = buf
 
     def settings(self) -> tuple:
-        """The numeric settings (momentum, betas, ...): a recorded training step holds their
-        values, so a Model records again when they change."""
-        return tuple(sorted((k, v) for k, v in vars(self).items() if not k.startswith("_")
-                            and isinstance(v, (bool, int, float))))
+        """The numeric settings (momentum, betas, ...) and schedules: a recorded training step
+        holds the numbers and the schedules' ops, so a Model records again when they change
+        (a schedule compares by identity)."""
+        return tuple(sorted(((k, v) for k, v in vars(self).items() if not k.startswith("_")
+                             and isinstance(v, (bool, int, float, DecayScheduler))),
+                            key=lambda kv: kv[0]))
 
     def rename_states(self, old: str, new: str) -> None:
         """Keys the buffers kept for parameter name `old` by `new` (Model names parameters
@@ -230,9 +240,55 @@ class Optimizer:
             with eager(device):  # moved once, also when the first update is being recorded
                 self.step_counter.to_device(device)
                 self.lr_value.to_device(device)
+                if self.hyper_value is not None:
+                    self.hyper_value.to_device(device)
 
     def _refresh_lr(self) -> None:
         _core.copy(self.lr_value.data, self.lr(self.step_counter.data))
+
+    def _setting(self, name: str, v, hi: Optional[float] = None, open_hi: bool = False) -> None:
+        """Stores float setting `name`: a number >= 0 (below or up to `hi`), checked, or a
+        DecayScheduler, whose init_value is checked so and decides, as in SINGA, which terms
+        the update has (momentum 0: no momentum buffer)."""
+        owner = type(self).__name__
+        if isinstance(v, DecayScheduler):
+            _real(owner, f"{name}'s init_value", v.init_value, hi=hi, open_hi=open_hi)
+        else:
+            v = _real(owner, name, v, hi=hi, open_hi=open_hi, alt=" or a DecayScheduler")
+        setattr(self, name, v)
+
+    def _number(self, name: str) -> float:
+        """Setting `name` as a number: itself, or its schedule's init_value."""
+        v = getattr(self, name)
+        return v.init_value if isinstance(v, DecayScheduler) else v
+
+    def _hyper(self) -> Optional["_core.Tensor"]:
+        """The update op's `hyper`: None where every setting of hyper_names is a number; else
+        the device tensor of their values at the current step (made here, on the step
+        counter's device, outside any recording; step() rewrites it)."""
+        if not any(isinstance(getattr(self, n), DecayScheduler) for n in self.hyper_names):
+            return None
+        dev = self.step_counter.device
+        if self.hyper_value is None or self.hyper_value.device != dev:
+            with eager(dev):
+                self.hyper_value = tensor.zeros((len(self.hyper_names),), dev)
+                self._refresh_hyper()
+        return self.hyper_value.data
+
+    def _refresh_hyper(self) -> None:
+        if self.hyper_value is None:
+            return
+        step = self.step_counter.data
+        values = []
+        for name in self.hyper_names:
+            v = getattr(self, name)
+            sched = v if isinstance(v, DecayScheduler) else Constant(v)
+            out = sched(step)
+            if out.numel != 1:
+                raise ValueError(f"{type(self).__name__}: the schedule of {name} must give one "
+                                 f"value per step, got shape {out.shape}")
+            values.append(out.reshape([1]))
+        _core.copy(self.hyper_value.data, _core.concat(values, 0))
 
     @staticmethod
     def _name(p: Tensor) -> str:
@@ -279,21 +335,28 @@ class SGD(Optimizer):
 
     state_kinds = ("momentum",)
 
-    def __init__(self, lr=0.1, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, dtype=tensor.float32):
+    hyper_names = ("momentum", "dampening", "weight_decay")
+
+    def __init__(self, lr=0.1, momentum: Union[float, DecayScheduler] = 0.0,
+                 dampening: Union[float, DecayScheduler] = 0.0,
+                 weight_decay: Union[float, DecayScheduler] = 0.0, nesterov: bool = False,
+                 dtype=tensor.float32):
         super().__init__(lr, dtype)
-        self.momentum = _real("SGD", "momentum", momentum)
-        self.dampening = _real("SGD", "dampening", dampening, hi=1.0)
-        self.weight_decay = _real("SGD", "weight_decay", weight_decay)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
+        self._setting("momentum", momentum)
+        self._setting("dampening", dampening, hi=1.0)
+        self._setting("weight_decay", weight_decay)
+        if nesterov and (self._number("momentum") <= 0 or self._number("dampening") != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0 (a schedule's "
+                             "init_value)")
         self.nesterov = bool(nesterov)
 
     def apply(self, name, param, grad):
         self._check(name, param, grad)
-        buf = self._buffer(name, "momentum", param).data if self.momentum > 0 else None
-        _core.sgd_update(param.data, grad.data, self.lr_value.data, buf, self.momentum,
-                         self.dampening, self.weight_decay, self.nesterov)  # buf starts at 0
+        momentum = self._number("momentum")
+        buf = self._buffer(name, "momentum", param).data if momentum > 0 else None
+        _core.sgd_update(param.data, grad.data, self.lr_value.data, buf, momentum,
+                         self._number("dampening"), self._number("weight_decay"),
+                         self.nesterov, hyper=self._hyper())  # buf starts at 0
 
 
 class Adam(Optimizer):
@@ -301,13 +364,17 @@ class Adam(Optimizer):
 
     state_kinds = ("m", "v")
 
-    def __init__(self, lr=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-8, weight_decay: float = 0.0, dtype=tensor.float32):
+    hyper_names = ("beta_1", "beta_2", "epsilon", "weight_decay")
+
+    def __init__(self, lr=0.001, beta_1: Union[float, DecayScheduler] = 0.9,
+                 beta_2: Union[float, DecayScheduler] = 0.999,
+                 epsilon: Union[float, DecayScheduler] = 1e-8,
+                 weight_decay: Union[float, DecayScheduler] = 0.0, dtype=tensor.float32):
         super().__init__(lr, dtype)
-        self.beta_1 = _real("Adam", "beta_1", beta_1, hi=1.0, open_hi=True)
-        self.beta_2 = _real("Adam", "beta_2", beta_2, hi=1.0, open_hi=True)
-        self.epsilon = _real("Adam", "epsilon", epsilon)
-        self.weight_decay = _real("Adam", "weight_decay", weight_decay)
+        self._setting("beta_1", beta_1, hi=1.0, open_hi=True)
+        self._setting("beta_2", beta_2, hi=1.0, open_hi=True)
+        self._setting("epsilon", epsilon)
+        self._setting("weight_decay", weight_decay)
         self._t: Optional["_core.Tensor"] = None
 
     def call(self, loss):
@@ -323,7 +390,7 @@ class Adam(Optimizer):
         m = self._buffer(name, "m", param)
         v = self._buffer(name, "v", param)
         _core.adam_update(param.data, grad.data, m.data, v.data, self.lr_value.data, self._t,
-                          self.beta_1, self.beta_2, self.epsilon, self.weight_decay)
+                          *(self._number(n) for n in self.hyper_names), hyper=self._hyper())
 
     def step(self):
         super().step()
@@ -335,17 +402,19 @@ class AdaGrad(Optimizer):
 
     state_kinds = ("sum_sq",)
 
-    def __init__(self, lr=0.01, epsilon: float = 1e-10, weight_decay: float = 0.0,
-                 dtype=tensor.float32):
+    hyper_names = ("epsilon", "weight_decay")
+
+    def __init__(self, lr=0.01, epsilon: Union[float, DecayScheduler] = 1e-10,
+                 weight_decay: Union[float, DecayScheduler] = 0.0, dtype=tensor.float32):
         super().__init__(lr, dtype)
-        self.epsilon = _real("AdaGrad", "epsilon", epsilon)
-        self.weight_decay = _real("AdaGrad", "weight_decay", weight_decay)
+        self._setting("epsilon", epsilon)
+        self._setting("weight_decay", weight_decay)
 
     def apply(self, name, param, grad):
         self._check(name, param, grad)
         s = self._buffer(name, "sum_sq", param)
-        _core.adagrad_update(param.data, grad.data, s.data, self.lr_value.data, self.epsilon,
-                             self.weight_decay)
+        _core.adagrad_update(param.data, grad.data, s.data, self.lr_value.data,
+                             *(self._number(n) for n in self.hyper_names), hyper=self._hyper())
 
 
 class RMSProp(Optimizer):
@@ -353,17 +422,20 @@ class RMSProp(Optimizer):
 
     state_kinds = ("sq_avg",)
 
-    def __init__(self, lr=0.01, rho: float = 0.9, epsilon: float = 1e-8,
-                 weight_decay: float = 0.0, dtype=tensor.float32):
+    hyper_names = ("rho", "epsilon", "weight_decay")
+
+    def __init__(self, lr=0.01, rho: Union[float, DecayScheduler] = 0.9,
+                 epsilon: Union[float, DecayScheduler] = 1e-8,
+                 weight_decay: Union[float, DecayScheduler] = 0.0, dtype=tensor.float32):
         super().__init__(lr, dtype)
-        self.rho = _real("RMSProp", "rho", rho, hi=1.0, open_hi=True)
-        self.epsilon = _real("RMSProp", "epsilon", epsilon)
-        self.weight_decay = _real("RMSProp", "weight_decay", weight_decay)
+        self._setting("rho", rho, hi=1.0, open_hi=True)
+        self._setting("epsilon", epsilon)
+        self._setting("weight_decay", weight_decay)
 
     def apply(self, name, param, grad):
         self._check(name, param, grad)
         s = self._buffer(name, "sq_avg", param)
-        _core.rmsprop_update(param.data, grad.data, s.data, self.lr_value.data, self.rho,
-                             self.epsilon, self.weight_decay)
+        _core.rmsprop_update(param.data, grad.data, s.data, self.lr_value.data,
+                             *(self._number(n) for n in self.hyper_names), hyper=self._hyper())
 
 from .dist.distopt import DistOpt  # noqa: E402,F401 - SINGA's opt.DistOpt

@@ -350,6 +350,29 @@ def test_a_new_learning_rate_applies_from_the_next_step(use_graph):
         m.optimizer.lr = -1.0
 
 
+def test_scheduled_optimizer_settings_graph_equals_eager():
+    """SGD with scheduled momentum and weight decay: the recorded step replays the schedules
+    (values change at every step), equal to eager training; a replaced schedule applies from
+    the next step in both modes."""
+    def train(use_graph):
+        m, x, y = make()
+        m.set_optimizer(opt.SGD(0.1, momentum=opt.ExponentialDecay(0.9, 1, 0.8),
+                                weight_decay=opt.ExponentialDecay(0.01, 2, 0.5)))
+        m.graph(use_graph)
+        for _ in range(3):
+            m(x, y)
+        m.optimizer.momentum = opt.ExponentialDecay(0.5, 1, 0.5)
+        for _ in range(2):
+            m(x, y)
+        return m
+
+    eager, graph = train(False), train(True)
+    np.testing.assert_allclose(graph.optimizer.hyper_value.to_numpy(),
+                               [0.5 * 0.5 ** 5, 0, 0.01 * 0.5 ** 2.5], rtol=1e-6)
+    for k, v in eager.get_params().items():
+        np.testing.assert_array_equal(graph.get_params()[k].to_numpy(), v.to_numpy(), err_msg=k)
+
+
 def test_graph_steps_keep_no_input_tensor_alive():
     """Each call's input tensors are freed when the caller drops them (no reference cycle
     holds them until the cyclic GC runs): device memory stays flat with the GC off."""

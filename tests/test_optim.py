@@ -326,3 +326,81 @@ def test_mixed_dtype_updates_run_on_float32_copies(dev, rng, name, nstate, updat
     ]:
         assert got.to_numpy().dtype == dt, what
         np.testing.assert_array_equal(got.to_numpy(), want.to_numpy().astype(dt), err_msg=what)
+
+
+# name, states, update(p, g, states, lr, step, numbers, hyper), the numbers, and stand-ins
+# with the same structure (momentum != 0, nesterov's dampening 0) that hyper must override.
+HYPER_CASES = [
+    ("sgd", 1,
+     lambda p, g, s, lr, st, v, h: _core.sgd_update(p, g, lr, s[0], *v, False, st, hyper=h),
+     (0.9, 0.1, 0.01), (0.5, 0.3, 0.0)),
+    ("sgd_nesterov", 1,
+     lambda p, g, s, lr, st, v, h: _core.sgd_update(p, g, lr, s[0], *v, True, st, hyper=h),
+     (0.8, 0.0, 0.01), (0.5, 0.0, 0.0)),
+    ("adam", 2,
+     lambda p, g, s, lr, st, v, h: _core.adam_update(p, g, s[0], s[1], lr, st, *v, hyper=h),
+     (0.9, 0.999, 1e-8, 0.01), (0.5, 0.5, 1e-3, 0.0)),
+    ("adagrad", 1,
+     lambda p, g, s, lr, st, v, h: _core.adagrad_update(p, g, s[0], lr, *v, hyper=h),
+     (1e-10, 0.01), (1e-3, 0.0)),
+    ("rmsprop", 1,
+     lambda p, g, s, lr, st, v, h: _core.rmsprop_update(p, g, s[0], lr, *v, hyper=h),
+     (0.9, 1e-8, 0.01), (0.5, 1e-3, 0.0)),
+]
+F16, F32 = np.float16, np.float32
+
+
+@pytest.mark.parametrize("dtypes", [(F32, F32, F32), (F16, F16, F16), (F16, F16, F32),
+                                    (F32, F16, F32)],
+                         ids=["float32", "float16", "float16-float32-state", "copies"])
+@pytest.mark.parametrize("name,nstate,update,values,stand_ins", HYPER_CASES,
+                         ids=[c[0] for c in HYPER_CASES])
+def test_hyper_tensor_replaces_the_numbers(dev, rng, name, nstate, update, values, stand_ins,
+                                           dtypes):
+    """An update given stand-in numbers and `hyper` (a device tensor of the settings, what
+    opt's schedules write) equals the update given the settings as numbers, bit for bit, on
+    every kernel (float32, float16, float16 with float32 states) and on the float32-copies
+    path; recorded once, a graph replay reads hyper's values at each run."""
+    pdt, gdt, sdt = dtypes
+    n = 2001
+    p0 = rng.uniform(-2, 2, n).astype(F16)
+    s0 = [np.abs(rng.uniform(-1, 1, n)).astype(F16) for _ in range(nstate)]
+
+    def tensors():
+        return core_tensor(p0.astype(pdt), dev), [core_tensor(s.astype(sdt), dev) for s in s0]
+
+    (pa, sa), (pb, sb) = tensors(), tensors()
+    lr, step = scalar(0.1, dev), scalar(0.0, dev)
+    hyper = core_tensor(np.zeros(len(values), F32), dev)
+    d = pb.device
+    grads = [core_tensor(rng.uniform(-2, 2, n).astype(F16).astype(gdt), dev) for _ in range(3)]
+    g_rec = core_tensor(np.zeros(n, gdt), dev)
+    d.ResetGraph()
+    d.EnableGraph(True)
+    update(pb, g_rec, sb, lr, step, stand_ins, hyper)
+    d.EnableGraph(False)
+    for t, g in enumerate(grads, start=1):
+        vals = tuple(v * (1 - 0.1 * (t - 1)) for v in values)  # changes at every step
+        setv(step, t)
+        hyper.copy_from_numpy(np.array(vals, F32))
+        _core.copy(g_rec, g)
+        update(pa, g, sa, lr, step, vals, None)
+        d.RunGraph()
+        for what, a, b in [("param", pa, pb)] + [(f"state {i}", x, y)
+                                                 for i, (x, y) in enumerate(zip(sa, sb))]:
+            np.testing.assert_array_equal(b.to_numpy(), a.to_numpy(),
+                                          err_msg=f"step {t}, {what}")
+    d.ResetGraph()
+    assert not np.array_equal(pa.to_numpy(), p0.astype(pdt))
+
+
+def test_hyper_bad_inputs(rng):
+    p, g, s = (core_tensor(np.zeros(4, F32)) for _ in range(3))
+    lr = scalar(0.1)
+    with pytest.raises(ValueError, match=r"sgd_update: hyper must hold 3 values \(momentum, "
+                                         r"dampening, weight_decay\), got shape \(2,\)"):
+        _core.sgd_update(p, g, lr, s, 0.9, hyper=core_tensor(np.zeros(2, F32)))
+    with pytest.raises(ValueError, match=r"adam_update: hyper must hold 4 values"):
+        _core.adam_update(p, g, s, s, lr, scalar(1.0), hyper=core_tensor(np.zeros(3, F32)))
+    with pytest.raises(Exception, match="hyper"):
+        _core.rmsprop_update(p, g, s, lr, hyper=core_tensor(np.zeros(3, np.int32)))

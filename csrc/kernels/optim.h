@@ -5,8 +5,11 @@
 // and each updated tensor rounded once to float16 (the float32 kernel's results on the same
 // values, rounded). The learning
 // rate `lr` and Adam's `step` are pointers to 1-element float32 device tensors read inside the
-// kernel, so a recorded graph sees their current values. Every update first forms
-// g = grad + weight_decay * param (L2 decay).
+// kernel, so a recorded graph sees their current values. So are the float settings after n
+// where `hyper` is not null: a float32 device array holding them in the order of the
+// arguments (SGD: momentum, dampening, weight_decay), read when the kernel runs instead of
+// those arguments -- what opt's DecaySchedulers rewrite at every step. Every update first
+// forms g = grad + weight_decay * param (L2 decay).
 #pragma once
 
 #include <cmath>
@@ -35,6 +38,9 @@ MS_HD float OptimState(float c, float s, float d) {
 #endif
 }
 
+// Setting i of a kernel: hyper[i] where the values live in device memory, else v.
+MS_HD float OptimHyper(const float* hyper, int i, float v) { return hyper ? hyper[i] : v; }
+
 // Declared once for both namespaces (cpu, cuda), for (T, S) = (float, float),
 // (half_t, half_t) and (half_t, float): param and grad are T, the states S; lr and step are
 // float32.
@@ -44,18 +50,19 @@ MS_HD float OptimState(float c, float s, float d) {
      else g = buf. Then param -= lr * g. */                                                 \
   void SgdUpdate(Context* ctx, T* param, const T* grad, S* buf, const float* lr,            \
                  const float* step, int64_t n, float momentum, float dampening,             \
-                 float weight_decay, bool nesterov);                                        \
+                 float weight_decay, bool nesterov, const float* hyper);                    \
   /* m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;                                        \
      param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), t = *step (>= 1). */ \
   void AdamUpdate(Context* ctx, T* param, const T* grad, S* m, S* v, const float* lr,       \
                   const float* step, int64_t n, float beta1, float beta2, float eps,        \
-                  float weight_decay);                                                      \
+                  float weight_decay, const float* hyper);                                  \
   /* sum_sq += g^2; param -= lr * g / (sqrt(sum_sq) + eps). */                              \
   void AdagradUpdate(Context* ctx, T* param, const T* grad, S* sum_sq, const float* lr,     \
-                     int64_t n, float eps, float weight_decay);                             \
+                     int64_t n, float eps, float weight_decay, const float* hyper);         \
   /* sq_avg = rho sq_avg + (1 - rho) g^2; param -= lr * g / (sqrt(sq_avg) + eps). */        \
   void RmspropUpdate(Context* ctx, T* param, const T* grad, S* sq_avg, const float* lr,     \
-                     int64_t n, float rho, float eps, float weight_decay);
+                     int64_t n, float rho, float eps, float weight_decay,                   \
+                     const float* hyper);
 
 namespace cpu {
 MS_OPTIM_KERNELS(float, float)

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <optional>
+#include <vector>
 
 #include "core/dispatch.h"
 #include "kernels/optim.h"
@@ -36,6 +37,24 @@ void CheckScalar(const char* op, const Tensor& param, const Tensor& t, const cha
   CheckDType(op, t, {DType::kFloat32}, what);
   MS_CHECK(t.numel() == 1, op << ": " << what << " must be a 1-element tensor, got shape "
                               << ShapeStr(t.shape()));
+}
+
+// hyper: a float32 tensor of `count` values (named in `names`) on param's device. Returns its
+// data pointer's source (null without hyper) and adds its block to `reads`.
+TensorRef CheckHyper(const char* op, const Tensor& param, const std::optional<Tensor>& hyper,
+                     int64_t count, const char* names, std::vector<BlockPtr>* reads) {
+  if (!hyper) return TensorRef();
+  CheckSameDevice(op, param, *hyper);
+  CheckDType(op, *hyper, {DType::kFloat32}, "hyper");
+  MS_CHECK(hyper->numel() == count, op << ": hyper must hold " << count << " values (" << names
+                                       << "), got shape " << ShapeStr(hyper->shape()));
+  reads->push_back(hyper->block());
+  return hyper->ref();
+}
+
+// The device pointer of CheckHyper's result, or null.
+const float* HyperData(const TensorRef& r) {
+  return r.block ? r.data<float>() : nullptr;
 }
 
 void CheckRange(const char* op, const char* what, double v, double lo, double hi) {
@@ -80,7 +99,8 @@ std::optional<DType> StateDType(const Tensor& param, const Tensor& grad,
 
 void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
                std::optional<Tensor> momentum_buf, double momentum, double dampening,
-               double weight_decay, bool nesterov, std::optional<Tensor> step) {
+               double weight_decay, bool nesterov, std::optional<Tensor> step,
+               std::optional<Tensor> hyper) {
   const char* op = "sgd_update";
   CheckCommon(op, param, grad, lr, weight_decay);
   MS_CHECK(momentum >= 0 && std::isfinite(momentum),
@@ -94,6 +114,8 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
            op << ": momentum " << momentum << " needs a momentum_buf tensor, got None");
   std::vector<BlockPtr> reads{param.block(), grad.block(), lr.block()};
   std::vector<BlockPtr> writes{param.block()};
+  const TensorRef hr =
+      CheckHyper(op, param, hyper, 3, "momentum, dampening, weight_decay", &reads);
   TensorRef br, sr;
   bool has_step = false;
   if (use_buf) {
@@ -113,7 +135,8 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
   if (!sdt) {
     Tensor p = ToF32(param);
     std::optional<Tensor> buf = use_buf ? ToF32(momentum_buf) : std::nullopt;
-    SgdUpdate(p, ToF32(grad), lr, buf, momentum, dampening, weight_decay, nesterov, step);
+    SgdUpdate(p, ToF32(grad), lr, buf, momentum, dampening, weight_decay, nesterov, step,
+              hyper);
     CastInto(param, p);  // nothing to do where it was float32
     if (buf) CastInto(*momentum_buf, *buf);
     return;
@@ -129,7 +152,7 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
           MS_DISPATCH(ctx, SgdUpdate, ReadWrite<T>(pr), gr.data<T>(),
                       use_buf ? ReadWrite<S>(br) : static_cast<S*>(nullptr), lr_r.data<float>(),
                       has_step ? sr.data<float>() : nullptr, pr.numel(), mom, damp, wd,
-                      nesterov);
+                      nesterov, HyperData(hr));
         });
       },
       reads, writes, "SgdUpdate");
@@ -137,7 +160,7 @@ void SgdUpdate(const Tensor& param, const Tensor& grad, const Tensor& lr,
 
 void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                 const Tensor& lr, const Tensor& step, double beta1, double beta2, double eps,
-                double weight_decay) {
+                double weight_decay, std::optional<Tensor> hyper) {
   const char* op = "adam_update";
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, m, "m");
@@ -149,12 +172,16 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
   const std::optional<DType> sdt = StateDType(param, grad, {&m, &v});
   if (!sdt) {
     Tensor p = ToF32(param), m32 = ToF32(m), v32 = ToF32(v);
-    AdamUpdate(p, ToF32(grad), m32, v32, lr, step, beta1, beta2, eps, weight_decay);
+    AdamUpdate(p, ToF32(grad), m32, v32, lr, step, beta1, beta2, eps, weight_decay, hyper);
     CastInto(param, p);  // nothing to do where it was float32
     CastInto(m, m32);
     CastInto(v, v32);
     return;
   }
+  std::vector<BlockPtr> reads{param.block(), grad.block(), m.block(), v.block(), lr.block(),
+                              step.block()};
+  const TensorRef hr =
+      CheckHyper(op, param, hyper, 4, "beta1, beta2, eps, weight_decay", &reads);
   TensorRef pr = param.ref(), gr = grad.ref(), mr = m.ref(), vr = v.ref(), lr_r = lr.ref(),
             sr = step.ref();
   const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2),
@@ -166,15 +193,15 @@ void AdamUpdate(const Tensor& param, const Tensor& grad, const Tensor& m, const 
           using S = decltype(st);
           MS_DISPATCH(ctx, AdamUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(mr),
                       ReadWrite<S>(vr), lr_r.data<float>(), sr.data<float>(), pr.numel(), b1,
-                      b2, e, wd);
+                      b2, e, wd, HyperData(hr));
         });
       },
-      {param.block(), grad.block(), m.block(), v.block(), lr.block(), step.block()},
-      {param.block(), m.block(), v.block()}, "AdamUpdate");
+      reads, {param.block(), m.block(), v.block()}, "AdamUpdate");
 }
 
 void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq,
-                   const Tensor& lr, double eps, double weight_decay) {
+                   const Tensor& lr, double eps, double weight_decay,
+                   std::optional<Tensor> hyper) {
   const char* op = "adagrad_update";
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, sum_sq, "sum_sq");
@@ -182,11 +209,13 @@ void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq
   const std::optional<DType> sdt = StateDType(param, grad, {&sum_sq});
   if (!sdt) {
     Tensor p = ToF32(param), s = ToF32(sum_sq);
-    AdagradUpdate(p, ToF32(grad), s, lr, eps, weight_decay);
+    AdagradUpdate(p, ToF32(grad), s, lr, eps, weight_decay, hyper);
     CastInto(param, p);  // nothing to do where it was float32
     CastInto(sum_sq, s);
     return;
   }
+  std::vector<BlockPtr> reads{param.block(), grad.block(), sum_sq.block(), lr.block()};
+  const TensorRef hr = CheckHyper(op, param, hyper, 2, "eps, weight_decay", &reads);
   TensorRef pr = param.ref(), gr = grad.ref(), sr = sum_sq.ref(), lr_r = lr.ref();
   const float e = static_cast<float>(eps), wd = static_cast<float>(weight_decay);
   param.device()->Exec(
@@ -195,15 +224,15 @@ void AdagradUpdate(const Tensor& param, const Tensor& grad, const Tensor& sum_sq
           using T = decltype(t);
           using S = decltype(st);
           MS_DISPATCH(ctx, AdagradUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(sr),
-                      lr_r.data<float>(), pr.numel(), e, wd);
+                      lr_r.data<float>(), pr.numel(), e, wd, HyperData(hr));
         });
       },
-      {param.block(), grad.block(), sum_sq.block(), lr.block()},
-      {param.block(), sum_sq.block()}, "AdagradUpdate");
+      reads, {param.block(), sum_sq.block()}, "AdagradUpdate");
 }
 
 void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg,
-                   const Tensor& lr, double rho, double eps, double weight_decay) {
+                   const Tensor& lr, double rho, double eps, double weight_decay,
+                   std::optional<Tensor> hyper) {
   const char* op = "rmsprop_update";
   CheckCommon(op, param, grad, lr, weight_decay);
   CheckLike(op, param, sq_avg, "sq_avg");
@@ -212,11 +241,13 @@ void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg
   const std::optional<DType> sdt = StateDType(param, grad, {&sq_avg});
   if (!sdt) {
     Tensor p = ToF32(param), s = ToF32(sq_avg);
-    RmspropUpdate(p, ToF32(grad), s, lr, rho, eps, weight_decay);
+    RmspropUpdate(p, ToF32(grad), s, lr, rho, eps, weight_decay, hyper);
     CastInto(param, p);  // nothing to do where it was float32
     CastInto(sq_avg, s);
     return;
   }
+  std::vector<BlockPtr> reads{param.block(), grad.block(), sq_avg.block(), lr.block()};
+  const TensorRef hr = CheckHyper(op, param, hyper, 3, "rho, eps, weight_decay", &reads);
   TensorRef pr = param.ref(), gr = grad.ref(), sr = sq_avg.ref(), lr_r = lr.ref();
   const float r = static_cast<float>(rho), e = static_cast<float>(eps),
               wd = static_cast<float>(weight_decay);
@@ -226,11 +257,10 @@ void RmspropUpdate(const Tensor& param, const Tensor& grad, const Tensor& sq_avg
           using T = decltype(t);
           using S = decltype(st);
           MS_DISPATCH(ctx, RmspropUpdate, ReadWrite<T>(pr), gr.data<T>(), ReadWrite<S>(sr),
-                      lr_r.data<float>(), pr.numel(), r, e, wd);
+                      lr_r.data<float>(), pr.numel(), r, e, wd, HyperData(hr));
         });
       },
-      {param.block(), grad.block(), sq_avg.block(), lr.block()},
-      {param.block(), sq_avg.block()}, "RmspropUpdate");
+      reads, {param.block(), sq_avg.block()}, "RmspropUpdate");
 }
 
 }  // namespace ops

@@ -141,8 +141,11 @@ void RmspropRow(T* param, const T* grad, S* sq_avg, int64_t len, float a, float 
 
 template <typename T, typename S>
 void SgdT(T* param, const T* grad, S* buf, const float* lr, const float* step, int64_t n,
-          float momentum, float dampening, float wd, bool nesterov) {
+          float momentum, float dampening, float wd, bool nesterov, const float* hyper) {
   const float a = *lr;
+  momentum = OptimHyper(hyper, 0, momentum);
+  dampening = OptimHyper(hyper, 1, dampening);
+  wd = OptimHyper(hyper, 2, wd);
   if (buf == nullptr) {
     ForRows(n, [&](int64_t i0, int64_t len) { SgdRow(param + i0, grad + i0, len, a, wd); });
     return;
@@ -157,7 +160,11 @@ void SgdT(T* param, const T* grad, S* buf, const float* lr, const float* step, i
 
 template <typename T, typename S>
 void AdamT(T* param, const T* grad, S* m, S* v, const float* lr, const float* step, int64_t n,
-           float beta1, float beta2, float eps, float wd) {
+           float beta1, float beta2, float eps, float wd, const float* hyper) {
+  beta1 = OptimHyper(hyper, 0, beta1);
+  beta2 = OptimHyper(hyper, 1, beta2);
+  eps = OptimHyper(hyper, 2, eps);
+  wd = OptimHyper(hyper, 3, wd);
   const double t = *step;
   const double bc1 = 1.0 - std::pow(double(beta1), t), bc2 = 1.0 - std::pow(double(beta2), t);
   const float step_size = static_cast<float>(*lr / bc1);
@@ -170,8 +177,10 @@ void AdamT(T* param, const T* grad, S* m, S* v, const float* lr, const float* st
 
 template <typename T, typename S>
 void AdagradT(T* param, const T* grad, S* sum_sq, const float* lr, int64_t n, float eps,
-              float wd) {
+              float wd, const float* hyper) {
   const float a = *lr;
+  eps = OptimHyper(hyper, 0, eps);
+  wd = OptimHyper(hyper, 1, wd);
   ForRows(n, [&](int64_t i0, int64_t len) {
     AdagradRow(param + i0, grad + i0, sum_sq + i0, len, a, eps, wd);
   });
@@ -179,8 +188,11 @@ void AdagradT(T* param, const T* grad, S* sum_sq, const float* lr, int64_t n, fl
 
 template <typename T, typename S>
 void RmspropT(T* param, const T* grad, S* sq_avg, const float* lr, int64_t n, float rho,
-              float eps, float wd) {
+              float eps, float wd, const float* hyper) {
   const float a = *lr;
+  rho = OptimHyper(hyper, 0, rho);
+  eps = OptimHyper(hyper, 1, eps);
+  wd = OptimHyper(hyper, 2, wd);
   ForRows(n, [&](int64_t i0, int64_t len) {
     RmspropRow(param + i0, grad + i0, sq_avg + i0, len, a, rho, eps, wd);
   });
@@ -192,21 +204,22 @@ void RmspropT(T* param, const T* grad, S* sq_avg, const float* lr, int64_t n, fl
 #define MS_OPTIM_OVERLOADS(T, S)                                                             \
   void SgdUpdate(Context*, T* param, const T* grad, S* buf, const float* lr,                 \
                  const float* step, int64_t n, float momentum, float dampening,              \
-                 float weight_decay, bool nesterov) {                                        \
-    SgdT(param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);        \
+                 float weight_decay, bool nesterov, const float* hyper) {                    \
+    SgdT(param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov, hyper); \
   }                                                                                          \
   void AdamUpdate(Context*, T* param, const T* grad, S* m, S* v, const float* lr,            \
                   const float* step, int64_t n, float beta1, float beta2, float eps,         \
-                  float weight_decay) {                                                      \
-    AdamT(param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);                  \
+                  float weight_decay, const float* hyper) {                                  \
+    AdamT(param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay, hyper);           \
   }                                                                                          \
   void AdagradUpdate(Context*, T* param, const T* grad, S* sum_sq, const float* lr,          \
-                     int64_t n, float eps, float weight_decay) {                             \
-    AdagradT(param, grad, sum_sq, lr, n, eps, weight_decay);                                 \
+                     int64_t n, float eps, float weight_decay, const float* hyper) {         \
+    AdagradT(param, grad, sum_sq, lr, n, eps, weight_decay, hyper);                          \
   }                                                                                          \
   void RmspropUpdate(Context*, T* param, const T* grad, S* sq_avg, const float* lr,          \
-                     int64_t n, float rho, float eps, float weight_decay) {                  \
-    RmspropT(param, grad, sq_avg, lr, n, rho, eps, weight_decay);                            \
+                     int64_t n, float rho, float eps, float weight_decay,                    \
+                     const float* hyper) {                                                   \
+    RmspropT(param, grad, sq_avg, lr, n, rho, eps, weight_decay, hyper);                     \
   }
 MS_OPTIM_OVERLOADS(float, float)
 MS_OPTIM_OVERLOADS(half_t, half_t)

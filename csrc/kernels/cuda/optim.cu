@@ -19,8 +19,12 @@ using cudak::DCvt;
 
 template <typename T, typename S>
 __global__ void SgdKernel(T* param, const T* grad, S* buf, const float* lr, const float* step,
-                          int64_t n, float momentum, float dampening, float wd, bool nesterov) {
+                          int64_t n, float momentum, float dampening, float wd, bool nesterov,
+                          const float* hyper) {
   const float a = *lr;
+  momentum = OptimHyper(hyper, 0, momentum);
+  dampening = OptimHyper(hyper, 1, dampening);
+  wd = OptimHyper(hyper, 2, wd);
   if (buf == nullptr) {
     MS_CUDA_LOOP(i, n) {
       const float p = DCvt<T>::Load(param[i]);
@@ -43,7 +47,11 @@ __global__ void SgdKernel(T* param, const T* grad, S* buf, const float* lr, cons
 template <typename T, typename S>
 __global__ void AdamKernel(T* param, const T* grad, S* m, S* v, const float* lr,
                            const float* step, int64_t n, float b1, float b2, float eps,
-                           float wd) {
+                           float wd, const float* hyper) {
+  b1 = OptimHyper(hyper, 0, b1);
+  b2 = OptimHyper(hyper, 1, b2);
+  eps = OptimHyper(hyper, 2, eps);
+  wd = OptimHyper(hyper, 3, wd);
   __shared__ float coef[2];
   if (threadIdx.x == 0) {
     const double t = *step;
@@ -66,8 +74,10 @@ __global__ void AdamKernel(T* param, const T* grad, S* m, S* v, const float* lr,
 
 template <typename T, typename S>
 __global__ void AdagradKernel(T* param, const T* grad, S* sum_sq, const float* lr, int64_t n,
-                              float eps, float wd) {
+                              float eps, float wd, const float* hyper) {
   const float a = *lr;
+  eps = OptimHyper(hyper, 0, eps);
+  wd = OptimHyper(hyper, 1, wd);
   MS_CUDA_LOOP(i, n) {
     const float p = DCvt<T>::Load(param[i]);
     const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
@@ -79,8 +89,11 @@ __global__ void AdagradKernel(T* param, const T* grad, S* sum_sq, const float* l
 
 template <typename T, typename S>
 __global__ void RmspropKernel(T* param, const T* grad, S* sq_avg, const float* lr, int64_t n,
-                              float rho, float eps, float wd) {
+                              float rho, float eps, float wd, const float* hyper) {
   const float a = *lr;
+  rho = OptimHyper(hyper, 0, rho);
+  eps = OptimHyper(hyper, 1, eps);
+  wd = OptimHyper(hyper, 2, wd);
   MS_CUDA_LOOP(i, n) {
     const float p = DCvt<T>::Load(param[i]);
     const float g = OptimDecayed(DCvt<T>::Load(grad[i]), p, wd);
@@ -92,42 +105,43 @@ __global__ void RmspropKernel(T* param, const T* grad, S* sq_avg, const float* l
 
 template <typename T, typename S>
 void Sgd(Context* ctx, T* param, const T* grad, S* buf, const float* lr, const float* step,
-         int64_t n, float momentum, float dampening, float weight_decay, bool nesterov) {
+         int64_t n, float momentum, float dampening, float weight_decay, bool nesterov,
+         const float* hyper) {
   if (n <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
   SgdKernel<T, S><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
-      param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);
+      param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov, hyper);
   MS_CUDA_LAUNCH_CHECK("SgdKernel");
 }
 
 template <typename T, typename S>
 void Adam(Context* ctx, T* param, const T* grad, S* m, S* v, const float* lr,
           const float* step, int64_t n, float beta1, float beta2, float eps,
-          float weight_decay) {
+          float weight_decay, const float* hyper) {
   if (n <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
   AdamKernel<T, S><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
-      param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);
+      param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay, hyper);
   MS_CUDA_LAUNCH_CHECK("AdamKernel");
 }
 
 template <typename T, typename S>
 void Adagrad(Context* ctx, T* param, const T* grad, S* sum_sq, const float* lr, int64_t n,
-             float eps, float weight_decay) {
+             float eps, float weight_decay, const float* hyper) {
   if (n <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
   AdagradKernel<T, S><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
-      param, grad, sum_sq, lr, n, eps, weight_decay);
+      param, grad, sum_sq, lr, n, eps, weight_decay, hyper);
   MS_CUDA_LAUNCH_CHECK("AdagradKernel");
 }
 
 template <typename T, typename S>
 void Rmsprop(Context* ctx, T* param, const T* grad, S* sq_avg, const float* lr, int64_t n,
-             float rho, float eps, float weight_decay) {
+             float rho, float eps, float weight_decay, const float* hyper) {
   if (n <= 0) return;
   cudaStream_t s = cudak::Stream(ctx);
   RmspropKernel<T, S><<<cudak::Blocks(n), cudak::kThreads, 0, s>>>(
-      param, grad, sq_avg, lr, n, rho, eps, weight_decay);
+      param, grad, sq_avg, lr, n, rho, eps, weight_decay, hyper);
   MS_CUDA_LAUNCH_CHECK("RmspropKernel");
 }
 
@@ -137,21 +151,23 @@ void Rmsprop(Context* ctx, T* param, const T* grad, S* sq_avg, const float* lr, 
 #define MS_OPTIM_OVERLOADS(T, S)                                                             \
   void SgdUpdate(Context* ctx, T* param, const T* grad, S* buf, const float* lr,             \
                  const float* step, int64_t n, float momentum, float dampening,              \
-                 float weight_decay, bool nesterov) {                                        \
-    Sgd(ctx, param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov);    \
+                 float weight_decay, bool nesterov, const float* hyper) {                    \
+    Sgd(ctx, param, grad, buf, lr, step, n, momentum, dampening, weight_decay, nesterov,     \
+        hyper);                                                                              \
   }                                                                                          \
   void AdamUpdate(Context* ctx, T* param, const T* grad, S* m, S* v, const float* lr,        \
                   const float* step, int64_t n, float beta1, float beta2, float eps,         \
-                  float weight_decay) {                                                      \
-    Adam(ctx, param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay);              \
+                  float weight_decay, const float* hyper) {                                  \
+    Adam(ctx, param, grad, m, v, lr, step, n, beta1, beta2, eps, weight_decay, hyper);       \
   }                                                                                          \
   void AdagradUpdate(Context* ctx, T* param, const T* grad, S* sum_sq, const float* lr,      \
-                     int64_t n, float eps, float weight_decay) {                             \
-    Adagrad(ctx, param, grad, sum_sq, lr, n, eps, weight_decay);                             \
+                     int64_t n, float eps, float weight_decay, const float* hyper) {         \
+    Adagrad(ctx, param, grad, sum_sq, lr, n, eps, weight_decay, hyper);                      \
   }                                                                                          \
   void RmspropUpdate(Context* ctx, T* param, const T* grad, S* sq_avg, const float* lr,      \
-                     int64_t n, float rho, float eps, float weight_decay) {                  \
-    Rmsprop(ctx, param, grad, sq_avg, lr, n, rho, eps, weight_decay);                        \
+                     int64_t n, float rho, float eps, float weight_decay,                    \
+                     const float* hyper) {                                                   \
+    Rmsprop(ctx, param, grad, sq_avg, lr, n, rho, eps, weight_decay, hyper);                 \
   }
 MS_OPTIM_OVERLOADS(float, float)
 MS_OPTIM_OVERLOADS(half_t, half_t)
