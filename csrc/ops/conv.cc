@@ -67,8 +67,8 @@ int64_t BatchedCols() {
 // below) go through Winograd F(m x m, 3x3) (kernels/winograd.h), m = kWinogradTile: (m + 2)^2
 // products per m x m output tile instead of 9 m^2, and transforms that move less data than
 // im2col. F(4x4) does 44% fewer products than F(2x2) and moves less data (36 planes per 16
-// outputs instead of 16 per 4): a ResNet-50 step estimated 4% faster on an H200
-// (tests/cuda_emu/mem_table.py; not yet timed on a GPU: check.sh's A/B row).
+// outputs instead of 16 per 4). Timed on an H200 (check.sh's A/B rows, 2026-11-28), ResNet-50
+// batch 32 graph step: F(4x4) 992 images/s, F(2x2) 919, no Winograd 788.
 // $MINISINGA_CONV_WINOGRAD (read once; for A/B timings): 0 turns Winograd off, 2 or 4 makes
 // every Winograd plan F(2x2) or F(4x4) (the autotuner's too); unset, the autotuner times both.
 constexpr int kWinogradTile = 4;
