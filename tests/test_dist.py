@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from dist_helpers import need_data, ok, params, ranks, reference, run_worker
 
-from minisinga import _core, opt, tensor
+from minisinga import _core, layer, model, opt, tensor
 from minisinga.dist import DistError, NcclIdHolder, ShmCommunicator, timeout_seconds
 
 # ---- arguments ----
@@ -147,6 +147,53 @@ def test_one_rank_plain_equals_plain_sgd():
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-6)
     for k in p:
         np.testing.assert_allclose(p[k], ref[k], rtol=1e-6, atol=1e-8)
+
+
+class _Linear(model.Model):
+    def __init__(self):
+        super().__init__()
+        self.fc = layer.Linear(3)
+        self.loss = layer.SoftMaxCrossEntropy()
+
+    def forward(self, x):
+        return self.fc(x)
+
+    def train_one_batch(self, x, y):
+        loss = self.loss(self.forward(x), y)
+        self.optimizer(loss)
+        return loss
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_one_rank_scheduled_settings_equal_the_optimizer_alone(graph):
+    """DistOpt around an SGD whose momentum and weight decay are schedules trains as that SGD
+    alone (one rank: the all-reduce is the identity), eager and replayed."""
+    r = np.random.default_rng(0)
+    xs = [r.standard_normal((8, 5)).astype(np.float32) for _ in range(4)]
+    ys = [r.integers(0, 3, 8).astype(np.int32) for _ in range(4)]
+
+    def train(wrap):
+        tensor.get_default_device().SetRandSeed(1)
+        sgd = opt.SGD(0.1, momentum=opt.ExponentialDecay(0.9, 1, 0.8),
+                      weight_decay=opt.ExponentialDecay(0.01, 1, 0.5))
+        o = opt.DistOpt(sgd, nccl_id=NcclIdHolder(), local_rank=0, world_size=1) if wrap \
+            else sgd
+        m = _Linear()
+        m.set_optimizer(o)
+        tx, ty = tensor.from_numpy(xs[0]), tensor.from_numpy(ys[0])
+        m.compile([tx], is_train=True, use_graph=graph)
+        for x, y in zip(xs, ys):
+            tx.copy_from_numpy(x)
+            ty.copy_from_numpy(y)
+            m(tx, ty)
+        if wrap:
+            o.close()
+        return m.fc.W.to_numpy(), sgd.hyper_value.to_numpy()
+
+    (w, h), (w_ref, h_ref) = train(True), train(False)
+    np.testing.assert_allclose(h, [0.9 * 0.8 ** 4, 0, 0.01 * 0.5 ** 4], rtol=1e-6)
+    np.testing.assert_array_equal(h, h_ref)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-6, atol=1e-7)
 
 
 # ---- two spawned ranks ----
