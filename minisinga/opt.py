@@ -265,11 +265,11 @@ class Optimizer:
     def _hyper(self) -> Optional["_core.Tensor"]:
         """The update op's `hyper`: None where every setting of hyper_names is a number; else
         the device tensor of their values at the current step (made here, on the step
-        counter's device, outside any recording; step() rewrites it)."""
+        counter's device, outside any recording; step() rewrites it, _begin moves it)."""
         if not any(isinstance(getattr(self, n), DecayScheduler) for n in self.hyper_names):
             return None
-        dev = self.step_counter.device
-        if self.hyper_value is None or self.hyper_value.device != dev:
+        if self.hyper_value is None:
+            dev = self.step_counter.device
             with eager(dev):
                 self.hyper_value = tensor.zeros((len(self.hyper_names),), dev)
                 self._refresh_hyper()

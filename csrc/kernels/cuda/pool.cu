@@ -69,11 +69,6 @@ void WithDivs(const ConvGeom& g, int64_t total, F f) {
     f(int64_t{}, make(cudak::SlowDiv{}), total);
 }
 
-// for (I e = global thread index; e < total; e += all threads).
-#define MS_POOL_LOOP(I, e, total)                                                   \
-  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < (total); \
-       e += static_cast<I>(blockDim.x) * gridDim.x)
-
 // Outputs along one axis whose window [o*S - P, o*S - P + K) contains position h: [*lo, *hi).
 template <typename I, typename Dv>
 __device__ __forceinline__ void Covering(I h, int64_t P, int64_t K, int64_t O, const Dv& S,
@@ -114,7 +109,8 @@ __global__ void MaxPoolKernel(const T* x, int64_t planes, const ConvGeom g, T* y
 template <typename I, typename Dv, typename T>
 __global__ void AvgPoolKernel(const T* x, I total, const ConvGeom g, const PoolDivs<Dv> dv,
                               bool count_include_pad, T* y) {
-  MS_POOL_LOOP(I, e, total) {
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const I pl = dv.P.Div(e), q = dv.P.Mod(e), oh = dv.OW.Div(q), ow = dv.OW.Mod(q);
     const T* xp = x + static_cast<int64_t>(pl) * g.H * g.W;
     const Window win(g, oh, ow);
@@ -128,7 +124,8 @@ __global__ void AvgPoolKernel(const T* x, I total, const ConvGeom g, const PoolD
 template <typename I, typename Dv, typename T>
 __global__ void MaxPoolBackwardKernel(const T* dy, const int32_t* idx, I total,
                                       const ConvGeom g, const PoolDivs<Dv> dv, T* dx) {
-  MS_POOL_LOOP(I, e, total) {
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const I pl = dv.HW.Div(e), cell = dv.HW.Mod(e), h = dv.W.Div(cell), w = dv.W.Mod(cell);
     int64_t oh0, oh1, ow0, ow1;
     Covering(h, g.PT, g.KH, g.OH, dv.SH, &oh0, &oh1);
@@ -161,7 +158,8 @@ template <typename I, typename Dv, typename T>
 __global__ void MaxPoolStrayKernel(const T* dy, const int32_t* idx, I total, const ConvGeom g,
                                    const PoolDivs<Dv> dv, T* dx) {
   const int64_t HW = g.H * g.W;
-  MS_POOL_LOOP(I, e, total) {
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const int64_t t = idx[e];
     if (t < 0 || t >= HW) continue;
     const I pl = dv.P.Div(e), q = dv.P.Mod(e), oh = dv.OW.Div(q), ow = dv.OW.Mod(q);
@@ -175,7 +173,8 @@ __global__ void MaxPoolStrayKernel(const T* dy, const int32_t* idx, I total, con
 template <typename I, typename Dv, typename T>
 __global__ void AvgPoolBackwardKernel(const T* dy, I total, const ConvGeom g,
                                       const PoolDivs<Dv> dv, bool count_include_pad, T* dx) {
-  MS_POOL_LOOP(I, e, total) {
+  const I step = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const I pl = dv.HW.Div(e), cell = dv.HW.Mod(e), h = dv.W.Div(cell), w = dv.W.Mod(cell);
     int64_t oh0, oh1, ow0, ow1;
     Covering(h, g.PT, g.KH, g.OH, dv.SH, &oh0, &oh1);
@@ -191,8 +190,6 @@ __global__ void AvgPoolBackwardKernel(const T* dy, I total, const ConvGeom g,
     dx[e] = cudak::DCvt<T>::Store(v);
   }
 }
-
-#undef MS_POOL_LOOP
 
 template <typename T>
 void MaxPoolT(Context* ctx, const T* x, int64_t planes, const ConvGeom& g, T* y,
